@@ -1,0 +1,382 @@
+"""Tests of cnninterp.data.synthetic_broden: Broden layout, consistency, determinism."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+try:
+    import cnninterp  # noqa: F401
+except ImportError:  # running from a checkout without an installed package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
+
+from cnninterp.data import synthetic_broden as sb  # noqa: E402
+from cnninterp.data.synthetic_broden import generate_broden  # noqa: E402
+
+N_IMAGES = 40
+SIZE = 64
+CATEGORIES = ["color", "object", "part", "material", "scene", "texture"]
+PIXEL = ["color", "object", "part", "material"]
+WHOLE = ["scene", "texture"]
+CATEGORY_CELL = re.compile(r"^([^(]*)\(([^)]*)\)$")
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers: a minimal Broden reader written from the layout description
+# ---------------------------------------------------------------------------------------------
+
+
+def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """Return the header and the rows of a CSV file."""
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def split_cell(cell: str) -> list[str]:
+    """Split a ``;``-separated cell, dropping empty items."""
+    return [s for s in cell.split(";") if s]
+
+
+def decode_png(path: Path) -> np.ndarray:
+    """Decode a segmentation PNG to label numbers (R + 256 * G)."""
+    a = np.asarray(Image.open(path)).astype(np.int64)
+    return a[:, :, 0] + 256 * a[:, :, 1]
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """sha256 of every file under ``root``, keyed by relative path."""
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+class Dataset:
+    """Parsed CSV files of one generated dataset."""
+
+    def __init__(self, root: Path, summary: dict) -> None:
+        self.root = root
+        self.summary = summary
+        self.headers = {}
+        for name in ["index", "label", "category"] + [f"c_{c}" for c in CATEGORIES]:
+            self.headers[name], rows = read_csv(root / f"{name}.csv")
+            setattr(self, name.replace("c_", "cat_"), rows)
+        self.labels = {int(r["number"]): r for r in self.label}
+        self.c_rows = {c: getattr(self, f"cat_{c}") for c in CATEGORIES}
+        self.c_numbers = {c: {int(r["number"]) for r in rows} for c, rows in self.c_rows.items()}
+
+    def label_categories(self, number: int) -> dict[str, int]:
+        """Parse the ``category`` cell of label ``number`` into {category: image count}."""
+        out = {}
+        for item in split_cell(self.labels[number]["category"]):
+            name, count = CATEGORY_CELL.match(item).groups()
+            out[name] = int(count)
+        return out
+
+    def pixel_labels(self, row: dict[str, str], cat: str) -> set[int]:
+        """Label numbers found in the segmentation layers of ``cat`` of an index row."""
+        found: set[int] = set()
+        for rel in split_cell(row[cat]):
+            found |= set(np.unique(decode_png(self.root / "images" / rel)).tolist())
+        return found - {0}
+
+
+@pytest.fixture(scope="module")
+def out_root(tmp_path_factory) -> Path:
+    """A fresh parent folder shared by the module's datasets."""
+    return tmp_path_factory.mktemp("synthetic_broden")
+
+
+@pytest.fixture(scope="module")
+def ds(out_root: Path) -> Dataset:
+    """The dataset every consistency test reads (seed 0)."""
+    root = out_root / "seed0"
+    summary = generate_broden(root, n_images=N_IMAGES, image_size=SIZE, seed=0)
+    return Dataset(root, summary)
+
+
+# ---------------------------------------------------------------------------------------------
+# Layout
+# ---------------------------------------------------------------------------------------------
+
+
+def test_headers_are_exactly_brodens(ds: Dataset) -> None:
+    assert ds.headers["index"] == ["image", "split", "ih", "iw", "sh", "sw", *CATEGORIES]
+    assert ds.headers["label"] == ["number", "name", "category", "frequency", "coverage", "syns"]
+    assert ds.headers["category"] == ["name", "first", "last", "count", "frequency"]
+    for cat in CATEGORIES:
+        assert ds.headers[f"c_{cat}"] == ["code", "number", "name", "frequency", "coverage"]
+
+
+def test_top_level_files_and_no_temporary_left(ds: Dataset, out_root: Path) -> None:
+    names = {p.name for p in ds.root.iterdir()}
+    expected = {"images", "index.csv", "label.csv", "category.csv"}
+    expected |= {f"c_{c}.csv" for c in CATEGORIES}
+    assert names == expected
+    assert not [p for p in out_root.iterdir() if ".tmp-" in p.name]
+
+
+def test_summary(ds: Dataset) -> None:
+    s = ds.summary
+    assert s["images"] == N_IMAGES == len(ds.index)
+    assert s["labels"] == len(ds.label) == max(ds.labels)
+    assert s["train"] + s["val"] == N_IMAGES
+    assert s["val"] == round(N_IMAGES * 0.2)
+    assert Counter(r["split"] for r in ds.index) == {"train": s["train"], "val": s["val"]}
+    assert 40 <= s["labels"] <= 70
+
+
+def test_referenced_files_exist_with_right_sizes(ds: Dataset) -> None:
+    for row in ds.index:
+        ih, iw, sh, sw = (int(row[k]) for k in ("ih", "iw", "sh", "sw"))
+        assert (ih, iw, sh, sw) == (SIZE, SIZE, SIZE // 2, SIZE // 2)
+        assert re.fullmatch(r"synthetic/syn_\d{6}\.jpg", row["image"])
+        with Image.open(ds.root / "images" / row["image"]) as im:
+            assert im.format == "JPEG" and im.mode == "RGB" and im.size == (iw, ih)
+        for cat in PIXEL:
+            for rel in split_cell(row[cat]):
+                assert rel.startswith("synthetic/") and rel.endswith(".png")
+                with Image.open(ds.root / "images" / rel) as im:
+                    assert im.format == "PNG" and im.mode == "RGB" and im.size == (sw, sh)
+                    assert not np.asarray(im)[:, :, 2].any(), "blue channel must be 0"
+        for cat in WHOLE:
+            assert all(re.fullmatch(r"\d+", v) for v in split_cell(row[cat]))
+    # every file under images/ is referenced by index.csv
+    referenced = {row["image"] for row in ds.index}
+    referenced |= {rel for row in ds.index for c in PIXEL for rel in split_cell(row[c])}
+    on_disk = {
+        p.relative_to(ds.root / "images").as_posix()
+        for p in (ds.root / "images").rglob("*")
+        if p.is_file()
+    }
+    assert on_disk == referenced
+
+
+def test_every_image_has_color_labels_covering_all_pixels(ds: Dataset) -> None:
+    for row in ds.index:
+        (rel,) = split_cell(row["color"])
+        assert (decode_png(ds.root / "images" / rel) > 0).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# Label consistency
+# ---------------------------------------------------------------------------------------------
+
+
+def test_mask_and_image_labels_belong_to_their_category(ds: Dataset) -> None:
+    for row in ds.index:
+        for cat in PIXEL:
+            found = ds.pixel_labels(row, cat)
+            assert found <= set(ds.labels)
+            assert found <= ds.c_numbers[cat], (row["image"], cat, found)
+            if split_cell(row[cat]):
+                assert found, f"{row['image']}: empty {cat} layer written"
+        for cat in WHOLE:
+            numbers = {int(v) for v in split_cell(row[cat])}
+            assert numbers <= ds.c_numbers[cat]
+
+
+def test_label_numbers_and_names(ds: Dataset) -> None:
+    numbers = [int(r["number"]) for r in ds.label]
+    assert numbers == list(range(1, len(numbers) + 1))
+    names = [r["name"] for r in ds.label]
+    assert len(set(names)) == len(names)
+    # numbers grouped by category in category order (a shared label keeps its first number)
+    firsts = [
+        min(ds.c_numbers[c] - set().union(*[ds.c_numbers[p] for p in CATEGORIES[:i]]))
+        for i, c in enumerate(CATEGORIES)
+    ]
+    assert firsts == sorted(firsts)
+
+
+def test_c_files_consistent_with_label_and_category_csv(ds: Dataset) -> None:
+    cat_rows = {r["name"]: r for r in ds.category}
+    assert list(cat_rows) == CATEGORIES
+    for cat in CATEGORIES:
+        rows = ds.c_rows[cat]
+        assert [int(r["code"]) for r in rows] == list(range(1, len(rows) + 1))
+        c = cat_rows[cat]
+        assert (int(c["first"]), int(c["last"]), int(c["count"])) == (1, len(rows), len(rows))
+        with_cat = sum(1 for row in ds.index if split_cell(row[cat]))
+        assert int(c["frequency"]) == with_cat
+        for r in rows:
+            number = int(r["number"])
+            assert ds.labels[number]["name"] == r["name"]
+            cats = ds.label_categories(number)
+            assert cats[cat] == int(r["frequency"])
+            cov = float(r["coverage"])
+            assert 0.0 <= cov <= 1.0
+            assert (cov > 0) == (int(r["frequency"]) > 0)
+    for number in ds.labels:
+        cats = ds.label_categories(number)
+        assert set(cats) == {c for c in CATEGORIES if number in ds.c_numbers[c]}
+        assert int(ds.labels[number]["frequency"]) >= max(cats.values())
+
+
+def test_frequencies_match_the_annotations(ds: Dataset) -> None:
+    counted: dict[str, Counter] = defaultdict(Counter)
+    any_cat: Counter = Counter()
+    for row in ds.index:
+        present = set()
+        for cat in PIXEL:
+            found = ds.pixel_labels(row, cat)
+            counted[cat].update(found)
+            present |= found
+        for cat in WHOLE:
+            found = {int(v) for v in split_cell(row[cat])}
+            counted[cat].update(found)
+            present |= found
+        any_cat.update(present)
+    for cat in CATEGORIES:
+        for r in ds.c_rows[cat]:
+            assert int(r["frequency"]) == counted[cat][int(r["number"])], (cat, r["name"])
+    for number, r in ds.labels.items():
+        assert int(r["frequency"]) == any_cat[number]
+
+
+def test_color_coverage_matches_masks(ds: Dataset) -> None:
+    totals: Counter = Counter()
+    images: Counter = Counter()
+    for row in ds.index:
+        (rel,) = split_cell(row["color"])
+        labels = decode_png(ds.root / "images" / rel)
+        for number, count in zip(*np.unique(labels, return_counts=True)):
+            totals[int(number)] += count / labels.size
+            images[int(number)] += 1
+    for r in ds.cat_color:
+        number = int(r["number"])
+        if images[number]:
+            assert float(r["coverage"]) == pytest.approx(totals[number] / images[number], abs=1e-5)
+
+
+def test_a_label_in_two_categories_with_distinct_coverages(ds: Dataset) -> None:
+    shared = [n for n in ds.labels if len(ds.label_categories(n)) >= 2]
+    assert shared
+    for number in shared:
+        coverage = {}
+        for cat in ds.label_categories(number):
+            (row,) = [r for r in ds.c_rows[cat] if int(r["number"]) == number]
+            coverage[cat] = float(row["coverage"])
+        assert len(set(coverage.values())) == len(coverage), coverage
+        primary = max(coverage, key=coverage.get)
+        assert next(iter(ds.label_categories(number))) == primary  # listed first
+
+
+# ---------------------------------------------------------------------------------------------
+# Content: partial annotations, part layers, scenes
+# ---------------------------------------------------------------------------------------------
+
+
+def test_partial_annotation_and_two_part_layers(ds: Dataset) -> None:
+    n_part_layers = [len(split_cell(r["part"])) for r in ds.index]
+    assert 0 in n_part_layers
+    assert 2 in n_part_layers
+    assert max(n_part_layers) <= 2
+    assert any(not split_cell(r["material"]) for r in ds.index)
+    assert any(not split_cell(r["texture"]) for r in ds.index)
+    assert any(split_cell(r["texture"]) for r in ds.index)
+    assert all(len(split_cell(r["scene"])) <= 1 for r in ds.index)
+
+
+def test_part_layers_overlap_inside_objects(ds: Dataset) -> None:
+    for row in ds.index:
+        paths = split_cell(row["part"])
+        if len(paths) < 2:
+            continue
+        layer1, layer2 = (decode_png(ds.root / "images" / p) for p in paths)
+        (obj_path,) = split_cell(row["object"])
+        objects = decode_png(ds.root / "images" / obj_path)
+        assert ((layer2 > 0) & (layer1 > 0)).any(), "layer 2 should overlap layer 1"
+        assert not ((layer1 > 0) & (objects == 0)).any(), "parts lie inside objects"
+
+
+def test_scenes_vary_and_follow_the_background_rule(ds: Dataset) -> None:
+    scene_cells = [r["scene"] for r in ds.index if r["scene"]]
+    assert len(set(scene_cells)) >= 3
+    names = {n: r["name"] for n, r in ds.labels.items()}
+    # Summed over a scene's images, the most frequent material is the scene's background.
+    pixels: dict[str, Counter] = defaultdict(Counter)
+    for row in ds.index:
+        if not (row["scene"] and row["material"]):
+            continue
+        scene = names[int(row["scene"])]
+        (rel,) = split_cell(row["material"])
+        labels = decode_png(ds.root / "images" / rel)
+        for number, count in zip(*np.unique(labels[labels > 0], return_counts=True)):
+            pixels[scene][names[int(number)]] += int(count)
+    assert pixels
+    for scene, counts in pixels.items():
+        assert counts.most_common(1)[0][0] == sb.SCENE_RULES[scene][0], (scene, counts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Determinism, atomic writing, arguments
+# ---------------------------------------------------------------------------------------------
+
+
+def test_same_seed_is_byte_identical_and_other_seed_differs(ds: Dataset, out_root: Path) -> None:
+    again = out_root / "seed0-again"
+    generate_broden(again, n_images=N_IMAGES, image_size=SIZE, seed=0)
+    assert tree_digest(again) == tree_digest(ds.root)
+    other = out_root / "seed1"
+    generate_broden(other, n_images=N_IMAGES, image_size=SIZE, seed=1)
+    digest_other = tree_digest(other)
+    digest = tree_digest(ds.root)
+    assert digest_other != digest
+    assert (
+        digest_other["images/synthetic/syn_000001.jpg"] != digest["images/synthetic/syn_000001.jpg"]
+    )
+
+
+def test_existing_out_dir_raises(ds: Dataset) -> None:
+    before = tree_digest(ds.root)
+    with pytest.raises(FileExistsError, match=re.escape(str(ds.root))):
+        generate_broden(ds.root, n_images=2, image_size=SIZE)
+    assert tree_digest(ds.root) == before
+
+
+def test_failure_removes_temporary_folder(tmp_path: Path, monkeypatch) -> None:
+    calls = []
+
+    def broken(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("disk full")
+        return original(*args, **kwargs)
+
+    original = sb._write_image
+    monkeypatch.setattr(sb, "_write_image", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        generate_broden(tmp_path / "out", n_images=5, image_size=32)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"n_images": 0}, {"image_size": 8}, {"val_fraction": 1.0}, {"val_fraction": -0.1}]
+)
+def test_invalid_arguments(tmp_path: Path, kwargs: dict) -> None:
+    with pytest.raises(ValueError):
+        generate_broden(tmp_path / "out", **kwargs)
+    assert not (tmp_path / "out").exists()
+
+
+def test_full_resolution_224(tmp_path: Path) -> None:
+    summary = generate_broden(tmp_path / "big", n_images=3, image_size=224, val_fraction=0.0)
+    assert summary["val"] == 0 and summary["train"] == 3
+    _, rows = read_csv(tmp_path / "big" / "index.csv")
+    for row in rows:
+        assert (row["ih"], row["iw"], row["sh"], row["sw"]) == ("224", "224", "112", "112")
+        with Image.open(tmp_path / "big" / "images" / row["image"]) as im:
+            assert im.size == (224, 224)
+        with Image.open(tmp_path / "big" / "images" / split_cell(row["color"])[0]) as im:
+            assert im.size == (112, 112)

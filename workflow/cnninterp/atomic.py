@@ -1,0 +1,54 @@
+"""Write outputs so that a final path exists only once its content is complete."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+
+def temp_sibling(path: str | Path) -> Path:
+    """Return a hidden temporary path beside ``path``, unique to this process."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path):
+    """Yield a temporary file path; on success rename it to ``path``, on error delete it.
+
+    Works for files and for folders (the caller creates whichever it needs at the yielded path).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_sibling(path)
+    _remove(tmp)
+    try:
+        yield tmp
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        _remove(tmp)
+
+
+def _remove(path: Path) -> None:
+    """Delete a file or folder if it exists."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def write_json(path: str | Path, data, indent: int = 2) -> None:
+    """Atomically write ``data`` as JSON with sorted keys (byte-stable for equal data)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=indent, sort_keys=True) + "\n")
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Atomically write ``data`` to ``path``."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)

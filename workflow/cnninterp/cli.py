@@ -1,0 +1,236 @@
+"""``cnninterp <step> ...``: the command line every Snakemake rule calls.
+
+Heavy libraries are imported inside the commands that need them, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .errors import CnninterpError
+
+log = logging.getLogger("cnninterp")
+
+
+def _csv(text: str) -> list[str]:
+    return [t for t in (s.strip() for s in text.split(",")) if t]
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="torchvision:<arch> or 'checkpoint' (a model.pt written by 'cnninterp train')")
+    p.add_argument("--checkpoint", default=None, help="state_dict file (torchvision specs) or project checkpoint")
+    p.add_argument("--init-seed", type=int, default=1, help="seed of the random initialisation when there is no checkpoint")
+    p.add_argument("--num-classes", type=int, default=None, help="classes of the last layer (default: from the checkpoint, else 1000)")
+    p.add_argument("--layers", type=_csv, required=True, help="comma-separated layer names as named_modules() spells them")
+    p.add_argument("--preprocess", default="imagenet", choices=["imagenet", "netdissect_lite"])
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the ``cnninterp`` command."""
+    parser = argparse.ArgumentParser(prog="cnninterp", description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate-config", help="check a config file against the schema")
+    p.add_argument("config")
+
+    data = sub.add_parser("data", help="fetch, synthesize and shard datasets").add_subparsers(dest="data_command", required=True)
+    p = data.add_parser("synth-broden", help="write a synthetic dataset in Broden's on-disk layout")
+    p.add_argument("--out", required=True)
+    p.add_argument("--n-images", type=int, default=1200)
+    p.add_argument("--image-size", type=int, default=112)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p = data.add_parser("fetch-broden", help="download (resumable) and safely extract a Broden zip")
+    p.add_argument("--url", required=True)
+    p.add_argument("--sha256", default=None)
+    p.add_argument("--archive", required=True, help="where the zip is kept")
+    p.add_argument("--out", required=True, help="folder to extract into")
+    p = data.add_parser("shard-broden", help="convert a Broden folder into WebDataset shards + manifest.json")
+    p.add_argument("--broden", required=True, help="unpacked Broden folder (with index.csv)")
+    p.add_argument("--out", required=True, help="shard folder, e.g. results/shards/broden")
+    p.add_argument("--shard-size", type=int, default=1000)
+    p.add_argument("--source", default="{}", help="JSON: where the folder came from (kind, url/path, sha256)")
+    p.add_argument("--config-json", default="{}", help="JSON: the config fragment that made these shards")
+
+    train = sub.add_parser("train", help="train models").add_subparsers(dest="train_command", required=True)
+    p = train.add_parser("baseline", help="train a torchvision CNN to classify Broden images by scene or object")
+    p.add_argument("--shards", required=True)
+    p.add_argument("--out", required=True, help="checkpoint path (model.pt); config.json is written beside it")
+    p.add_argument("--arch", required=True)
+    p.add_argument("--task", default="scene", choices=["scene", "object"])
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--preprocess", default="imagenet", choices=["imagenet", "netdissect_lite"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+    p = sub.add_parser("dissect", help="dissect a model on Broden shards in one process")
+    _model_args(p)
+    p.add_argument("--shards", required=True, help="shard folder with manifest.json")
+    p.add_argument("--out", required=True)
+    _scoring_args(p)
+    p.add_argument("--quantile", type=float, default=0.005)
+
+    p = sub.add_parser("dissect-quantiles", help="per-shard job: each unit's top activations")
+    _model_args(p)
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--shard", action="append", required=True)
+    p.add_argument("--quantile", type=float, default=0.005)
+    p.add_argument("--out", required=True)
+
+    p = sub.add_parser("dissect-thresholds", help="merge per-shard top activations into exact thresholds")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--layers", type=_csv, required=True)
+    p.add_argument("--quantile", type=float, default=0.005)
+    p.add_argument("--out", required=True)
+    p.add_argument("parts", nargs="+")
+
+    p = sub.add_parser("dissect-tally", help="per-shard job: IoU counts at the given thresholds")
+    _model_args(p)
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--shard", action="append", required=True)
+    p.add_argument("--thresholds", required=True)
+    p.add_argument("--top-images", type=int, default=8)
+    p.add_argument("--out", required=True)
+
+    p = sub.add_parser("dissect-gather", help="sum per-shard tallies; write iou.parquet and summary.json")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--layers", type=_csv, required=True)
+    p.add_argument("--thresholds", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--settings-json", default="{}")
+    _scoring_args(p)
+    p.add_argument("parts", nargs="+")
+
+    p = sub.add_parser("report", help="render the HTML report from result files")
+    p.add_argument("--config", required=True)
+    p.add_argument("--results", default="results")
+    p.add_argument("--out", required=True)
+    return parser
+
+
+def _scoring_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--denominator", default="original", choices=["original", "lite"])
+    p.add_argument("--iou-threshold", type=float, default=0.04)
+    p.add_argument("--top-images", type=int, default=8)
+
+
+def _model(args):
+    from .models.backbones import load_model
+
+    return load_model(args.model, args.checkpoint, args.init_seed, args.num_classes)
+
+
+def _device(name: str):
+    from .train.loop import pick_device
+
+    return pick_device(name)
+
+
+def run(args) -> None:
+    """Execute the parsed command ``args``."""
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    cmd = args.command
+    if cmd == "validate-config":
+        from .config import load_config
+
+        load_config(args.config)
+        print(f"{args.config}: valid")
+    elif cmd == "data":
+        _run_data(args)
+    elif cmd == "train":
+        from .train.baseline import train_baseline
+
+        summary = train_baseline(args.shards, args.out, args.arch, args.task, args.epochs, args.batch_size, args.lr, args.momentum, args.weight_decay, args.preprocess, args.seed, args.device)
+        log.info("trained %s: val accuracy %s", args.arch, summary["val_accuracy"])
+    elif cmd == "dissect":
+        from .dissect.engine import dissect
+
+        summary = dissect(_model(args), args.layers, args.shards, args.out, args.quantile, args.iou_threshold, args.denominator, args.preprocess, args.batch_size, args.top_images, _device(args.device), {"model": args.model, "checkpoint": args.checkpoint})
+        for layer, s in summary.items():
+            print(f"{layer}: {s['detectors']}/{s['units']} detectors, {s['unique_concepts']} unique concepts")
+    elif cmd.startswith("dissect-"):
+        _run_dissect_stage(args)
+    elif cmd == "report":
+        from .report.build import build_report
+
+        build_report(args.config, args.results, args.out)
+
+
+def _run_data(args) -> None:
+    sub = args.data_command
+    if sub == "synth-broden":
+        from .data.synthetic_broden import generate_broden
+
+        out = Path(args.out)
+        if out.exists():
+            import shutil
+
+            shutil.rmtree(out)  # a previous, incomplete output of this same step
+        generate_broden(out, args.n_images, args.image_size, args.seed, args.val_fraction)
+    elif sub == "fetch-broden":
+        from .data.download import fetch_and_extract
+
+        info = fetch_and_extract(args.url, args.sha256, args.archive, args.out)
+        print(json.dumps(info))
+    elif sub == "shard-broden":
+        from .data.broden_shards import convert_broden
+
+        manifest = convert_broden(args.broden, args.out, args.shard_size, json.loads(args.source), json.loads(args.config_json))
+        counts = {k: v["samples"] for k, v in manifest["splits"].items()}
+        print(f"wrote shards to {args.out}: {counts}")
+
+
+def _run_dissect_stage(args) -> None:
+    from .data.shards import read_manifest
+    from .dissect import engine
+
+    manifest = read_manifest(Path(args.manifest).parent)
+    total = engine.dataset_images(manifest)
+    if args.command == "dissect-quantiles":
+        tops = engine.quantile_tops(_model(args), args.layers, args.shard, total, args.quantile, args.preprocess, args.batch_size, _device(args.device))
+        engine.save_arrays(args.out, tops)
+    elif args.command == "dissect-thresholds":
+        parts = [engine.load_arrays(p) for p in args.parts]
+        engine.save_arrays(args.out, engine.merge_thresholds(parts, args.layers, total, args.quantile))
+    elif args.command == "dissect-tally":
+        thresholds = engine.load_arrays(args.thresholds)
+        counts = engine.tally(_model(args), args.layers, args.shard, thresholds, manifest, args.preprocess, args.batch_size, _device(args.device), args.top_images)
+        engine.save_arrays(args.out, counts)
+    elif args.command == "dissect-gather":
+        parts = [engine.load_arrays(p) for p in args.parts]
+        settings = json.loads(args.settings_json)
+        settings.update(denominator=args.denominator, iou_threshold=args.iou_threshold, layers=args.layers)
+        summary = engine.gather(parts, engine.load_arrays(args.thresholds), manifest, args.layers, args.denominator, args.iou_threshold, args.top_images, args.out, settings)
+        for layer, s in summary.items():
+            print(f"{layer}: {s['detectors']}/{s['units']} detectors, {s['unique_concepts']} unique concepts")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: parse ``argv``, run the command, turn known errors into a one-line message (exit 2)."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        run(args)
+    except CnninterpError as err:
+        print(f"cnninterp {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

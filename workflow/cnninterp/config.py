@@ -1,0 +1,96 @@
+"""Load and validate the pipeline configuration against workflow/schemas/config.schema.yaml."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+
+
+def load_schema() -> dict:
+    """Return the config JSON schema (a dict) read from ``SCHEMA_PATH``."""
+    import yaml
+
+    if not SCHEMA_PATH.is_file():
+        raise ConfigError(f"config schema not found at {SCHEMA_PATH}; is the package installed editable (pip install -e .)?")
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _validator_with_defaults(schema: dict):
+    """Return a jsonschema validator that also fills in ``default`` values of properties."""
+    from jsonschema import Draft202012Validator, validators
+
+    def set_defaults(validator, properties, instance, schema_node):
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if isinstance(sub, dict) and "default" in sub and key not in instance:
+                    instance[key] = copy.deepcopy(sub["default"])
+        yield from Draft202012Validator.VALIDATORS["properties"](validator, properties, instance, schema_node)
+
+    cls = validators.extend(Draft202012Validator, {"properties": set_defaults})
+    return cls(schema)
+
+
+def format_path(path) -> str:
+    """Render a jsonschema error path (a deque of keys and indices) as ``a.b[0].c``."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<top level>"
+
+
+def validate_config(config: dict, source: str = "config") -> dict:
+    """Validate ``config`` (a dict) and return a copy with schema defaults filled in.
+
+    Raises ConfigError naming ``source``, the key's path and the reason of the first errors.
+    """
+    config = copy.deepcopy(config)
+    validator = _validator_with_defaults(load_schema())
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        lines = [f"  {format_path(e.absolute_path)}: {e.message}" for e in errors[:10]]
+        raise ConfigError(f"invalid configuration in {source}:\n" + "\n".join(lines))
+    return config
+
+
+def load_config(path: str | Path) -> dict:
+    """Read a YAML config file, validate it and return it with defaults filled in."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+    return validate_config(data or {}, source=str(path))
+
+
+def config_hash(fragment: Any, length: int = 12) -> str:
+    """Return a short sha256 hex digest of a JSON-serialisable config fragment (key order ignored)."""
+    text = json.dumps(fragment, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def dissect_settings(config: dict, model: str) -> dict:
+    """Return the effective dissection settings of ``model``: dissect.defaults overridden by its entry.
+
+    Also fills ``random_init`` (False), ``init_seed`` (1) and ``checkpoint`` (None) when absent.
+    """
+    models = config["dissect"]["models"]
+    if model not in models:
+        raise ConfigError(f"dissect.models has no model {model!r} (has {', '.join(models)})")
+    merged = {"random_init": False, "init_seed": 1, "checkpoint": None, "preprocess": "imagenet"}
+    merged.update(config["dissect"].get("defaults", {}))
+    merged.update(models[model])
+    kind, name = merged["source"].split(":", 1)
+    if kind == "trained" and name not in config.get("train", {}):
+        raise ConfigError(f"dissect.models.{model}.source: no train entry {name!r} (train has {', '.join(config.get('train', {})) or 'none'})")
+    return merged

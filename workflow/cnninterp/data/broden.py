@@ -1,0 +1,212 @@
+"""Reader of the Broden dataset's on-disk layout (real ``broden1_*`` folders and synthetic ones).
+
+Layout facts this reader relies on:
+- ``index.csv``: ``image,split,ih,iw,sh,sw,color,object,part,material,scene,texture``; image and
+  PNG paths are relative to ``images/``; a category cell is empty, a ``;``-list of segmentation
+  PNGs (pixel-level layers) or a ``;``-list of decimal label numbers (whole-image labels).
+- segmentation PNGs have size (sw, sh) and encode the label as R + 256*G; 0 is unlabeled.
+- ``label.csv``: ``number,name,category,frequency,coverage,syns``, category like ``material(36);object(3)``.
+- ``category.csv``: ``name,first,last,count,frequency``; ``c_<category>.csv``: ``code,number,name,frequency,coverage``.
+Each label's primary category is the category with the largest coverage in the ``c_*.csv`` files.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+
+INDEX_COLUMNS = ("image", "split", "ih", "iw", "sh", "sw")
+LABEL_COLUMNS = ("number", "name", "category")
+CATEGORY_COLUMNS = ("name",)
+CCAT_COLUMNS = ("number", "coverage")
+_CATEGORY_ITEM = re.compile(r"^\s*([A-Za-z_]+)\s*(?:\((\d+)\))?\s*$")
+
+
+@dataclass(frozen=True)
+class Label:
+    """One concept: its global number, name, categories (name -> coverage) and primary category."""
+
+    number: int
+    name: str
+    categories: dict
+    primary: str
+
+
+@dataclass
+class IndexRow:
+    """One image of ``index.csv``: paths are relative to ``images/``."""
+
+    row: int
+    image: str
+    split: str
+    ih: int
+    iw: int
+    sh: int
+    sw: int
+    layers: list = field(default_factory=list)  # [(category, png path)] in column order
+    image_labels: dict = field(default_factory=dict)  # category -> [label numbers]
+
+
+def read_csv(path: Path, required: tuple[str, ...]) -> list[dict]:
+    """Read a CSV with a header into a list of dicts; DataError if the file or a column is missing."""
+    if not path.is_file():
+        raise DataError(f"Broden file {path} is missing")
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        columns = reader.fieldnames or []
+        missing = [c for c in required if c not in columns]
+        if missing:
+            raise DataError(f"{path}: missing column(s) {', '.join(missing)} (header has {', '.join(columns)})")
+        return list(reader)
+
+
+def _int(value: str, path: Path, line: int, column: str) -> int:
+    """Parse an integer cell, naming file, line and column on failure."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise DataError(f"{path} line {line}: column {column!r} holds {value!r}, not an integer") from None
+
+
+class BrodenFolder:
+    """An unpacked Broden folder: its label vocabulary, categories and index rows.
+
+    ``labels`` maps label number -> Label; ``categories`` lists category names in
+    ``category.csv`` order; ``rows`` holds one IndexRow per image in ``index.csv`` order.
+    """
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DataError(f"Broden folder {self.root} does not exist")
+        self.categories = [r["name"] for r in read_csv(self.root / "category.csv", CATEGORY_COLUMNS)]
+        self.labels = self._read_labels()
+        self.rows = self._read_index()
+
+    # -- vocabulary -------------------------------------------------------------------------
+    def _read_labels(self) -> dict[int, Label]:
+        path = self.root / "label.csv"
+        names, counts = {}, {}
+        for line, rec in enumerate(read_csv(path, LABEL_COLUMNS), start=2):
+            number = _int(rec["number"], path, line, "number")
+            if number == 0:
+                continue  # label 0 is "unlabeled" and belongs to no category
+            names[number] = rec["name"]
+            counts[number] = self._parse_category_field(rec["category"], path, line)
+        coverage: dict[int, dict[str, float]] = {n: {} for n in names}
+        for cat in self.categories:
+            cpath = self.root / f"c_{cat}.csv"
+            for line, rec in enumerate(read_csv(cpath, CCAT_COLUMNS), start=2):
+                number = _int(rec["number"], cpath, line, "number")
+                if number not in names:
+                    raise DataError(f"{cpath} line {line}: label number {number} is not in {path}")
+                try:
+                    coverage[number][cat] = float(rec["coverage"])
+                except ValueError:
+                    raise DataError(f"{cpath} line {line}: coverage {rec['coverage']!r} is not a number") from None
+        labels = {}
+        for number, name in names.items():
+            cats = coverage[number] or {c: float(n) for c, n in counts[number].items()}
+            if not cats:
+                raise DataError(f"{path}: label {number} ({name}) belongs to no category")
+            primary = max(sorted(cats), key=lambda c: cats[c])
+            labels[number] = Label(number, name, dict(sorted(cats.items())), primary)
+        return labels
+
+    @staticmethod
+    def _parse_category_field(text: str, path: Path, line: int) -> dict[str, int]:
+        """Parse ``material(36);object(3)`` into {"material": 36, "object": 3}."""
+        out = {}
+        for item in filter(None, (text or "").split(";")):
+            match = _CATEGORY_ITEM.match(item)
+            if not match:
+                raise DataError(f"{path} line {line}: category entry {item!r} is not like 'object(3)'")
+            out[match.group(1)] = int(match.group(2) or 0)
+        return out
+
+    # -- index ------------------------------------------------------------------------------
+    def _read_index(self) -> list[IndexRow]:
+        path = self.root / "index.csv"
+        recs = read_csv(path, INDEX_COLUMNS + tuple(self.categories))
+        rows = []
+        for i, rec in enumerate(recs):
+            line = i + 2
+            row = IndexRow(
+                row=i,
+                image=rec["image"],
+                split=rec["split"],
+                **{k: _int(rec[k], path, line, k) for k in ("ih", "iw", "sh", "sw")},
+            )
+            for cat in self.categories:
+                for item in filter(None, (rec[cat] or "").split(";")):
+                    if item.isdigit():
+                        number = int(item)
+                        self.check_label(number, f"{path} line {line}, column {cat}")
+                        row.image_labels.setdefault(cat, []).append(number)
+                    else:
+                        row.layers.append((cat, item))
+            rows.append(row)
+        return rows
+
+    def check_label(self, number: int, where: str) -> None:
+        """Raise DataError if ``number`` is neither 0 nor a label of label.csv."""
+        if number != 0 and number not in self.labels:
+            raise DataError(f"{where}: label number {number} is not in {self.root / 'label.csv'}")
+
+    # -- samples ----------------------------------------------------------------------------
+    def image_path(self, rel: str) -> Path:
+        """Return the absolute path of a file named relative to ``images/``."""
+        return self.root / "images" / rel
+
+    def read_image_bytes(self, row: IndexRow) -> bytes:
+        """Return the image file's bytes after checking that it decodes to (iw, ih) pixels."""
+        from PIL import Image
+
+        path = self.image_path(row.image)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise DataError(f"image {path} (index.csv line {row.row + 2}) is missing") from None
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                img.load()
+                size = img.size
+        except Exception as err:  # PIL raises several types for corrupt files
+            raise DataError(f"image {path} (index.csv line {row.row + 2}) is corrupt: {err}") from None
+        if size != (row.iw, row.ih):
+            raise DataError(f"image {path} is {size[0]}x{size[1]}, index.csv line {row.row + 2} says {row.iw}x{row.ih}")
+        return data
+
+    def read_layer(self, row: IndexRow, rel: str) -> np.ndarray:
+        """Decode one segmentation PNG into a (sh, sw) uint16 array of label numbers (R + 256*G)."""
+        from PIL import Image
+
+        path = self.image_path(rel)
+        try:
+            with Image.open(path) as img:
+                rgb = np.asarray(img.convert("RGB"))
+        except FileNotFoundError:
+            raise DataError(f"segmentation {path} (index.csv line {row.row + 2}) is missing") from None
+        except Exception as err:
+            raise DataError(f"segmentation {path} (index.csv line {row.row + 2}) is corrupt: {err}") from None
+        if rgb.shape[:2] != (row.sh, row.sw):
+            raise DataError(
+                f"segmentation {path} is {rgb.shape[1]}x{rgb.shape[0]}, index.csv line {row.row + 2} says {row.sw}x{row.sh}"
+            )
+        labels = rgb[..., 0].astype(np.uint16) + (rgb[..., 1].astype(np.uint16) << 8)
+        for number in np.unique(labels).tolist():
+            self.check_label(number, f"segmentation {path}")
+        return labels
+
+    def read_segmentation(self, row: IndexRow) -> tuple[np.ndarray, list[str]]:
+        """Return all pixel-level layers of a row as a (L, sh, sw) uint16 array and their categories."""
+        arrays = [self.read_layer(row, rel) for _, rel in row.layers]
+        stack = np.stack(arrays) if arrays else np.zeros((0, row.sh, row.sw), np.uint16)
+        return stack, [cat for cat, _ in row.layers]

@@ -1,0 +1,109 @@
+"""Capture named layers' activations of any torch.nn.Module while streaming Broden shards."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+from ..data.broden_shards import iter_broden
+from ..data.preprocess import to_tensor
+from ..errors import ModelError
+
+
+class _Enough(Exception):
+    """Raised by the last hook to stop a forward pass once every asked layer is captured."""
+
+
+class LayerCapture:
+    """Forward hooks on named modules (as ``model.named_modules()`` spells them, nested included).
+
+    ``run(x)`` returns {layer name: activation tensor (B, U, h, w) float32}, stopping the forward
+    pass as soon as every layer has been seen.
+    """
+
+    def __init__(self, model, layers: list[str]):
+        modules = dict(model.named_modules())
+        missing = [name for name in layers if name not in modules or name == ""]
+        if missing:
+            names = [n for n in modules if n]
+            raise ModelError(f"model has no layer(s) {', '.join(missing)}; its layers are: {', '.join(names)}")
+        self.model, self.layers = model, list(layers)
+        self._out: dict = {}
+        self._handles = [modules[name].register_forward_hook(self._hook(name)) for name in self.layers]
+
+    def _hook(self, name):
+        def hook(module, inputs, output):
+            if not hasattr(output, "dim") or output.dim() != 4:
+                shape = tuple(getattr(output, "shape", ()))
+                raise ModelError(f"layer {name} outputs shape {shape}; dissection needs (batch, units, height, width) maps")
+            self._out[name] = output.detach().float()
+            if len(self._out) == len(self.layers):
+                raise _Enough
+
+        return hook
+
+    def run(self, x) -> dict:
+        """Forward ``x`` (B, 3, H, W) float32 and return {layer: (B, U, h, w) float32 tensor}."""
+        import torch
+
+        self._out = {}
+        with torch.no_grad():
+            try:
+                self.model(x)
+            except _Enough:
+                pass
+        if len(self._out) != len(self.layers):
+            lost = [n for n in self.layers if n not in self._out]
+            raise ModelError(f"layer(s) {', '.join(lost)} never ran during the forward pass")
+        return self._out
+
+    def close(self) -> None:
+        """Remove the hooks."""
+        for handle in self._handles:
+            handle.remove()
+
+
+def check_finite(acts: dict, keys: list[str]) -> None:
+    """Raise ModelError if any activation is NaN or infinite, naming the layer and the image keys."""
+    import torch
+
+    for name, a in acts.items():
+        bad = ~torch.isfinite(a).flatten(1).all(1)
+        if bool(bad.any()):
+            which = [keys[i] for i in torch.nonzero(bad).flatten().tolist()][:5]
+            raise ModelError(f"layer {name} produced NaN or infinite activations on image(s) {', '.join(which)}; check the checkpoint and preprocessing")
+
+
+def iter_batches(paths, batch_size: int) -> Iterator[dict]:
+    """Yield batches of decoded Broden samples whose image and segmentation sizes agree.
+
+    Each batch: ``keys`` [str], ``images`` uint8 (B, H, W, 3), ``seg`` uint16 (B, L, sh, sw)
+    (layers padded with 0), ``samples`` (the decoded samples). DataError if a shard is empty.
+    """
+    items: list[dict] = []
+    for sample in iter_broden(paths):
+        if items and (sample["image"].shape != items[0]["image"].shape or sample["seg"].shape[1:] != items[0]["seg"].shape[1:]):
+            yield _collate(items)
+            items = []
+        items.append(sample)
+        if len(items) == batch_size:
+            yield _collate(items)
+            items = []
+    if items:
+        yield _collate(items)
+
+
+def _collate(items: list[dict]) -> dict:
+    depth = max(s["seg"].shape[0] for s in items)
+    sh, sw = items[0]["seg"].shape[1:]
+    seg = np.zeros((len(items), depth, sh, sw), np.uint16)
+    for i, s in enumerate(items):
+        seg[i, : s["seg"].shape[0]] = s["seg"]
+    return {"keys": [s["key"] for s in items], "images": np.stack([s["image"] for s in items]), "seg": seg, "samples": items}
+
+
+def batch_tensor(batch: dict, preset: str, device):
+    """Return the batch's images preprocessed as a float32 tensor (B, 3, H, W) on ``device``."""
+    return to_tensor(batch["images"], preset).to(device)
+

@@ -1,0 +1,260 @@
+"""Run Network Dissection's stages over Broden shards: quantiles, thresholds, tally, gather.
+
+Each stage reads and writes ``.npz`` files of named arrays (``<layer>|<what>``), so stages can run
+as separate per-shard jobs and be merged, or all at once through ``dissect``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import atomic_path
+from ..data.shards import read_manifest
+from ..errors import DataError
+from .activations import LayerCapture, batch_tensor, check_finite, iter_batches
+from .quantiles import TopKeeper, threshold_from_top, top_count
+from .tally import LayerTally, label_area, make_label_batch
+
+log = logging.getLogger(__name__)
+
+
+def vocabulary(manifest: dict) -> dict:
+    """Return the label vocabulary of a shard manifest.
+
+    Keys: ``num_labels`` (max label number + 1), ``categories`` (names), ``primary`` int64
+    (num_labels,) primary category index per label number (-1 for 0 and unused numbers),
+    ``names`` (num_labels,) object array of label names ('' where unused).
+    """
+    categories = list(manifest["categories"])
+    num_labels = max(lab["number"] for lab in manifest["labels"]) + 1
+    primary = np.full(num_labels, -1, dtype=np.int64)
+    names = np.array([""] * num_labels, dtype=object)
+    for lab in manifest["labels"]:
+        if lab["primary"] not in categories:
+            raise DataError(f"manifest label {lab['number']} has primary category {lab['primary']!r}, not one of {categories}")
+        primary[lab["number"]] = categories.index(lab["primary"])
+        names[lab["number"]] = lab["name"]
+    return {"num_labels": num_labels, "categories": categories, "primary": primary, "names": names}
+
+
+def save_arrays(path: str | Path, arrays: dict) -> None:
+    """Atomically write named numpy arrays to an uncompressed ``.npz`` file."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+
+
+def load_arrays(path: str | Path) -> dict:
+    """Read an ``.npz`` written by ``save_arrays`` into a dict; DataError naming the file if unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except FileNotFoundError:
+        raise DataError(f"{path} is missing") from None
+    except Exception as err:
+        raise DataError(f"{path} is not a readable .npz file: {err}") from None
+
+
+def _prepare(model, device):
+    model.to(device).eval()
+    return model
+
+
+def quantile_tops(model, layers: list[str], paths, total_images: int, q: float, preset: str, batch_size: int, device) -> dict:
+    """Stream shards through ``model`` and keep each unit's top-m activations per layer.
+
+    ``total_images`` is the image count of the whole dataset (all shards of all jobs), which fixes
+    m. Returns arrays ``<layer>|top`` float32 (U, <=m) sorted descending, ``<layer>|hw`` (h, w),
+    and ``images`` (images read here).
+    """
+    from tqdm import tqdm
+
+    capture = LayerCapture(_prepare(model, device), layers)
+    keepers: dict[str, TopKeeper] = {}
+    shapes: dict[str, tuple] = {}
+    images = 0
+    for batch in tqdm(iter_batches(paths, batch_size), desc="quantiles", unit="batch", mininterval=2, disable=None):
+        acts = capture.run(batch_tensor(batch, preset, device))
+        check_finite(acts, batch["keys"])
+        for name, a in acts.items():
+            if name not in keepers:
+                shapes[name] = tuple(a.shape[2:])
+                keepers[name] = TopKeeper(top_count(total_images * a.shape[2] * a.shape[3], q))
+            keepers[name].add(a)
+        images += len(batch["keys"])
+    capture.close()
+    if images == 0:
+        raise DataError(f"no images in {', '.join(map(str, paths))}")
+    out = {"images": np.array(images)}
+    for name, keeper in keepers.items():
+        out[f"{name}|top"] = keeper.result()
+        out[f"{name}|hw"] = np.array(shapes[name])
+    return out
+
+
+def merge_thresholds(parts: list[dict], layers: list[str], total_images: int, q: float) -> dict:
+    """Merge per-shard top-m sets into exact thresholds.
+
+    Returns ``<layer>|threshold`` float32 (U,) and ``<layer>|hw``, plus ``images`` and ``quantile``.
+    DataError if the parts do not cover exactly ``total_images`` images.
+    """
+    import torch
+
+    seen = sum(int(p["images"]) for p in parts)
+    if seen != total_images:
+        raise DataError(f"quantile parts cover {seen} images, the shards hold {total_images}: a shard is missing or repeated")
+    out = {"images": np.array(total_images), "quantile": np.array(q)}
+    for name in layers:
+        hw = parts[0][f"{name}|hw"]
+        n = total_images * int(hw[0]) * int(hw[1])
+        m = top_count(n, q)
+        top = torch.from_numpy(parts[0][f"{name}|top"])
+        for part in parts[1:]:
+            both = torch.cat([top, torch.from_numpy(part[f"{name}|top"])], dim=1)
+            top = torch.topk(both, min(m, both.shape[1]), dim=1).values
+        out[f"{name}|threshold"] = threshold_from_top(top.numpy(), n, q).astype(np.float32)
+        out[f"{name}|hw"] = hw
+    return out
+
+
+class TopImages:
+    """Per unit, the k images with the largest maximum activation (ties: smaller key first), with maps."""
+
+    def __init__(self, k: int):
+        self.k = k
+        self.values = self.keys = self.maps = None
+
+    def add(self, acts, keys: list[str]) -> None:
+        """Add a batch: ``acts`` float32 (B, U, h, w), ``keys`` [B] sample keys."""
+        import torch
+
+        b, u = acts.shape[:2]
+        new_vals = acts.amax(dim=(2, 3)).T.cpu().numpy()  # (U, B)
+        new_keys = np.broadcast_to(np.array(keys), (u, b))
+        if self.values is None:
+            vals, ks, old = new_vals, new_keys, 0
+        else:
+            vals = np.concatenate([self.values, new_vals], 1)
+            ks = np.concatenate([self.keys, new_keys], 1)
+            old = self.values.shape[1]
+        order = np.lexsort((ks, -vals), axis=-1)[:, : self.k]
+        rows = np.arange(u)[:, None]
+        from_new = torch.from_numpy(np.clip(order - old, 0, b - 1))
+        new_maps = acts[from_new, torch.arange(u)[:, None]].cpu().numpy()  # (U, k, h, w)
+        if self.maps is not None:
+            old_maps = np.take_along_axis(self.maps, np.clip(order, 0, old - 1)[:, :, None, None], 1)
+            new_maps = np.where((order < old)[:, :, None, None], old_maps, new_maps)
+        self.values, self.keys, self.maps = vals[rows, order], ks[rows, order], new_maps
+
+    @staticmethod
+    def merge(parts: list[dict], prefix: str, k: int) -> dict:
+        """Merge per-shard ``<prefix>|top_values/top_keys/top_maps`` arrays into the global top k."""
+        vals = np.concatenate([p[f"{prefix}|top_values"] for p in parts], 1)
+        keys = np.concatenate([p[f"{prefix}|top_keys"] for p in parts], 1)
+        maps = np.concatenate([p[f"{prefix}|top_maps"] for p in parts], 1)
+        order = np.lexsort((keys, -vals), axis=-1)[:, :k]
+        rows = np.arange(vals.shape[0])[:, None]
+        return {
+            f"{prefix}|top_values": vals[rows, order],
+            f"{prefix}|top_keys": keys[rows, order],
+            f"{prefix}|top_maps": np.take_along_axis(maps, order[:, :, None, None], 1),
+        }
+
+
+def tally(model, layers: list[str], paths, thresholds: dict, manifest: dict, preset: str, batch_size: int, device, top_images: int = 8) -> dict:
+    """Count intersections, activation terms and label areas over the given shards.
+
+    Returns arrays per layer (see ``LayerTally.arrays`` and ``TopImages``), ``area`` int64
+    (C+1,) and ``images``. All counts are sums over images, so per-shard results add up.
+    """
+    import torch
+    from tqdm import tqdm
+
+    vocab = vocabulary(manifest)
+    num_labels, ncat = vocab["num_labels"], len(vocab["categories"])
+    primary = torch.from_numpy(vocab["primary"]).to(device)
+    capture = LayerCapture(_prepare(model, device), layers)
+    thr = {name: torch.from_numpy(np.asarray(thresholds[f"{name}|threshold"], np.float32)).to(device) for name in layers}
+    tallies: dict[str, LayerTally] = {}
+    tops = {name: TopImages(top_images) for name in layers}
+    area = torch.zeros(num_labels, dtype=torch.int64, device=device)
+    images = 0
+    for batch in tqdm(iter_batches(paths, batch_size), desc="tally", unit="batch", mininterval=2, disable=None):
+        acts = capture.run(batch_tensor(batch, preset, device))
+        check_finite(acts, batch["keys"])
+        image_labels = [[n for ns in s["image_labels"].values() for n in ns] for s in batch["samples"]]
+        labels = make_label_batch(batch["seg"], image_labels, primary, num_labels, ncat, device)
+        area += label_area(labels, num_labels)
+        for name, a in acts.items():
+            if thr[name].numel() != a.shape[1]:
+                raise DataError(f"thresholds for layer {name} have {thr[name].numel()} units, the model's layer has {a.shape[1]}")
+            if name not in tallies:
+                tallies[name] = LayerTally(a.shape[1], num_labels, ncat, device)
+            tallies[name].add(a, thr[name], labels, primary)
+            tops[name].add(a, batch["keys"])
+        images += len(batch["keys"])
+    capture.close()
+    if images == 0:
+        raise DataError(f"no images in {', '.join(map(str, paths))}")
+    out = {"images": np.array(images), "area": area.cpu().numpy()}
+    for name in layers:
+        out.update(tallies[name].arrays(name))
+        out[f"{name}|top_values"] = tops[name].values
+        out[f"{name}|top_keys"] = tops[name].keys.astype(str)
+        out[f"{name}|top_maps"] = tops[name].maps.astype(np.float32)
+    return out
+
+
+def sum_tallies(parts: list[dict], layers: list[str], top_images: int) -> dict:
+    """Add per-shard tallies (counts add; top images merge). Returns one tally dict."""
+    out = {"images": np.array(sum(int(p["images"]) for p in parts)), "area": sum(p["area"] for p in parts)}
+    for name in layers:
+        for what in ("inter", "act_original", "act_lite", "act_total"):
+            out[f"{name}|{what}"] = sum(p[f"{name}|{what}"] for p in parts)
+        out.update(TopImages.merge(parts, name, top_images))
+    return out
+
+
+def gather(tally_parts: list[dict], thresholds: dict, manifest: dict, layers: list[str], denominator: str, iou_threshold: float, top_images: int, out_dir: str | Path, settings: dict) -> dict:
+    """Sum per-shard tallies, score IoU and write the results under ``out_dir``; returns the summary.
+
+    DataError if the parts do not cover every image of the shards exactly once.
+    """
+    from .labels import iou_table, summarize, write_results
+
+    total = int(thresholds["images"])
+    seen = sum(int(p["images"]) for p in tally_parts)
+    if seen != total:
+        raise DataError(f"tally parts cover {seen} images, the thresholds were computed over {total}: a shard is missing or repeated")
+    vocab = vocabulary(manifest)
+    summed = sum_tallies(tally_parts, layers, top_images)
+    table = iou_table(summed, thresholds, vocab, layers, denominator)
+    summary = summarize(table, layers, vocab["categories"], iou_threshold)
+    write_results(out_dir, table, summary, settings, summed, thresholds, layers)
+    return summary
+
+
+def dataset_images(manifest: dict, splits: list[str] | None = None) -> int:
+    """Return the number of images in the manifest's splits (all when None)."""
+    return sum(v["samples"] for k, v in manifest["splits"].items() if splits is None or k in splits)
+
+
+def dissect(model, layers: list[str], shard_dir: str | Path, out_dir: str | Path, quantile: float = 0.005, iou_threshold: float = 0.04, denominator: str = "original", preprocess: str = "imagenet", batch_size: int = 64, top_images: int = 8, device="cpu", settings: dict | None = None) -> dict:
+    """Dissect ``layers`` of ``model`` on every shard under ``shard_dir`` and write results to ``out_dir``.
+
+    The same stages as the per-shard jobs, in one process: quantiles, exact thresholds, tally,
+    gather. Returns the per-layer summary (see ``labels.summarize``).
+    """
+    from ..data.shards import shard_paths
+
+    manifest = read_manifest(shard_dir)
+    paths = shard_paths(shard_dir)
+    total = dataset_images(manifest)
+    tops = quantile_tops(model, layers, paths, total, quantile, preprocess, batch_size, device)
+    thresholds = merge_thresholds([tops], layers, total, quantile)
+    counts = tally(model, layers, paths, thresholds, manifest, preprocess, batch_size, device, top_images)
+    settings = dict(settings or {}, layers=layers, quantile=quantile, iou_threshold=iou_threshold, denominator=denominator, preprocess=preprocess)
+    return gather([counts], thresholds, manifest, layers, denominator, iou_threshold, top_images, out_dir, settings)

@@ -1,0 +1,1 @@
+"""Model architectures and loading (torchvision backbones, project checkpoints)."""

@@ -1,0 +1,109 @@
+"""Build torchvision architectures by name and load checkpoints safely."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ModelError
+
+EXTRA_ARCHS = ("resnet10",)
+
+
+def build_arch(arch: str, num_classes: int = 1000):
+    """Return an untrained ``torch.nn.Module`` of a torchvision architecture (weights=None).
+
+    ``resnet10`` is torchvision's ResNet with one BasicBlock per stage (a CPU-sized ResNet whose
+    layer names match resnet18's). Raises ModelError for an unknown name, listing the known ones.
+    """
+    import torchvision
+
+    if arch == "resnet10":
+        from torchvision.models.resnet import BasicBlock, ResNet
+
+        return ResNet(BasicBlock, [1, 1, 1, 1], num_classes=num_classes)
+    known = torchvision.models.list_models(module=torchvision.models)
+    if arch not in known:
+        raise ModelError(f"unknown architecture {arch!r}; torchvision has: {', '.join(sorted(known)[:40])}, ... and {', '.join(EXTRA_ARCHS)}")
+    return torchvision.models.get_model(arch, weights=None, num_classes=num_classes)
+
+
+def random_model(arch: str, seed: int, num_classes: int = 1000):
+    """Return ``arch`` randomly initialised with torch's default init under ``seed`` (in eval mode)."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_arch(arch, num_classes)
+    return model.eval()
+
+
+def load_state_dict_file(path: str | Path) -> dict:
+    """Load a state_dict (or a project checkpoint holding one under ``state_dict``) with weights_only=True."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"checkpoint {path} does not exist")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ModelError(f"checkpoint {path} cannot be loaded as a weights-only state_dict: {err}") from None
+    if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
+        data = data["state_dict"]
+    if not isinstance(data, dict):
+        raise ModelError(f"checkpoint {path} holds a {type(data).__name__}, not a state_dict")
+    return data
+
+
+def load_weights(model, state_dict: dict, source: str) -> None:
+    """Load ``state_dict`` into ``model`` strictly; ModelError lists missing and unexpected keys and shape clashes."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    shapes = [
+        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in sorted(set(own) & set(state_dict))
+        if hasattr(state_dict[k], "shape") and tuple(state_dict[k].shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing keys ({len(missing)}): {', '.join(missing[:12])}")
+        if unexpected:
+            parts.append(f"unexpected keys ({len(unexpected)}): {', '.join(unexpected[:12])}")
+        if shapes:
+            parts.append(f"shape mismatches ({len(shapes)}): {'; '.join(shapes[:6])}")
+        raise ModelError(f"checkpoint {source} does not fit the architecture: " + " | ".join(parts))
+    model.load_state_dict(state_dict)
+
+
+def load_model(spec: str, checkpoint: str | Path | None = None, init_seed: int = 1, num_classes: int | None = None):
+    """Return a model in eval mode from a spec.
+
+    ``spec`` is ``torchvision:<arch>`` (weights from ``checkpoint`` when given, else random with
+    ``init_seed``; num_classes taken from the checkpoint's last layer when not given) or
+    ``checkpoint`` (a checkpoint written by this project's training loop, holding arch and classes).
+    """
+    import torch
+
+    if spec == "checkpoint":
+        if checkpoint is None:
+            raise ModelError("model spec 'checkpoint' needs --checkpoint")
+        data = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        if not isinstance(data, dict) or "arch" not in data:
+            raise ModelError(f"{checkpoint} is not a checkpoint of this project's training loop (no 'arch' entry)")
+        model = build_arch(data["arch"], int(data["num_classes"]))
+        load_weights(model, data["state_dict"], str(checkpoint))
+        return model.eval()
+    kind, _, arch = spec.partition(":")
+    if kind != "torchvision" or not arch:
+        raise ModelError(f"model spec {spec!r} must be 'torchvision:<arch>' or 'checkpoint'")
+    if checkpoint is None:
+        return random_model(arch, init_seed, num_classes or 1000)
+    state = load_state_dict_file(checkpoint)
+    if num_classes is None:
+        last = [v for k, v in state.items() if k.endswith("weight") and getattr(v, "ndim", 0) == 2]
+        num_classes = int(last[-1].shape[0]) if last else 1000
+    model = build_arch(arch, num_classes)
+    load_weights(model, state, str(checkpoint))
+    return model.eval()
