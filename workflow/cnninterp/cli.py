@@ -38,8 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("validate-config", help="check a config file against the schema")
-    p.add_argument("config")
+    p = sub.add_parser("validate-config", help="check a config against the schema; optionally write it resolved")
+    p.add_argument("config", nargs="?", help="a YAML config file")
+    p.add_argument("--json", default=None, help="the config as a JSON string instead of a file")
+    p.add_argument("--out", default=None, help="write the validated config, defaults filled in, as JSON here")
 
     data = sub.add_parser("data", help="fetch, synthesize and shard datasets").add_subparsers(dest="data_command", required=True)
     p = data.add_parser("synth-broden", help="write a synthetic dataset in Broden's on-disk layout")
@@ -146,10 +148,15 @@ def run(args) -> None:
         torch.set_num_threads(args.threads)
     cmd = args.command
     if cmd == "validate-config":
-        from .config import load_config
+        from .atomic import write_json
+        from .config import load_config, validate_config
 
-        load_config(args.config)
-        print(f"{args.config}: valid")
+        if (args.config is None) == (args.json is None):
+            raise CnninterpError("validate-config needs a config file or --json, not both")
+        config = load_config(args.config) if args.config else validate_config(json.loads(args.json), "--json")
+        if args.out:
+            write_json(args.out, config)
+        print(f"{args.config or '--json'}: valid")
     elif cmd == "data":
         _run_data(args)
     elif cmd == "train":

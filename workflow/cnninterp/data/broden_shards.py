@@ -113,22 +113,39 @@ def convert_broden(folder_path: str | Path, out_dir: str | Path, shard_size: int
     return write_shards(samples(), out_dir, shard_size, finished_manifest)
 
 
+def decode_image(data: bytes, field: str) -> np.ndarray:
+    """Decode image bytes into a uint8 RGB array (H, W, 3).
+
+    JPEGs go through simplejpeg (libjpeg-turbo, the same pixels as PIL at about twice its speed
+    here); other formats, and JPEGs simplejpeg cannot read (e.g. CMYK), through PIL.
+    """
+    if field == "jpg":
+        import simplejpeg
+
+        try:
+            return simplejpeg.decode_jpeg(data, colorspace="RGB")
+        except ValueError:
+            pass
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as img:
+        return np.asarray(img.convert("RGB"))
+
+
 def decode_sample(raw: dict) -> dict:
     """Decode a raw Broden shard sample.
 
     Returns a dict with ``key`` (str), ``image`` (uint8 array (H, W, 3)), ``seg`` (uint16 array
-    (L, sh, sw)), ``layers`` (list of L category names), ``image_labels`` (category -> [int])
+    (L, sh, sw)), ``layers`` (list of L category names), ``image_labels`` (category -> [int]),
     ``image_path`` (relative to the Broden ``images/`` folder) and the remaining metadata (split, sizes).
     """
-    from PIL import Image
-
     meta = json.loads(raw["json"])
     field = next((f for f in IMAGE_FIELDS if f in raw), None)
     if field is None:
         raise DataError(f"shard sample {raw.get('__key__')!r} has no image field (jpg or png)")
-    with Image.open(io.BytesIO(raw[field])) as img:
-        image = np.asarray(img.convert("RGB"))
-    return {**meta, "image_path": meta["image"], "key": raw["__key__"], "image": image, "seg": npy_load(raw["seg.npy"])}
+    image = decode_image(raw[field], field)
+    seg = npy_load(raw["seg.npy"])
+    return {**meta, "image_path": meta["image"], "key": raw["__key__"], "image": image, "seg": seg}
 
 
 def iter_broden(paths) -> Iterator[dict]:

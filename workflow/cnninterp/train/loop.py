@@ -16,13 +16,16 @@ log = logging.getLogger(__name__)
 
 def pick_device(name: str = "auto"):
     """Return the torch.device for ``name`` (auto = CUDA when available, else CPU)."""
+    import os
+
     import torch
 
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' was asked for but torch sees no CUDA device; use device: auto or cpu")
-    return torch.device(name)
+    device = torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
+    # the scheduler's GPU grant (SLURM sets this for gres/gpu jobs) is logged for the record
+    log.info("device %s; CUDA_VISIBLE_DEVICES=%s", device, os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"))
+    return device
 
 
 def seed_everything(seed: int) -> None:

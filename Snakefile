@@ -1,0 +1,28 @@
+"""cnninterp: raw image data -> shards -> trained models -> dissection -> HTML report.
+
+Every rule body is one call of the ``cnninterp`` command line; the logic lives in the package.
+"""
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/train.smk"
+include: "rules/dissect.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        "results/report/index.html",
+        expand("results/dissect/{model}/summary.json", model=DISSECT_MODELS),
+    default_target: True

@@ -1,0 +1,195 @@
+"""Broden folder -> reader -> shards -> decoded samples, determinism and bad inputs."""
+
+import csv
+import hashlib
+import io
+import json
+import tarfile
+
+import numpy as np
+import pytest
+import webdataset as wds
+from PIL import Image
+
+from cnninterp.data.broden import BrodenFolder
+from cnninterp.data.broden_shards import convert_broden, iter_broden
+from cnninterp.data.shards import read_manifest, shard_paths
+from cnninterp.errors import DataError
+
+
+def decode_png_labels(path):
+    rgb = np.asarray(Image.open(path).convert("RGB")).astype(np.int64)
+    return rgb[..., 0] + 256 * rgb[..., 1]
+
+
+def test_every_pixel_and_label_survives_the_round_trip(broden_dir, broden_shards):
+    with open(broden_dir / "index.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    samples = {s["key"]: s for s in iter_broden(shard_paths(broden_shards))}
+    assert len(samples) == len(rows) == 40
+    layers_seen = 0
+    for i, row in enumerate(rows):
+        s = samples[f"{i:07d}"]
+        image_bytes = (broden_dir / "images" / row["image"]).read_bytes()
+        np.testing.assert_array_equal(s["image"], np.asarray(Image.open(io.BytesIO(image_bytes)).convert("RGB")))
+        assert (s["ih"], s["iw"], s["sh"], s["sw"]) == tuple(int(row[k]) for k in ("ih", "iw", "sh", "sw"))
+        assert s["split"] == row["split"]
+        expected = []
+        for cat in ("color", "object", "part", "material"):
+            for rel in filter(None, row[cat].split(";")):
+                expected.append((cat, decode_png_labels(broden_dir / "images" / rel)))
+        assert s["layers"] == [c for c, _ in expected]
+        assert s["seg"].shape == (len(expected), s["sh"], s["sw"]) and s["seg"].dtype == np.uint16
+        for got, (_, want) in zip(s["seg"], expected):
+            np.testing.assert_array_equal(got, want)
+        layers_seen += len(expected)
+        for cat in ("scene", "texture"):
+            want = [int(v) for v in filter(None, row[cat].split(";"))]
+            assert s["image_labels"].get(cat, []) == want
+    assert layers_seen > 80  # many layers were compared, multi-layer parts included
+
+
+def test_original_image_bytes_are_stored(broden_dir, broden_shards):
+    with tarfile.open(shard_paths(broden_shards)[0]) as tar:
+        member = next(m for m in tar.getmembers() if m.name.endswith(".jpg"))
+        key = member.name.split(".")[0]
+        data = tar.extractfile(member).read()
+    row = BrodenFolder(broden_dir).rows[int(key)]
+    assert data == (broden_dir / "images" / row.image).read_bytes()
+
+
+def test_manifest_holds_counts_checksums_vocabulary_and_source(broden_dir, broden_shards):
+    manifest = read_manifest(broden_shards)
+    assert manifest["splits"]["train"]["samples"] + manifest["splits"]["val"]["samples"] == 40
+    for split in manifest["splits"].values():
+        for shard in split["shards"]:
+            data = (broden_shards / shard["name"]).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == shard["sha256"]
+            with tarfile.open(broden_shards / shard["name"]) as tar:
+                assert len({m.name.split(".")[0] for m in tar.getmembers()}) == shard["samples"]
+    folder = BrodenFolder(broden_dir)
+    by_number = {lab["number"]: lab for lab in manifest["labels"]}
+    assert set(by_number) == set(folder.labels)
+    two = [lab for lab in manifest["labels"] if len(lab["categories"]) > 1]
+    assert two, "the synthetic set has labels in two categories"
+    for lab in two:
+        assert lab["primary"] == max(lab["categories"], key=lab["categories"].get)
+    assert manifest["source"]["kind"] == "synthetic" and len(manifest["source"]["content_sha256"]) == 64
+    assert manifest["config"] == {"shard_size": 12}
+
+
+def test_readme_webdataset_snippet_reads_the_keys(broden_shards):
+    urls = [str(p) for p in shard_paths(broden_shards, ["train"])]
+    dataset = wds.WebDataset(urls, shardshuffle=False).decode("rgb8")
+    sample = next(iter(dataset))
+    assert sample["jpg"].shape == (64, 64, 3)
+    assert sample["seg.npy"].ndim == 3
+    assert set(sample["json"]) >= {"layers", "image_labels", "sh", "sw"}
+
+
+def test_same_config_gives_byte_identical_shards(broden_dir, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    convert_broden(broden_dir, a, 7, {"kind": "synthetic"}, {})
+    convert_broden(broden_dir, b, 7, {"kind": "synthetic"}, {})
+    names = sorted(p.name for p in a.iterdir())
+    assert names == sorted(p.name for p in b.iterdir()) and len(names) > 3
+    for name in names:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+def test_keys_are_sorted_and_free_of_dots(broden_shards):
+    for path in shard_paths(broden_shards):
+        with tarfile.open(path) as tar:
+            keys = [m.name.split(".", 1)[0] for m in tar.getmembers()]
+            assert all(m.mtime == 0 and m.uid == 0 and m.gid == 0 for m in tar.getmembers())
+        assert keys == sorted(keys)
+        assert all("." not in k for k in keys)
+
+
+# -- bad inputs: a clear error naming the file, key or value; nothing partial left -------------
+
+
+def _rewrite_index(folder, change):
+    path = folder / "index.csv"
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        fields, rows = reader.fieldnames, list(reader)
+    fields, rows = change(fields, rows)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
+
+
+def _assert_nothing_written(out):
+    left = sorted(p.name for p in out.iterdir()) if out.exists() else []
+    assert left == [], f"partial output left behind: {left}"
+
+
+def _first_with(rows, column):
+    return next(r for r in rows if r[column])
+
+
+def test_missing_index_column(broden_copy, tmp_path):
+    _rewrite_index(broden_copy, lambda f, r: ([c for c in f if c != "sh"], r))
+    out = tmp_path / "out"
+    with pytest.raises(DataError, match=r"index\.csv.*missing column.*sh"):
+        convert_broden(broden_copy, out, 10, {}, {})
+    _assert_nothing_written(out)
+
+
+def test_referenced_png_missing(broden_copy, tmp_path):
+    rows = _rewrite_index(broden_copy, lambda f, r: (f, r))
+    rel = _first_with(rows[20:], "part")["part"].split(";")[0]
+    (broden_copy / "images" / rel).unlink()
+    out = tmp_path / "out"
+    with pytest.raises(DataError, match="segmentation .*" + rel.split("/")[-1] + r".* is missing"):
+        convert_broden(broden_copy, out, 10, {}, {})
+    _assert_nothing_written(out)
+
+
+def test_corrupt_jpeg(broden_copy, tmp_path):
+    rows = _rewrite_index(broden_copy, lambda f, r: (f, r))
+    path = broden_copy / "images" / rows[25]["image"]
+    path.write_bytes(path.read_bytes()[:200])
+    out = tmp_path / "out"
+    with pytest.raises(DataError, match=path.name + ".*corrupt"):
+        convert_broden(broden_copy, out, 10, {}, {})
+    _assert_nothing_written(out)
+
+
+def test_label_absent_from_label_csv_in_a_mask(broden_copy, tmp_path):
+    rows = _rewrite_index(broden_copy, lambda f, r: (f, r))
+    rel = _first_with(rows[30:], "object")["object"]
+    path = broden_copy / "images" / rel
+    rgb = np.asarray(Image.open(path).convert("RGB")).copy()
+    rgb[0, 0] = (231, 3, 0)  # label 231 + 3*256 = 999
+    Image.fromarray(rgb).save(path)
+    out = tmp_path / "out"
+    with pytest.raises(DataError, match=r"label number 999 is not in .*label\.csv"):
+        convert_broden(broden_copy, out, 10, {}, {})
+    _assert_nothing_written(out)
+
+
+def test_label_absent_from_label_csv_as_whole_image_label(broden_copy, tmp_path):
+    def change(fields, rows):
+        rows[5]["scene"] = "4242"
+        return fields, rows
+
+    _rewrite_index(broden_copy, change)
+    with pytest.raises(DataError, match=r"index\.csv line 7, column scene: label number 4242"):
+        BrodenFolder(broden_copy)
+
+
+def test_error_during_conversion_leaves_previous_shards_consistent(broden_copy, broden_shards, tmp_path):
+    """A failed rerun removes the manifest, so no reader trusts a half-rewritten folder."""
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(broden_shards, out)
+    rows = _rewrite_index(broden_copy, lambda f, r: (f, r))
+    (broden_copy / "images" / rows[-1]["image"]).write_bytes(b"not a jpeg")
+    with pytest.raises(DataError):
+        convert_broden(broden_copy, out, 12, {}, {})
+    _assert_nothing_written(out)

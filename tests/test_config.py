@@ -1,0 +1,77 @@
+"""Config validation: the schema rejects typos and wrong types with the key's path, in the CLI and the Snakefile."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cnninterp.config import dissect_settings, load_config, validate_config
+from cnninterp.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def default_config():
+    return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+def test_default_config_is_valid_and_defaults_are_filled():
+    config = load_config(ROOT / "config.yaml")
+    assert config["broden"]["download"]["url"].endswith("broden1_224.zip")
+    assert config["train"]["baseline"]["momentum"] == 0.9
+    s = dissect_settings(config, "baseline_random")
+    assert s["random_init"] is True and s["quantile"] == 0.005 and s["layers"][-1] == "layer4"
+
+
+def test_unknown_key_names_its_path():
+    config = default_config()
+    config["broden"]["synthetic"]["n_imagse"] = 10
+    with pytest.raises(ConfigError, match=r"broden\.synthetic: Additional properties are not allowed \('n_imagse'"):
+        validate_config(config)
+
+
+def test_wrong_type_names_its_path_and_value():
+    config = default_config()
+    config["train"]["baseline"]["epochs"] = "three"
+    with pytest.raises(ConfigError, match=r"train\.baseline\.epochs: 'three' is not of type 'integer'"):
+        validate_config(config)
+
+
+def test_model_override_wins_over_defaults():
+    config = default_config()
+    config["dissect"]["models"]["baseline"]["quantile"] = 0.01
+    config["dissect"]["defaults"]["denominator"] = "lite"
+    s = dissect_settings(validate_config(config), "baseline")
+    assert s["quantile"] == 0.01 and s["denominator"] == "lite"
+    assert dissect_settings(validate_config(config), "baseline_random")["quantile"] == 0.005
+
+
+def test_trained_source_must_name_a_train_entry():
+    config = default_config()
+    config["dissect"]["models"]["baseline"]["source"] = "trained:nope"
+    with pytest.raises(ConfigError, match="no train entry 'nope'"):
+        dissect_settings(validate_config(config), "baseline")
+
+
+def test_cli_reports_bad_config(tmp_path):
+    bad = default_config()
+    bad["seed"] = 1.5
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    proc = subprocess.run([sys.executable, "-m", "cnninterp.cli", "validate-config", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "seed: 1.5 is not of type 'integer'" in proc.stderr and str(path) in proc.stderr
+
+
+def test_snakefile_rejects_bad_config_before_any_job(tmp_path):
+    bad = default_config()
+    bad["broden"]["sourc"] = "local"
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    snakemake = Path(sys.executable).with_name("snakemake")
+    proc = subprocess.run([str(snakemake), "-n", "--configfile", str(path), "-d", str(tmp_path / "wd"), "-s", str(ROOT / "Snakefile")], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode != 0
+    assert "sourc" in proc.stderr + proc.stdout
+    assert not (tmp_path / "wd" / "results").exists()

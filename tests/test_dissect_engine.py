@@ -1,0 +1,138 @@
+"""The dissection engine against a brute-force reference, exact quantiles, shard invariance."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+import dissect_reference as ref
+from cnninterp.dissect.quantiles import TopKeeper, threshold_from_top, top_count
+from cnninterp.dissect.tally import LayerTally, iou, label_area, make_label_batch
+
+CATS = ["color", "object", "part", "scene"]
+# label numbers 0..9: 0 unlabeled, 1-2 color, 3-4 object, 5-6 part, 7-8 scene, 9 object also
+# a scene in the data set (two categories) whose primary category is object; 10 unused
+PRIMARY = np.array([-1, 0, 0, 1, 1, 2, 2, 3, 3, 1, -1])
+
+
+def random_case(seed, n=12, units=6, hw=(5, 5), size=(20, 20), depth=3):
+    """Random activations and labels with the awkward cases the engine must get right."""
+    rng = np.random.default_rng(seed)
+    acts = rng.normal(size=(n, units) + hw).astype(np.float32)
+    acts[:, 0] = 0.25  # a unit that is never active (constant: nothing exceeds its threshold)
+    acts[:, 1] = np.abs(acts[:, 1]) * 3  # a strongly active unit
+    seg = np.zeros((n, depth) + size, np.uint16)
+    seg[:, 0] = rng.choice([0, 1, 2], size=(n,) + size)  # colors everywhere but some holes
+    for x in range(n):
+        if x % 3 != 2:  # images missing the object/part categories
+            y0, x0 = rng.integers(0, size[0] - 8, 2)
+            seg[x, 1, y0 : y0 + 8, x0 : x0 + 8] = rng.choice([3, 4, 9])
+            seg[x, 2, y0 : y0 + 4, x0 : x0 + 8] = 5  # part layer 1
+            if x % 2:
+                seg[x, 2, y0 + 4 : y0 + 8, x0 : x0 + 8] = 6
+        if x % 4 == 0:
+            seg[x, 1, :3, :4] = 3  # the same label in two layers at a pixel
+            seg[x, 2, :3, :4] = 3
+    image_labels = [[7] if x % 3 == 0 else ([8, 9] if x % 3 == 1 else []) for x in range(n)]
+    return acts, seg, image_labels
+
+
+def engine_tally(acts, seg, image_labels, T, batches):
+    """Run the engine's tally over the given batch splits and return summed arrays."""
+    primary = torch.from_numpy(PRIMARY)
+    total = None
+    area = torch.zeros(len(PRIMARY), dtype=torch.int64)
+    for idx in batches:
+        labels = make_label_batch(seg[idx], [image_labels[i] for i in idx], primary, len(PRIMARY), len(CATS), "cpu")
+        area += label_area(labels, len(PRIMARY))
+        tally = LayerTally(acts.shape[1], len(PRIMARY), len(CATS), "cpu")
+        tally.add(torch.from_numpy(acts[idx]), torch.from_numpy(T), labels, primary)
+        arrays = tally.arrays("l")
+        total = arrays if total is None else {k: total[k] + arrays[k] for k in total}
+    total["area"] = area.numpy()
+    return total
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("denominator", ["original", "lite"])
+def test_engine_equals_brute_force(seed, denominator):
+    acts, seg, image_labels = random_case(seed)
+    T = ref.thresholds(acts, 0.05)
+    want_iou, want_inter, want_union, want_area = ref.dissect(acts, seg, image_labels, PRIMARY, len(CATS), T, denominator)
+    got = engine_tally(acts, seg, image_labels, T, [np.arange(len(acts))])
+    got_iou, got_union = iou(got["l|inter"], got[f"l|act_{denominator}"], got["area"], PRIMARY)
+    np.testing.assert_array_equal(got["area"], want_area)
+    np.testing.assert_array_equal(got["l|inter"], want_inter)
+    np.testing.assert_array_equal(got_union[:, PRIMARY >= 0], want_union[:, PRIMARY >= 0])
+    np.testing.assert_allclose(got_iou, want_iou, rtol=0, atol=1e-12)
+    assert got["l|inter"][0].sum() == 0 and got["l|act_total"][0] == 0  # never-active unit
+    assert want_inter[1].sum() > 0  # the case has real overlaps to compare
+
+
+def test_denominators_differ_on_this_data():
+    acts, seg, image_labels = random_case(3)
+    T = ref.thresholds(acts, 0.05)
+    got = engine_tally(acts, seg, image_labels, T, [np.arange(len(acts))])
+    assert (got["l|act_lite"] <= got["l|act_original"]).all()
+    assert (got["l|act_lite"] != got["l|act_original"]).any()
+
+
+def test_shard_invariance_of_tallies():
+    acts, seg, image_labels = random_case(4, n=15)
+    T = ref.thresholds(acts, 0.05)
+    whole = engine_tally(acts, seg, image_labels, T, [np.arange(15)])
+    for splits in ([np.arange(0, 7), np.arange(7, 15)], [np.arange(i, i + 5) for i in range(0, 15, 5)], [np.array([i]) for i in range(15)]):
+        parts = engine_tally(acts, seg, image_labels, T, splits)
+        for key in whole:
+            np.testing.assert_array_equal(parts[key], whole[key], err_msg=key)
+
+
+@pytest.mark.parametrize("q", [0.005, 0.05, 0.3])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_exact_quantile_any_split_any_order(q, seed):
+    rng = np.random.default_rng(seed)
+    acts = rng.normal(size=(37, 4, 3, 5)).astype(np.float32)
+    acts[:, 2] = np.round(acts[:, 2])  # many ties
+    n = acts.shape[0] * 15
+    want = np.quantile(acts.transpose(1, 0, 2, 3).reshape(4, -1).astype(np.float64), 1 - q, axis=1)
+    m = top_count(n, q)
+    cuts = sorted(rng.choice(np.arange(1, 37), size=4, replace=False).tolist())
+    pieces = np.split(np.arange(37), cuts)
+    for order in itertools.islice(itertools.permutations(range(len(pieces))), 6):
+        tops = []
+        for p in order:
+            keeper = TopKeeper(m)
+            for chunk in np.array_split(pieces[p], 2):
+                if len(chunk):
+                    keeper.add(torch.from_numpy(acts[chunk]))
+            tops.append(torch.from_numpy(keeper.result()))
+        merged = tops[0]
+        for t in tops[1:]:
+            both = torch.cat([merged, t], 1)
+            merged = torch.topk(both, min(m, both.shape[1]), dim=1).values
+        np.testing.assert_allclose(threshold_from_top(merged.numpy(), n, q), want, rtol=0, atol=1e-6)
+
+
+def test_upsampling_is_bilinear_half_pixel():
+    """torch's bilinear, align_corners=False, equals the half-pixel formula of the paper's code."""
+    rng = np.random.default_rng(0)
+    src = rng.normal(size=(3, 4))
+    out = ref.upsample(src.astype(np.float32), (7, 9)).astype(np.float64)
+
+    def coords(n_out, n_in):
+        s = np.maximum((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0)
+        i0 = np.floor(s).astype(int)
+        i1 = np.minimum(i0 + 1, n_in - 1)
+        return i0, i1, s - i0
+
+    y0, y1, wy = coords(7, 3)
+    x0, x1, wx = coords(9, 4)
+    want = (
+        src[np.ix_(y0, x0)] * np.outer(1 - wy, 1 - wx)
+        + src[np.ix_(y0, x1)] * np.outer(1 - wy, wx)
+        + src[np.ix_(y1, x0)] * np.outer(wy, 1 - wx)
+        + src[np.ix_(y1, x1)] * np.outer(wy, wx)
+    )
+    np.testing.assert_allclose(out, want, atol=1e-5)
+    assert out.max() <= src.max() + 1e-6  # why skipping maps with max <= T is exact

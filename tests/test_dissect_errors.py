@@ -1,0 +1,94 @@
+"""Bad input to the dissection: each a clear error, nothing partial written."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cnninterp.data.shards import read_manifest, shard_paths
+from cnninterp.dissect import engine
+from cnninterp.dissect.activations import LayerCapture
+from cnninterp.errors import DataError, ModelError
+from cnninterp.models.backbones import load_model, random_model
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "cnninterp.cli", *args], capture_output=True, text=True)
+
+
+def test_unknown_layer_lists_the_layers_the_model_has():
+    model = random_model("resnet10", seed=0)
+    with pytest.raises(ModelError, match=r"no layer\(s\) layer9; its layers are: conv1, bn1, relu, maxpool, layer1, layer1\.0"):
+        LayerCapture(model, ["layer4", "layer9"])
+
+
+def test_nested_layer_names_are_captured():
+    model = random_model("resnet10", seed=0)
+    capture = LayerCapture(model, ["layer4.0.conv2", "layer2"])
+    acts = capture.run(torch.zeros(2, 3, 64, 64))
+    assert acts["layer4.0.conv2"].shape == (2, 512, 2, 2) and acts["layer2"].shape == (2, 128, 8, 8)
+
+
+def test_checkpoint_for_another_architecture(tmp_path):
+    ck = tmp_path / "alexnet.pt"
+    torch.save(random_model("alexnet", seed=0).state_dict(), ck)
+    with pytest.raises(ModelError, match=r"does not fit the architecture: missing keys \(\d+\): bn1\.bias.*unexpected keys"):
+        load_model("torchvision:resnet18", ck)
+
+
+def test_cli_error_for_bad_layer_writes_nothing(broden_shards, tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("dissect", "--model", "torchvision:resnet10", "--layers", "layer5", "--shards", str(broden_shards), "--out", str(out))
+    assert proc.returncode == 2
+    assert "no layer(s) layer5" in proc.stderr and "layer4" in proc.stderr
+    assert not out.exists()
+
+
+class Poison(torch.nn.Module):
+    """Turns a map into NaN where the map's first value is positive."""
+
+    def forward(self, y):
+        return torch.where(y[:, :1, :1, :1] > 0, torch.full_like(y, float("nan")), y)
+
+
+class NaNAfter(torch.nn.Module):
+    """A model whose ``poison`` layer produces NaN for some images."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.poison = Poison()
+
+    def forward(self, x):
+        return self.poison(self.conv(x))
+
+
+def test_nan_activations_name_the_layer_and_images(broden_shards, tmp_path):
+    model = NaNAfter()
+    out = tmp_path / "out"
+    with pytest.raises(ModelError, match=r"layer poison produced NaN or infinite activations on image\(s\) \d{7}"):
+        engine.dissect(model, ["poison"], broden_shards, out, batch_size=8)
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_empty_shard_is_an_error_naming_it(broden_shards, tmp_path):
+    empty = tmp_path / "train-000099.tar"
+    import tarfile
+
+    tarfile.open(empty, "w").close()
+    with pytest.raises(DataError, match=r"train-000099\.tar holds no samples"):
+        engine.quantile_tops(random_model("resnet10", seed=0), ["layer4"], [empty], 10, 0.005, "imagenet", 8, "cpu")
+
+
+def test_missing_shard_part_is_detected_at_merge(broden_shards):
+    manifest = read_manifest(broden_shards)
+    paths = shard_paths(broden_shards)
+    total = engine.dataset_images(manifest)
+    model = random_model("resnet10", seed=0)
+    part = engine.quantile_tops(model, ["layer4"], paths[:1], total, 0.005, "imagenet", 16, "cpu")
+    with pytest.raises(DataError, match=r"quantile parts cover 12 images, the shards hold 40"):
+        engine.merge_thresholds([part], ["layer4"], total, 0.005)

@@ -1,0 +1,208 @@
+"""The HTML report: built from a real (small) results tree; links, numbers, sections, reproducibility."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import report_fixture as rf
+from cnninterp.errors import DataError
+from cnninterp.report import figures
+from cnninterp.report.build import Section, build_report
+from cnninterp.report.context import pair_models
+
+
+class Page(HTMLParser):
+    """Collects the attributes of every tag, and the text of tags with a ``data-key``."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+        self.values: list[tuple[dict, str]] = []
+        self._open: list[tuple[str, dict, list]] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.append((tag, attrs))
+        if "data-key" in attrs:
+            self._open.append((tag, attrs, []))
+
+    def handle_data(self, data):
+        for _, _, parts in self._open:
+            parts.append(data)
+
+    def handle_endtag(self, tag):
+        if self._open and self._open[-1][0] == tag:
+            _, attrs, parts = self._open.pop()
+            self.values.append((attrs, "".join(parts).strip()))
+
+    def attr(self, tag: str, name: str) -> list[str]:
+        return [a[name] for t, a in self.tags if t == tag and a.get(name) is not None]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> Path:
+    return rf.shared_results(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory) -> Path:
+    return rf.shared_report(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def page(index) -> Page:
+    return Page(index.read_text())
+
+
+def local_targets(page: Page) -> list[str]:
+    refs = page.attr("img", "src") + page.attr("a", "href") + page.attr("link", "href") + page.attr("script", "src")
+    return [r for r in refs if not r.startswith(("#", "data:"))]
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_report_has_every_section_and_local_files(index, page):
+    assert index.name == "index.html" and index.is_file()
+    sections = page.attr("section", "id")
+    assert sections == ["overview", "dissection", "provenance"]
+    targets = local_targets(page)
+    assert len(page.attr("img", "src")) == 2 + 1 + 2 * len(rf.LAYERS) * rf.GALLERY_UNITS  # charts + gallery
+    assert any(t.endswith("iou.parquet") for t in targets) and any(t.endswith("summary.json") for t in targets)
+    for target in targets:
+        assert urlparse(target).scheme == "", f"{target} is not a local file"
+        assert (index.parent / unquote(target)).is_file(), f"{target} does not exist"
+    assert "../dissect/baseline/iou.parquet" in targets
+
+
+def test_table_numbers_equal_summary(results, page):
+    seen = set()
+    for attrs, text in page.values:
+        if "data-layer" not in attrs:
+            continue
+        model, layer, key = attrs["data-model"], attrs["data-layer"], attrs["data-key"]
+        value = json.loads((results / "dissect" / model / "summary.json").read_text())["layers"][layer]
+        for part in key.split("."):
+            value = value[part]
+        assert int(text) == value, f"{model} {layer} {key}: page shows {text}, summary.json has {value}"
+        seen.add((model, layer, key))
+    cats = ["color", "object", "part", "material", "scene", "texture"]
+    keys = {"units", "detectors", "unique_concepts"} | {f"{k}.{c}" for k in ("detectors_per_category", "unique_concepts_per_category") for c in cats}
+    assert seen == {(m, layer, k) for m in (rf.TRAINED, rf.CONTROL) for layer in rf.LAYERS for k in keys}
+    totals = {attrs["data-model"]: int(text) for attrs, text in page.values if attrs["data-key"] == "detectors_total"}
+    for model, total in totals.items():
+        summary = json.loads((results / "dissect" / model / "summary.json").read_text())
+        assert total == sum(s["detectors"] for s in summary["layers"].values())
+    assert set(totals) == {rf.TRAINED, rf.CONTROL}
+
+
+def test_gallery_shows_top_units_by_iou(results, index, page):
+    for model in (rf.TRAINED, rf.CONTROL):
+        summary = json.loads((results / "dissect" / model / "summary.json").read_text())
+        for layer in rf.LAYERS:
+            units = sorted(summary["layers"][layer]["unit_labels"], key=lambda u: (-u["iou"], u["unit"]))[: rf.GALLERY_UNITS]
+            srcs = [s for s in page.attr("img", "src") if s.startswith(f"figures/dissect/{model}/{layer}/")]
+            assert srcs == [f"figures/dissect/{model}/{layer}/unit_{u['unit']:04d}.png" for u in units]
+            with Image.open(index.parent / srcs[0]) as img:
+                assert img.size == (rf.GALLERY_IMAGES * figures.TILE + (rf.GALLERY_IMAGES - 1) * figures.GAP, figures.TILE)
+
+
+def test_page_is_self_contained(page, index):
+    text = index.read_text()
+    assert "<script" not in text
+    for ref in local_targets(page) + page.attr("link", "href"):
+        assert not ref.startswith(("http:", "https:", "//")), ref
+
+
+def test_provenance_has_config_hash_and_no_clock(results, index):
+    import hashlib
+
+    text = index.read_text()
+    assert hashlib.sha256((results / "config.json").read_bytes()).hexdigest() in text
+    assert str(results) not in text  # no absolute paths
+    for name in ("cnninterp", "torch", "torchvision", "numpy"):
+        assert f"<th scope=\"row\">{name}</th>" in text
+
+
+def test_two_builds_are_byte_identical(results, tmp_path, index):
+    work = tmp_path / "results"
+    shutil.copytree(results, work, ignore=shutil.ignore_patterns("report"))
+    first = tree_bytes(build_report(work / "config.json", work, work / "report").parent)
+    second = tree_bytes(build_report(work / "config.json", work, work / "report").parent)
+    assert first.keys() == second.keys() and len([k for k in first if k.endswith(".png")]) > 10
+    for name in first:
+        assert first[name] == second[name], f"{name} differs between two builds"
+    assert first == tree_bytes(index.parent)  # same as the report built in another folder
+
+
+def test_section_without_results_is_left_out(results, tmp_path):
+    work = tmp_path / "results"
+    shutil.copytree(results, work, ignore=shutil.ignore_patterns("report", "dissect"))
+    page = Page(build_report(work / "config.json", work, work / "report").read_text())
+    assert page.attr("section", "id") == ["overview", "provenance"]
+    assert page.attr("img", "src") == []
+
+
+def test_registry_renders_only_available_sections(results, tmp_path):
+    calls = []
+    never = Section("never", "Never", "missing.html.j2", lambda r: False, lambda ctx: calls.append(ctx) or {})
+    from cnninterp.report import build
+
+    index = build_report(results / "config.json", results, tmp_path / "report", sections=[never, *build.SECTIONS[-1:]])
+    assert calls == [] and Page(index.read_text()).attr("section", "id") == ["provenance"]
+
+
+def test_missing_summary_is_a_clear_error_and_leaves_nothing(results, tmp_path):
+    work = tmp_path / "results"
+    shutil.copytree(results, work, ignore=shutil.ignore_patterns("report"))
+    (work / "dissect" / rf.CONTROL / "summary.json").unlink()
+    with pytest.raises(DataError, match=rf"dissect/{rf.CONTROL}/summary\.json is missing.*{rf.CONTROL}"):
+        build_report(work / "config.json", work, work / "report")
+    assert not (work / "report").exists()
+    assert [p.name for p in work.iterdir() if p.name.startswith(".")] == []
+
+
+def test_cli_report_writes_index(results, tmp_path):
+    from cnninterp.cli import main
+
+    assert main(["report", "--config", str(results / "config.json"), "--results", str(results), "--out", str(tmp_path / "r")]) == 0
+    assert (tmp_path / "r" / "index.html").is_file()
+    assert main(["report", "--config", str(tmp_path / "nope.json"), "--results", str(results), "--out", str(tmp_path / "r2")]) == 2
+
+
+def test_models_pair_with_their_random_control(results):
+    config = json.loads((results / "config.json").read_text())
+    models = {m.name: m for m in pair_models(config)}
+    assert models[rf.TRAINED].control == rf.CONTROL and models[rf.TRAINED].control_of is None
+    assert models[rf.CONTROL].control_of == rf.TRAINED and models[rf.CONTROL].random
+
+
+def test_upsample_matches_torch_bilinear():
+    import torch
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(0)
+    for shape, size in (((4, 4), (64, 64)), ((2, 3), (7, 128)), ((7, 7), (224, 224)), ((5, 5), (3, 2))):
+        a = rng.normal(size=shape).astype(np.float32)
+        ref = F.interpolate(torch.from_numpy(a)[None, None], size=size, mode="bilinear", align_corners=False)[0, 0].numpy()
+        np.testing.assert_allclose(figures.upsample_bilinear(a, size), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_overlay_dims_outside_and_outlines_inside():
+    image = np.full((8, 8, 3), 200, np.uint8)
+    amap = np.zeros((2, 2), np.float32)
+    amap[0, 0] = 10.0
+    out = figures.overlay_activation(image, amap, threshold=5.0)  # upsampled: > 5 where row, col < 4
+    assert tuple(out[7, 7]) == tuple(out[4, 0]) == (60, 60, 60)  # dimmed outside
+    assert tuple(out[0, 0]) == tuple(out[2, 2]) == (200, 200, 200)  # inside, off the border
+    assert tuple(out[3, 0]) == tuple(out[1, 3]) == figures.OUTLINE  # the border; image edges are no border

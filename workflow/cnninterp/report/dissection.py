@@ -1,0 +1,272 @@
+"""Network Dissection section: per-layer tables, category charts, IoU distributions, unit gallery.
+
+Reads ``results/dissect/<model>/summary.json`` and ``top_images.npz`` of every model in
+``dissect.models`` and the Broden shards (for the gallery's images).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from . import figures
+from .context import Context, DissectedModel
+
+TEMPLATE = "dissection.html.j2"
+TITLE = "Network Dissection"
+SUMMARY = "summary.json"
+TOP_IMAGES = "top_images.npz"
+DOWNLOADS = (("summary.json", "per-layer summary and unit labels (JSON)"), ("iou.parquet", "IoU of every unit and concept (Parquet)"))
+
+
+def available(results: Path) -> bool:
+    """True when at least one model has dissection results under ``results/dissect``."""
+    return any(Path(results, "dissect").glob(f"*/{SUMMARY}"))
+
+
+def render(ctx: Context) -> dict:
+    """Return the template data: one entry per dissected model (DataError if a summary is missing)."""
+    summaries = {m.name: ctx.require_summary(m.name) for m in ctx.models}
+    order = ctx.manifest["categories"] if ctx.manifest else None
+    models = []
+    for model in ctx.models:
+        summary = summaries[model.name]
+        twin = model.control or model.control_of
+        entry = {
+            "name": model.name,
+            "anchor": f"dissect-{model.name}",
+            "source": model.source,
+            "random": model.random,
+            "control": model.control,
+            "control_of": model.control_of,
+            "settings": effective_settings(model, summary),
+            "images": summary.get("images"),
+            "categories": categories(summary, order),
+            "layers": layer_rows(summary),
+            "downloads": downloads(ctx, model.name),
+            "iou_figure": iou_figure(ctx, model, summary, summaries.get(twin) if twin else None),
+            "category_figure": None,
+        }
+        if model.control_of is None:
+            control = summaries[model.control] if model.control else None
+            entry["category_figure"] = category_figure(ctx, model, summary, control, entry["categories"])
+        models.append(entry)
+    galleries = unit_galleries(ctx, summaries)
+    for entry in models:
+        entry["gallery"] = galleries[entry["name"]]
+    return {
+        "models": models,
+        "gallery_units": ctx.config["report"]["gallery_units"],
+        "gallery_images": ctx.config["report"]["gallery_images"],
+    }
+
+
+# -- tables -----------------------------------------------------------------------------------
+
+
+def effective_settings(model: DissectedModel, summary: dict) -> dict:
+    """The settings the dissection ran with: its summary's, completed from the config."""
+    keys = ("iou_threshold", "quantile", "denominator", "preprocess", "top_images")
+    recorded = summary.get("settings", {})
+    return {k: recorded.get(k, model.settings.get(k)) for k in keys}
+
+
+def categories(summary: dict, order: list[str] | None = None) -> list[str]:
+    """The concept categories of a summary, in the manifest's ``order`` where given (others last)."""
+    found = []
+    for layer in summary["layers"].values():
+        found += [c for c in layer["detectors_per_category"] if c not in found]
+    first = [c for c in order or [] if c in found]
+    return first + [c for c in found if c not in first]
+
+
+def layer_rows(summary: dict) -> list[dict]:
+    """One table row per layer, numbers exactly as in summary.json."""
+    rows = []
+    for name, layer in summary["layers"].items():
+        units = layer["units"]
+        rows.append(
+            {
+                "name": name,
+                "units": units,
+                "detectors": layer["detectors"],
+                "percent": 100.0 * layer["detectors"] / units if units else 0.0,
+                "detectors_per_category": layer["detectors_per_category"],
+                "unique_concepts": layer["unique_concepts"],
+                "unique_concepts_per_category": layer["unique_concepts_per_category"],
+            }
+        )
+    return rows
+
+
+def downloads(ctx: Context, model: str) -> list[dict]:
+    """Links to the model's result files that exist."""
+    folder = ctx.dissect_dir(model)
+    return [{"href": ctx.link(folder / name), "name": f"dissect/{model}/{name}", "what": what} for name, what in DOWNLOADS if (folder / name).is_file()]
+
+
+# -- charts -----------------------------------------------------------------------------------
+
+
+def _image(ctx: Context, size: tuple[int, int], href: str, alt: str) -> dict:
+    return {"src": href, "width": size[0], "height": size[1], "alt": alt}
+
+
+def category_figure(ctx: Context, model: DissectedModel, summary: dict, control: dict | None, cats: list[str]) -> dict:
+    """Bar chart per layer: unique detectors per category (in the order ``cats``), the model beside its random control."""
+    layers = list(summary["layers"])
+    x = np.arange(len(cats))
+    width = 0.4 if control else 0.6
+    path, href = ctx.asset("figures", "dissect", model.name, "unique_detectors.png")
+    with figures.chart_style():
+        fig = figures.new_figure(max(4.0, 2.9 * len(layers)), 2.7)
+        axes = fig.subplots(1, len(layers), sharey=True, squeeze=False)[0]
+        for ax, layer in zip(axes, layers):
+            series = [(model.name, summary["layers"][layer], figures.TRAINED_COLOR, -width / 2 if control else 0.0)]
+            if control and layer in control["layers"]:
+                series.append((f"{model.control} (random control)", control["layers"][layer], figures.CONTROL_COLOR, width / 2))
+            for label, data, color, shift in series:
+                values = [data["unique_concepts_per_category"].get(c, 0) for c in cats]
+                bars = ax.bar(x + shift, values, width, color=color, label=label)
+                ax.bar_label(bars, labels=[str(v) if v else "" for v in values], fontsize=7, padding=1)
+            ax.set_title(layer)
+            ax.set_xticks(x, cats, rotation=45, ha="right")
+            ax.yaxis.get_major_locator().set_params(integer=True)
+            ax.margins(y=0.15)
+        axes[0].set_ylabel("unique detectors")
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside upper center", ncols=2)
+        size = figures.save_png(fig, path)
+    alt = f"unique detectors per category and layer, {model.name}" + (f" vs {model.control}" if control else "")
+    return _image(ctx, size, href, alt)
+
+
+def iou_figure(ctx: Context, model: DissectedModel, summary: dict, twin: dict | None) -> dict:
+    """Histogram per layer of each unit's best IoU, the detector threshold marked (twin in grey)."""
+    threshold = effective_settings(model, summary)["iou_threshold"]
+    layers = list(summary["layers"])
+    twin_name = model.control or model.control_of
+
+    def best(s: dict, layer: str) -> np.ndarray:
+        return np.array([u["iou"] for u in s["layers"][layer]["unit_labels"]], dtype=np.float64)
+
+    path, href = ctx.asset("figures", "dissect", model.name, "iou_distribution.png")
+    with figures.chart_style():
+        fig = figures.new_figure(max(4.0, 2.9 * len(layers)), 2.5)
+        axes = fig.subplots(1, len(layers), squeeze=False)[0]
+        for ax, layer in zip(axes, layers):
+            own = best(summary, layer)
+            other = best(twin, layer) if twin and layer in twin["layers"] else None
+            top = max([threshold * 2, own.max(initial=0.0)] + ([other.max(initial=0.0)] if other is not None else []))
+            bins = np.linspace(0.0, top * 1.02, 31)
+            ax.hist(own, bins=bins, color=figures.TRAINED_COLOR if not model.random else figures.CONTROL_COLOR, label=model.name)
+            if other is not None:
+                color = figures.CONTROL_COLOR if not model.random else figures.TRAINED_COLOR
+                ax.hist(other, bins=bins, histtype="step", linewidth=1.2, color=color, label=twin_name)
+            ax.axvline(threshold, color=figures.THRESHOLD_COLOR, linestyle="--", linewidth=1, label=f"detector threshold {threshold:g}")
+            data = summary["layers"][layer]
+            ax.set_title(f"{layer}: {data['detectors']}/{data['units']} detectors")
+            ax.set_xlabel("best IoU of a unit")
+        axes[0].set_ylabel("units")
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside upper center", ncols=3)
+        size = figures.save_png(fig, path)
+    return _image(ctx, size, href, f"distribution of the best IoU per unit, {model.name}")
+
+
+# -- unit gallery -----------------------------------------------------------------------------
+
+
+def select_units(unit_labels: list[dict], count: int) -> list[dict]:
+    """The gallery's units: the ``count`` with the highest IoU (ties: lower unit), or all when 0."""
+    if count == 0:
+        return sorted(unit_labels, key=lambda u: u["unit"])
+    return sorted(unit_labels, key=lambda u: (-u["iou"], u["unit"]))[:count]
+
+
+def load_top_images(path: Path) -> dict:
+    """Read a top_images.npz into a dict of arrays; DataError naming the file if absent or unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except FileNotFoundError:
+        raise DataError(f"{path} is missing: it is written with summary.json by the dissection's gather step; rerun it") from None
+    except Exception as err:
+        raise DataError(f"{path} is not a readable .npz file: {err}") from None
+
+
+def _layer_tops(tops: dict, path: Path, layer: str) -> tuple:
+    try:
+        return tops[f"{layer}|top_keys"], tops[f"{layer}|top_maps"], tops[f"{layer}|threshold"]
+    except KeyError as err:
+        raise DataError(f"{path} has no entry {err.args[0]!r}: it does not match summary.json; rerun the dissection") from None
+
+
+def gallery_plan(ctx: Context, summaries: dict) -> list[dict]:
+    """Every strip to draw: model, layer, unit entry, its top image keys, maps and threshold."""
+    n_units = ctx.config["report"]["gallery_units"]
+    n_images = ctx.config["report"]["gallery_images"]
+    plan = []
+    for model in ctx.models:
+        path = ctx.dissect_dir(model.name) / TOP_IMAGES
+        tops = load_top_images(path)
+        for layer, data in summaries[model.name]["layers"].items():
+            keys, maps, thresholds = _layer_tops(tops, path, layer)
+            for unit in select_units(data["unit_labels"], n_units):
+                u = unit["unit"]
+                if u >= len(keys):
+                    raise DataError(f"{path}: layer {layer} has {len(keys)} units, summary.json names unit {u}; rerun the dissection")
+                chosen = [(str(k), maps[u, i]) for i, k in enumerate(keys[u][:n_images]) if str(k)]
+                plan.append({"model": model.name, "layer": layer, "unit": unit, "keys": [k for k, _ in chosen], "maps": [m for _, m in chosen], "threshold": float(thresholds[u])})
+    return plan
+
+
+def read_images(shard_dir: Path, keys: set[str]) -> dict[str, np.ndarray]:
+    """Return {key: uint8 (H, W, 3) image} for ``keys``, read in one pass over the shards."""
+    from ..data.broden_shards import decode_sample
+    from ..data.shards import iter_samples, shard_paths
+
+    found: dict[str, np.ndarray] = {}
+    if not keys:
+        return found
+    for raw in iter_samples(shard_paths(shard_dir)):
+        if raw["__key__"] in keys:
+            found[raw["__key__"]] = decode_sample(raw)["image"]
+            if len(found) == len(keys):
+                break
+    missing = sorted(keys - set(found))
+    if missing:
+        raise DataError(f"images {', '.join(missing[:5])} (top images of the dissection) are not in the shards under {shard_dir}; were the shards rebuilt after dissecting? rerun the dissection")
+    return found
+
+
+def unit_galleries(ctx: Context, summaries: dict) -> dict[str, list[dict]]:
+    """Draw one strip per gallery unit; return {model: [{layer, units: [...]}, ...]}."""
+    from tqdm import tqdm
+
+    plan = gallery_plan(ctx, summaries)
+    images = read_images(ctx.shard_dir, {k for item in plan for k in item["keys"]})
+    out: dict[str, list[dict]] = {m.name: [] for m in ctx.models}
+    for item in tqdm(plan, desc="report gallery", unit="unit", mininterval=2, disable=None):
+        unit = item["unit"]
+        layers = out[item["model"]]
+        if not layers or layers[-1]["layer"] != item["layer"]:
+            layers.append({"layer": item["layer"], "units": []})
+        path, href = ctx.asset("figures", "dissect", item["model"], item["layer"], f"unit_{unit['unit']:04d}.png")
+        strip = figures.unit_strip([images[k] for k in item["keys"]], item["maps"], item["threshold"])
+        size = figures.save_rgb_png(strip, path)
+        alt = f"{item['model']} {item['layer']} unit {unit['unit']}: top images, activation above threshold outlined"
+        layers[-1]["units"].append(
+            {
+                "unit": unit["unit"],
+                "label": unit["label"],
+                "category": unit["category"],
+                "iou": unit["iou"],
+                "detector": unit["detector"],
+                "image_keys": item["keys"],
+                "image": _image(ctx, size, href, alt),
+            }
+        )
+    return out

@@ -1,0 +1,97 @@
+"""Overview section: what was run (models, layers, dataset) and the headline numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .context import Context, DissectedModel, read_json
+
+TEMPLATE = "overview.html.j2"
+TITLE = "Overview"
+
+
+def available(results: Path) -> bool:
+    """Always shown: it describes the config even before any result exists."""
+    return True
+
+
+def render(ctx: Context) -> dict:
+    """Return the template data: dataset, trained models and dissected models with their detectors."""
+    return {
+        "dataset": dataset(ctx.manifest) if ctx.manifest else None,
+        "trained": trained_models(ctx),
+        "models": [dissected_model(ctx, m) for m in ctx.models],
+    }
+
+
+def dataset(manifest: dict) -> dict:
+    """Figures of the shard manifest: splits, labels per category, source."""
+    cats = list(manifest["categories"])
+    labels = manifest["labels"]
+    source = manifest.get("source", {})
+    splits = [{"name": name, "samples": s["samples"], "shards": len(s["shards"])} for name, s in manifest["splits"].items()]
+    return {
+        "name": manifest.get("dataset", "broden"),
+        "source_kind": source.get("kind", "unknown"),
+        "source_detail": {k: v for k, v in source.items() if k in ("url", "path", "sha256")},
+        "content_sha256": source.get("content_sha256"),
+        "splits": splits,
+        "images": sum(s["samples"] for s in splits),
+        "labels": len(labels),
+        "categories": [
+            {
+                "name": c,
+                "labels": sum(c in lab["categories"] for lab in labels),
+                "primary": sum(lab["primary"] == c for lab in labels),
+            }
+            for c in cats
+        ],
+    }
+
+
+def trained_models(ctx: Context) -> list[dict]:
+    """The ``train`` entries, with their validation accuracy when the model has been trained."""
+    out = []
+    for name, spec in ctx.config.get("train", {}).items():
+        info_path = ctx.results / "models" / name / "config.json"
+        info = read_json(info_path, f"config of trained model {name!r}") if info_path.is_file() else {}
+        out.append(
+            {
+                "name": name,
+                "arch": spec["arch"],
+                "task": spec["task"],
+                "epochs": spec.get("epochs"),
+                "classes": info.get("num_classes"),
+                "val_accuracy": info.get("summary", {}).get("val_accuracy"),
+            }
+        )
+    return out
+
+
+def _arch(ctx: Context, model: DissectedModel) -> str:
+    kind, _, name = model.source.partition(":")
+    return ctx.config["train"][name]["arch"] if kind == "trained" else name
+
+
+def dissected_model(ctx: Context, model: DissectedModel) -> dict:
+    """One row of the models table; ``layers`` holds detectors/units once the summary exists."""
+    summary = ctx.summary(model.name)
+    layers = [{"name": layer, "units": s["units"], "detectors": s["detectors"]} for layer, s in summary["layers"].items()] if summary else None
+    if model.control_of:
+        role = f"random control of {model.control_of}"
+    elif model.random:
+        role = "random initialisation"
+    else:
+        role = "trained" if model.source.startswith("trained:") else "pretrained weights"
+    return {
+        "name": model.name,
+        "anchor": f"dissect-{model.name}",
+        "source": model.source,
+        "arch": _arch(ctx, model),
+        "role": role,
+        "layer_names": list(summary["layers"]) if summary else list(model.settings["layers"]),
+        "images": summary.get("images") if summary else None,
+        "layers": layers,
+        "detectors_total": sum(s["detectors"] for s in layers) if layers else None,
+        "units_total": sum(s["units"] for s in layers) if layers else None,
+    }
