@@ -74,6 +74,7 @@ SlurmdUser=root
 AuthType=auth/munge
 CryptoType=crypto/munge
 MpiDefault=none
+MailProg=/bin/true
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/affinity
 SelectType=select/cons_tres

@@ -58,7 +58,19 @@ def build_results(root: Path) -> Path:
     for name, spec in config["dissect"]["models"].items():
         model = random_model("resnet10", seed=SEEDS[name])
         settings = {"model": name, "source": spec["source"]}
-        dissect(model, LAYERS, shards, results / "dissect" / name, defaults["quantile"], defaults["iou_threshold"], defaults["denominator"], "imagenet", defaults["batch_size"], defaults["top_images"], "cpu", settings)
+        dissect(
+            model,
+            LAYERS,
+            shards,
+            results / "dissect" / name,
+            quantile=defaults["quantile"],
+            iou_threshold=defaults["iou_threshold"],
+            denominator=defaults["denominator"],
+            batch_size=defaults["batch_size"],
+            top_images=defaults["top_images"],
+            device="cpu",
+            settings=settings,
+        )
     write_json(results / "config.json", config)
     return results
 

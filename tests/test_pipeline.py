@@ -45,8 +45,8 @@ def test_dry_run_shows_the_chain(tmp_path):
     (tmp_path / "tiny.yaml").write_text(TINY)
     proc = snakemake(tmp_path, "-n")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for rule in ("broden_synthesize", "broden_shards", "dissect_thresholds", "dissect_gather", "report"):
-        assert f"rule {rule}:" in proc.stdout
+    for rule in ("rule broden_synthesize", "checkpoint broden_shards", "rule dissect_thresholds", "rule dissect_gather", "rule report"):
+        assert f"{rule}:" in proc.stdout
 
 
 @pytest.mark.slow

@@ -131,7 +131,7 @@ def test_provenance_has_config_hash_and_no_clock(results, index):
     assert hashlib.sha256((results / "config.json").read_bytes()).hexdigest() in text
     assert str(results) not in text  # no absolute paths
     for name in ("cnninterp", "torch", "torchvision", "numpy"):
-        assert f"<th scope=\"row\">{name}</th>" in text
+        assert f'<th scope="row">{name}</th>' in text
 
 
 def test_two_builds_are_byte_identical(results, tmp_path, index):

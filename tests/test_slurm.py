@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 from collections import defaultdict
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,7 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
+@cache
 def cluster_problem() -> str | None:
     """Why no SLURM job could run here now (None when a node is idle or partly used)."""
     if shutil.which("sinfo") is None:
@@ -150,7 +152,7 @@ def slurm_run(cluster, tmp_path_factory):
         f"SLURM job logs:\n{slurm_logs_tail(workdir)}"
     )
     jobs = defaultdict(list)  # rule -> [(SLURM job id, SLURM log path)]
-    logdir = workdir / ".snakemake/slurm_logs"
+    logdir = workdir.resolve() / ".snakemake/slurm_logs"
     for _, slurm_id, log in SUBMITTED.findall(output):
         log = Path(log)
         # the plugin writes .snakemake/slurm_logs/rule_<rule>/<wildcards>/<SLURM job id>.log

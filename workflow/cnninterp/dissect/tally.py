@@ -125,20 +125,23 @@ class LayerTally:
             maps = acts[cb, cu].unsqueeze(1)
             up = F.interpolate(maps, size=(sh, sw), mode="bilinear", align_corners=False)[:, 0]
             mask = up > thresholds[cu][:, None, None]
-            n_active = mask.flatten(1).sum(1)
-            counts[cb, cu] = n_active.double()
-            self._pixel_counts(mask, cb, cu, labels, primary)
+            counts[cb, cu] = self._pixel_counts(mask, cb, cu, labels, primary).double()
         # whole-image labels: every active pixel of the image intersects them
         self.inter += (counts.T @ labels.image_labels).round().long()
         self.act_original += (counts.T @ labels.has_category).round().long()
         self.act_total += counts.sum(0).round().long()
 
-    def _pixel_counts(self, mask, cb, cu, labels: LabelBatch, primary) -> None:
+    def _pixel_counts(self, mask, cb, cu, labels: LabelBatch, primary):
+        """Count pixel-level intersections and lite activation terms of a chunk of (image, unit) pairs.
+
+        ``mask`` bool (K, sh, sw) active pixels of pair k = (cb[k], cu[k]). Returns int64 (K,)
+        active pixel counts per pair.
+        """
         import torch
 
         j, y, x = torch.nonzero(mask, as_tuple=True)
         touched = torch.zeros((cb.numel(), self.num_categories), dtype=torch.bool, device=mask.device)
-        n_active = mask.flatten(1).sum(1)
+        n_active = torch.bincount(j, minlength=cb.numel())  # far cheaper than summing a bool mask
         if j.numel():
             pix = labels.seg[cb[j], :, y, x]  # (P, L)
             unit = cu[j]
@@ -153,6 +156,7 @@ class LayerTally:
         touched |= labels.image_category[cb]
         contrib = n_active[:, None] * touched.long()
         self.act_lite.index_add_(0, cu, contrib)
+        return n_active
 
     def arrays(self, prefix: str) -> dict:
         """Return the sums as numpy arrays keyed ``<prefix>|inter`` etc."""

@@ -35,9 +35,10 @@ class Section:
     render: Callable[[Context], dict]
 
 
-def section(id: str, module) -> Section:
-    """Register a section module that defines TITLE, TEMPLATE, available and render."""
-    return Section(id, module.TITLE, module.TEMPLATE, module.available, module.render)
+def section(section_id: str, module) -> Section:
+    """A Section from a module that defines TITLE, TEMPLATE, ``available`` and ``render``;
+    ``section_id`` is its HTML anchor."""
+    return Section(section_id, module.TITLE, module.TEMPLATE, module.available, module.render)
 
 
 SECTIONS: list[Section] = [
@@ -89,7 +90,7 @@ def render_sections(ctx: Context, env, sections: list[Section]) -> list[dict]:
             log.info("report: section %s left out (no results)", sec.id)
             continue
         data = sec.render(ctx)
-        html = env.get_template(sec.template).render(data=data, section_id=sec.id)
+        html = env.get_template(sec.template).render(data=data)
         out.append({"id": sec.id, "title": sec.title, "html": Markup(html)})
     return out
 
@@ -99,7 +100,8 @@ def build_report(config: str | Path, results: str | Path, out: str | Path, secti
 
     ``config`` is the validated config JSON (``results/config.json``). The report is built in a
     temporary sibling folder and renamed to ``out`` when complete (an old ``out`` is replaced),
-    so a failure leaves no partial report. Equal inputs give byte-identical files.
+    so a failure leaves no partial report. Equal inputs give byte-identical files. ``sections``
+    replaces the registry ``SECTIONS`` (tests use it).
     """
     from .. import __version__
 

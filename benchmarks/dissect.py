@@ -1,0 +1,140 @@
+"""Benchmark: Network Dissection of resnet18 (random init) layer1..layer4 on synthetic Broden, CPU or CUDA.
+
+Measured in one process on the same shards (after a warm-up batch):
+- forward-only: reading + decoding + preprocessing + forward with the layer hooks, one pass;
+- dissection: ``engine.dissect`` (quantile pass, exact thresholds, tally pass, gather);
+- tally throughput of layer4 alone (images/s) at the thresholds found;
+and, in child processes, peak RSS of the dissection at N/4 and N images.
+
+    .venv/bin/python benchmarks/dissect.py --images 3000 --size 224
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+LAYERS = ["layer1", "layer2", "layer3", "layer4"]
+
+
+def make_shards(root: Path, images: int, size: int) -> Path:
+    from cnninterp.data.broden_shards import convert_broden
+    from cnninterp.data.synthetic_broden import generate_broden
+
+    generate_broden(root / "broden", images, size, seed=0)
+    convert_broden(root / "broden", root / "shards", 500, {"kind": "synthetic"}, {})
+    return root / "shards"
+
+
+def forward_only(model, shards: Path, batch_size: int, device) -> float:
+    """Seconds for one pass of reading, decoding and the hooked forward over every shard."""
+    from cnninterp.data.shards import shard_paths
+    from cnninterp.dissect.activations import LayerCapture, batch_tensor, iter_batches
+
+    capture = LayerCapture(model.to(device).eval(), LAYERS)
+    start = time.perf_counter()
+    for batch in iter_batches(shard_paths(shards), batch_size):
+        acts = capture.run(batch_tensor(batch, "imagenet", device))
+        if device.type == "cuda":
+            torch_sync()
+    capture.close()
+    return time.perf_counter() - start
+
+
+def torch_sync():
+    import torch
+
+    torch.cuda.synchronize()
+
+
+def run_timing(args) -> dict:
+    import torch
+
+    from cnninterp.data.shards import read_manifest, shard_paths
+    from cnninterp.dissect import engine
+    from cnninterp.models.backbones import random_model
+    from cnninterp.train.loop import pick_device
+
+    device = pick_device(args.device)
+    model = random_model("resnet18", seed=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        shards = make_shards(Path(tmp), args.images, args.size)
+        forward_only(model, shards, args.batch_size, device)  # warm-up pass (caches, allocator)
+        fwd = min(forward_only(model, shards, args.batch_size, device) for _ in range(args.repeats))
+        start = time.perf_counter()
+        engine.dissect(model, LAYERS, shards, Path(tmp) / "out", batch_size=args.batch_size, device=device)
+        dis = time.perf_counter() - start
+        manifest = read_manifest(shards)
+        thresholds = engine.load_arrays(Path(tmp) / "out" / "top_images.npz")
+        start = time.perf_counter()
+        engine.tally(model, ["layer4"], shard_paths(shards), thresholds, manifest, "imagenet", args.batch_size, device)
+        tally4 = time.perf_counter() - start
+    return {
+        "forward_only_s": round(fwd, 2),
+        "dissect_s": round(dis, 2),
+        "dissect_over_forward": round(dis / fwd, 3),
+        "tally_layer4_images_per_s": round(args.images / tally4, 1),
+        "tally_layer4_s_including_forward": round(tally4, 2),
+    }
+
+
+def run_memory(args) -> dict:
+    """Peak RSS (MiB) of a child process dissecting N/4 and N images."""
+    out = {}
+    for n in (args.images // 4, args.images):
+        proc = subprocess.run(
+            [sys.executable, __file__, "--child-memory", "--images", str(n), "--size", str(args.size), "--device", args.device, "--batch-size", str(args.batch_size)],
+            capture_output=True, text=True, check=True,
+        )
+        out[f"peak_rss_mib_{n}_images"] = json.loads(proc.stdout.strip().splitlines()[-1])["peak_rss_mib"]
+    small, large = out[f"peak_rss_mib_{args.images // 4}_images"], out[f"peak_rss_mib_{args.images}_images"]
+    out["peak_rss_ratio_4n_over_n"] = round(large / small, 3)
+    return out
+
+
+def child_memory(args) -> None:
+    from cnninterp.dissect import engine
+    from cnninterp.models.backbones import random_model
+    from cnninterp.train.loop import pick_device
+
+    with tempfile.TemporaryDirectory() as tmp:
+        shards = make_shards(Path(tmp), args.images, args.size)
+        # the data generation above is not what is measured: reset the peak after it
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        engine.dissect(random_model("resnet18", seed=0), LAYERS, shards, Path(tmp) / "out", batch_size=args.batch_size, device=pick_device(args.device))
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"peak_rss_mib": round(max(peak, base) / 1024, 1)}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=3000)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--child-memory", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_memory:
+        return child_memory(args)
+    import torch
+
+    result = {"images": args.images, "size": args.size, "device": args.device, "torch_threads": torch.get_num_threads()}
+    result.update(run_timing(args))
+    if not args.skip_memory:
+        result.update(run_memory(args))
+    result["machine"] = f"{platform.machine()} cores={os.cpu_count()}"
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
