@@ -22,7 +22,7 @@ include: "rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         "results/report/index.html",
         expand("results/dissect/{model}/summary.json", model=DISSECT_MODELS),
-    default_target: True

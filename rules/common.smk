@@ -7,6 +7,7 @@ from cnninterp.config import dissect_settings, validate_config
 CFG = validate_config(config, source="the Snakemake config")
 ENV = "../envs/cnninterp.yaml"
 SHARDS = "results/shards/broden"
+BRODEN = CFG["broden"]
 DISSECT_MODELS = sorted(CFG["dissect"]["models"])
 TRAIN_MODELS = sorted(CFG["train"])
 THREADS = CFG["threads"] or 2
@@ -23,7 +24,9 @@ def shard_names(wildcards):
     manifest = checkpoints.broden_shards.get().output.manifest
     with open(manifest) as handle:
         splits = json.load(handle)["splits"]
-    return sorted(s["name"][: -len(".tar")] for v in splits.values() for s in v["shards"])
+    return sorted(
+        s["name"][: -len(".tar")] for v in splits.values() for s in v["shards"]
+    )
 
 
 def code(*parts):
@@ -37,3 +40,83 @@ def code_tree(folder):
     return sorted(
         str(p) for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts
     )
+
+
+def broden_folder(wildcards):
+    """The unpacked Broden folder the shards are made from, by broden.source."""
+    if BRODEN["source"] == "synthetic":
+        return "results/data/broden/synthetic"
+    if BRODEN["source"] == "download":
+        return "results/data/broden/download"
+    path = BRODEN["local"]["path"]
+    if not path:
+        raise ValueError("broden.source is 'local' but broden.local.path is not set")
+    return path
+
+
+def broden_source(wildcards):
+    """JSON describing where the Broden folder came from, recorded in the manifest."""
+    kind = BRODEN["source"]
+    source = {"kind": kind}
+    if kind == "download":
+        source.update(BRODEN["download"])
+    elif kind == "local":
+        source["path"] = BRODEN["local"]["path"]
+    else:
+        source.update(BRODEN["synthetic"])
+    return json.dumps(source, sort_keys=True)
+
+
+def train_setting(wildcards, key):
+    """One setting of the train entry named by the wildcard."""
+    return CFG["train"][wildcards.model][key]
+
+
+def settings(wildcards):
+    """Effective dissection settings of the model named by the wildcard."""
+    return dissect_settings(CFG, wildcards.model)
+
+
+def model_inputs(wildcards):
+    """Files the model is built from: a trained checkpoint or a user's state_dict (if any)."""
+    s = settings(wildcards)
+    kind, name = s["source"].split(":", 1)
+    if kind == "trained" and not s["random_init"]:
+        return [f"results/models/{name}/model.pt"]
+    return [s["checkpoint"]] if s["checkpoint"] else []
+
+
+def model_args(wildcards):
+    """The --model/--checkpoint/--init-seed/--layers/... arguments for the wildcard's model."""
+    s = settings(wildcards)
+    kind, name = s["source"].split(":", 1)
+    if kind == "trained" and not s["random_init"]:
+        spec = f"--model checkpoint --checkpoint results/models/{name}/model.pt"
+    elif kind == "trained":
+        spec = f"--model torchvision:{CFG['train'][name]['arch']} --init-seed {s['init_seed']}"
+    else:
+        spec = f"--model torchvision:{name} --init-seed {s['init_seed']}"
+        if s["checkpoint"]:
+            spec += f" --checkpoint {s['checkpoint']}"
+    return (
+        f"{spec} --layers {','.join(s['layers'])} --preprocess {s['preprocess']}"
+        f" --batch-size {s['batch_size']} --device {CFG['device']}"
+    )
+
+
+def setting(key):
+    return lambda wc: settings(wc)[key]
+
+
+def parts(kind):
+    """Per-shard part files of one kind (quantiles or tally) for the wildcard's model."""
+
+    def inner(wildcards):
+        return expand(
+            "results/dissect/{model}/parts/{kind}-{shard}.npz",
+            model=wildcards.model,
+            kind=kind,
+            shard=shard_names(wildcards),
+        )
+
+    return inner

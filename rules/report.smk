@@ -1,24 +1,24 @@
 rule config_snapshot:
     output:
         "results/config.json",
-    params:
-        config=json.dumps(CFG, sort_keys=True),
     log:
         "results/logs/config_snapshot.log",
     conda:
         ENV
+    params:
+        config=json.dumps(CFG, sort_keys=True),
     shell:
         "cnninterp validate-config --json {params.config:q} --out {output} > {log} 2>&1"
 
 
 rule report:
-    output:
-        "results/report/index.html",
     input:
         config="results/config.json",
         manifest=f"{SHARDS}/manifest.json",
         summaries=expand("results/dissect/{model}/summary.json", model=DISSECT_MODELS),
         code=code_tree("report"),
+    output:
+        "results/report/index.html",
     log:
         "results/logs/report.log",
     conda:

@@ -1,14 +1,18 @@
-def train_setting(wildcards, key):
-    """One setting of the train entry named by the wildcard."""
-    return CFG["train"][wildcards.model][key]
-
-
 rule train_baseline:
-    output:
-        "results/models/{model}/model.pt",
     input:
         manifest=f"{SHARDS}/manifest.json",
         code=code("train/baseline.py", "train/loop.py", "models/backbones.py"),
+    output:
+        "results/models/{model}/model.pt",
+    log:
+        "results/logs/train/{model}.log",
+    benchmark:
+        "results/benchmarks/train/{model}.tsv"
+    conda:
+        ENV
+    threads: THREADS
+    resources:
+        gpu=1,
     params:
         arch=lambda wc: train_setting(wc, "arch"),
         task=lambda wc: train_setting(wc, "task"),
@@ -18,19 +22,11 @@ rule train_baseline:
         momentum=lambda wc: train_setting(wc, "momentum"),
         weight_decay=lambda wc: train_setting(wc, "weight_decay"),
         preprocess=lambda wc: CFG["train"][wc.model].get("preprocess", "imagenet"),
+        shards=lambda wc, input: Path(input.manifest).parent,
         seed=CFG["seed"],
         device=CFG["device"],
-    threads: THREADS
-    resources:
-        gpu=1,
-    log:
-        "results/logs/train/{model}.log",
-    benchmark:
-        "results/benchmarks/train/{model}.tsv"
-    conda:
-        ENV
     shell:
-        "cnninterp --threads {threads} train baseline --shards {SHARDS} --out {output}"
+        "cnninterp --threads {threads} train baseline --shards {params.shards} --out {output}"
         " --arch {params.arch} --task {params.task} --epochs {params.epochs}"
         " --batch-size {params.batch_size} --lr {params.lr} --momentum {params.momentum}"
         " --weight-decay {params.weight_decay} --preprocess {params.preprocess}"
