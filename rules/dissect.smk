@@ -23,7 +23,7 @@ rule dissect_quantiles:
         ENV
     threads: THREADS
     resources:
-        gpu=1,
+        gpu=GPUS,
     params:
         model=model_args,
         quantile=setting("quantile"),
@@ -69,7 +69,7 @@ rule dissect_tally:
         ENV
     threads: THREADS
     resources:
-        gpu=1,
+        gpu=GPUS,
     params:
         model=model_args,
         top_images=setting("top_images"),
@@ -99,7 +99,7 @@ rule dissect_gather:
         iou_threshold=setting("iou_threshold"),
         top_images=setting("top_images"),
         settings=lambda wc: json.dumps(
-            {"model": wc.model, "source": settings(wc)["source"]}, sort_keys=True
+            {"model": wc.model, **settings(wc)}, sort_keys=True
         ),
     shell:
         "cnninterp dissect-gather --manifest {input.manifest} --layers {params.layers}"

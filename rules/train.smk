@@ -12,7 +12,7 @@ rule train_baseline:
         ENV
     threads: THREADS
     resources:
-        gpu=1,
+        gpu=GPUS,
     params:
         arch=lambda wc: train_setting(wc, "arch"),
         task=lambda wc: train_setting(wc, "task"),

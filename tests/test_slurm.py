@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent  # the venv's bin: snakemake, and the `cnninterp` the jobs call
+# the venv's bin: snakemake, and the `cnninterp` console script the jobs call
+BIN = Path(sys.executable).parent
 # what a run needs from the repository (tracked files; results/ and .snakemake/ stay behind)
 COPY = ["Snakefile", "config.yaml", "requirements.txt", "rules", "workflow", "profiles", "envs"]
 TARGET = "results/dissect/baseline/summary.json"
