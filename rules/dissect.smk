@@ -60,7 +60,8 @@ rule dissect_tally:
         model=model_inputs,
         code=ENGINE,
     output:
-        temp("results/dissect/{model}/parts/tally-{shard}.npz"),
+        # kept: changing the denominator or the detector threshold then only re-gathers
+        "results/dissect/{model}/parts/tally-{shard}.npz",
     log:
         "results/logs/dissect/{model}/tally-{shard}.log",
     benchmark:

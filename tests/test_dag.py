@@ -1,0 +1,166 @@
+"""The real Snakefile end to end on a tiny config: the chain, partial reruns, faults, determinism.
+
+Written over the whole DAG (every rule, whatever rules are added later): a clean run, a run
+killed twice with SIGKILL and resumed, and dry-run plans after config and code changes.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dag import command, digests, env, make_workdir, planned, snakemake
+
+TINY = """
+threads: 1
+broden:
+  source: synthetic
+  synthetic: {n_images: 240, image_size: 64, seed: 0, val_fraction: 0.25}
+  shard_size: 100
+train:
+  baseline: {arch: resnet10, task: scene, epochs: 2, batch_size: 16}
+dissect:
+  defaults: {layers: [layer3, layer4], batch_size: 50}
+  models:
+    baseline: {source: "trained:baseline"}
+    baseline_random: {source: "trained:baseline", random_init: true}
+report: {gallery_units: 2, gallery_images: 2}
+"""
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def clean_run(tmp_path_factory):
+    """A complete run of the tiny config from an empty results/."""
+    workdir = make_workdir(tmp_path_factory.mktemp("clean"), TINY)
+    proc = snakemake(workdir, "--cores", "2")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return workdir
+
+
+def kill_when(workdir: Path, proc: subprocess.Popen, condition, what: str, timeout: float = 300) -> None:
+    """SIGKILL snakemake and all its jobs as soon as ``condition()`` holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, f"the run ended before {what}"
+        assert time.monotonic() < deadline, f"{what} never happened"
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.fixture(scope="module")
+def faulted_run(tmp_path_factory):
+    """A run killed with SIGKILL while writing shards, resumed, killed while training, resumed."""
+    workdir = make_workdir(tmp_path_factory.mktemp("faulted"), TINY)
+    shards = workdir / "results/shards/broden"
+    train_log = workdir / "results/logs/train/baseline.log"
+
+    def start():
+        # a SIGKILLed snakemake leaves its lock behind: --unlock, then --rerun-incomplete
+        assert snakemake(workdir, "--unlock").returncode == 0
+        return subprocess.Popen(command(workdir, "--cores", "2", "--rerun-incomplete"), cwd=workdir, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+    kill_when(workdir, start(), lambda: shards.is_dir() and any(".tmp-" in p.name for p in shards.iterdir()), "a shard being written")
+    assert not (shards / "manifest.json").exists()
+    kill_when(workdir, start(), lambda: train_log.is_file() and "CUDA_VISIBLE_DEVICES" in train_log.read_text(), "training")
+    assert not (workdir / "results/models/baseline/model.pt").exists()
+    assert snakemake(workdir, "--unlock").returncode == 0
+    proc = snakemake(workdir, "--cores", "2", "--rerun-incomplete")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return workdir
+
+
+def test_dag_builds_shards_models_dissections_and_report(clean_run):
+    manifest = json.loads((clean_run / "results/shards/broden/manifest.json").read_text())
+    assert sum(s["samples"] for s in manifest["splits"].values()) == 240
+    assert len(manifest["splits"]["train"]["shards"]) == 2
+    assert (clean_run / "results/models/baseline/model.pt").is_file()
+    for model in ("baseline", "baseline_random"):
+        summary = json.loads((clean_run / f"results/dissect/{model}/summary.json").read_text())
+        assert summary["images"] == 240 and set(summary["layers"]) == {"layer3", "layer4"}
+        assert summary["settings"]["random_init"] is (model == "baseline_random")
+        assert (clean_run / f"results/dissect/{model}/iou.parquet").is_file()
+        assert not list((clean_run / f"results/dissect/{model}/parts").glob("quantiles-*"))  # temp parts removed
+    assert (clean_run / "results/report/index.html").is_file()
+    for rule_log in ("data/broden_shards.log", "train/baseline.log", "dissect/baseline/gather.log", "report.log"):
+        assert (clean_run / "results/logs" / rule_log).is_file()
+
+
+def test_finished_dag_plans_nothing(clean_run):
+    assert planned(clean_run) == {}
+
+
+def edit_config(workdir, change):
+    config = yaml.safe_load((workdir / "tiny.yaml").read_text())
+    change(config)
+    (workdir / "tiny.yaml").write_text(yaml.safe_dump(config))
+
+
+def rules_of(plan):
+    return {rule for rule, _ in plan}
+
+
+def test_a_models_dissection_setting_reruns_only_that_model(clean_run):
+    try:
+        edit_config(clean_run, lambda c: c["dissect"]["models"]["baseline"].update(iou_threshold=0.05))
+        plan = planned(clean_run)
+    finally:
+        (clean_run / "tiny.yaml").write_text(TINY)
+    assert rules_of(plan) == {"dissect_gather", "config_snapshot", "report", "all"}
+    assert [w for r, w in plan if r == "dissect_gather"] == ["model=baseline"]
+    # the quantile level changes the thresholds: that model's per-shard jobs rerun, nothing else
+    try:
+        edit_config(clean_run, lambda c: c["dissect"]["models"]["baseline"].update(quantile=0.01))
+        plan = planned(clean_run)
+    finally:
+        (clean_run / "tiny.yaml").write_text(TINY)
+    assert rules_of(plan) == {"dissect_quantiles", "dissect_thresholds", "dissect_tally", "dissect_gather", "config_snapshot", "report", "all"}
+    assert all("model=baseline," in w + "," for r, w in plan if r.startswith("dissect_"))
+    assert sum(r == "dissect_quantiles" for r, _ in plan) == 3  # one job per shard
+
+
+def test_training_budget_reruns_training_and_downstream_only(clean_run):
+    try:
+        edit_config(clean_run, lambda c: c["train"]["baseline"].update(epochs=3))
+        plan = planned(clean_run)
+    finally:
+        (clean_run / "tiny.yaml").write_text(TINY)
+    assert "train_baseline" in rules_of(plan)
+    assert not rules_of(plan) & {"broden_synthesize", "broden_shards"}
+    dissected = {w.split(",")[0] for r, w in plan if r.startswith("dissect_")}
+    assert dissected == {"model=baseline"}  # the random control does not depend on training
+
+
+def test_reverting_a_change_plans_nothing(clean_run):
+    edit_config(clean_run, lambda c: c["train"]["baseline"].update(epochs=5))
+    assert planned(clean_run)
+    (clean_run / "tiny.yaml").write_text(TINY)
+    assert planned(clean_run) == {}
+
+
+def test_editing_a_steps_code_reruns_that_step(clean_run):
+    code = clean_run / "workflow/cnninterp/dissect/labels.py"
+    original = code.read_bytes()
+    try:
+        code.write_bytes(original + b"\n# an edit\n")
+        plan = planned(clean_run)
+    finally:
+        code.write_bytes(original)
+    assert rules_of(plan) == {"dissect_gather", "report", "all"}
+    assert sorted(w for r, w in plan if r == "dissect_gather") == ["model=baseline", "model=baseline_random"]
+
+
+def test_killed_runs_resume_to_byte_identical_results(clean_run, faulted_run):
+    """Also the determinism check: two runs from an empty results/ give the same bytes."""
+    clean, faulted = digests(clean_run), digests(faulted_run)
+    assert set(clean) == set(faulted)
+    differ = sorted(k for k in clean if clean[k] != faulted[k])
+    assert differ == [], f"files differ between a clean and a killed-and-resumed run: {differ}"
+    assert any(k.endswith(".tar") for k in clean) and any(k.endswith("iou.parquet") for k in clean)
+    assert not [p for p in faulted_run.rglob("*") if ".tmp-" in p.name]  # no temporary left over
