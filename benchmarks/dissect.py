@@ -4,7 +4,7 @@ Measured in one process on the same shards (after a warm-up batch):
 - forward-only: reading + decoding + preprocessing + forward with the layer hooks, one pass;
 - dissection: ``engine.dissect`` (quantile pass, exact thresholds, tally pass, gather);
 - tally throughput of layer4 alone (images/s) at the thresholds found;
-and, in child processes, peak RSS of the dissection at N/4 and N images.
+and, in child processes (data made beforehand), peak RSS of the dissection at N/4 and N images.
 
     .venv/bin/python benchmarks/dissect.py --images 3000 --size 224
 """
@@ -29,6 +29,7 @@ def make_shards(root: Path, images: int, size: int) -> Path:
     from cnninterp.data.broden_shards import convert_broden
     from cnninterp.data.synthetic_broden import generate_broden
 
+    root.mkdir(parents=True, exist_ok=True)
     generate_broden(root / "broden", images, size, seed=0)
     convert_broden(root / "broden", root / "shards", 500, {"kind": "synthetic"}, {})
     return root / "shards"
@@ -55,7 +56,7 @@ def torch_sync():
     torch.cuda.synchronize()
 
 
-def run_timing(args) -> dict:
+def run_timing(args, shards: Path) -> dict:
     import torch
 
     from cnninterp.data.shards import read_manifest, shard_paths
@@ -66,7 +67,6 @@ def run_timing(args) -> dict:
     device = pick_device(args.device)
     model = random_model("resnet18", seed=0)
     with tempfile.TemporaryDirectory() as tmp:
-        shards = make_shards(Path(tmp), args.images, args.size)
         forward_only(model, shards, args.batch_size, device)  # warm-up pass (caches, allocator)
         fwd = min(forward_only(model, shards, args.batch_size, device) for _ in range(args.repeats))
         start = time.perf_counter()
@@ -86,12 +86,12 @@ def run_timing(args) -> dict:
     }
 
 
-def run_memory(args) -> dict:
-    """Peak RSS (MiB) of a child process dissecting N/4 and N images."""
+def run_memory(args, shard_dirs: dict) -> dict:
+    """Peak RSS (MiB) of a child process dissecting N/4 and N images (the shards made beforehand)."""
     out = {}
-    for n in (args.images // 4, args.images):
+    for n, shards in shard_dirs.items():
         proc = subprocess.run(
-            [sys.executable, __file__, "--child-memory", "--images", str(n), "--size", str(args.size), "--device", args.device, "--batch-size", str(args.batch_size)],
+            [sys.executable, __file__, "--child-memory", str(shards), "--device", args.device, "--batch-size", str(args.batch_size)],
             capture_output=True, text=True, check=True,
         )
         out[f"peak_rss_mib_{n}_images"] = json.loads(proc.stdout.strip().splitlines()[-1])["peak_rss_mib"]
@@ -106,12 +106,8 @@ def child_memory(args) -> None:
     from cnninterp.train.loop import pick_device
 
     with tempfile.TemporaryDirectory() as tmp:
-        shards = make_shards(Path(tmp), args.images, args.size)
-        # the data generation above is not what is measured: reset the peak after it
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        engine.dissect(random_model("resnet18", seed=0), LAYERS, shards, Path(tmp) / "out", batch_size=args.batch_size, device=pick_device(args.device))
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"peak_rss_mib": round(max(peak, base) / 1024, 1)}))
+        engine.dissect(random_model("resnet18", seed=0), LAYERS, args.child_memory, Path(tmp) / "out", batch_size=args.batch_size, device=pick_device(args.device))
+    print(json.dumps({"peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
 
 
 def main() -> None:
@@ -122,16 +118,19 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--skip-memory", action="store_true")
-    parser.add_argument("--child-memory", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child-memory", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_memory:
         return child_memory(args)
     import torch
 
     result = {"images": args.images, "size": args.size, "device": args.device, "torch_threads": torch.get_num_threads()}
-    result.update(run_timing(args))
-    if not args.skip_memory:
-        result.update(run_memory(args))
+    with tempfile.TemporaryDirectory() as tmp:
+        shards = make_shards(Path(tmp) / "n", args.images, args.size)
+        result.update(run_timing(args, shards))
+        if not args.skip_memory:
+            quarter = make_shards(Path(tmp) / "quarter", args.images // 4, args.size)
+            result.update(run_memory(args, {args.images // 4: quarter, args.images: shards}))
     result["machine"] = f"{platform.machine()} cores={os.cpu_count()}"
     print(json.dumps(result))
 
