@@ -43,7 +43,7 @@ def forward_only(model, shards: Path, batch_size: int, device) -> float:
     capture = LayerCapture(model.to(device).eval(), LAYERS)
     start = time.perf_counter()
     for batch in iter_batches(shard_paths(shards), batch_size):
-        acts = capture.run(batch_tensor(batch, "imagenet", device))
+        capture.run(batch_tensor(batch, "imagenet", device))
         if device.type == "cuda":
             torch_sync()
     capture.close()
@@ -57,7 +57,6 @@ def torch_sync():
 
 
 def run_timing(args, shards: Path) -> dict:
-    import torch
 
     from cnninterp.data.shards import read_manifest, shard_paths
     from cnninterp.dissect import engine

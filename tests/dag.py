@@ -24,7 +24,7 @@ def make_workdir(dest: Path, config_text: str) -> Path:
     for name in COPY:
         src = ROOT / name
         if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "results", ".snakemake", ".venv"))
         else:
             shutil.copy2(src, dest / name)
     (dest / "tiny.yaml").write_text(config_text)

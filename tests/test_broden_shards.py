@@ -3,7 +3,6 @@
 import csv
 import hashlib
 import io
-import json
 import tarfile
 
 import numpy as np

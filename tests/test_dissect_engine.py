@@ -8,7 +8,7 @@ import torch
 
 import dissect_reference as ref
 from cnninterp.dissect.quantiles import TopKeeper, threshold_from_top, top_count
-from cnninterp.dissect.tally import LayerTally, iou, label_area, make_label_batch
+from cnninterp.dissect.tally import LayerTally, iou, make_label_batch
 
 CATS = ["color", "object", "part", "scene"]
 # label numbers 0..9: 0 unlabeled, 1-2 color, 3-4 object, 5-6 part, 7-8 scene, 9 object also
@@ -45,7 +45,7 @@ def engine_tally(acts, seg, image_labels, T, batches):
     area = torch.zeros(len(PRIMARY), dtype=torch.int64)
     for idx in batches:
         labels = make_label_batch(seg[idx], [image_labels[i] for i in idx], primary, len(PRIMARY), len(CATS), "cpu")
-        area += label_area(labels, len(PRIMARY))
+        area += labels.area
         tally = LayerTally(acts.shape[1], len(PRIMARY), len(CATS), "cpu")
         tally.add(torch.from_numpy(acts[idx]), torch.from_numpy(T), labels, primary)
         arrays = tally.arrays("l")

@@ -2,9 +2,7 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -48,9 +46,13 @@ def test_cli_error_for_bad_layer_writes_nothing(broden_shards, tmp_path):
 
 
 class Poison(torch.nn.Module):
-    """Turns a map into NaN where the map's first value is positive."""
+    """Turns a map into NaN where the map's first value is positive (while ``active``)."""
+
+    active = True
 
     def forward(self, y):
+        if not self.active:
+            return y
         return torch.where(y[:, :1, :1, :1] > 0, torch.full_like(y, float("nan")), y)
 
 
@@ -92,3 +94,15 @@ def test_missing_shard_part_is_detected_at_merge(broden_shards):
     part = engine.quantile_tops(model, ["layer4"], paths[:1], total, 0.005, "imagenet", 16, "cpu")
     with pytest.raises(DataError, match=r"quantile parts cover 12 images, the shards hold 40"):
         engine.merge_thresholds([part], ["layer4"], total, 0.005)
+
+
+def test_a_failed_run_leaves_no_hooks_behind(broden_shards, tmp_path):
+    """After an error mid-run the same model object dissects normally (hooks are removed)."""
+    model = NaNAfter()
+    with pytest.raises(ModelError):
+        engine.dissect(model, ["poison"], broden_shards, tmp_path / "a", batch_size=8)
+    assert not any(m._forward_hooks for m in model.modules())
+    model.poison.active = False
+    summary = engine.dissect(model, ["poison"], broden_shards, tmp_path / "b", batch_size=8)
+    assert summary["poison"]["units"] == 4
+    assert not any(m._forward_hooks for m in model.modules())

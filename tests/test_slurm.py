@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
+from dag import make_workdir
+
 ROOT = Path(__file__).resolve().parents[1]
 # the venv's bin: snakemake, and the `cnninterp` console script the jobs call
 BIN = Path(sys.executable).parent
-# what a run needs from the repository (tracked files; results/ and .snakemake/ stay behind)
-COPY = ["Snakefile", "config.yaml", "requirements.txt", "rules", "workflow", "profiles", "envs"]
 TARGET = "results/dissect/baseline/summary.json"
 # threads: 1 lets two jobs share a 2-CPU node; 40 images in shards of 30 make two shards
 # (train 30, val 10), so each per-shard dissection step is two SLURM jobs
@@ -81,17 +81,6 @@ def cluster():
         pytest.skip(problem)
 
 
-def copy_workflow(dest: Path) -> None:
-    """Copy the files a run needs into ``dest`` (no results, caches or venv)."""
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "results", ".snakemake", ".venv")
-    for name in COPY:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=ignore)
-        elif src.is_file():
-            shutil.copy2(src, dest / name)
-
-
 def run_snakemake(workdir: Path, *args: str) -> tuple[int, str]:
     """Run snakemake in ``workdir``; return its exit status and its output (stdout + stderr).
 
@@ -136,9 +125,7 @@ def slurm_logs_tail(workdir: Path, lines: int = 30) -> str:
 @pytest.fixture(scope="module")
 def slurm_run(cluster, tmp_path_factory):
     """One run of the workflow through profiles/slurm; returns (workdir, output, jobs by rule)."""
-    workdir = tmp_path_factory.mktemp("slurm")
-    copy_workflow(workdir)
-    (workdir / "tiny.yaml").write_text(TINY)
+    workdir = make_workdir(tmp_path_factory.mktemp("slurm"), TINY)
     code, output = run_snakemake(
         workdir,
         "--profile",

@@ -30,10 +30,13 @@ class LayerCapture:
             raise ModelError(f"model has no layer(s) {', '.join(missing)}; its layers are: {', '.join(names)}")
         self.model, self.layers = model, list(layers)
         self._out: dict = {}
+        self._running = False
         self._handles = [modules[name].register_forward_hook(self._hook(name)) for name in self.layers]
 
     def _hook(self, name):
         def hook(module, inputs, output):
+            if not self._running:  # another caller's forward pass: not ours to capture or stop
+                return
             if not hasattr(output, "dim") or output.dim() != 4:
                 shape = tuple(getattr(output, "shape", ()))
                 raise ModelError(f"layer {name} outputs shape {shape}; dissection needs (batch, units, height, width) maps")
@@ -48,11 +51,14 @@ class LayerCapture:
         import torch
 
         self._out = {}
-        with torch.no_grad():
-            try:
+        self._running = True
+        try:
+            with torch.no_grad():
                 self.model(x)
-            except _Enough:
-                pass
+        except _Enough:
+            pass
+        finally:
+            self._running = False
         if len(self._out) != len(self.layers):
             lost = [n for n in self.layers if n not in self._out]
             raise ModelError(f"layer(s) {', '.join(lost)} never ran during the forward pass")
@@ -62,6 +68,12 @@ class LayerCapture:
         """Remove the hooks."""
         for handle in self._handles:
             handle.remove()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def check_finite(acts: dict, keys: list[str]) -> None:

@@ -16,7 +16,7 @@ from ..data.shards import read_manifest
 from ..errors import DataError
 from .activations import LayerCapture, batch_tensor, check_finite, iter_batches
 from .quantiles import TopKeeper, threshold_from_top, top_count
-from .tally import LayerTally, label_area, make_label_batch
+from .tally import LayerTally, make_label_batch
 
 log = logging.getLogger(__name__)
 
@@ -72,20 +72,19 @@ def quantile_tops(model, layers: list[str], paths, total_images: int, q: float, 
     """
     from tqdm import tqdm
 
-    capture = LayerCapture(_prepare(model, device), layers)
     keepers: dict[str, TopKeeper] = {}
     shapes: dict[str, tuple] = {}
     images = 0
-    for batch in tqdm(iter_batches(paths, batch_size), desc="quantiles", unit="batch", mininterval=2, disable=None):
-        acts = capture.run(batch_tensor(batch, preset, device))
-        check_finite(acts, batch["keys"])
-        for name, a in acts.items():
-            if name not in keepers:
-                shapes[name] = tuple(a.shape[2:])
-                keepers[name] = TopKeeper(top_count(total_images * a.shape[2] * a.shape[3], q))
-            keepers[name].add(a)
-        images += len(batch["keys"])
-    capture.close()
+    with LayerCapture(_prepare(model, device), layers) as capture:
+        for batch in tqdm(iter_batches(paths, batch_size), desc="quantiles", unit="batch", mininterval=2, disable=None):
+            acts = capture.run(batch_tensor(batch, preset, device))
+            check_finite(acts, batch["keys"])
+            for name, a in acts.items():
+                if name not in keepers:
+                    shapes[name] = tuple(a.shape[2:])
+                    keepers[name] = TopKeeper(top_count(total_images * a.shape[2] * a.shape[3], q))
+                keepers[name].add(a)
+            images += len(batch["keys"])
     if images == 0:
         raise DataError(f"no images in {', '.join(map(str, paths))}")
     out = {"images": np.array(images)}
@@ -176,27 +175,26 @@ def tally(model, layers: list[str], paths, thresholds: dict, manifest: dict, pre
     vocab = vocabulary(manifest)
     num_labels, ncat = vocab["num_labels"], len(vocab["categories"])
     primary = torch.from_numpy(vocab["primary"]).to(device)
-    capture = LayerCapture(_prepare(model, device), layers)
     thr = {name: torch.from_numpy(np.asarray(thresholds[f"{name}|threshold"], np.float32)).to(device) for name in layers}
     tallies: dict[str, LayerTally] = {}
     tops = {name: TopImages(top_images) for name in layers}
     area = torch.zeros(num_labels, dtype=torch.int64, device=device)
     images = 0
-    for batch in tqdm(iter_batches(paths, batch_size), desc="tally", unit="batch", mininterval=2, disable=None):
-        acts = capture.run(batch_tensor(batch, preset, device))
-        check_finite(acts, batch["keys"])
-        image_labels = [[n for ns in s["image_labels"].values() for n in ns] for s in batch["samples"]]
-        labels = make_label_batch(batch["seg"], image_labels, primary, num_labels, ncat, device)
-        area += label_area(labels, num_labels)
-        for name, a in acts.items():
-            if thr[name].numel() != a.shape[1]:
-                raise DataError(f"thresholds for layer {name} have {thr[name].numel()} units, the model's layer has {a.shape[1]}")
-            if name not in tallies:
-                tallies[name] = LayerTally(a.shape[1], num_labels, ncat, device)
-            tallies[name].add(a, thr[name], labels, primary)
-            tops[name].add(a, batch["keys"])
-        images += len(batch["keys"])
-    capture.close()
+    with LayerCapture(_prepare(model, device), layers) as capture:
+        for batch in tqdm(iter_batches(paths, batch_size), desc="tally", unit="batch", mininterval=2, disable=None):
+            acts = capture.run(batch_tensor(batch, preset, device))
+            check_finite(acts, batch["keys"])
+            image_labels = [[n for ns in s["image_labels"].values() for n in ns] for s in batch["samples"]]
+            labels = make_label_batch(batch["seg"], image_labels, primary, num_labels, ncat, device)
+            area += labels.area
+            for name, a in acts.items():
+                if thr[name].numel() != a.shape[1]:
+                    raise DataError(f"thresholds for layer {name} have {thr[name].numel()} units, the model's layer has {a.shape[1]}")
+                if name not in tallies:
+                    tallies[name] = LayerTally(a.shape[1], num_labels, ncat, device)
+                tallies[name].add(a, thr[name], labels, primary)
+                tops[name].add(a, batch["keys"])
+            images += len(batch["keys"])
     if images == 0:
         raise DataError(f"no images in {', '.join(map(str, paths))}")
     out = {"images": np.array(images), "area": area.cpu().numpy()}

@@ -23,29 +23,33 @@ CHUNK_PIXELS = 1 << 24  # upsampled pixels processed at once (bounds memory per 
 
 @dataclass
 class LabelBatch:
-    """A batch's labels on the device: deduplicated layers, whole-image labels and category flags.
+    """A batch's labels on the device, ready for counting.
 
-    ``seg`` int64 (B, L, sh, sw) where a label repeated at a pixel in a later layer is zeroed;
-    ``image_labels`` float64 (B, C+1) 1 where the image has that whole-image label;
-    ``has_category`` float64 (B, K) images holding any label of primary category k;
-    ``image_category`` bool (B, K) images with a whole-image label of primary category k.
+    ``size`` (sh, sw); ``image_labels`` float64 (B, C+1): 1 where the image has that whole-image
+    label; ``has_category`` float64 (B, K): images holding any label of primary category k;
+    ``image_category`` bool (B, K): images with a whole-image label of primary category k;
+    ``seg`` int64 (B, L, sh, sw): pixel labels with a label repeated at a pixel in a later layer,
+    or also given as a whole-image label, set to 0 (so each label counts once per pixel);
+    ``area`` int64 (C+1,): each label's pixels in the batch (whole-image labels: sh*sw per image).
     """
 
-    seg: object
+    size: tuple
     image_labels: object
     has_category: object
     image_category: object
+    seg: object
+    area: object
 
 
-def dedup_layers(seg):
+def dedup_layers(seg: np.ndarray) -> np.ndarray:
     """Zero a pixel's label in layer l when an earlier layer holds the same label there.
 
-    Takes and returns int64 (B, L, sh, sw); afterwards each label counts once per pixel.
+    Takes and returns an integer array (B, L, sh, sw); afterwards each label counts once per pixel.
     """
-    out = seg.clone()
-    for l in range(1, seg.shape[1]):
-        same = (seg[:, l : l + 1] == seg[:, :l]).any(1)
-        out[:, l][same] = 0
+    out = seg.copy()
+    for layer in range(1, seg.shape[1]):
+        same = (seg[:, layer : layer + 1] == seg[:, :layer]).any(1)
+        out[:, layer][same] = 0
     return out
 
 
@@ -58,38 +62,38 @@ def make_label_batch(seg_np: np.ndarray, image_labels: list[list[int]], primary,
     """
     import torch
 
-    b = seg_np.shape[0]
-    seg = dedup_layers(torch.from_numpy(seg_np.astype(np.int64)).to(device))
-    img = torch.zeros((b, num_labels), dtype=torch.float64, device=device)
-    for i, labels in enumerate(image_labels):
-        if labels:
-            numbers = torch.tensor(labels, device=device)
-            img[i, numbers] = 1.0
+    b, _, sh, sw = seg_np.shape
+    seg = dedup_layers(seg_np)
+    primary_np = primary.cpu().numpy()
+    whole = np.zeros((b, num_labels), dtype=np.float64)
+    for i in range(b):
+        if image_labels[i]:
+            numbers = np.asarray(image_labels[i], dtype=np.int64)
+            whole[i, numbers] = 1.0
             # a whole-image label already covers every pixel: drop its pixel-level copies
-            seg[i][torch.isin(seg[i], numbers)] = 0
-    img_cat = torch.zeros((b, num_categories), dtype=torch.bool, device=device)
-    ib, ic = torch.nonzero(img, as_tuple=True)
-    cats = primary[ic]
-    ok = cats >= 0
-    img_cat[ib[ok], cats[ok]] = True
-    has_cat = img_cat.clone()
-    flat = seg.flatten(1)
-    pb = torch.arange(b, device=device).repeat_interleave(flat.shape[1])
-    pc = primary[flat.flatten()]
-    ok = pc >= 0
-    has_cat[pb[ok], pc[ok]] = True
-    return LabelBatch(seg, img, has_cat.double(), img_cat)
-
-
-def label_area(labels: LabelBatch, num_labels: int):
-    """Return int64 (C+1,) pixel counts of each label in the batch (whole-image labels: sh*sw)."""
-    import torch
-
-    seg = labels.seg
-    area = torch.bincount(seg.flatten(), minlength=num_labels)[:num_labels]
+            seg[i][np.isin(seg[i], numbers)] = 0
+    seg = seg.astype(np.int64)
+    # per image, which labels occur: one bincount over (image, label) pairs
+    occurs = np.bincount((np.arange(b)[:, None] * num_labels + seg.reshape(b, -1)).ravel(), minlength=b * num_labels)
+    occurs = occurs.reshape(b, num_labels)
+    area = occurs.sum(0)
     area[0] = 0
-    full = seg.shape[-1] * seg.shape[-2]
-    return area + (labels.image_labels.sum(0) * full).long()
+    area += (whole.sum(0) * sh * sw).astype(np.int64)
+    has_cat = np.zeros((b, num_categories), dtype=bool)
+    image_cat = np.zeros((b, num_categories), dtype=bool)
+    for flags, table in ((has_cat, occurs), (image_cat, whole)):
+        rows, labels = np.nonzero(table)
+        ok = (labels > 0) & (primary_np[labels] >= 0)
+        flags[rows[ok], primary_np[labels[ok]]] = True
+    has_cat |= image_cat
+    return LabelBatch(
+        (sh, sw),
+        torch.from_numpy(whole).to(device),
+        torch.from_numpy(has_cat.astype(np.float64)).to(device),
+        torch.from_numpy(image_cat).to(device),
+        torch.from_numpy(seg).to(device),
+        torch.from_numpy(area).to(device),
+    )
 
 
 class LayerTally:
@@ -114,7 +118,7 @@ class LayerTally:
         import torch.nn.functional as F
 
         b, u, _, _ = acts.shape
-        sh, sw = labels.seg.shape[-2:]
+        sh, sw = labels.size
         pb, pu = torch.nonzero(acts.amax(dim=(2, 3)) > thresholds[None, :], as_tuple=True)
         if pb.numel() == 0:
             return
@@ -140,22 +144,20 @@ class LayerTally:
         import torch
 
         j, y, x = torch.nonzero(mask, as_tuple=True)
-        touched = torch.zeros((cb.numel(), self.num_categories), dtype=torch.bool, device=mask.device)
+        touched = labels.image_category[cb].clone()
         n_active = torch.bincount(j, minlength=cb.numel())  # far cheaper than summing a bool mask
         if j.numel():
-            pix = labels.seg[cb[j], :, y, x]  # (P, L)
+            pix = labels.seg[cb[j], :, y, x]  # (P, L) labels under each active pixel
             unit = cu[j]
-            for layer in range(pix.shape[1]):
-                lab = pix[:, layer]
-                keep = lab > 0
-                idx = unit[keep] * self.num_labels + lab[keep]
-                self.inter += torch.bincount(idx, minlength=self.units * self.num_labels).view(self.units, self.num_labels)
-                cat = primary[lab[keep]]
-                ok = cat >= 0
-                touched[j[keep][ok], cat[ok]] = True
-        touched |= labels.image_category[cb]
-        contrib = n_active[:, None] * touched.long()
-        self.act_lite.index_add_(0, cu, contrib)
+            keep = pix > 0
+            rows = keep.nonzero(as_tuple=True)[0]
+            lab = pix[keep]
+            idx = unit[rows] * self.num_labels + lab
+            self.inter += torch.bincount(idx, minlength=self.units * self.num_labels).view(self.units, self.num_labels)
+            cat = primary[lab]
+            ok = cat >= 0
+            touched[j[rows[ok]], cat[ok]] = True
+        self.act_lite.index_add_(0, cu, n_active[:, None] * touched.long())
         return n_active
 
     def arrays(self, prefix: str) -> dict:

@@ -188,13 +188,9 @@ def select_units(unit_labels: list[dict], count: int) -> list[dict]:
 
 def load_top_images(path: Path) -> dict:
     """Read a top_images.npz into a dict of arrays; DataError naming the file if absent or unreadable."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except FileNotFoundError:
-        raise DataError(f"{path} is missing: it is written with summary.json by the dissection's gather step; rerun it") from None
-    except Exception as err:
-        raise DataError(f"{path} is not a readable .npz file: {err}") from None
+    from ..dissect.engine import load_arrays
+
+    return load_arrays(path)
 
 
 def _layer_tops(tops: dict, path: Path, layer: str) -> tuple:
