@@ -19,7 +19,7 @@ $(STAMP): requirements.txt pyproject.toml | $(PY)
 install: $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/snakemake --cores $(CORES) --configfile config.yaml
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/snakemake --cores $(CORES) --configfile config.yaml
 
 test: $(STAMP)
 	$(PY) -m pytest -q

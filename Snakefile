@@ -11,7 +11,14 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+envvars:
+    "PATH",
+
+
 validate(config, "workflow/schemas/config.schema.yaml")
+
+
+report: "workflow/report/workflow.rst"
 
 
 include: "rules/common.smk"

@@ -1,7 +1,15 @@
 import json
+import os
+import sys
 from pathlib import Path
 
 from cnninterp.config import dissect_settings, validate_config
+
+# jobs call the `cnninterp` console script installed beside the Python that runs Snakemake
+# (a venv's bin/ is not on PATH unless the venv is activated)
+os.environ["PATH"] = os.pathsep.join(
+    [str(Path(sys.executable).parent), os.environ.get("PATH", "")]
+)
 
 # the package's own validation fills the schema's defaults the same way the CLI does
 CFG = validate_config(config, source="the Snakemake config")
@@ -54,6 +62,13 @@ def broden_folder(wildcards):
     if not path:
         raise ValueError("broden.source is 'local' but broden.local.path is not set")
     return path
+
+
+def broden_source_file(wildcards):
+    """For downloads, the file recording the archive's computed sha256 (goes into the manifest)."""
+    if BRODEN["source"] == "download":
+        return ["results/data/broden/download.json"]
+    return []
 
 
 def broden_source(wildcards):

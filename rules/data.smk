@@ -20,7 +20,8 @@ rule broden_synthesize:
 
 rule broden_download:
     output:
-        directory("results/data/broden/download"),
+        folder=directory("results/data/broden/download"),
+        info="results/data/broden/download.json",
     log:
         "results/logs/data/broden_download.log",
     conda:
@@ -34,15 +35,21 @@ rule broden_download:
         ),
     shell:
         "cnninterp data fetch-broden --url {params.url:q} {params.sha256}"
-        " --archive results/data/broden/broden.zip --out {output} > {log} 2>&1"
+        " --archive results/data/broden/broden.zip --out {output.folder}"
+        " --info {output.info} > {log} 2>&1"
 
 
 checkpoint broden_shards:
     input:
         folder=broden_folder,
+        source_file=broden_source_file,
         code=code("data/broden.py", "data/broden_shards.py", "data/shards.py"),
     output:
-        manifest=f"{SHARDS}/manifest.json",
+        manifest=report(
+            f"{SHARDS}/manifest.json",
+            caption="../workflow/report/manifest.rst",
+            category="Data",
+        ),
     log:
         "results/logs/data/broden_shards.log",
     benchmark:
@@ -51,10 +58,14 @@ checkpoint broden_shards:
         ENV
     params:
         shard_size=BRODEN["shard_size"],
+        source_file=lambda wc, input: (
+            f"--source-file {input.source_file}" if input.source_file else ""
+        ),
         source=broden_source,
         config=json.dumps(BRODEN, sort_keys=True),
         out=lambda wc, output: Path(output.manifest).parent,
     shell:
         "cnninterp data shard-broden --broden {input.folder} --out {params.out}"
         " --shard-size {params.shard_size} --source {params.source:q}"
+        " {params.source_file}"
         " --config-json {params.config:q} > {log} 2>&1"

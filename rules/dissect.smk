@@ -87,8 +87,18 @@ rule dissect_gather:
         parts=parts("tally"),
         code=code("dissect/engine.py", "dissect/labels.py", "dissect/tally.py"),
     output:
-        iou="results/dissect/{model}/iou.parquet",
-        summary="results/dissect/{model}/summary.json",
+        iou=report(
+            "results/dissect/{model}/iou.parquet",
+            caption="../workflow/report/iou.rst",
+            category="Network Dissection",
+            subcategory="{model}",
+        ),
+        summary=report(
+            "results/dissect/{model}/summary.json",
+            caption="../workflow/report/summary.rst",
+            category="Network Dissection",
+            subcategory="{model}",
+        ),
         top_images="results/dissect/{model}/top_images.npz",
     log:
         "results/logs/dissect/{model}/gather.log",

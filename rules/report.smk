@@ -18,7 +18,11 @@ rule report:
         summaries=expand("results/dissect/{model}/summary.json", model=DISSECT_MODELS),
         code=code_tree("report"),
     output:
-        "results/report/index.html",
+        report(
+            "results/report/index.html",
+            caption="../workflow/report/report.rst",
+            category="Report",
+        ),
     log:
         "results/logs/report.log",
     conda:

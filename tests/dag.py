@@ -37,8 +37,10 @@ def command(workdir: Path, *args: str) -> list[str]:
 
 
 def env() -> dict:
-    """The environment jobs need: the venv's bin (snakemake, cnninterp) first on PATH."""
-    return dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    """The caller's environment without the venv's bin on PATH, as in a shell where the venv is
+    not activated: the Snakefile itself must make the jobs find the `cnninterp` command."""
+    path = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and Path(p).resolve() != BIN.resolve()]
+    return dict(os.environ, PATH=os.pathsep.join(path or ["/usr/bin", "/bin"]))
 
 
 def snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:

@@ -164,3 +164,14 @@ def test_killed_runs_resume_to_byte_identical_results(clean_run, faulted_run):
     assert differ == [], f"files differ between a clean and a killed-and-resumed run: {differ}"
     assert any(k.endswith(".tar") for k in clean) and any(k.endswith("iou.parquet") for k in clean)
     assert not [p for p in faulted_run.rglob("*") if ".tmp-" in p.name]  # no temporary left over
+
+
+def test_snakemake_report_zip_is_built(clean_run):
+    proc = snakemake(clean_run, "--report", "report.zip")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import zipfile
+
+    with zipfile.ZipFile(clean_run / "report.zip") as zf:
+        names = zf.namelist()
+    assert any(n.endswith("report.html") for n in names)
+    assert any("index.html" in n for n in names) and any("summary.json" in n for n in names)

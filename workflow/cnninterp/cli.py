@@ -55,11 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sha256", default=None)
     p.add_argument("--archive", required=True, help="where the zip is kept")
     p.add_argument("--out", required=True, help="folder to extract into")
+    p.add_argument("--info", default=None, help="write the archive's url, sha256 and whether it was verified here (JSON)")
     p = data.add_parser("shard-broden", help="convert a Broden folder into WebDataset shards + manifest.json")
     p.add_argument("--broden", required=True, help="unpacked Broden folder (with index.csv)")
     p.add_argument("--out", required=True, help="shard folder, e.g. results/shards/broden")
     p.add_argument("--shard-size", type=int, default=1000)
     p.add_argument("--source", default="{}", help="JSON: where the folder came from (kind, url/path, sha256)")
+    p.add_argument("--source-file", default=None, help="a JSON file merged into --source (e.g. fetch-broden --info)")
     p.add_argument("--config-json", default="{}", help="JSON: the config fragment that made these shards")
 
     train = sub.add_parser("train", help="train models").add_subparsers(dest="train_command", required=True)
@@ -193,11 +195,19 @@ def _run_data(args) -> None:
         from .data.download import fetch_and_extract
 
         info = fetch_and_extract(args.url, args.sha256, args.archive, args.out)
-        print(json.dumps(info))
+        record = {"url": args.url, "sha256": info["sha256"], "verified": info["verified"]}
+        if args.info:
+            from .atomic import write_json
+
+            write_json(args.info, record)
+        print(json.dumps(record))
     elif sub == "shard-broden":
         from .data.broden_shards import convert_broden
 
-        manifest = convert_broden(args.broden, args.out, args.shard_size, json.loads(args.source), json.loads(args.config_json))
+        source = json.loads(args.source)
+        if args.source_file:
+            source.update(json.loads(Path(args.source_file).read_text()))
+        manifest = convert_broden(args.broden, args.out, args.shard_size, source, json.loads(args.config_json))
         counts = {k: v["samples"] for k, v in manifest["splits"].items()}
         print(f"wrote shards to {args.out}: {counts}")
 

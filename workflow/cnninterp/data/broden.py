@@ -75,6 +75,19 @@ def _int(value: str, path: Path, line: int, column: str) -> int:
         raise DataError(f"{path} line {line}: column {column!r} holds {value!r}, not an integer") from None
 
 
+def find_root(path: Path) -> Path:
+    """Return the Broden folder at ``path``: itself, or its only subfolder holding index.csv
+    (the official zip unpacks into ``broden1_224/``). DataError if neither exists."""
+    if not path.is_dir():
+        raise DataError(f"Broden folder {path} does not exist")
+    if (path / "index.csv").is_file():
+        return path
+    inner = [p for p in path.iterdir() if p.is_dir() and (p / "index.csv").is_file()]
+    if len(inner) == 1:
+        return inner[0]
+    raise DataError(f"{path} holds no index.csv (nor does a single subfolder of it): is it a Broden folder?")
+
+
 class BrodenFolder:
     """An unpacked Broden folder: its label vocabulary, categories and index rows.
 
@@ -83,9 +96,7 @@ class BrodenFolder:
     """
 
     def __init__(self, root: str | Path):
-        self.root = Path(root)
-        if not self.root.is_dir():
-            raise DataError(f"Broden folder {self.root} does not exist")
+        self.root = find_root(Path(root))
         self.categories = [r["name"] for r in read_csv(self.root / "category.csv", CATEGORY_COLUMNS)]
         self.labels = self._read_labels()
         self.rows = self._read_index()

@@ -28,12 +28,7 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-try:  # the package's shared exception type, when present
-    from cnninterp.errors import DataError
-except ImportError:  # pragma: no cover - fallback for a stripped-down package
-
-    class DataError(ValueError):
-        """Input data (a file, archive, ...) is missing, corrupt or inconsistent."""
+from ..errors import DataError
 
 
 __all__ = [
