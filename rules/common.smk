@@ -17,7 +17,6 @@ ENV = "../envs/cnninterp.yaml"
 SHARDS = "results/shards/broden"
 BRODEN = CFG["broden"]
 DISSECT_MODELS = sorted(CFG["dissect"]["models"])
-TRAIN_MODELS = sorted(CFG["train"])
 THREADS = CFG["threads"] or 2
 # GPU rules ask for a GPU unless the config pins the CPU (a CPU-only cluster would wait forever)
 GPUS = 0 if CFG["device"] == "cpu" else 1

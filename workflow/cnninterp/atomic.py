@@ -47,8 +47,3 @@ def write_json(path: str | Path, data, indent: int = 2) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=indent, sort_keys=True) + "\n")
 
-
-def write_bytes(path: str | Path, data: bytes) -> None:
-    """Atomically write ``data`` to ``path``."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)

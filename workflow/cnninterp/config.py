@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from pathlib import Path
-from typing import Any
 
 from .errors import ConfigError
 
@@ -71,12 +68,6 @@ def load_config(path: str | Path) -> dict:
     except yaml.YAMLError as err:
         raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
     return validate_config(data or {}, source=str(path))
-
-
-def config_hash(fragment: Any, length: int = 12) -> str:
-    """Return a short sha256 hex digest of a JSON-serialisable config fragment (key order ignored)."""
-    text = json.dumps(fragment, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
 def dissect_settings(config: dict, model: str) -> dict:

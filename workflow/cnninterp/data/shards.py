@@ -8,13 +8,13 @@ in sorted order), so equal input gives byte-identical shards, and writes the man
 
 from __future__ import annotations
 
-import hashlib
 import io
 import re
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from ..atomic import atomic_path, write_json
+from .download import sha256_file
 from ..errors import DataError
 
 MANIFEST = "manifest.json"
@@ -26,14 +26,6 @@ _SHARD_NAME = re.compile(r"^[a-z]+-\d{6}\.tar$")
 def shard_name(split: str, index: int) -> str:
     """Return the file name of shard ``index`` of ``split``, e.g. ``train-000003.tar``."""
     return f"{split}-{index:06d}.tar"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class _ShardSink:
@@ -71,7 +63,7 @@ class _ShardSink:
         if error is not None:
             self._ctx.__exit__(type(error), error, None)
             return
-        digest = _sha256(self._tmp)
+        digest = sha256_file(self._tmp)
         self._ctx.__exit__(None, None, None)
         self.shards.append({"name": self._name, "samples": self._count, "sha256": digest})
 

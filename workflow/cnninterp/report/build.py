@@ -112,13 +112,8 @@ def build_report(config: str | Path, results: str | Path, out: str | Path, secti
         staging.mkdir(parents=True)
         ctx = Context(config=cfg, config_bytes=raw, results=results, out=out, staging=staging)
         rendered = render_sections(ctx, env, SECTIONS if sections is None else sections)
-        page = env.get_template(PAGE).render(sections=rendered, version=__version__, config_sha256=_sha256(raw))
+        page = env.get_template(PAGE).render(sections=rendered, version=__version__, config_sha256=ctx.config_sha256)
         (staging / "index.html").write_text(page, encoding="utf-8")
     log.info("report written to %s", out / "index.html")
     return out / "index.html"
 
-
-def _sha256(data: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha256(data).hexdigest()

@@ -93,6 +93,13 @@ class Context:
     staging: Path
     _cache: dict = field(default_factory=dict, repr=False)
 
+    @property
+    def config_sha256(self) -> str:
+        """sha256 of results/config.json, byte for byte."""
+        import hashlib
+
+        return hashlib.sha256(self.config_bytes).hexdigest()
+
     # -- output ---------------------------------------------------------------------------------
     def asset(self, *parts: str) -> tuple[Path, str]:
         """Return (path to write under ``staging``, its href from index.html) for an asset file."""

@@ -6,7 +6,6 @@ absolute paths), so that the report is byte-reproducible.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import subprocess
@@ -30,7 +29,7 @@ def render(ctx: Context) -> dict:
     """Return the template data: config (pretty JSON) and sha256, versions, git commit."""
     return {
         "config_json": json.dumps(json.loads(ctx.config_bytes), indent=2, sort_keys=True),
-        "config_sha256": hashlib.sha256(ctx.config_bytes).hexdigest(),
+        "config_sha256": ctx.config_sha256,
         "versions": package_versions(),
         "git": git_state(PACKAGE_DIR),
     }
