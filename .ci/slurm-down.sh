@@ -3,13 +3,7 @@
 # Stops each daemon by the pid in its pid file; what is not running is skipped.
 set -euo pipefail
 
-if [[ $(id -u) -ne 0 ]]; then
-    if command -v sudo >/dev/null; then
-        exec sudo -E bash "$0" "$@"
-    fi
-    echo "slurm-down: needs root (or sudo)" >&2
-    exit 1
-fi
+source "$(dirname "$0")/as-root.sh"
 
 stop() { # name pidfile
     local name=$1 pidfile=$2 pid

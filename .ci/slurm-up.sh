@@ -12,13 +12,7 @@
 # Needs root (re-runs itself with sudo when it is there). Stop it all with .ci/slurm-down.sh.
 set -euo pipefail
 
-if [[ $(id -u) -ne 0 ]]; then
-    if command -v sudo >/dev/null; then
-        exec sudo -E bash "$0" "$@"
-    fi
-    echo "slurm-up: needs root (or sudo) to install and start SLURM" >&2
-    exit 1
-fi
+source "$(dirname "$0")/as-root.sh"
 
 WAIT_S=${SLURM_UP_WAIT_S:-60}
 LOG_DIR=/var/log/slurm

@@ -38,15 +38,12 @@ def make_shards(root: Path, images: int, size: int) -> Path:
 def forward_only(model, shards: Path, batch_size: int, device) -> float:
     """Seconds for one pass of reading, decoding and the hooked forward over every shard."""
     from cnninterp.data.shards import shard_paths
-    from cnninterp.dissect.activations import LayerCapture, batch_tensor, iter_batches
+    from cnninterp.dissect.activations import activation_batches
 
-    capture = LayerCapture(model.to(device).eval(), LAYERS)
     start = time.perf_counter()
-    for batch in iter_batches(shard_paths(shards), batch_size):
-        capture.run(batch_tensor(batch, "imagenet", device))
+    for _ in activation_batches(model, LAYERS, shard_paths(shards), "imagenet", batch_size, device, check=False):
         if device.type == "cuda":
             torch_sync()
-    capture.close()
     return time.perf_counter() - start
 
 

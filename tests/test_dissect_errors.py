@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -99,10 +100,28 @@ def test_missing_shard_part_is_detected_at_merge(broden_shards):
 def test_a_failed_run_leaves_no_hooks_behind(broden_shards, tmp_path):
     """After an error mid-run the same model object dissects normally (hooks are removed)."""
     model = NaNAfter()
-    with pytest.raises(ModelError):
+    try:
         engine.dissect(model, ["poison"], broden_shards, tmp_path / "a", batch_size=8)
-    assert not any(m._forward_hooks for m in model.modules())
+    except ModelError:
+        # checked while the traceback (which holds the engine's frames) is still alive
+        assert not any(m._forward_hooks for m in model.modules())
+    else:
+        pytest.fail("NaN activations were accepted")
     model.poison.active = False
     summary = engine.dissect(model, ["poison"], broden_shards, tmp_path / "b", batch_size=8)
     assert summary["poison"]["units"] == 4
     assert not any(m._forward_hooks for m in model.modules())
+
+
+def test_thresholds_of_another_model_are_refused_and_hooks_removed(broden_shards):
+    manifest = read_manifest(broden_shards)
+    model = random_model("resnet10", seed=0)
+    wrong = {"layer4|threshold": np.zeros(7, np.float32)}
+    try:
+        engine.tally(model, ["layer4"], shard_paths(broden_shards), wrong, manifest, "imagenet", 16, "cpu")
+    except DataError as err:
+        assert "thresholds for layer layer4 have 7 units, the model's layer has 512" in str(err)
+        # checked while the traceback (which holds the engine's frame) is still alive
+        assert not any(m._forward_hooks for m in model.modules())
+    else:
+        pytest.fail("thresholds of another model were accepted")

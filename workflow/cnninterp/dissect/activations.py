@@ -115,6 +115,24 @@ def _collate(items: list[dict]) -> dict:
     return {"keys": [s["key"] for s in items], "images": np.stack([s["image"] for s in items]), "seg": seg, "samples": items}
 
 
+def activation_batches(model, layers: list[str], paths, preset: str, batch_size: int, device, desc: str = "forward", check: bool = True) -> Iterator[tuple[dict, dict]]:
+    """Stream shards through ``model`` (in eval mode on ``device``) with hooks on ``layers``.
+
+    Yields ``(batch, acts)``: the batch of ``iter_batches`` and {layer: float32 (B, U, h, w)}.
+    With ``check``, NaN or infinite activations raise ModelError. Hooks are removed on exit,
+    also when the consumer stops early or raises.
+    """
+    from tqdm import tqdm
+
+    model.to(device).eval()
+    with LayerCapture(model, layers) as capture:
+        for batch in tqdm(iter_batches(paths, batch_size), desc=desc, unit="batch", mininterval=2, disable=None):
+            acts = capture.run(batch_tensor(batch, preset, device))
+            if check:
+                check_finite(acts, batch["keys"])
+            yield batch, acts
+
+
 def batch_tensor(batch: dict, preset: str, device):
     """Return the batch's images preprocessed as a float32 tensor (B, 3, H, W) on ``device``."""
     return to_tensor(batch["images"], preset).to(device)

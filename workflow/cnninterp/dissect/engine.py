@@ -7,6 +7,7 @@ as separate per-shard jobs and be merged, or all at once through ``dissect``.
 from __future__ import annotations
 
 import logging
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import numpy as np
 from ..atomic import atomic_path
 from ..data.shards import read_manifest
 from ..errors import DataError
-from .activations import LayerCapture, batch_tensor, check_finite, iter_batches
+from .activations import activation_batches
 from .quantiles import TopKeeper, threshold_from_top, top_count
 from .tally import LayerTally, make_label_batch
 
@@ -58,11 +59,6 @@ def load_arrays(path: str | Path) -> dict:
         raise DataError(f"{path} is not a readable .npz file: {err}") from None
 
 
-def _prepare(model, device):
-    model.to(device).eval()
-    return model
-
-
 def quantile_tops(model, layers: list[str], paths, total_images: int, q: float, preset: str, batch_size: int, device) -> dict:
     """Stream shards through ``model`` and keep each unit's top-m activations per layer.
 
@@ -70,15 +66,11 @@ def quantile_tops(model, layers: list[str], paths, total_images: int, q: float, 
     m. Returns arrays ``<layer>|top`` float32 (U, <=m) sorted descending, ``<layer>|hw`` (h, w),
     and ``images`` (images read here).
     """
-    from tqdm import tqdm
-
     keepers: dict[str, TopKeeper] = {}
     shapes: dict[str, tuple] = {}
     images = 0
-    with LayerCapture(_prepare(model, device), layers) as capture:
-        for batch in tqdm(iter_batches(paths, batch_size), desc="quantiles", unit="batch", mininterval=2, disable=None):
-            acts = capture.run(batch_tensor(batch, preset, device))
-            check_finite(acts, batch["keys"])
+    with closing(activation_batches(model, layers, paths, preset, batch_size, device, desc="quantiles")) as stream:
+        for batch, acts in stream:
             for name, a in acts.items():
                 if name not in keepers:
                     shapes[name] = tuple(a.shape[2:])
@@ -126,12 +118,12 @@ class TopImages:
         self.k = k
         self.values = self.keys = self.maps = None
 
-    def add(self, acts, keys: list[str]) -> None:
-        """Add a batch: ``acts`` float32 (B, U, h, w), ``keys`` [B] sample keys."""
+    def add(self, acts, keys: list[str], maxima) -> None:
+        """Add a batch: ``acts`` float32 (B, U, h, w), ``keys`` [B] sample keys, ``maxima`` (B, U) per-map maxima."""
         import torch
 
         b, u = acts.shape[:2]
-        new_vals = acts.amax(dim=(2, 3)).T.cpu().numpy()  # (U, B)
+        new_vals = maxima.T.cpu().numpy()  # (U, B)
         new_keys = np.broadcast_to(np.array(keys), (u, b))
         if self.values is None:
             vals, ks, old = new_vals, new_keys, 0
@@ -170,7 +162,6 @@ def tally(model, layers: list[str], paths, thresholds: dict, manifest: dict, pre
     (C+1,) and ``images``. All counts are sums over images, so per-shard results add up.
     """
     import torch
-    from tqdm import tqdm
 
     vocab = vocabulary(manifest)
     num_labels, ncat = vocab["num_labels"], len(vocab["categories"])
@@ -180,10 +171,10 @@ def tally(model, layers: list[str], paths, thresholds: dict, manifest: dict, pre
     tops = {name: TopImages(top_images) for name in layers}
     area = torch.zeros(num_labels, dtype=torch.int64, device=device)
     images = 0
-    with LayerCapture(_prepare(model, device), layers) as capture:
-        for batch in tqdm(iter_batches(paths, batch_size), desc="tally", unit="batch", mininterval=2, disable=None):
-            acts = capture.run(batch_tensor(batch, preset, device))
-            check_finite(acts, batch["keys"])
+    # closing(): hooks come off at once even when this loop raises (a traceback would keep the
+    # generator alive otherwise)
+    with closing(activation_batches(model, layers, paths, preset, batch_size, device, desc="tally")) as stream:
+        for batch, acts in stream:
             image_labels = [[n for ns in s["image_labels"].values() for n in ns] for s in batch["samples"]]
             labels = make_label_batch(batch["seg"], image_labels, primary, num_labels, ncat, device)
             area += labels.area
@@ -192,8 +183,9 @@ def tally(model, layers: list[str], paths, thresholds: dict, manifest: dict, pre
                     raise DataError(f"thresholds for layer {name} have {thr[name].numel()} units, the model's layer has {a.shape[1]}")
                 if name not in tallies:
                     tallies[name] = LayerTally(a.shape[1], num_labels, ncat, device)
-                tallies[name].add(a, thr[name], labels, primary)
-                tops[name].add(a, batch["keys"])
+                maxima = a.amax(dim=(2, 3))  # (B, U), shared by the tally's skip test and the top images
+                tallies[name].add(a, thr[name], labels, primary, maxima)
+                tops[name].add(a, batch["keys"], maxima)
             images += len(batch["keys"])
     if images == 0:
         raise DataError(f"no images in {', '.join(map(str, paths))}")

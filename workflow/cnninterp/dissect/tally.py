@@ -108,8 +108,9 @@ class LayerTally:
         self.act_lite = torch.zeros((units, num_categories), dtype=torch.int64, device=device)
         self.act_total = torch.zeros(units, dtype=torch.int64, device=device)
 
-    def add(self, acts, thresholds, labels: LabelBatch, primary) -> None:
-        """Count one batch: ``acts`` float32 (B, U, h, w), ``thresholds`` float32 (U,) on the same device.
+    def add(self, acts, thresholds, labels: LabelBatch, primary, maxima=None) -> None:
+        """Count one batch: ``acts`` float32 (B, U, h, w), ``thresholds`` float32 (U,) on the same
+        device, ``maxima`` (B, U) the maps' maxima when the caller already has them.
 
         Only (image, unit) pairs whose raw maximum exceeds T_u are upsampled: bilinear
         interpolation never exceeds its inputs, so the others have no active pixel.
@@ -119,7 +120,9 @@ class LayerTally:
 
         b, u, _, _ = acts.shape
         sh, sw = labels.size
-        pb, pu = torch.nonzero(acts.amax(dim=(2, 3)) > thresholds[None, :], as_tuple=True)
+        if maxima is None:
+            maxima = acts.amax(dim=(2, 3))
+        pb, pu = torch.nonzero(maxima > thresholds[None, :], as_tuple=True)
         if pb.numel() == 0:
             return
         counts = torch.zeros((b, u), dtype=torch.float64, device=acts.device)

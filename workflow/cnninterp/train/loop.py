@@ -22,7 +22,9 @@ def pick_device(name: str = "auto"):
 
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' was asked for but torch sees no CUDA device; use device: auto or cpu")
-    device = torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
     # the scheduler's GPU grant (SLURM sets this for gres/gpu jobs) is logged for the record
     log.info("device %s; CUDA_VISIBLE_DEVICES=%s", device, os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"))
     return device
