@@ -20,6 +20,7 @@ DISSECT_MODELS = sorted(CFG["dissect"]["models"])
 THREADS = CFG["threads"] or 2
 # GPU rules ask for a GPU unless the config pins the CPU (a CPU-only cluster would wait forever)
 GPUS = 0 if CFG["device"] == "cpu" else 1
+CACHE = CFG["dissect"]["activation_cache"]
 PKG = str(Path(workflow.basedir) / "workflow" / "cnninterp")
 
 
@@ -118,6 +119,28 @@ def model_args(wildcards):
         f"{spec} --layers {','.join(s['layers'])} --preprocess {s['preprocess']}"
         f" --batch-size {s['batch_size']} --device {CFG['device']}"
     )
+
+
+def cache_output():
+    """The quantile job's extra output: the activation cache its shard's tally reads (if enabled)."""
+    if CACHE:
+        return {"cache": temp("results/dissect/{model}/parts/cache-{shard}.acts")}
+    return {}
+
+
+def tally_source_input():
+    """The tally job's activation source: the shard's cache, or the model files to run again."""
+    if CACHE:
+        return {"cache": "results/dissect/{model}/parts/cache-{shard}.acts"}
+    return {"model": model_inputs}
+
+
+def tally_source_args(wildcards, input):
+    """dissect-tally arguments naming the activation source (cache, or the model and its settings)."""
+    if not CACHE:
+        return model_args(wildcards)
+    s = settings(wildcards)
+    return f"--cache {input.cache} --layers {','.join(s['layers'])} --device {CFG['device']}"
 
 
 def setting(key):

@@ -1,6 +1,9 @@
 ENGINE = code(
     "dissect/engine.py",
     "dissect/activations.py",
+    "dissect/bilinear.py",
+    "dissect/cache.py",
+    "dissect/candidates.py",
     "dissect/quantiles.py",
     "dissect/tally.py",
     "models/backbones.py",
@@ -14,7 +17,8 @@ rule dissect_quantiles:
         model=model_inputs,
         code=ENGINE,
     output:
-        temp("results/dissect/{model}/parts/quantiles-{shard}.npz"),
+        part=temp("results/dissect/{model}/parts/quantiles-{shard}.npz"),
+        **cache_output(),
     log:
         "results/logs/dissect/{model}/quantiles-{shard}.log",
     benchmark:
@@ -27,10 +31,12 @@ rule dissect_quantiles:
     params:
         model=model_args,
         quantile=setting("quantile"),
+        top_images=setting("top_images"),
+        cache=lambda wc, output: f"--cache {output.cache}" if CACHE else "",
     shell:
         "cnninterp --threads {threads} dissect-quantiles {params.model}"
-        " --manifest {input.manifest} --shard {input.shard}"
-        " --quantile {params.quantile} --out {output} > {log} 2>&1"
+        " --manifest {input.manifest} --shard {input.shard} --quantile {params.quantile}"
+        " --top-images {params.top_images} {params.cache} --out {output.part} > {log} 2>&1"
 
 
 rule dissect_thresholds:
@@ -57,7 +63,7 @@ rule dissect_tally:
         manifest=f"{SHARDS}/manifest.json",
         shard=f"{SHARDS}/{{shard}}.tar",
         thresholds="results/dissect/{model}/thresholds.npz",
-        model=model_inputs,
+        **tally_source_input(),
         code=ENGINE,
     output:
         # kept: changing the denominator or the detector threshold then only re-gathers
@@ -72,12 +78,11 @@ rule dissect_tally:
     resources:
         gpu=GPUS,
     params:
-        model=model_args,
-        top_images=setting("top_images"),
+        source=tally_source_args,
     shell:
-        "cnninterp --threads {threads} dissect-tally {params.model}"
+        "cnninterp --threads {threads} dissect-tally {params.source}"
         " --manifest {input.manifest} --shard {input.shard} --thresholds {input.thresholds}"
-        " --top-images {params.top_images} --out {output} > {log} 2>&1"
+        " --out {output} > {log} 2>&1"
 
 
 rule dissect_gather:
@@ -108,13 +113,12 @@ rule dissect_gather:
         layers=lambda wc: ",".join(settings(wc)["layers"]),
         denominator=setting("denominator"),
         iou_threshold=setting("iou_threshold"),
-        top_images=setting("top_images"),
         settings=lambda wc: json.dumps(
             {"model": wc.model, **settings(wc)}, sort_keys=True
         ),
     shell:
         "cnninterp dissect-gather --manifest {input.manifest} --layers {params.layers}"
         " --thresholds {input.thresholds} --denominator {params.denominator}"
-        " --iou-threshold {params.iou_threshold} --top-images {params.top_images}"
+        " --iou-threshold {params.iou_threshold}"
         " --settings-json {params.settings:q} --out results/dissect/{wildcards.model}"
         " {input.parts} > {log} 2>&1"

@@ -7,8 +7,6 @@ its primary category index (-1: none).
 """
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 
 def thresholds(acts, q):
@@ -18,9 +16,24 @@ def thresholds(acts, q):
 
 
 def upsample(map2d, size):
-    """One raw map (h, w) bilinearly upsampled (align_corners=False) to size (float32)."""
-    t = torch.from_numpy(np.ascontiguousarray(map2d, dtype=np.float32))[None, None]
-    return F.interpolate(t, size=size, mode="bilinear", align_corners=False)[0, 0].numpy()
+    """One raw map (h, w) bilinearly upsampled (align_corners=False, half-pixel centres) to size.
+
+    Evaluated per output pixel in float64 as (1-ly)*((1-lx)*x00 + lx*x01) + ly*((1-lx)*x10 + lx*x11),
+    the order the engine documents, so the two agree bit for bit.
+    """
+    x = np.asarray(map2d, dtype=np.float64)
+    h, w = x.shape
+    out = np.empty(size)
+    for r in range(size[0]):
+        sy = max((r + 0.5) * (h / size[0]) - 0.5, 0.0)
+        y0 = min(int(np.floor(sy)), h - 1)
+        y1, ly = min(y0 + 1, h - 1), sy - y0
+        for c in range(size[1]):
+            sx = max((c + 0.5) * (w / size[1]) - 0.5, 0.0)
+            x0 = min(int(np.floor(sx)), w - 1)
+            x1, lx = min(x0 + 1, w - 1), sx - x0
+            out[r, c] = (1 - ly) * ((1 - lx) * x[y0, x0] + lx * x[y0, x1]) + ly * ((1 - lx) * x[y1, x0] + lx * x[y1, x1])
+    return out
 
 
 def label_mask(seg_x, image_labels_x, c):

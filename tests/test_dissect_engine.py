@@ -47,7 +47,7 @@ def engine_tally(acts, seg, image_labels, T, batches):
         labels = make_label_batch(seg[idx], [image_labels[i] for i in idx], primary, len(PRIMARY), len(CATS), "cpu")
         area += labels.area
         tally = LayerTally(acts.shape[1], len(PRIMARY), len(CATS), "cpu")
-        tally.add(torch.from_numpy(acts[idx]), torch.from_numpy(T), labels, primary)
+        tally.add(torch.from_numpy(acts[idx]), torch.from_numpy(T), labels)
         arrays = tally.arrays("l")
         total = arrays if total is None else {k: total[k] + arrays[k] for k in total}
     total["area"] = area.numpy()
@@ -136,3 +136,20 @@ def test_upsampling_is_bilinear_half_pixel():
     )
     np.testing.assert_allclose(out, want, atol=1e-5)
     assert out.max() <= src.max() + 1e-6  # why skipping maps with max <= T is exact
+
+
+def test_lite_flags_agree_for_few_and_many_categories():
+    """The lite term's two ways of finding touched categories (bit patterns, per category) agree."""
+    acts, seg, image_labels = random_case(5)
+    T = torch.from_numpy(ref.thresholds(acts, 0.05))
+    primary = torch.from_numpy(PRIMARY)
+    results = []
+    for k in (len(CATS), 9):  # 9 > 6 categories takes the per-category path
+        labels = make_label_batch(seg, image_labels, primary, len(PRIMARY), k, "cpu")
+        tally = LayerTally(acts.shape[1], len(PRIMARY), k, "cpu")
+        tally.add(torch.from_numpy(acts), T, labels)
+        results.append(tally.arrays("l"))
+    few, many = results
+    np.testing.assert_array_equal(many["l|act_lite"][:, : len(CATS)], few["l|act_lite"])
+    assert (many["l|act_lite"][:, len(CATS) :] == 0).all()
+    assert (few["l|act_lite"] > 0).any()

@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .errors import CnninterpError
+from .errors import CnninterpError, ConfigError
 
 log = logging.getLogger("cnninterp")
 
@@ -20,8 +20,8 @@ def _csv(text: str) -> list[str]:
     return [t for t in (s.strip() for s in text.split(",")) if t]
 
 
-def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="torchvision:<arch> or 'checkpoint' (a model.pt written by 'cnninterp train')")
+def _model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--model", required=required, help="torchvision:<arch> or 'checkpoint' (a model.pt written by 'cnninterp train')")
     p.add_argument("--checkpoint", default=None, help="state_dict file (torchvision specs) or project checkpoint")
     p.add_argument("--init-seed", type=int, default=1, help="seed of the random initialisation when there is no checkpoint")
     p.add_argument("--num-classes", type=int, default=None, help="classes of the last layer (default: from the checkpoint, else 1000)")
@@ -85,12 +85,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     _scoring_args(p)
     p.add_argument("--quantile", type=float, default=0.005)
+    p.add_argument("--top-images", type=int, default=8)
+    p.add_argument("--no-cache", dest="cache", action="store_false", help="run the model twice instead of keeping an activation cache between the passes")
 
-    p = sub.add_parser("dissect-quantiles", help="per-shard job: each unit's top activations")
+    p = sub.add_parser("dissect-quantiles", help="per-shard job: each unit's top activations and top images")
     _model_args(p)
     p.add_argument("--manifest", required=True)
     p.add_argument("--shard", action="append", required=True)
     p.add_argument("--quantile", type=float, default=0.005)
+    p.add_argument("--top-images", type=int, default=8)
+    p.add_argument("--cache", default=None, help="also write the activation cache the tally of these shards reads")
     p.add_argument("--out", required=True)
 
     p = sub.add_parser("dissect-thresholds", help="merge per-shard top activations into exact thresholds")
@@ -101,11 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("parts", nargs="+")
 
     p = sub.add_parser("dissect-tally", help="per-shard job: IoU counts at the given thresholds")
-    _model_args(p)
+    _model_args(p, required=False)
     p.add_argument("--manifest", required=True)
     p.add_argument("--shard", action="append", required=True)
     p.add_argument("--thresholds", required=True)
-    p.add_argument("--top-images", type=int, default=8)
+    p.add_argument("--cache", default=None, help="activation cache of these shards (from dissect-quantiles); the model is then not run")
     p.add_argument("--out", required=True)
 
     p = sub.add_parser("dissect-gather", help="sum per-shard tallies; write iou.parquet and summary.json")
@@ -127,7 +131,6 @@ def build_parser() -> argparse.ArgumentParser:
 def _scoring_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--denominator", default="original", choices=["original", "lite"])
     p.add_argument("--iou-threshold", type=float, default=0.04)
-    p.add_argument("--top-images", type=int, default=8)
 
 
 def _model(args):
@@ -169,7 +172,7 @@ def run(args) -> None:
     elif cmd == "dissect":
         from .dissect.engine import dissect
 
-        summary = dissect(_model(args), args.layers, args.shards, args.out, args.quantile, args.iou_threshold, args.denominator, args.preprocess, args.batch_size, args.top_images, _device(args.device), {"model": args.model, "checkpoint": args.checkpoint})
+        summary = dissect(_model(args), args.layers, args.shards, args.out, args.quantile, args.iou_threshold, args.denominator, args.preprocess, args.batch_size, args.top_images, _device(args.device), {"model": args.model, "checkpoint": args.checkpoint}, args.cache)
         for layer, s in summary.items():
             print(f"{layer}: {s['detectors']}/{s['units']} detectors, {s['unique_concepts']} unique concepts")
     elif cmd.startswith("dissect-"):
@@ -219,20 +222,23 @@ def _run_dissect_stage(args) -> None:
     manifest = read_manifest(Path(args.manifest).parent)
     total = engine.dataset_images(manifest)
     if args.command == "dissect-quantiles":
-        tops = engine.quantile_tops(_model(args), args.layers, args.shard, total, args.quantile, args.preprocess, args.batch_size, _device(args.device))
+        tops = engine.quantile_tops(_model(args), args.layers, args.shard, total, args.quantile, args.preprocess, args.batch_size, _device(args.device), args.top_images, args.cache)
         engine.save_arrays(args.out, tops)
     elif args.command == "dissect-thresholds":
         parts = [engine.load_arrays(p) for p in args.parts]
         engine.save_arrays(args.out, engine.merge_thresholds(parts, args.layers, total, args.quantile))
     elif args.command == "dissect-tally":
+        if not args.cache and not args.model:
+            raise ConfigError("dissect-tally needs --cache (an activation cache) or --model (to run the model again)")
         thresholds = engine.load_arrays(args.thresholds)
-        counts = engine.tally(_model(args), args.layers, args.shard, thresholds, manifest, args.preprocess, args.batch_size, _device(args.device), args.top_images)
+        model = None if args.cache else _model(args)
+        counts = engine.tally(model, args.layers, args.shard, thresholds, manifest, args.preprocess, args.batch_size, _device(args.device), args.cache)
         engine.save_arrays(args.out, counts)
     elif args.command == "dissect-gather":
         parts = [engine.load_arrays(p) for p in args.parts]
         settings = json.loads(args.settings_json)
         settings.update(denominator=args.denominator, iou_threshold=args.iou_threshold, layers=args.layers)
-        summary = engine.gather(parts, engine.load_arrays(args.thresholds), manifest, args.layers, args.denominator, args.iou_threshold, args.top_images, args.out, settings)
+        summary = engine.gather(parts, engine.load_arrays(args.thresholds), manifest, args.layers, args.denominator, args.iou_threshold, args.out, settings)
         for layer, s in summary.items():
             print(f"{layer}: {s['detectors']}/{s['units']} detectors, {s['unique_concepts']} unique concepts")
 

@@ -132,8 +132,8 @@ def decode_image(data: bytes, field: str) -> np.ndarray:
         return np.asarray(img.convert("RGB"))
 
 
-def decode_sample(raw: dict) -> dict:
-    """Decode a raw Broden shard sample.
+def decode_sample(raw: dict, image: bool = True) -> dict:
+    """Decode a raw Broden shard sample (without its image when ``image`` is false).
 
     Returns a dict with ``key`` (str), ``image`` (uint8 array (H, W, 3)), ``seg`` (uint16 array
     (L, sh, sw)), ``layers`` (list of L category names), ``image_labels`` (category -> [int]),
@@ -143,12 +143,14 @@ def decode_sample(raw: dict) -> dict:
     field = next((f for f in IMAGE_FIELDS if f in raw), None)
     if field is None:
         raise DataError(f"shard sample {raw.get('__key__')!r} has no image field (jpg or png)")
-    image = decode_image(raw[field], field)
     seg = npy_load(raw["seg.npy"])
-    return {**meta, "image_path": meta["image"], "key": raw["__key__"], "image": image, "seg": seg}
+    sample = {**meta, "image_path": meta["image"], "key": raw["__key__"], "seg": seg}
+    if image:
+        sample["image"] = decode_image(raw[field], field)
+    return sample
 
 
-def iter_broden(paths) -> Iterator[dict]:
+def iter_broden(paths, images: bool = True) -> Iterator[dict]:
     """Yield decoded Broden samples (see ``decode_sample``) from the given shard files in order."""
     for raw in iter_samples(paths):
-        yield decode_sample(raw)
+        yield decode_sample(raw, images)

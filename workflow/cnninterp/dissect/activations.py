@@ -77,14 +77,21 @@ class LayerCapture:
 
 
 def check_finite(acts: dict, keys: list[str]) -> None:
-    """Raise ModelError if any activation is NaN or infinite, naming the layer and the image keys."""
+    """Raise ModelError if any activation is NaN or infinite, naming the layer and the image keys.
+
+    One sum per layer screens the batch (any NaN or infinity makes it non-finite); only a
+    non-finite sum, which large finite values can also give, pays for the per-image check.
+    """
     import torch
 
     for name, a in acts.items():
+        if bool(torch.isfinite(a.sum())):
+            continue
         bad = ~torch.isfinite(a).flatten(1).all(1)
-        if bool(bad.any()):
-            which = [keys[i] for i in torch.nonzero(bad).flatten().tolist()][:5]
-            raise ModelError(f"layer {name} produced NaN or infinite activations on image(s) {', '.join(which)}; check the checkpoint and preprocessing")
+        if not bool(bad.any()):
+            continue
+        which = [keys[i] for i in torch.nonzero(bad).flatten().tolist()][:5]
+        raise ModelError(f"layer {name} produced NaN or infinite activations on image(s) {', '.join(which)}; check the checkpoint and preprocessing")
 
 
 def iter_batches(paths, batch_size: int) -> Iterator[dict]:
@@ -96,23 +103,27 @@ def iter_batches(paths, batch_size: int) -> Iterator[dict]:
     items: list[dict] = []
     for sample in iter_broden(paths):
         if items and (sample["image"].shape != items[0]["image"].shape or sample["seg"].shape[1:] != items[0]["seg"].shape[1:]):
-            yield _collate(items)
+            yield collate(items)
             items = []
         items.append(sample)
         if len(items) == batch_size:
-            yield _collate(items)
+            yield collate(items)
             items = []
     if items:
-        yield _collate(items)
+        yield collate(items)
 
 
-def _collate(items: list[dict]) -> dict:
+def collate(items: list[dict]) -> dict:
+    """Stack decoded samples into a batch (see ``iter_batches``); ``images`` only if they were decoded."""
     depth = max(s["seg"].shape[0] for s in items)
     sh, sw = items[0]["seg"].shape[1:]
     seg = np.zeros((len(items), depth, sh, sw), np.uint16)
     for i, s in enumerate(items):
         seg[i, : s["seg"].shape[0]] = s["seg"]
-    return {"keys": [s["key"] for s in items], "images": np.stack([s["image"] for s in items]), "seg": seg, "samples": items}
+    batch = {"keys": [s["key"] for s in items], "seg": seg, "samples": items}
+    if "image" in items[0]:
+        batch["images"] = np.stack([s["image"] for s in items])
+    return batch
 
 
 def activation_batches(model, layers: list[str], paths, preset: str, batch_size: int, device, desc: str = "forward", check: bool = True) -> Iterator[tuple[dict, dict]]:

@@ -7,7 +7,7 @@ as separate per-shard jobs and be merged, or all at once through ``dissect``.
 from __future__ import annotations
 
 import logging
-from contextlib import closing
+from contextlib import closing, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,9 @@ import numpy as np
 from ..atomic import atomic_path
 from ..data.shards import read_manifest
 from ..errors import DataError
-from .activations import activation_batches
+from . import candidates as cand
+from .activations import activation_batches, collate
+from .cache import keep_for_tally, open_cache, read_cache
 from .quantiles import TopKeeper, threshold_from_top, top_count
 from .tally import LayerTally, make_label_batch
 
@@ -59,37 +61,62 @@ def load_arrays(path: str | Path) -> dict:
         raise DataError(f"{path} is not a readable .npz file: {err}") from None
 
 
-def quantile_tops(model, layers: list[str], paths, total_images: int, q: float, preset: str, batch_size: int, device) -> dict:
-    """Stream shards through ``model`` and keep each unit's top-m activations per layer.
+def quantile_tops(model, layers: list[str], paths, total_images: int, q: float, preset: str, batch_size: int, device, top_images: int = 8, cache: str | Path | None = None) -> dict:
+    """The first pass: stream shards through ``model``, keep each unit's top-m activations per
+    layer and its top-activating images, and (with ``cache``, a file path) what the tally needs.
 
     ``total_images`` is the image count of the whole dataset (all shards of all jobs), which fixes
     m. Returns arrays ``<layer>|top`` float32 (U, <=m) sorted descending, ``<layer>|hw`` (h, w),
-    and ``images`` (images read here).
+    the top images (see ``TopImages``) and ``images`` (images read here).
     """
     keepers: dict[str, TopKeeper] = {}
     shapes: dict[str, tuple] = {}
+    tops = {name: TopImages(top_images) for name in layers}
     images = 0
-    with closing(activation_batches(model, layers, paths, preset, batch_size, device, desc="quantiles")) as stream:
+    stream = activation_batches(model, layers, paths, preset, batch_size, device, desc="quantiles")
+    with closing(stream), (open_cache(cache) if cache else nullcontext()) as writer:
         for batch, acts in stream:
+            kept = {}
             for name, a in acts.items():
                 if name not in keepers:
                     shapes[name] = tuple(a.shape[2:])
                     keepers[name] = TopKeeper(top_count(total_images * a.shape[2] * a.shape[3], q))
-                keepers[name].add(a)
+                tops[name].add(a, batch["keys"], a.amax(dim=(2, 3)))
+                found = _update_tops(keepers[name], a, want=writer is not None)
+                if writer is not None:
+                    kept[name] = keep_for_tally(a, found)
+            if writer is not None:
+                writer.write(batch["keys"], kept)
             images += len(batch["keys"])
-    if images == 0:
-        raise DataError(f"no images in {', '.join(map(str, paths))}")
+        if images == 0:
+            raise DataError(f"no images in {', '.join(map(str, paths))}")
     out = {"images": np.array(images)}
     for name, keeper in keepers.items():
         out[f"{name}|top"] = keeper.result()
         out[f"{name}|hw"] = np.array(shapes[name])
+        out.update(tops[name].arrays(name))
     return out
+
+
+def _update_tops(keeper: TopKeeper, acts, want: bool):
+    """Add a batch to ``keeper``; return the batch's pixels >= its floor after the batch
+    (``candidates.Located``), or None when there is no floor yet or ``want`` is false."""
+    if keeper.floor is None:
+        keeper.add(acts)
+        if keeper.floor is None or not want:
+            return None
+        return cand.locate(acts, keeper.floor)
+    found = cand.locate(acts, keeper.floor)
+    units = found.coord(1)
+    keeper.merge(units, found.values)
+    return found.select(found.values >= keeper.floor[units]) if want else None
 
 
 def merge_thresholds(parts: list[dict], layers: list[str], total_images: int, q: float) -> dict:
     """Merge per-shard top-m sets into exact thresholds.
 
-    Returns ``<layer>|threshold`` float32 (U,) and ``<layer>|hw``, plus ``images`` and ``quantile``.
+    Returns ``<layer>|threshold`` float32 (U,), ``<layer>|hw`` and the merged top images per layer,
+    plus ``images`` and ``quantile``.
     DataError if the parts do not cover exactly ``total_images`` images.
     """
     import torch
@@ -108,6 +135,7 @@ def merge_thresholds(parts: list[dict], layers: list[str], total_images: int, q:
             top = torch.topk(both, min(m, both.shape[1]), dim=1).values
         out[f"{name}|threshold"] = threshold_from_top(top.numpy(), n, q).astype(np.float32)
         out[f"{name}|hw"] = hw
+        out.update(TopImages.merge(parts, name, max(p[f"{name}|top_values"].shape[1] for p in parts)))
     return out
 
 
@@ -140,6 +168,14 @@ class TopImages:
             new_maps = np.where((order < old)[:, :, None, None], old_maps, new_maps)
         self.values, self.keys, self.maps = vals[rows, order], ks[rows, order], new_maps
 
+    def arrays(self, prefix: str) -> dict:
+        """Return ``<prefix>|top_values`` (U, k) float32, ``top_keys`` (U, k) str, ``top_maps`` (U, k, h, w) float32."""
+        return {
+            f"{prefix}|top_values": self.values,
+            f"{prefix}|top_keys": self.keys.astype(str),
+            f"{prefix}|top_maps": self.maps.astype(np.float32),
+        }
+
     @staticmethod
     def merge(parts: list[dict], prefix: str, k: int) -> dict:
         """Merge per-shard ``<prefix>|top_values/top_keys/top_maps`` arrays into the global top k."""
@@ -155,11 +191,13 @@ class TopImages:
         }
 
 
-def tally(model, layers: list[str], paths, thresholds: dict, manifest: dict, preset: str, batch_size: int, device, top_images: int = 8) -> dict:
-    """Count intersections, activation terms and label areas over the given shards.
+def tally(model, layers: list[str], paths, thresholds: dict, manifest: dict, preset: str, batch_size: int, device, cache: str | Path | None = None) -> dict:
+    """The second pass: count intersections, activation terms and label areas over the shards.
 
-    Returns arrays per layer (see ``LayerTally.arrays`` and ``TopImages``), ``area`` int64
-    (C+1,) and ``images``. All counts are sums over images, so per-shard results add up.
+    With ``cache`` (written by ``quantile_tops`` over the same shards) the activations come from
+    it and ``model`` is not run (it may be None); without, ``model`` runs again. Returns arrays per
+    layer (see ``LayerTally.arrays``), ``area`` int64 (C+1,) and ``images``. All counts are sums
+    over images, so per-shard results add up.
     """
     import torch
 
@@ -168,49 +206,66 @@ def tally(model, layers: list[str], paths, thresholds: dict, manifest: dict, pre
     primary = torch.from_numpy(vocab["primary"]).to(device)
     thr = {name: torch.from_numpy(np.asarray(thresholds[f"{name}|threshold"], np.float32)).to(device) for name in layers}
     tallies: dict[str, LayerTally] = {}
-    tops = {name: TopImages(top_images) for name in layers}
     area = torch.zeros(num_labels, dtype=torch.int64, device=device)
     images = 0
+    batches = _cached_batches(cache, paths, layers, device) if cache else activation_batches(model, layers, paths, preset, batch_size, device, desc="tally")
     # closing(): hooks come off at once even when this loop raises (a traceback would keep the
     # generator alive otherwise)
-    with closing(activation_batches(model, layers, paths, preset, batch_size, device, desc="tally")) as stream:
+    with closing(batches) as stream:
         for batch, acts in stream:
             image_labels = [[n for ns in s["image_labels"].values() for n in ns] for s in batch["samples"]]
             labels = make_label_batch(batch["seg"], image_labels, primary, num_labels, ncat, device)
             area += labels.area
-            for name, a in acts.items():
+            for name in layers:
+                a = acts[name]
                 if thr[name].numel() != a.shape[1]:
                     raise DataError(f"thresholds for layer {name} have {thr[name].numel()} units, the model's layer has {a.shape[1]}")
                 if name not in tallies:
                     tallies[name] = LayerTally(a.shape[1], num_labels, ncat, device)
-                maxima = a.amax(dim=(2, 3))  # (B, U), shared by the tally's skip test and the top images
-                tallies[name].add(a, thr[name], labels, primary, maxima)
-                tops[name].add(a, batch["keys"], maxima)
+                found = a if isinstance(a, cand.Candidates) else cand.find(a, thr[name])
+                tallies[name].add_candidates(found, thr[name], labels)
             images += len(batch["keys"])
     if images == 0:
         raise DataError(f"no images in {', '.join(map(str, paths))}")
     out = {"images": np.array(images), "area": area.cpu().numpy()}
     for name in layers:
         out.update(tallies[name].arrays(name))
-        out[f"{name}|top_values"] = tops[name].values
-        out[f"{name}|top_keys"] = tops[name].keys.astype(str)
-        out[f"{name}|top_maps"] = tops[name].maps.astype(np.float32)
     return out
 
 
-def sum_tallies(parts: list[dict], layers: list[str], top_images: int) -> dict:
-    """Add per-shard tallies (counts add; top images merge). Returns one tally dict."""
+def _cached_batches(cache, paths, layers: list[str], device):
+    """Yield ``(batch, {layer: maps or Candidates})`` from an activation cache and the labels of
+    the shards it was made from (images are not decoded). DataError if the two disagree."""
+    from ..data.broden_shards import iter_broden
+
+    samples = iter_broden(paths, images=False)
+    for keys, acts in read_cache(cache, device):
+        missing = [name for name in layers if name not in acts]
+        if missing:
+            raise DataError(f"activation cache {cache} has no layer(s) {', '.join(missing)} (has {', '.join(acts)})")
+        items = [s for _, s in zip(keys, samples)]
+        got = [s["key"] for s in items]
+        if got != keys:
+            raise DataError(f"activation cache {cache} does not match the shards {', '.join(map(str, paths))}: it holds images {keys[0]}..{keys[-1]}, the shards give {got[0] if got else 'none'}..; rerun the quantile pass")
+        yield collate(items), acts
+    extra = next(samples, None)
+    if extra is not None:
+        raise DataError(f"activation cache {cache} ends before image {extra['key']} of the shards; rerun the quantile pass")
+
+
+def sum_tallies(parts: list[dict], layers: list[str]) -> dict:
+    """Add per-shard tallies (every count is a sum). Returns one tally dict."""
     out = {"images": np.array(sum(int(p["images"]) for p in parts)), "area": sum(p["area"] for p in parts)}
     for name in layers:
         for what in ("inter", "act_original", "act_lite", "act_total"):
             out[f"{name}|{what}"] = sum(p[f"{name}|{what}"] for p in parts)
-        out.update(TopImages.merge(parts, name, top_images))
     return out
 
 
-def gather(tally_parts: list[dict], thresholds: dict, manifest: dict, layers: list[str], denominator: str, iou_threshold: float, top_images: int, out_dir: str | Path, settings: dict) -> dict:
+def gather(tally_parts: list[dict], thresholds: dict, manifest: dict, layers: list[str], denominator: str, iou_threshold: float, out_dir: str | Path, settings: dict) -> dict:
     """Sum per-shard tallies, score IoU and write the results under ``out_dir``; returns the summary.
 
+    ``thresholds`` is the output of ``merge_thresholds`` (thresholds and top images).
     DataError if the parts do not cover every image of the shards exactly once.
     """
     from .labels import iou_table, summarize, write_results
@@ -220,7 +275,7 @@ def gather(tally_parts: list[dict], thresholds: dict, manifest: dict, layers: li
     if seen != total:
         raise DataError(f"tally parts cover {seen} images, the thresholds were computed over {total}: a shard is missing or repeated")
     vocab = vocabulary(manifest)
-    summed = sum_tallies(tally_parts, layers, top_images)
+    summed = sum_tallies(tally_parts, layers)
     table = iou_table(summed, thresholds, vocab, layers, denominator)
     summary = summarize(table, layers, vocab["categories"], iou_threshold)
     write_results(out_dir, table, summary, settings, summed, thresholds, layers)
@@ -232,19 +287,27 @@ def dataset_images(manifest: dict, splits: list[str] | None = None) -> int:
     return sum(v["samples"] for k, v in manifest["splits"].items() if splits is None or k in splits)
 
 
-def dissect(model, layers: list[str], shard_dir: str | Path, out_dir: str | Path, quantile: float = 0.005, iou_threshold: float = 0.04, denominator: str = "original", preprocess: str = "imagenet", batch_size: int = 64, top_images: int = 8, device="cpu", settings: dict | None = None) -> dict:
+def dissect(model, layers: list[str], shard_dir: str | Path, out_dir: str | Path, quantile: float = 0.005, iou_threshold: float = 0.04, denominator: str = "original", preprocess: str = "imagenet", batch_size: int = 64, top_images: int = 8, device="cpu", settings: dict | None = None, cache: bool = True) -> dict:
     """Dissect ``layers`` of ``model`` on every shard under ``shard_dir`` and write results to ``out_dir``.
 
     The same stages as the per-shard jobs, in one process: quantiles, exact thresholds, tally,
-    gather. Returns the per-layer summary (see ``labels.summarize``).
+    gather. With ``cache`` the model runs once and the tally reads an activation cache (a
+    temporary file beside ``out_dir``, removed at the end); without, the model runs twice.
+    Returns the per-layer summary (see ``labels.summarize``).
     """
+    import tempfile
+
     from ..data.shards import shard_paths
 
     manifest = read_manifest(shard_dir)
     paths = shard_paths(shard_dir)
     total = dataset_images(manifest)
-    tops = quantile_tops(model, layers, paths, total, quantile, preprocess, batch_size, device)
-    thresholds = merge_thresholds([tops], layers, total, quantile)
-    counts = tally(model, layers, paths, thresholds, manifest, preprocess, batch_size, device, top_images)
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{out_dir.name}-cache-", dir=out_dir.parent) as tmp:
+        cache_file = Path(tmp) / "activations.acts" if cache else None
+        tops = quantile_tops(model, layers, paths, total, quantile, preprocess, batch_size, device, top_images, cache_file)
+        thresholds = merge_thresholds([tops], layers, total, quantile)
+        counts = tally(model, layers, paths, thresholds, manifest, preprocess, batch_size, device, cache_file)
     settings = dict(settings or {}, layers=layers, quantile=quantile, iou_threshold=iou_threshold, denominator=denominator, preprocess=preprocess)
-    return gather([counts], thresholds, manifest, layers, denominator, iou_threshold, top_images, out_dir, settings)
+    return gather([counts], thresholds, manifest, layers, denominator, iou_threshold, out_dir, settings)

@@ -102,7 +102,7 @@ def write_results(out_dir: str | Path, table, summary: dict, settings: dict, tal
     tops = {}
     for name in layers:
         for what in ("top_values", "top_keys", "top_maps"):
-            tops[f"{name}|{what}"] = tallies[f"{name}|{what}"]
+            tops[f"{name}|{what}"] = thresholds[f"{name}|{what}"]
         tops[f"{name}|threshold"] = thresholds[f"{name}|threshold"]
     from .engine import save_arrays
 

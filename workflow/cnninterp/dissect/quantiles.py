@@ -49,34 +49,71 @@ def threshold_from_top(top: np.ndarray, n: int, q: float) -> np.ndarray:
 
 
 class TopKeeper:
-    """Streaming per-unit top-m values of one layer (memory: U x m floats, whatever the image count)."""
+    """Streaming per-unit top-m values of one layer (memory: U x m floats, whatever the image count).
+
+    Once m values per unit have been seen, ``floor`` (U,) is each unit's m-th largest value so far:
+    a lower bound of the final threshold, since T_k is at least the m-th largest of all values.
+    """
 
     def __init__(self, m: int):
         self.m = m
-        self.top = None
+        self.top = None  # (U, <= m), unordered
+        self.floor = None
+        self._pending: list = []  # (units, values) not merged yet
+        self._pending_count = 0
 
     def add(self, acts) -> None:
-        """Add activations (B, U, h, w) of one batch."""
-        values = acts.transpose(0, 1).reshape(acts.shape[1], -1)
-        if self.top is None:
-            k = min(self.m, values.shape[1])
+        """Add activations float32 (B, U, h, w) of one batch."""
+        if self.floor is None:
             import torch
 
-            self.top = torch.topk(values, k, dim=1, sorted=True).values
+            values = acts.transpose(0, 1).reshape(acts.shape[1], -1)
+            both = values if self.top is None else torch.cat([self.top, values], dim=1)
+            self._set(torch.topk(both, min(self.m, both.shape[1]), dim=1, sorted=False).values)
             return
-        if self.top.shape[1] == self.m:
-            # only values above the current m-th largest can enter
-            floor = self.top[:, -1:]
-            keep = values > floor
-            if not bool(keep.any()):
-                return
-            width = int(keep.sum(1).max())
-            values = values.masked_fill(~keep, float("-inf"))
-            import torch
+        from .candidates import locate
 
-            values = torch.topk(values, width, dim=1, sorted=False).values
-        self.top = merge_top(self.top, values, self.m)
+        found = locate(acts, self.floor)
+        self.merge(found.coord(1), found.values)
+
+    def merge(self, units, values) -> None:
+        """Add values float32 (n,) of units int64 (n,); only needs those >= ``floor`` (once set).
+
+        Values are buffered and merged once they are as many as the kept values (a merge
+        costs a pass over all U x m of them); ``floor`` stays a valid, if lower, bound meanwhile.
+        """
+        if values.numel() == 0:
+            return
+        self._pending.append((units, values))
+        self._pending_count += values.numel()
+        if self._pending_count >= self.top.numel():
+            self._flush()
+
+    def _flush(self) -> None:
+        import torch
+
+        if not self._pending:
+            return
+        units = torch.cat([p[0] for p in self._pending])
+        values = torch.cat([p[1] for p in self._pending])
+        self._pending, self._pending_count = [], 0
+        u = self.top.shape[0]
+        order = torch.argsort(units, stable=True)
+        units, values = units[order], values[order]
+        count = torch.bincount(units, minlength=u)
+        start = torch.cumsum(count, 0) - count
+        padded = torch.full((u, int(count.max())), float("-inf"), dtype=values.dtype, device=values.device)
+        padded[units, torch.arange(units.numel(), device=units.device) - start[units]] = values
+        both = torch.cat([self.top, padded], dim=1)
+        self._set(torch.topk(both, min(self.m, both.shape[1]), dim=1, sorted=False).values)
+
+    def _set(self, top) -> None:
+        self.top = top
+        self.floor = top.min(dim=1).values if top.shape[1] == self.m else None
 
     def result(self) -> np.ndarray:
         """Return the kept values (U, <=m) float32 sorted descending, as a numpy array."""
-        return self.top.cpu().numpy()
+        import torch
+
+        self._flush()
+        return torch.sort(self.top, dim=1, descending=True).values.cpu().numpy()

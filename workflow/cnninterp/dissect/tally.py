@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-CHUNK_PIXELS = 1 << 24  # upsampled pixels processed at once (bounds memory per chunk)
+from . import candidates as cand
+from .bilinear import CellGrid
 
 
 @dataclass
@@ -28,16 +29,19 @@ class LabelBatch:
     ``size`` (sh, sw); ``image_labels`` float64 (B, C+1): 1 where the image has that whole-image
     label; ``has_category`` float64 (B, K): images holding any label of primary category k;
     ``image_category`` bool (B, K): images with a whole-image label of primary category k;
-    ``seg`` int64 (B, L, sh, sw): pixel labels with a label repeated at a pixel in a later layer,
-    or also given as a whole-image label, set to 0 (so each label counts once per pixel);
-    ``area`` int64 (C+1,): each label's pixels in the batch (whole-image labels: sh*sw per image).
+    ``pixels`` int64 (B*sh*sw, L): the labels at each pixel (row ``(b*sh + y)*sw + x``), a label
+    repeated at a pixel in a later layer, or also given as a whole-image label, set to 0 (so each
+    label counts once per pixel); ``pixel_categories`` int64 (B*sh*sw,): bit k set where a pixel
+    holds a label of primary category k; ``area`` int64 (C+1,): each label's pixels in the batch
+    (whole-image labels: sh*sw per image).
     """
 
     size: tuple
     image_labels: object
     has_category: object
     image_category: object
-    seg: object
+    pixels: object
+    pixel_categories: object
     area: object
 
 
@@ -86,12 +90,16 @@ def make_label_batch(seg_np: np.ndarray, image_labels: list[list[int]], primary,
         ok = (labels > 0) & (primary_np[labels] >= 0)
         flags[rows[ok], primary_np[labels[ok]]] = True
     has_cat |= image_cat
+    pixels = np.ascontiguousarray(seg.transpose(0, 2, 3, 1).reshape(b * sh * sw, -1))
+    bits = np.where(primary_np >= 0, np.left_shift(1, np.clip(primary_np, 0, None)), 0)
+    pixel_categories = np.bitwise_or.reduce(bits[pixels], axis=1) if pixels.shape[1] else np.zeros(len(pixels), np.int64)
     return LabelBatch(
         (sh, sw),
         torch.from_numpy(whole).to(device),
         torch.from_numpy(has_cat.astype(np.float64)).to(device),
         torch.from_numpy(image_cat).to(device),
-        torch.from_numpy(seg).to(device),
+        torch.from_numpy(pixels).to(device),
+        torch.from_numpy(pixel_categories.astype(np.int64)).to(device),
         torch.from_numpy(area).to(device),
     )
 
@@ -107,61 +115,63 @@ class LayerTally:
         self.act_original = torch.zeros((units, num_categories), dtype=torch.int64, device=device)
         self.act_lite = torch.zeros((units, num_categories), dtype=torch.int64, device=device)
         self.act_total = torch.zeros(units, dtype=torch.int64, device=device)
+        self._grids: dict = {}
 
-    def add(self, acts, thresholds, labels: LabelBatch, primary, maxima=None) -> None:
-        """Count one batch: ``acts`` float32 (B, U, h, w), ``thresholds`` float32 (U,) on the same
-        device, ``maxima`` (B, U) the maps' maxima when the caller already has them.
+    def add(self, acts, thresholds, labels: LabelBatch) -> None:
+        """Count one batch: ``acts`` float32 (B, U, h, w), ``thresholds`` float32 (U,), on the
+        device of ``labels``."""
+        self.add_candidates(cand.find(acts, thresholds), thresholds, labels)
 
-        Only (image, unit) pairs whose raw maximum exceeds T_u are upsampled: bilinear
-        interpolation never exceeds its inputs, so the others have no active pixel.
+    def add_candidates(self, candidates, thresholds, labels: LabelBatch) -> None:
+        """Count one batch from its ``candidates.Candidates`` at a bound <= ``thresholds`` (U,).
+
+        Only the cells of the upsampled maps that can exceed T_u are evaluated (see ``bilinear``).
         """
         import torch
-        import torch.nn.functional as F
 
-        b, u, _, _ = acts.shape
+        b, u, h, w = candidates.shape
+        key = ((h, w), labels.size)
+        if key not in self._grids:
+            self._grids[key] = CellGrid((h, w), labels.size, thresholds.device)
+        pair, y, x = self._grids[key].active_pixels(candidates, thresholds)
+        n_active = torch.bincount(pair, minlength=b * u)  # (B*U,)
         sh, sw = labels.size
-        if maxima is None:
-            maxima = acts.amax(dim=(2, 3))
-        pb, pu = torch.nonzero(maxima > thresholds[None, :], as_tuple=True)
-        if pb.numel() == 0:
-            return
-        counts = torch.zeros((b, u), dtype=torch.float64, device=acts.device)
-        step = max(1, CHUNK_PIXELS // (sh * sw))
-        for start in range(0, pb.numel(), step):
-            cb, cu = pb[start : start + step], pu[start : start + step]
-            maps = acts[cb, cu].unsqueeze(1)
-            up = F.interpolate(maps, size=(sh, sw), mode="bilinear", align_corners=False)[:, 0]
-            mask = up > thresholds[cu][:, None, None]
-            counts[cb, cu] = self._pixel_counts(mask, cb, cu, labels, primary).double()
+        pixel = ((pair // u) * sh + y) * sw + x
+        unit = pair % u
+        if pair.numel():
+            under = labels.pixels[pixel]  # (P, L) labels under each active pixel (0: none)
+            counts = torch.bincount((unit[:, None] * self.num_labels + under).view(-1), minlength=self.units * self.num_labels)
+            counts = counts.view(self.units, self.num_labels)
+            counts[:, 0] = 0
+            self.inter += counts
+        # lite: does a pair's active region touch a pixel of category k (or the image a whole-image label of k)?
+        touched = labels.image_category.repeat_interleave(u, dim=0)  # (B*U, K)
+        if pair.numel():
+            touched |= self._touched(pair, labels.pixel_categories[pixel], b * u)
+        self.act_lite += (n_active[:, None] * touched.long()).view(b, u, -1).sum(0)
         # whole-image labels: every active pixel of the image intersects them
-        self.inter += (counts.T @ labels.image_labels).round().long()
-        self.act_original += (counts.T @ labels.has_category).round().long()
-        self.act_total += counts.sum(0).round().long()
+        per_image = n_active.view(b, u).double()
+        self.inter += (per_image.T @ labels.image_labels).round().long()
+        self.act_original += (per_image.T @ labels.has_category).round().long()
+        self.act_total += n_active.view(b, u).sum(0)
 
-    def _pixel_counts(self, mask, cb, cu, labels: LabelBatch, primary):
-        """Count pixel-level intersections and lite activation terms of a chunk of (image, unit) pairs.
-
-        ``mask`` bool (K, sh, sw) active pixels of pair k = (cb[k], cu[k]). Returns int64 (K,)
-        active pixel counts per pair.
-        """
+    def _touched(self, pair, bits, pairs: int):
+        """Return bool (pairs, K): pair p has an active pixel whose bits (int64 (P,), bit k set for
+        primary category k) include k. One bincount over (pair, bit pattern) when the patterns are
+        few, else one per category."""
         import torch
 
-        j, y, x = torch.nonzero(mask, as_tuple=True)
-        touched = labels.image_category[cb].clone()
-        n_active = torch.bincount(j, minlength=cb.numel())  # far cheaper than summing a bool mask
-        if j.numel():
-            pix = labels.seg[cb[j], :, y, x]  # (P, L) labels under each active pixel
-            unit = cu[j]
-            keep = pix > 0
-            rows = keep.nonzero(as_tuple=True)[0]
-            lab = pix[keep]
-            idx = unit[rows] * self.num_labels + lab
-            self.inter += torch.bincount(idx, minlength=self.units * self.num_labels).view(self.units, self.num_labels)
-            cat = primary[lab]
-            ok = cat >= 0
-            touched[j[rows[ok]], cat[ok]] = True
-        self.act_lite.index_add_(0, cu, n_active[:, None] * touched.long())
-        return n_active
+        k = self.num_categories
+        if k <= 6:
+            seen = torch.bincount(pair * (1 << k) + bits, minlength=pairs << k).view(pairs, 1 << k) > 0
+            pattern = torch.arange(1 << k, device=pair.device)
+            has_bit = ((pattern[:, None] >> torch.arange(k, device=pair.device)) & 1).float()  # (2^K, K)
+            return (seen.float() @ has_bit) > 0
+        out = torch.zeros((pairs, k), dtype=torch.bool, device=pair.device)
+        for c in range(k):
+            hit = (bits >> c) & 1 == 1
+            out[:, c] = torch.bincount(pair[hit], minlength=pairs) > 0
+        return out
 
     def arrays(self, prefix: str) -> dict:
         """Return the sums as numpy arrays keyed ``<prefix>|inter`` etc."""

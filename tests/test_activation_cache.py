@@ -1,0 +1,113 @@
+"""The activation cache between the two passes: same counts as running the model twice, clear errors."""
+
+import numpy as np
+import pytest
+import torch
+
+from cnninterp.data.shards import read_manifest, shard_paths
+from cnninterp.dissect import candidates as cand
+from cnninterp.dissect import engine
+from cnninterp.dissect.cache import CANDIDATE_BYTES, open_cache, read_cache
+from cnninterp.errors import DataError
+from cnninterp.models.backbones import random_model
+
+LAYERS = ["layer1", "layer2", "layer3", "layer4"]
+COUNTS = ("inter", "act_original", "act_lite", "act_total")
+
+
+def _stages(model, paths, total, cache, q=0.05, batch_size=8):
+    tops = engine.quantile_tops(model, LAYERS, paths, total, q, "imagenet", batch_size, "cpu", 4, cache)
+    return tops
+
+
+def test_cached_tally_equals_running_the_model_twice(broden_shards, tmp_path):
+    manifest = read_manifest(broden_shards)
+    paths = shard_paths(broden_shards)
+    total = engine.dataset_images(manifest)
+    model = random_model("resnet10", seed=2)
+    cache = tmp_path / "a.acts"
+    tops = _stages(model, paths, total, cache)
+    thresholds = engine.merge_thresholds([tops], LAYERS, total, 0.05)
+    cached = engine.tally(None, LAYERS, paths, thresholds, manifest, "imagenet", 8, "cpu", cache)
+    again = engine.tally(model, LAYERS, paths, thresholds, manifest, "imagenet", 8, "cpu")
+    for name in LAYERS:
+        for what in COUNTS:
+            np.testing.assert_array_equal(cached[f"{name}|{what}"], again[f"{name}|{what}"], err_msg=f"{name} {what}")
+        assert again[f"{name}|inter"].sum() > 0
+    np.testing.assert_array_equal(cached["area"], again["area"])
+    kinds = {type(item).__name__ for _, layers in read_cache(cache) for item in layers.values()}
+    assert kinds == {"Tensor", "Candidates"}, "the data should exercise both ways of keeping a batch"
+
+
+def test_per_shard_caches_add_up_to_one_job(broden_shards, tmp_path):
+    """Quantile and tally jobs per shard, each tally reading its shard's cache, equal one process."""
+    manifest = read_manifest(broden_shards)
+    paths = shard_paths(broden_shards)
+    total = engine.dataset_images(manifest)
+    model = random_model("resnet10", seed=2)
+    parts = [_stages(model, [p], total, tmp_path / f"{i}.acts") for i, p in enumerate(paths)]
+    thresholds = engine.merge_thresholds(parts, LAYERS, total, 0.05)
+    tallies = [engine.tally(None, LAYERS, [p], thresholds, manifest, "imagenet", 8, "cpu", tmp_path / f"{i}.acts") for i, p in enumerate(paths)]
+    summed = engine.sum_tallies(tallies, LAYERS)
+    whole = engine.tally(model, LAYERS, paths, thresholds, manifest, "imagenet", 8, "cpu")
+    for name in LAYERS:
+        for what in COUNTS:
+            np.testing.assert_array_equal(summed[f"{name}|{what}"], whole[f"{name}|{what}"], err_msg=f"{name} {what}")
+
+
+def test_dissect_with_and_without_cache_write_the_same_results(broden_shards, tmp_path):
+    model = random_model("resnet10", seed=4)
+    a = engine.dissect(model, ["layer2", "layer4"], broden_shards, tmp_path / "a", quantile=0.05, batch_size=8, cache=True)
+    b = engine.dissect(model, ["layer2", "layer4"], broden_shards, tmp_path / "b", quantile=0.05, batch_size=8, cache=False)
+    assert a == b
+    assert (tmp_path / "a" / "iou.parquet").read_bytes() == (tmp_path / "b" / "iou.parquet").read_bytes()
+    assert not list(tmp_path.glob(".a-cache-*")), "the temporary cache folder is removed"
+
+
+def test_cache_keeps_maps_while_no_bound_and_candidates_after(tmp_path):
+    acts = torch.rand(4, 3, 6, 6)
+    floor = torch.full((3,), 0.97)
+    found = cand.locate(acts, floor)
+    assert found.where.numel() * CANDIDATE_BYTES < acts.numel() * 4
+    with open_cache(tmp_path / "c.acts") as writer:
+        writer.write(["a", "b", "c", "d"], {"l": acts})
+        writer.write(["e", "f", "g", "h"], {"l": found.candidates()})
+    (k1, l1), (k2, l2) = list(read_cache(tmp_path / "c.acts"))
+    assert k1 == ["a", "b", "c", "d"] and k2 == ["e", "f", "g", "h"]
+    torch.testing.assert_close(l1["l"], acts, rtol=0, atol=0)
+    want = cand.find(acts, floor)
+    assert torch.equal(l2["l"].ids, want.ids) and torch.equal(l2["l"].values, want.values)
+
+
+def test_cache_cut_short_or_missing_is_a_clear_error(tmp_path):
+    path = tmp_path / "c.acts"
+    with open_cache(path) as writer:
+        writer.write(["a"], {"l": torch.rand(1, 2, 3, 3)})
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 40])
+    with pytest.raises(DataError, match="c.acts.*cut short"):
+        list(read_cache(path))
+    with pytest.raises(DataError, match="missing"):
+        list(read_cache(tmp_path / "none.acts"))
+
+
+def test_failed_cache_write_leaves_no_file(tmp_path):
+    path = tmp_path / "c.acts"
+    with pytest.raises(RuntimeError):
+        with open_cache(path) as writer:
+            writer.write(["a"], {"l": torch.rand(1, 2, 3, 3)})
+            raise RuntimeError("model failed mid-shard")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cache_of_other_shards_is_refused(broden_shards, tmp_path):
+    manifest = read_manifest(broden_shards)
+    paths = shard_paths(broden_shards)
+    total = engine.dataset_images(manifest)
+    model = random_model("resnet10", seed=2)
+    tops = _stages(model, paths[:1], total, tmp_path / "first.acts")
+    thresholds = engine.merge_thresholds([tops], LAYERS, int(tops["images"]), 0.05)
+    with pytest.raises(DataError, match="first.acts does not match the shards"):
+        engine.tally(None, LAYERS, paths[1:2], thresholds, manifest, "imagenet", 8, "cpu", tmp_path / "first.acts")
+    with pytest.raises(DataError, match="first.acts ends before image"):
+        engine.tally(None, LAYERS, paths[:2], thresholds, manifest, "imagenet", 8, "cpu", tmp_path / "first.acts")

@@ -1,0 +1,60 @@
+"""Sparse bilinear evaluation: the active pixels found cell by cell equal thresholding every pixel."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import dissect_reference as ref
+from cnninterp.dissect import candidates
+from cnninterp.dissect.bilinear import CellGrid, upsample
+
+
+def dense_active(acts, T, size):
+    """(pair, y, x) of every upsampled pixel > T, from the full float64 upsampling."""
+    b, u, h, w = acts.shape
+    up = upsample(acts.reshape(b * u, h, w), size).view(b, u, *size)
+    bb, uu, y, x = torch.nonzero(up > T.double().view(1, u, 1, 1), as_tuple=True)
+    return set(zip((bb * u + uu).tolist(), y.tolist(), x.tolist()))
+
+
+@pytest.mark.parametrize(
+    "hw,size",
+    [((7, 7), (112, 112)), ((14, 14), (112, 112)), ((56, 56), (112, 112)), ((4, 4), (56, 56)), ((13, 13), (112, 112)), ((5, 3), (20, 17)), ((1, 6), (9, 24)), ((9, 9), (6, 6)), ((8, 8), (8, 8))],
+)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_cells_find_exactly_the_dense_active_pixels(hw, size, seed):
+    rng = np.random.default_rng(seed)
+    acts = rng.gamma(0.6, size=(3, 5) + hw).astype(np.float32)
+    acts[:, 1] = 0.0  # a dead unit whose threshold is 0: nothing exceeds it
+    acts[:, 2] = np.round(acts[:, 2] * 2) / 2  # ties at the threshold
+    acts[0, 3] = -1.0  # negative maps
+    acts = torch.from_numpy(acts)
+    T = torch.from_numpy(np.quantile(acts.transpose(0, 1).reshape(5, -1).numpy().astype(np.float64), 0.9, axis=1).astype(np.float32))
+    T[4] = acts[:, 4].max()  # a threshold equal to the largest value: nothing is active
+    grid = CellGrid(hw, size)
+    p, y, x = grid.active_pixels(candidates.find(acts, T), T)
+    got = list(zip(p.tolist(), y.tolist(), x.tolist()))
+    assert len(got) == len(set(got)), "a pixel was reported twice"
+    want = dense_active(acts, T, size)
+    assert set(got) == want
+    assert len(want) > 0
+
+
+def test_definition_matches_torch_and_reference():
+    """The float64 definition is torch's bilinear (align_corners=False) up to float32 rounding,
+    and the engine's vectorised upsampling equals the reference's per-pixel loop exactly."""
+    rng = np.random.default_rng(0)
+    for hw, size in [((3, 4), (7, 9)), ((7, 7), (112, 112)), ((13, 5), (112, 40))]:
+        src = rng.normal(size=hw).astype(np.float32)
+        mine = upsample(torch.from_numpy(src)[None], size)[0].numpy()
+        torch_out = F.interpolate(torch.from_numpy(src)[None, None], size=size, mode="bilinear", align_corners=False)[0, 0].numpy()
+        np.testing.assert_allclose(mine, torch_out, rtol=0, atol=1e-5)
+        np.testing.assert_array_equal(mine, ref.upsample(src, size))
+        assert mine.max() <= src.max()  # why maps and cells without a value >= T are skipped exactly
+
+
+def test_threshold_below_every_value_marks_every_pixel():
+    acts = torch.rand(2, 3, 4, 4) + 1.0
+    p, y, x = CellGrid((4, 4), (10, 10)).active_pixels(candidates.find(acts, torch.zeros(3)), torch.zeros(3))
+    assert p.numel() == 2 * 3 * 100

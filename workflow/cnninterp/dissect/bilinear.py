@@ -1,0 +1,198 @@
+"""Bilinear upsampling of activation maps, evaluated only where it can exceed a threshold.
+
+The definition (align_corners=False, as torch's ``F.interpolate`` and NetDissect): output row d of
+``n_out`` rows sampled from ``n_in`` rows reads the source coordinate
+``s = max((d + 0.5) * (n_in / n_out) - 0.5, 0)``, rows ``i0 = min(floor(s), n_in - 1)`` and
+``i1 = min(i0 + 1, n_in - 1)`` with weights ``1 - l`` and ``l = s - i0``; columns likewise, and
+
+    value = (1 - l_r) * ((1 - l_c) * x[i0, j0] + l_c * x[i0, j1])
+          + l_r       * ((1 - l_c) * x[i1, j0] + l_c * x[i1, j1])
+
+evaluated in float64 in exactly that order (so the result does not depend on whether the
+platform fuses multiply-adds; for power-of-two scales every product and sum is exact).
+
+Cells: output rows are grouped by ``c = clamp(floor(s_raw), -1, n_in - 1) + 1`` (``s_raw`` before
+clamping at 0), so cell c's rows read only source rows ``clamp(c - 1)`` and ``clamp(c)``; a cell
+is a rectangle of output pixels sharing four source corners. A value is a convex combination of
+its cell's corners, so it can exceed a threshold T only in cells with a corner > T (>= T when
+rounding could matter, see ``AxisTable.exact``): those are the cells around the source pixels
+above T, a small part of the map for Network Dissection's top quantiles. Only they are evaluated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+CHUNK_SAMPLES = 1 << 22  # output samples evaluated at once (bounds memory per chunk)
+
+
+@dataclass
+class AxisTable:
+    """One axis of the upsampling, grouped by cell (``n_in + 1`` cells).
+
+    ``w0``, ``w1`` float64 (n_in + 1, k): the weights (1 - l, l) of each cell's output rows, NaN
+    past a cell's last row (NaN compares false, so padding never counts); ``start`` int64
+    (n_in + 1,): a cell's first output row; ``count`` int64 (n_in + 1,): its number of rows;
+    ``k``: the most rows of any cell; ``exact``: every weight is a multiple of 2^-20 and each
+    pair sums to exactly 1 (power-of-two scales), so products with float32 values are exact in
+    float64 and a value can never round above all four of its corners.
+    """
+
+    n_in: int
+    n_out: int
+    w0: object
+    w1: object
+    start: object
+    count: object
+    k: int
+    exact: bool
+
+
+def axis_table(n_in: int, n_out: int, device="cpu") -> AxisTable:
+    """Return the cell-grouped weights of upsampling ``n_in`` source rows to ``n_out`` rows."""
+    import torch
+
+    d = np.arange(n_out, dtype=np.float64)
+    raw = (d + 0.5) * (n_in / n_out) - 0.5
+    src = np.maximum(raw, 0.0)
+    i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+    lam = src - i0
+    cell = np.clip(np.floor(raw).astype(np.int64), -1, n_in - 1) + 1
+    count = np.bincount(cell, minlength=n_in + 1)
+    start = np.cumsum(count) - count
+    k = int(count.max())
+    pos = np.arange(n_out) - start[cell]
+    w0 = np.full((n_in + 1, k), np.nan)
+    w1 = np.full((n_in + 1, k), np.nan)
+    w0[cell, pos] = 1.0 - lam
+    w1[cell, pos] = lam
+
+    def put(a):
+        return torch.from_numpy(a).to(device)
+
+    fine = lam * 2.0**20
+    exact = bool(np.all(fine == np.round(fine)) and np.all((1.0 - lam) + lam == 1.0))
+    return AxisTable(n_in, n_out, put(w0), put(w1), put(start), put(count), k, exact)
+
+
+def upsample(maps, size: tuple[int, int]):
+    """Upsample every map by the definition above: float32 (N, h, w) -> float64 (N, sh, sw).
+
+    For small inputs (tests, galleries); the engine evaluates only candidate cells.
+    """
+    import torch
+
+    n, h, w = maps.shape
+    rows, cols = _plain_axis(h, size[0]), _plain_axis(w, size[1])
+    x = maps.double()
+    r0, r1, lr = (torch.from_numpy(a).to(maps.device) for a in rows)
+    c0, c1, lc = (torch.from_numpy(a).to(maps.device) for a in cols)
+    top = (1 - lc) * x[:, r0][:, :, c0] + lc * x[:, r0][:, :, c1]
+    bottom = (1 - lc) * x[:, r1][:, :, c0] + lc * x[:, r1][:, :, c1]
+    return (1 - lr)[:, None] * top + lr[:, None] * bottom
+
+
+def _plain_axis(n_in: int, n_out: int):
+    src = np.maximum((np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5, 0.0)
+    i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+    return i0, np.minimum(i0 + 1, n_in - 1), src - i0
+
+
+class CellGrid:
+    """Upsampling tables from (h, w) maps to (sh, sw) label pixels, on one device."""
+
+    def __init__(self, hw: tuple[int, int], size: tuple[int, int], device="cpu"):
+        self.h, self.w = hw
+        self.size = size
+        self.rows = axis_table(self.h, size[0], device)
+        self.cols = axis_table(self.w, size[1], device)
+        # with exact weights a value exceeds T only if a corner does; otherwise rounding could
+        # lift a value an ulp above corners equal to T, so corners equal to T count too
+        self.strict = self.rows.exact and self.cols.exact
+
+    def active_pixels(self, candidates, thresholds):
+        """Return the upsampled pixels above threshold as int64 tensors ``(pair, y, x)``.
+
+        ``candidates``: ``candidates.Candidates`` of (B, U, h, w) maps at a bound <= the
+        thresholds; ``thresholds`` float32 (U,) on the same device. ``pair`` is ``b * U + u``,
+        ``(y, x)`` a pixel of the (sh, sw) label grid where unit u's upsampled map of image b
+        exceeds T_u. Each active pixel appears once.
+        """
+        import torch
+
+        b, u, h, w = candidates.shape
+        if (h, w) != (self.h, self.w):
+            raise ValueError(f"maps are {h}x{w}, this grid upsamples {self.h}x{self.w}")
+        empty = torch.zeros(0, dtype=torch.int64, device=thresholds.device)
+        candidates = candidates.above(thresholds) if self.strict else candidates.at_least(thresholds)
+        n = candidates.ids.numel()
+        if n == 0:
+            return empty, empty, empty
+        # the four cells with a corner at each source pixel > T (>= T), in the (h + 1, w + 1) cell grid:
+        # quadrant (di, dj) is cell (i + di, j + dj); its corners are neighbourhood rows di, di + 1
+        # and columns dj, dj + 1
+        h1, w1 = h + 1, w + 1
+        ids = candidates.ids
+        pair, i, j = ids // (h * w), (ids // w) % h, ids % w
+        base = pair * (h1 * w1) + i * w1 + j
+        cells, inverse = torch.unique(torch.cat([base, base + 1, base + w1, base + w1 + 1]), return_inverse=True)
+        source = torch.empty(cells.numel(), dtype=torch.int64, device=ids.device)
+        source.scatter_(0, inverse, torch.arange(4 * n, device=ids.device))  # any generating entry will do
+        record, quadrant = source % n, source // n
+        cpair, rest = cells // (h1 * w1), cells % (h1 * w1)
+        ci, cj = rest // w1, rest % w1
+        # the neighbourhood entry of the cell's top-left corner, as an index into the flat values
+        first = record * 9 + (quadrant // 2) * 3 + quadrant % 2
+        values = candidates.values.view(-1)
+        corners = [values[first + off].double() for off in (0, 1, 3, 4)]
+        keep = (self.rows.count[ci] > 0) & (self.cols.count[cj] > 0)
+        cpair, ci, cj, corners = cpair[keep], ci[keep], cj[keep], [c[keep] for c in corners]
+        t = thresholds.double()[cpair % u]
+        if self.rows.k > 2 or self.cols.k > 2:
+            cpair, ci, cj, t, corners = self._refine(cpair, ci, cj, t, corners)
+        out_p, out_y, out_x = [], [], []
+        step = max(1, CHUNK_SAMPLES // (self.rows.k * self.cols.k))
+        for s in range(0, cpair.numel(), step):
+            part = slice(s, s + step)
+            n, rr, cc = self._active_in_cells(ci[part], cj[part], t[part], [c[part] for c in corners])
+            out_p.append(cpair[part][n])
+            out_y.append(self.rows.start[ci[part][n]] + rr)
+            out_x.append(self.cols.start[cj[part][n]] + cc)
+        if not out_p:
+            return empty, empty, empty
+        return torch.cat(out_p), torch.cat(out_y), torch.cat(out_x)
+
+    def _active_in_cells(self, ci, cj, t, corners):
+        """Evaluate every output pixel of the given cells; return (cell, row, col) of those > t."""
+        import torch
+
+        x00, x01, x10, x11 = (c[:, None] for c in corners)
+        b0, b1 = self.cols.w0[cj], self.cols.w1[cj]  # (N, kc)
+        a0, a1 = self.rows.w0[ci][:, :, None], self.rows.w1[ci][:, :, None]  # (N, kr, 1)
+        top = b0 * x00 + b1 * x01
+        bottom = b0 * x10 + b1 * x11
+        value = a0 * top[:, None, :] + a1 * bottom[:, None, :]
+        return torch.nonzero(value > t[:, None, None], as_tuple=True)
+
+    def _refine(self, cpair, ci, cj, t, corners):
+        """Drop cells whose largest sample cannot exceed t.
+
+        A bilinear patch is affine along each axis, so its largest sample is at one of the four
+        extreme samples (first/last row x first/last column); a margin far above float64 rounding
+        keeps every cell where rounding could matter.
+        """
+        import torch
+
+        x00, x01, x10, x11 = corners
+        best = None
+        for at_row in (0, self.rows.count[ci] - 1):
+            a0, a1 = self.rows.w0[ci, at_row], self.rows.w1[ci, at_row]
+            for at_col in (0, self.cols.count[cj] - 1):
+                b0, b1 = self.cols.w0[cj, at_col], self.cols.w1[cj, at_col]
+                v = a0 * (b0 * x00 + b1 * x01) + a1 * (b0 * x10 + b1 * x11)
+                best = v if best is None else torch.maximum(best, v)
+        scale = torch.maximum(torch.maximum(x00.abs(), x01.abs()), torch.maximum(x10.abs(), x11.abs()))
+        keep = best > t - scale * 2.0**-40
+        return cpair[keep], ci[keep], cj[keep], t[keep], [c[keep] for c in corners]
