@@ -33,7 +33,9 @@ def test_cells_find_exactly_the_dense_active_pixels(hw, size, seed):
     T = torch.from_numpy(np.quantile(acts.transpose(0, 1).reshape(5, -1).numpy().astype(np.float64), 0.9, axis=1).astype(np.float32))
     T[4] = acts[:, 4].max()  # a threshold equal to the largest value: nothing is active
     grid = CellGrid(hw, size)
-    p, y, x = grid.active_pixels(candidates.find(acts, T), T)
+    p, pixel = grid.active_pixels(candidates.find(acts, T), T)
+    y, x = (pixel // size[1]) % size[0], pixel % size[1]
+    assert torch.equal(pixel // (size[0] * size[1]), p // acts.shape[1])
     got = list(zip(p.tolist(), y.tolist(), x.tolist()))
     assert len(got) == len(set(got)), "a pixel was reported twice"
     want = dense_active(acts, T, size)
@@ -56,5 +58,5 @@ def test_definition_matches_torch_and_reference():
 
 def test_threshold_below_every_value_marks_every_pixel():
     acts = torch.rand(2, 3, 4, 4) + 1.0
-    p, y, x = CellGrid((4, 4), (10, 10)).active_pixels(candidates.find(acts, torch.zeros(3)), torch.zeros(3))
+    p, pixel = CellGrid((4, 4), (10, 10)).active_pixels(candidates.find(acts, torch.zeros(3)), torch.zeros(3))
     assert p.numel() == 2 * 3 * 100

@@ -40,7 +40,7 @@ def test_candidates_at_a_lower_bound_find_the_same_active_pixels():
     grid = CellGrid((7, 7), (56, 56))
     at_t = grid.active_pixels(cand.find(acts, T), T)
     lower = grid.active_pixels(cand.find(acts, T * 0.5), T)
-    key = lambda r: sorted(zip(*(t.tolist() for t in r)))  # noqa: E731
+    key = lambda r: sorted(zip(r[0].tolist(), r[1].tolist()))  # noqa: E731
     assert key(at_t) == key(lower) and len(key(at_t)) > 0
 
 

@@ -153,3 +153,42 @@ def test_lite_flags_agree_for_few_and_many_categories():
     np.testing.assert_array_equal(many["l|act_lite"][:, : len(CATS)], few["l|act_lite"])
     assert (many["l|act_lite"][:, len(CATS) :] == 0).all()
     assert (few["l|act_lite"] > 0).any()
+
+
+def test_top_images_are_the_k_largest_maxima_ties_by_key():
+    from cnninterp.dissect.engine import TopImages
+
+    rng = np.random.default_rng(7)
+    n, units, k = 41, 5, 3
+    acts = np.round(rng.normal(size=(n, units, 2, 3)), 1).astype(np.float32)  # many ties
+    acts[:, 0] = 0.0  # a dead unit: every image ties
+    keys = [f"{i:04d}" for i in rng.permutation(n)]  # keys arrive out of order
+    maxima = acts.max(axis=(2, 3))
+
+    def brute(idx):
+        out = []
+        for u in range(units):
+            best = sorted(idx, key=lambda i: (-maxima[i, u], keys[i]))[:k]
+            out.append(best)
+        return out
+
+    def run(idx, sizes):
+        top = TopImages(k)
+        start = 0
+        for size in sizes:
+            part = idx[start : start + size]
+            start += size
+            a = torch.from_numpy(acts[part])
+            top.add(a, [keys[i] for i in part], a.amax(dim=(2, 3)))
+        return top
+
+    idx = list(range(n))
+    top = run(idx, [1, 2, 10, 7, 21])
+    want = brute(idx)
+    for u in range(units):
+        assert list(top.keys[u]) == [keys[i] for i in want[u]]
+        np.testing.assert_array_equal(top.maps[u], acts[want[u], u])
+    parts = [run(idx[:20], [20]).arrays("l"), run(idx[20:], [6, 15]).arrays("l")]
+    merged = TopImages.merge(parts, "l", k)
+    np.testing.assert_array_equal(merged["l|top_keys"], top.keys)
+    np.testing.assert_array_equal(merged["l|top_maps"], top.maps)

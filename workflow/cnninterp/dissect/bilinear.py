@@ -111,14 +111,16 @@ class CellGrid:
         # with exact weights a value exceeds T only if a corner does; otherwise rounding could
         # lift a value an ulp above corners equal to T, so corners equal to T count too
         self.strict = self.rows.exact and self.cols.exact
+        # when upsampling, every cell holds output rows and columns; otherwise empty cells are dropped
+        self.all_cells = bool((self.rows.count > 0).all() and (self.cols.count > 0).all())
 
     def active_pixels(self, candidates, thresholds):
-        """Return the upsampled pixels above threshold as int64 tensors ``(pair, y, x)``.
+        """Return the upsampled pixels above threshold as int64 tensors ``(pair, pixel)``.
 
         ``candidates``: ``candidates.Candidates`` of (B, U, h, w) maps at a bound <= the
         thresholds; ``thresholds`` float32 (U,) on the same device. ``pair`` is ``b * U + u``,
-        ``(y, x)`` a pixel of the (sh, sw) label grid where unit u's upsampled map of image b
-        exceeds T_u. Each active pixel appears once.
+        ``pixel`` is ``(b * sh + y) * sw + x`` for a pixel (y, x) of the (sh, sw) label grid where
+        unit u's upsampled map of image b exceeds T_u. Each active pixel appears once.
         """
         import torch
 
@@ -129,7 +131,7 @@ class CellGrid:
         candidates = candidates.above(thresholds) if self.strict else candidates.at_least(thresholds)
         n = candidates.ids.numel()
         if n == 0:
-            return empty, empty, empty
+            return empty, empty
         # the four cells with a corner at each source pixel > T (>= T), in the (h + 1, w + 1) cell grid:
         # quadrant (di, dj) is cell (i + di, j + dj); its corners are neighbourhood rows di, di + 1
         # and columns dj, dj + 1
@@ -147,34 +149,60 @@ class CellGrid:
         first = record * 9 + (quadrant // 2) * 3 + quadrant % 2
         values = candidates.values.view(-1)
         corners = [values[first + off].double() for off in (0, 1, 3, 4)]
-        keep = (self.rows.count[ci] > 0) & (self.cols.count[cj] > 0)
-        cpair, ci, cj, corners = cpair[keep], ci[keep], cj[keep], [c[keep] for c in corners]
+        if not self.all_cells:
+            keep = (self.rows.count[ci] > 0) & (self.cols.count[cj] > 0)
+            cpair, ci, cj, corners = cpair[keep], ci[keep], cj[keep], [c[keep] for c in corners]
         t = thresholds.double()[cpair % u]
         if self.rows.k > 2 or self.cols.k > 2:
             cpair, ci, cj, t, corners = self._refine(cpair, ci, cj, t, corners)
-        out_p, out_y, out_x = [], [], []
+        sh, sw = self.size
+        origin = ((cpair // u) * sh + self.rows.start[ci]) * sw + self.cols.start[cj]  # each cell's first pixel
+        out_p, out_pixel = [], []
         step = max(1, CHUNK_SAMPLES // (self.rows.k * self.cols.k))
         for s in range(0, cpair.numel(), step):
             part = slice(s, s + step)
             n, rr, cc = self._active_in_cells(ci[part], cj[part], t[part], [c[part] for c in corners])
             out_p.append(cpair[part][n])
-            out_y.append(self.rows.start[ci[part][n]] + rr)
-            out_x.append(self.cols.start[cj[part][n]] + cc)
+            out_pixel.append(origin[part][n] + rr * sw + cc)
         if not out_p:
-            return empty, empty, empty
-        return torch.cat(out_p), torch.cat(out_y), torch.cat(out_x)
+            return empty, empty
+        return torch.cat(out_p), torch.cat(out_pixel)
 
     def _active_in_cells(self, ci, cj, t, corners):
-        """Evaluate every output pixel of the given cells; return (cell, row, col) of those > t."""
+        """Return (cell, row, col) of the output pixels of the given cells whose value is > t.
+
+        Along an output row a cell's values are affine in the column weight, so a row whose two
+        end samples are both clearly above t (by a margin far beyond float64 rounding) is active
+        throughout, and one with both clearly below is inactive; only the rows in between are
+        evaluated sample by sample, with the formula of the module doc.
+        """
         import torch
 
         x00, x01, x10, x11 = (c[:, None] for c in corners)
-        b0, b1 = self.cols.w0[cj], self.cols.w1[cj]  # (N, kc)
-        a0, a1 = self.rows.w0[ci][:, :, None], self.rows.w1[ci][:, :, None]  # (N, kr, 1)
-        top = b0 * x00 + b1 * x01
-        bottom = b0 * x10 + b1 * x11
-        value = a0 * top[:, None, :] + a1 * bottom[:, None, :]
-        return torch.nonzero(value > t[:, None, None], as_tuple=True)
+        a0, a1 = self.rows.w0[ci], self.rows.w1[ci]  # (N, kr), NaN past a cell's rows
+        tt = t[:, None]
+        if self.cols.k <= 2:  # at most two columns: evaluate them all
+            b0, b1 = self.cols.w0[cj][:, None, :], self.cols.w1[cj][:, None, :]
+            value = a0[:, :, None] * (b0 * x00[:, :, None] + b1 * x01[:, :, None]) + a1[:, :, None] * (b0 * x10[:, :, None] + b1 * x11[:, :, None])
+            return torch.nonzero(value > tt[:, :, None], as_tuple=True)
+        b0, b1 = self.cols.w0[cj], self.cols.w1[cj]  # (N, kc), NaN past a cell's columns
+        top, bottom = b0 * x00 + b1 * x01, b0 * x10 + b1 * x11  # each column along the cell's two source rows
+        last = (self.cols.count[cj] - 1)[:, None]
+        left = a0 * top[:, :1] + a1 * bottom[:, :1]  # (N, kr): each row's first and last sample
+        right = a0 * top.gather(1, last) + a1 * bottom.gather(1, last)
+        low, high = torch.minimum(left, right), torch.maximum(left, right)  # NaN rows: neither test holds
+        margin = torch.stack(corners, 1).abs().amax(1, keepdim=True) * 2.0**-40
+        full = low > tt + margin
+        mixed = (high > tt - margin) & ~full
+        fn, fr = torch.nonzero(full, as_tuple=True)
+        count = self.cols.count[cj[fn]]
+        first = torch.cumsum(count, 0) - count
+        full_n, full_r = torch.repeat_interleave(fn, count), torch.repeat_interleave(fr, count)
+        full_c = torch.arange(full_n.numel(), device=fn.device) - torch.repeat_interleave(first, count)
+        mn, mr = torch.nonzero(mixed, as_tuple=True)
+        value = a0[mn, mr][:, None] * top[mn] + a1[mn, mr][:, None] * bottom[mn]
+        k, c = torch.nonzero(value > tt[mn], as_tuple=True)
+        return torch.cat([full_n, mn[k]]), torch.cat([full_r, mr[k]]), torch.cat([full_c, c])
 
     def _refine(self, cpair, ci, cj, t, corners):
         """Drop cells whose largest sample cannot exceed t.

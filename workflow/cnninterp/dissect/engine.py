@@ -66,7 +66,7 @@ def quantile_tops(model, layers: list[str], paths, total_images: int, q: float, 
     layer and its top-activating images, and (with ``cache``, a file path) what the tally needs.
 
     ``total_images`` is the image count of the whole dataset (all shards of all jobs), which fixes
-    m. Returns arrays ``<layer>|top`` float32 (U, <=m) sorted descending, ``<layer>|hw`` (h, w),
+    m. Returns arrays ``<layer>|top`` float32 (U, <=m) (each unit's largest, unordered), ``<layer>|hw`` (h, w),
     the top images (see ``TopImages``) and ``images`` (images read here).
     """
     keepers: dict[str, TopKeeper] = {}
@@ -147,26 +147,43 @@ class TopImages:
         self.values = self.keys = self.maps = None
 
     def add(self, acts, keys: list[str], maxima) -> None:
-        """Add a batch: ``acts`` float32 (B, U, h, w), ``keys`` [B] sample keys, ``maxima`` (B, U) per-map maxima."""
+        """Add a batch: ``acts`` float32 (B, U, h, w), ``keys`` [B] sample keys, ``maxima`` (B, U) per-map maxima.
+
+        Only units where a new image beats the current k-th entry are re-sorted and copied.
+        """
         import torch
 
         b, u = acts.shape[:2]
         new_vals = maxima.T.cpu().numpy()  # (U, B)
         new_keys = np.broadcast_to(np.array(keys), (u, b))
         if self.values is None:
+            rows = np.arange(u)
             vals, ks, old = new_vals, new_keys, 0
         else:
-            vals = np.concatenate([self.values, new_vals], 1)
-            ks = np.concatenate([self.keys, new_keys], 1)
+            if self.values.shape[1] == self.k:  # full: a newcomer must beat the last (worst) entry
+                worst_v, worst_k = self.values[:, -1:], self.keys[:, -1:]
+                enters = (new_vals > worst_v) | ((new_vals == worst_v) & (new_keys < worst_k))
+                rows = np.nonzero(enters.any(1))[0]
+                if rows.size == 0:
+                    return
+            else:
+                rows = np.arange(u)
+            vals = np.concatenate([self.values[rows], new_vals[rows]], 1)
+            ks = np.concatenate([self.keys[rows], new_keys[rows]], 1)
             old = self.values.shape[1]
         order = np.lexsort((ks, -vals), axis=-1)[:, : self.k]
-        rows = np.arange(u)[:, None]
+        picked = np.arange(len(rows))[:, None]
         from_new = torch.from_numpy(np.clip(order - old, 0, b - 1))
-        new_maps = acts[from_new, torch.arange(u)[:, None]].cpu().numpy()  # (U, k, h, w)
+        new_maps = acts[from_new, torch.from_numpy(rows)[:, None]].cpu().numpy()  # (R, k, h, w)
         if self.maps is not None:
-            old_maps = np.take_along_axis(self.maps, np.clip(order, 0, old - 1)[:, :, None, None], 1)
+            old_maps = np.take_along_axis(self.maps[rows], np.clip(order, 0, old - 1)[:, :, None, None], 1)
             new_maps = np.where((order < old)[:, :, None, None], old_maps, new_maps)
-        self.values, self.keys, self.maps = vals[rows, order], ks[rows, order], new_maps
+        if self.values is None or order.shape[1] != self.values.shape[1]:  # still filling: every unit
+            self.values, self.keys, self.maps = vals[picked, order], ks[picked, order], new_maps
+        else:
+            if ks.dtype != self.keys.dtype:  # longer keys than before: widen, never truncate
+                self.keys = self.keys.astype(ks.dtype)
+            self.values[rows], self.keys[rows], self.maps[rows] = vals[picked, order], ks[picked, order], new_maps
 
     def arrays(self, prefix: str) -> dict:
         """Return ``<prefix>|top_values`` (U, k) float32, ``top_keys`` (U, k) str, ``top_maps`` (U, k, h, w) float32."""

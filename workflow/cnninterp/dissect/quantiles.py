@@ -21,17 +21,8 @@ def top_count(n: int, q: float) -> int:
     return n - low
 
 
-def merge_top(a, b, m: int):
-    """Return the per-row m largest values of two (U, *) float tensors, sorted descending (U, <=m)."""
-    import torch
-
-    both = torch.cat([a, b], dim=1)
-    k = min(m, both.shape[1])
-    return torch.topk(both, k, dim=1, sorted=True).values
-
-
 def threshold_from_top(top: np.ndarray, n: int, q: float) -> np.ndarray:
-    """Return T (U,) float64 from each unit's top values (U, >=m) sorted descending, over n values.
+    """Return T (U,) float64 from each unit's top values (U, >=m), in any order, over n values.
 
     Equals ``numpy.quantile(values, 1 - q, axis=1)`` with linear interpolation.
     """
@@ -42,9 +33,11 @@ def threshold_from_top(top: np.ndarray, n: int, q: float) -> np.ndarray:
     pos = (1.0 - q) * (n - 1)
     low = math.floor(pos)
     frac = pos - low
-    # ascending index i is descending index n - 1 - i
-    lo_val = top[:, n - 1 - low]
-    hi_val = top[:, n - 2 - low] if low + 1 < n else lo_val
+    # the m-th largest (ascending index low) and the (m-1)-th (ascending index low + 1)
+    ranks = [m - 1] if m < 2 else [m - 2, m - 1]
+    largest = -np.partition(-top, ranks, axis=1)
+    lo_val = largest[:, m - 1]
+    hi_val = largest[:, m - 2] if low + 1 < n else lo_val
     return lo_val + frac * (hi_val - lo_val)
 
 
@@ -112,8 +105,6 @@ class TopKeeper:
         self.floor = top.min(dim=1).values if top.shape[1] == self.m else None
 
     def result(self) -> np.ndarray:
-        """Return the kept values (U, <=m) float32 sorted descending, as a numpy array."""
-        import torch
-
+        """Return the kept values (U, <=m) float32, in no particular order, as a numpy array."""
         self._flush()
-        return torch.sort(self.top, dim=1, descending=True).values.cpu().numpy()
+        return self.top.cpu().numpy()
