@@ -17,8 +17,8 @@ rule dissect_quantiles:
         model=model_inputs,
         code=ENGINE,
     output:
-        part=temp("results/dissect/{model}/parts/quantiles-{shard}.npz"),
         **cache_output(),
+        part=temp("results/dissect/{model}/parts/quantiles-{shard}.npz"),
     log:
         "results/logs/dissect/{model}/quantiles-{shard}.log",
     benchmark:
@@ -60,10 +60,10 @@ rule dissect_thresholds:
 
 rule dissect_tally:
     input:
+        **tally_source_input(),
         manifest=f"{SHARDS}/manifest.json",
         shard=f"{SHARDS}/{{shard}}.tar",
         thresholds="results/dissect/{model}/thresholds.npz",
-        **tally_source_input(),
         code=ENGINE,
     output:
         # kept: changing the denominator or the detector threshold then only re-gathers

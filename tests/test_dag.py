@@ -87,6 +87,7 @@ def test_dag_builds_shards_models_dissections_and_report(clean_run):
         assert summary["settings"]["random_init"] is (model == "baseline_random")
         assert (clean_run / f"results/dissect/{model}/iou.parquet").is_file()
         assert not list((clean_run / f"results/dissect/{model}/parts").glob("quantiles-*"))  # temp parts removed
+        assert not list((clean_run / f"results/dissect/{model}/parts").glob("cache-*"))  # activation caches too
     assert (clean_run / "results/report/index.html").is_file()
     for rule_log in ("data/broden_shards.log", "train/baseline.log", "dissect/baseline/gather.log", "report.log"):
         assert (clean_run / "results/logs" / rule_log).is_file()
@@ -123,6 +124,20 @@ def test_a_models_dissection_setting_reruns_only_that_model(clean_run):
     assert rules_of(plan) == {"dissect_quantiles", "dissect_thresholds", "dissect_tally", "dissect_gather", "config_snapshot", "report", "all"}
     assert all("model=baseline," in w + "," for r, w in plan if r.startswith("dissect_"))
     assert sum(r == "dissect_quantiles" for r, _ in plan) == 3  # one job per shard
+
+
+def test_without_activation_cache_the_tally_jobs_run_the_model(clean_run):
+    try:
+        edit_config(clean_run, lambda c: c["dissect"].update(activation_cache=False))
+        proc = snakemake(clean_run, "-n", "-p", "--forcerun", "dissect_quantiles")
+    finally:
+        (clean_run / "tiny.yaml").write_text(TINY)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    tallies = [line for line in proc.stdout.splitlines() if "dissect-tally" in line]
+    quantiles = [line for line in proc.stdout.splitlines() if "dissect-quantiles" in line]
+    assert len(tallies) == 6 and len(quantiles) == 6
+    assert all("--model" in line and "--cache" not in line for line in tallies)
+    assert all("--cache" not in line for line in quantiles)
 
 
 def test_training_budget_reruns_training_and_downstream_only(clean_run):
