@@ -72,23 +72,18 @@ class Located:
 
     def candidates(self) -> Candidates:
         """Return these pixels as Candidates: logical ids and clamped 3x3 neighbourhoods."""
+        import torch
+
         b, u, h, w = self.acts.shape
         i, j = self.coord(2), self.coord(3)
         ids = ((self.coord(0) * u + self.coord(1)) * h + i) * w + j
         row_stride = self._view.stride(self._perm.index(2))
         col_stride = self._view.stride(self._perm.index(3))
         base = self.where - i * row_stride - j * col_stride
-        rows = torch_stack([(i + d).clamp(0, h - 1) * row_stride for d in (-1, 0, 1)])
-        cols = torch_stack([(j + d).clamp(0, w - 1) * col_stride for d in (-1, 0, 1)])
+        rows = torch.stack([(i + d).clamp(0, h - 1) * row_stride for d in (-1, 0, 1)], dim=1)  # (n, 3)
+        cols = torch.stack([(j + d).clamp(0, w - 1) * col_stride for d in (-1, 0, 1)], dim=1)
         index = base[:, None, None] + rows[:, :, None] + cols[:, None, :]
         return Candidates((b, u, h, w), ids, self._view.reshape(-1)[index.view(-1, NEIGHBOURS)])
-
-
-def torch_stack(columns):
-    """Stack (n,) tensors into (n, len(columns))."""
-    import torch
-
-    return torch.stack(columns, dim=1)
 
 
 def _memory_order(acts):
