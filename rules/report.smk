@@ -16,7 +16,7 @@ rule report:
         config="results/config.json",
         manifest=f"{SHARDS}/manifest.json",
         summaries=expand("results/dissect/{model}/summary.json", model=DISSECT_MODELS),
-        code=code_tree("report"),
+        code=code_tree("report") + code("dissect/bilinear.py"),
     output:
         report(
             "results/report/index.html",

@@ -187,17 +187,6 @@ def test_models_pair_with_their_random_control(results):
     assert models[rf.CONTROL].control_of == rf.TRAINED and models[rf.CONTROL].random
 
 
-def test_upsample_matches_torch_bilinear():
-    import torch
-    import torch.nn.functional as F
-
-    rng = np.random.default_rng(0)
-    for shape, size in (((4, 4), (64, 64)), ((2, 3), (7, 128)), ((7, 7), (224, 224)), ((5, 5), (3, 2))):
-        a = rng.normal(size=shape).astype(np.float32)
-        ref = F.interpolate(torch.from_numpy(a)[None, None], size=size, mode="bilinear", align_corners=False)[0, 0].numpy()
-        np.testing.assert_allclose(figures.upsample_bilinear(a, size), ref, rtol=1e-5, atol=1e-5)
-
-
 def test_overlay_dims_outside_and_outlines_inside():
     image = np.full((8, 8, 3), 200, np.uint8)
     amap = np.zeros((2, 2), np.float32)

@@ -54,11 +54,8 @@ def axis_table(n_in: int, n_out: int, device="cpu") -> AxisTable:
     """Return the cell-grouped weights of upsampling ``n_in`` source rows to ``n_out`` rows."""
     import torch
 
-    d = np.arange(n_out, dtype=np.float64)
-    raw = (d + 0.5) * (n_in / n_out) - 0.5
-    src = np.maximum(raw, 0.0)
-    i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
-    lam = src - i0
+    raw = _source(n_in, n_out)
+    i0, _, lam = _plain_axis(n_in, n_out)
     cell = np.clip(np.floor(raw).astype(np.int64), -1, n_in - 1) + 1
     count = np.bincount(cell, minlength=n_in + 1)
     start = np.cumsum(count) - count
@@ -77,25 +74,29 @@ def axis_table(n_in: int, n_out: int, device="cpu") -> AxisTable:
     return AxisTable(n_in, n_out, put(w0), put(w1), put(start), put(count), k, exact)
 
 
-def upsample(maps, size: tuple[int, int]):
-    """Upsample every map by the definition above: float32 (N, h, w) -> float64 (N, sh, sw).
+def upsample(maps, size: tuple[int, int]) -> np.ndarray:
+    """Upsample maps by the definition above: float (..., h, w) -> float64 numpy (..., sh, sw).
 
-    For small inputs (tests, galleries); the engine evaluates only candidate cells.
+    Plain numpy, for small inputs (tests, the report's galleries); the engine evaluates only
+    candidate cells, with the same operations in the same order.
     """
-    import torch
+    x = np.asarray(maps, dtype=np.float64)
+    r0, r1, lr = _plain_axis(x.shape[-2], size[0])
+    c0, c1, lc = _plain_axis(x.shape[-1], size[1])
+    b0, b1 = 1.0 - lc, lc
+    top = b0 * x[..., r0, :][..., c0] + b1 * x[..., r0, :][..., c1]
+    bottom = b0 * x[..., r1, :][..., c0] + b1 * x[..., r1, :][..., c1]
+    return (1.0 - lr)[:, None] * top + lr[:, None] * bottom
 
-    n, h, w = maps.shape
-    rows, cols = _plain_axis(h, size[0]), _plain_axis(w, size[1])
-    x = maps.double()
-    r0, r1, lr = (torch.from_numpy(a).to(maps.device) for a in rows)
-    c0, c1, lc = (torch.from_numpy(a).to(maps.device) for a in cols)
-    top = (1 - lc) * x[:, r0][:, :, c0] + lc * x[:, r0][:, :, c1]
-    bottom = (1 - lc) * x[:, r1][:, :, c0] + lc * x[:, r1][:, :, c1]
-    return (1 - lr)[:, None] * top + lr[:, None] * bottom
+
+def _source(n_in: int, n_out: int) -> np.ndarray:
+    """Source coordinate of each output row before clamping at 0: (d + 0.5) * (n_in / n_out) - 0.5."""
+    return (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
 
 
 def _plain_axis(n_in: int, n_out: int):
-    src = np.maximum((np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5, 0.0)
+    """Per output row: the two source rows and the weight of the second (the first has 1 - it)."""
+    src = np.maximum(_source(n_in, n_out), 0.0)
     i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
     return i0, np.minimum(i0 + 1, n_in - 1), src - i0
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..dissect.bilinear import upsample
+
 DPI = 100
 TILE = 128  # height in pixels of one image in a unit strip
 GAP = 4  # white pixels between the images of a strip
@@ -64,28 +66,6 @@ def png_size(path: str | Path) -> tuple[int, int]:
         return img.size
 
 
-def _axis_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Indices and weights of 1-D bilinear resampling with ``align_corners=False`` (as torch does)."""
-    src = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
-    src = np.maximum(src, 0.0)
-    lo = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
-    hi = np.minimum(lo + 1, n_in - 1)
-    return lo, hi, src - lo
-
-
-def upsample_bilinear(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize a map bilinearly, like ``F.interpolate(mode="bilinear", align_corners=False)``.
-
-    ``a`` float (h, w); ``size`` (H, W). Returns float64 (H, W). This is how the dissection
-    upsamples activation maps before thresholding them.
-    """
-    a = np.asarray(a, dtype=np.float64)
-    y0, y1, wy = _axis_weights(a.shape[0], size[0])
-    x0, x1, wx = _axis_weights(a.shape[1], size[1])
-    rows = a[y0] * (1 - wy)[:, None] + a[y1] * wy[:, None]
-    return rows[:, x0] * (1 - wx)[None, :] + rows[:, x1] * wx[None, :]
-
-
 def mask_border(mask: np.ndarray) -> np.ndarray:
     """Pixels of a bool (H, W) mask that touch a pixel outside it (4-neighbourhood; image edges don't count)."""
     padded = np.pad(mask, 1, mode="edge")
@@ -99,7 +79,7 @@ def overlay_activation(image: np.ndarray, activation: np.ndarray, threshold: flo
     ``image`` uint8 (H, W, 3); ``activation`` float (h, w) raw map, upsampled bilinearly to (H, W).
     Returns uint8 (H, W, 3).
     """
-    mask = upsample_bilinear(activation, image.shape[:2]) > threshold
+    mask = upsample(activation, image.shape[:2]) > threshold
     out = image.astype(np.float64)
     out[~mask] *= DIM
     out = np.rint(out).astype(np.uint8)
