@@ -115,8 +115,14 @@ def model_args(wildcards):
         spec = f"--model torchvision:{name} --init-seed {s['init_seed']}"
         if s["checkpoint"]:
             spec += f" --checkpoint {s['checkpoint']}"
+    return f"{spec} {run_args(wildcards)}"
+
+
+def run_args(wildcards):
+    """The --layers/--preprocess/--batch-size/--device arguments of the wildcard's dissection."""
+    s = settings(wildcards)
     return (
-        f"{spec} --layers {','.join(s['layers'])} --preprocess {s['preprocess']}"
+        f"--layers {','.join(s['layers'])} --preprocess {s['preprocess']}"
         f" --batch-size {s['batch_size']} --device {CFG['device']}"
     )
 
@@ -139,8 +145,7 @@ def tally_source_args(wildcards, input):
     """dissect-tally arguments naming the activation source (cache, or the model and its settings)."""
     if not CACHE:
         return model_args(wildcards)
-    s = settings(wildcards)
-    return f"--cache {input.cache} --layers {','.join(s['layers'])} --device {CFG['device']}"
+    return f"--cache {input.cache} {run_args(wildcards)}"
 
 
 def setting(key):

@@ -64,7 +64,7 @@ def test_dissect_with_and_without_cache_write_the_same_results(broden_shards, tm
     assert not list(tmp_path.glob(".a-cache-*")), "the temporary cache folder is removed"
 
 
-def test_cache_keeps_maps_while_no_bound_and_candidates_after(tmp_path):
+def test_cache_round_trips_maps_and_candidates(tmp_path):
     acts = torch.rand(4, 3, 6, 6)
     floor = torch.full((3,), 0.97)
     found = cand.locate(acts, floor)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 CHUNK_SAMPLES = 1 << 22  # output samples evaluated at once (bounds memory per chunk)
+ROUNDING_MARGIN = 2.0**-40  # times a cell's largest |corner|: beyond any float64 rounding of its values
 
 
 @dataclass
@@ -154,26 +155,28 @@ class CellGrid:
             keep = (self.rows.count[ci] > 0) & (self.cols.count[cj] > 0)
             cpair, ci, cj, corners = cpair[keep], ci[keep], cj[keep], [c[keep] for c in corners]
         t = thresholds.double()[cpair % u]
+        # far above float64 rounding of a value built from these corners (relative 2^-50 or so)
+        margin = torch.stack(corners, 1).abs().amax(1) * ROUNDING_MARGIN
         if self.rows.k > 2 or self.cols.k > 2:
-            cpair, ci, cj, t, corners = self._refine(cpair, ci, cj, t, corners)
+            cpair, ci, cj, t, margin, corners = self._refine(cpair, ci, cj, t, margin, corners)
         sh, sw = self.size
         origin = ((cpair // u) * sh + self.rows.start[ci]) * sw + self.cols.start[cj]  # each cell's first pixel
         out_p, out_pixel = [], []
         step = max(1, CHUNK_SAMPLES // (self.rows.k * self.cols.k))
         for s in range(0, cpair.numel(), step):
             part = slice(s, s + step)
-            n, rr, cc = self._active_in_cells(ci[part], cj[part], t[part], [c[part] for c in corners])
+            n, rr, cc = self._active_in_cells(ci[part], cj[part], t[part], margin[part], [c[part] for c in corners])
             out_p.append(cpair[part][n])
             out_pixel.append(origin[part][n] + rr * sw + cc)
         if not out_p:
             return empty, empty
         return torch.cat(out_p), torch.cat(out_pixel)
 
-    def _active_in_cells(self, ci, cj, t, corners):
+    def _active_in_cells(self, ci, cj, t, margin, corners):
         """Return (cell, row, col) of the output pixels of the given cells whose value is > t.
 
         Along an output row a cell's values are affine in the column weight, so a row whose two
-        end samples are both clearly above t (by a margin far beyond float64 rounding) is active
+        end samples are both clearly above t (by ``margin``, far beyond float64 rounding) is active
         throughout, and one with both clearly below is inactive; only the rows in between are
         evaluated sample by sample, with the formula of the module doc.
         """
@@ -192,9 +195,8 @@ class CellGrid:
         left = a0 * top[:, :1] + a1 * bottom[:, :1]  # (N, kr): each row's first and last sample
         right = a0 * top.gather(1, last) + a1 * bottom.gather(1, last)
         low, high = torch.minimum(left, right), torch.maximum(left, right)  # NaN rows: neither test holds
-        margin = torch.stack(corners, 1).abs().amax(1, keepdim=True) * 2.0**-40
-        full = low > tt + margin
-        mixed = (high > tt - margin) & ~full
+        full = low > tt + margin[:, None]
+        mixed = (high > tt - margin[:, None]) & ~full
         fn, fr = torch.nonzero(full, as_tuple=True)
         count = self.cols.count[cj[fn]]
         first = torch.cumsum(count, 0) - count
@@ -205,12 +207,12 @@ class CellGrid:
         k, c = torch.nonzero(value > tt[mn], as_tuple=True)
         return torch.cat([full_n, mn[k]]), torch.cat([full_r, mr[k]]), torch.cat([full_c, c])
 
-    def _refine(self, cpair, ci, cj, t, corners):
+    def _refine(self, cpair, ci, cj, t, margin, corners):
         """Drop cells whose largest sample cannot exceed t.
 
         A bilinear patch is affine along each axis, so its largest sample is at one of the four
-        extreme samples (first/last row x first/last column); a margin far above float64 rounding
-        keeps every cell where rounding could matter.
+        extreme samples (first/last row x first/last column); ``margin`` keeps every cell where
+        rounding could matter.
         """
         import torch
 
@@ -222,6 +224,5 @@ class CellGrid:
                 b0, b1 = self.cols.w0[cj, at_col], self.cols.w1[cj, at_col]
                 v = a0 * (b0 * x00 + b1 * x01) + a1 * (b0 * x10 + b1 * x11)
                 best = v if best is None else torch.maximum(best, v)
-        scale = torch.maximum(torch.maximum(x00.abs(), x01.abs()), torch.maximum(x10.abs(), x11.abs()))
-        keep = best > t - scale * 2.0**-40
-        return cpair[keep], ci[keep], cj[keep], t[keep], [c[keep] for c in corners]
+        keep = best > t - margin
+        return cpair[keep], ci[keep], cj[keep], t[keep], margin[keep], [c[keep] for c in corners]

@@ -30,13 +30,9 @@ class Candidates:
     ids: object
     values: object
 
-    def pairs(self):
-        """Return int64 (n,) ``b * U + u`` of each candidate."""
-        return self.ids // (self.shape[2] * self.shape[3])
-
     def units(self):
         """Return int64 (n,) the unit of each candidate."""
-        return self.pairs() % self.shape[1]
+        return (self.ids // (self.shape[2] * self.shape[3])) % self.shape[1]
 
     def at_least(self, bound) -> "Candidates":
         """Return the candidates whose value is >= ``bound`` (float32 (U,)) of their unit."""

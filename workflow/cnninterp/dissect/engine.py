@@ -101,15 +101,12 @@ def quantile_tops(model, layers: list[str], paths, total_images: int, q: float, 
 def _update_tops(keeper: TopKeeper, acts, want: bool):
     """Add a batch to ``keeper``; return the batch's pixels >= its floor after the batch
     (``candidates.Located``), or None when there is no floor yet or ``want`` is false."""
-    if keeper.floor is None:
-        keeper.add(acts)
-        if keeper.floor is None or not want:
-            return None
+    found = keeper.add(acts)
+    if not want or keeper.floor is None:
+        return None
+    if found is None:  # the floor appeared with this batch: every pixel was offered
         return cand.locate(acts, keeper.floor)
-    found = cand.locate(acts, keeper.floor)
-    units = found.coord(1)
-    keeper.merge(units, found.values)
-    return found.select(found.values >= keeper.floor[units]) if want else None
+    return found.select(found.values >= keeper.floor[found.coord(1)])
 
 
 def merge_thresholds(parts: list[dict], layers: list[str], total_images: int, q: float) -> dict:
@@ -132,7 +129,7 @@ def merge_thresholds(parts: list[dict], layers: list[str], total_images: int, q:
         top = torch.from_numpy(parts[0][f"{name}|top"])
         for part in parts[1:]:
             both = torch.cat([top, torch.from_numpy(part[f"{name}|top"])], dim=1)
-            top = torch.topk(both, min(m, both.shape[1]), dim=1).values
+            top = torch.topk(both, min(m, both.shape[1]), dim=1, sorted=False).values
         out[f"{name}|threshold"] = threshold_from_top(top.numpy(), n, q).astype(np.float32)
         out[f"{name}|hw"] = hw
         out.update(TopImages.merge(parts, name, max(p[f"{name}|top_values"].shape[1] for p in parts)))
@@ -239,8 +236,7 @@ def tally(model, layers: list[str], paths, thresholds: dict, manifest: dict, pre
                     raise DataError(f"thresholds for layer {name} have {thr[name].numel()} units, the model's layer has {a.shape[1]}")
                 if name not in tallies:
                     tallies[name] = LayerTally(a.shape[1], num_labels, ncat, device)
-                found = a if isinstance(a, cand.Candidates) else cand.find(a, thr[name])
-                tallies[name].add_candidates(found, thr[name], labels)
+                tallies[name].add(a, thr[name], labels)
             images += len(batch["keys"])
     if images == 0:
         raise DataError(f"no images in {', '.join(map(str, paths))}")

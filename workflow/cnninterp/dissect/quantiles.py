@@ -55,19 +55,24 @@ class TopKeeper:
         self._pending: list = []  # (units, values) not merged yet
         self._pending_count = 0
 
-    def add(self, acts) -> None:
-        """Add activations float32 (B, U, h, w) of one batch."""
+    def add(self, acts):
+        """Add activations float32 (B, U, h, w) of one batch.
+
+        Returns the batch's pixels at or above the floor before the batch (``candidates.Located``,
+        the only ones that can enter), or None while there was no floor (every value was offered).
+        """
         if self.floor is None:
             import torch
 
             values = acts.transpose(0, 1).reshape(acts.shape[1], -1)
             both = values if self.top is None else torch.cat([self.top, values], dim=1)
             self._set(torch.topk(both, min(self.m, both.shape[1]), dim=1, sorted=False).values)
-            return
+            return None
         from .candidates import locate
 
         found = locate(acts, self.floor)
         self.merge(found.coord(1), found.values)
+        return found
 
     def merge(self, units, values) -> None:
         """Add values float32 (n,) of units int64 (n,); only needs those >= ``floor`` (once set).

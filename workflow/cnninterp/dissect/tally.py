@@ -112,16 +112,14 @@ class LayerTally:
         self._grids: dict = {}
 
     def add(self, acts, thresholds, labels: LabelBatch) -> None:
-        """Count one batch: ``acts`` float32 (B, U, h, w), ``thresholds`` float32 (U,), on the
-        device of ``labels``."""
-        self.add_candidates(cand.find(acts, thresholds), thresholds, labels)
-
-    def add_candidates(self, candidates, thresholds, labels: LabelBatch) -> None:
-        """Count one batch from its ``candidates.Candidates`` at a bound <= ``thresholds`` (U,).
+        """Count one batch: ``acts`` the maps float32 (B, U, h, w), or their ``candidates.Candidates``
+        at a bound <= ``thresholds`` float32 (U,); on the device of ``labels``.
 
         Only the cells of the upsampled maps that can exceed T_u are evaluated (see ``bilinear``).
         """
         import torch
+
+        candidates = acts if isinstance(acts, cand.Candidates) else cand.find(acts, thresholds)
 
         b, u, h, w = candidates.shape
         key = ((h, w), labels.size)
@@ -130,15 +128,14 @@ class LayerTally:
         pair, pixel = self._grids[key].active_pixels(candidates, thresholds)
         n_active = torch.bincount(pair, minlength=b * u)  # (B*U,)
         unit = pair % u
+        # lite: does a pair's active region touch a pixel of category k (or the image a whole-image label of k)?
+        touched = labels.image_category.repeat_interleave(u, dim=0)  # (B*U, K)
         if pair.numel():
             under = labels.pixels[:, pixel]  # (L, P) labels under each active pixel (0: none)
             counts = torch.bincount((unit[None, :] * self.num_labels + under).view(-1), minlength=self.units * self.num_labels)
             counts = counts.view(self.units, self.num_labels)
             counts[:, 0] = 0
             self.inter += counts
-        # lite: does a pair's active region touch a pixel of category k (or the image a whole-image label of k)?
-        touched = labels.image_category.repeat_interleave(u, dim=0)  # (B*U, K)
-        if pair.numel():
             touched |= self._touched(pair, labels.pixel_categories[pixel], b * u)
         self.act_lite += (n_active[:, None] * touched.long()).view(b, u, -1).sum(0)
         # whole-image labels: every active pixel of the image intersects them
