@@ -4,7 +4,6 @@ import numpy as np
 import torch
 
 from cnninterp.dissect import candidates as cand
-from cnninterp.dissect.bilinear import CellGrid
 from cnninterp.dissect.quantiles import TopKeeper, threshold_from_top, top_count
 
 
@@ -32,16 +31,6 @@ def test_neighbourhoods_are_clamped_3x3_windows():
         idx = int(c.ids[k])
         b, u, i, j = np.unravel_index(idx, acts.shape)
         np.testing.assert_array_equal(c.values[k].numpy(), padded[b, u, i : i + 3, j : j + 3].ravel())
-
-
-def test_candidates_at_a_lower_bound_find_the_same_active_pixels():
-    acts = torch.rand(4, 6, 7, 7) ** 3
-    T = torch.quantile(acts.transpose(0, 1).reshape(6, -1), 0.97, dim=1)
-    grid = CellGrid((7, 7), (56, 56))
-    at_t = grid.active_pixels(cand.find(acts, T), T)
-    lower = grid.active_pixels(cand.find(acts, T * 0.5), T)
-    key = lambda r: sorted(zip(r[0].tolist(), r[1].tolist()))  # noqa: E731
-    assert key(at_t) == key(lower) and len(key(at_t)) > 0
 
 
 def test_running_floor_never_exceeds_the_final_threshold():

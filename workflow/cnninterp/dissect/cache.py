@@ -67,8 +67,8 @@ def keep_for_tally(acts, found):
     return found.candidates()
 
 
-def read_cache(path: str | Path, device="cpu") -> Iterator[tuple[list[str], dict]]:
-    """Yield ``(keys, {layer: maps tensor or Candidates})`` per batch of a cache file.
+def read_cache(path: str | Path) -> Iterator[tuple[list[str], dict]]:
+    """Yield ``(keys, {layer: maps tensor or Candidates})`` per batch of a cache file (on the CPU).
 
     DataError naming the file if it is missing, unreadable or cut short.
     """
@@ -86,10 +86,10 @@ def read_cache(path: str | Path, device="cpu") -> Iterator[tuple[list[str], dict
                 layers = {}
                 for name, meta in header["layers"].items():
                     if meta["kind"] == "maps":
-                        layers[name] = torch.from_numpy(np.load(handle, allow_pickle=False)).to(device)
+                        layers[name] = torch.from_numpy(np.load(handle, allow_pickle=False))
                     else:
-                        ids = torch.from_numpy(np.load(handle, allow_pickle=False)).to(device)
-                        values = torch.from_numpy(np.load(handle, allow_pickle=False)).to(device)
+                        ids = torch.from_numpy(np.load(handle, allow_pickle=False))
+                        values = torch.from_numpy(np.load(handle, allow_pickle=False))
                         layers[name] = Candidates(tuple(meta["shape"]), ids, values)
             except (ValueError, EOFError, KeyError, OSError) as err:
                 raise DataError(f"activation cache {path} is unreadable or cut short: {err}") from None

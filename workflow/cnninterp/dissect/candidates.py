@@ -3,7 +3,7 @@
 Network Dissection's thresholds are top quantiles, so only a small part of a layer's activations
 can take part in an active region. Bilinear upsampling reads four source corners that lie in the
 3x3 neighbourhood of each of them, so the candidates at a bound <= T hold everything needed to
-find every upsampled pixel above T (see ``bilinear.CellGrid``), in a fraction of the maps' room.
+find every upsampled pixel above T (see ``bilinear.CellGrid.count``), in a fraction of the maps' room.
 
 Indices: a candidate's ``id`` is its position in the logical (B, U, h, w) order,
 ``((b * U + u) * h + i) * w + j``, whatever the memory layout of the maps it came from
@@ -23,27 +23,12 @@ class Candidates:
     """Candidate pixels of one layer and batch.
 
     ``shape`` (B, U, h, w) of the maps; ``ids`` int64 (n,) logical indices (see module doc);
-    ``values`` float32 (n, 9): each candidate's clamped 3x3 neighbourhood, row-major.
+    ``values`` float32 (n, 9): each candidate's clamped 3x3 neighbourhood, row-major (tensors).
     """
 
     shape: tuple
     ids: object
     values: object
-
-    def units(self):
-        """Return int64 (n,) the unit of each candidate."""
-        return (self.ids // (self.shape[2] * self.shape[3])) % self.shape[1]
-
-    def at_least(self, bound) -> "Candidates":
-        """Return the candidates whose value is >= ``bound`` (float32 (U,)) of their unit."""
-        return self._keep(self.values[:, CENTRE] >= bound[self.units()])
-
-    def above(self, bound) -> "Candidates":
-        """Return the candidates whose value is > ``bound`` (float32 (U,)) of their unit."""
-        return self._keep(self.values[:, CENTRE] > bound[self.units()])
-
-    def _keep(self, keep) -> "Candidates":
-        return Candidates(self.shape, self.ids[keep], self.values[keep])
 
 
 class Located:

@@ -213,46 +213,43 @@ def tally(model, layers: list[str], paths, thresholds: dict, manifest: dict, pre
     layer (see ``LayerTally.arrays``), ``area`` int64 (C+1,) and ``images``. All counts are sums
     over images, so per-shard results add up.
     """
-    import torch
-
     vocab = vocabulary(manifest)
     num_labels, ncat = vocab["num_labels"], len(vocab["categories"])
-    primary = torch.from_numpy(vocab["primary"]).to(device)
-    thr = {name: torch.from_numpy(np.asarray(thresholds[f"{name}|threshold"], np.float32)).to(device) for name in layers}
+    thr = {name: np.asarray(thresholds[f"{name}|threshold"], np.float32) for name in layers}
     tallies: dict[str, LayerTally] = {}
-    area = torch.zeros(num_labels, dtype=torch.int64, device=device)
+    area = np.zeros(num_labels, dtype=np.int64)
     images = 0
-    batches = _cached_batches(cache, paths, layers, device) if cache else activation_batches(model, layers, paths, preset, batch_size, device, desc="tally")
+    batches = _cached_batches(cache, paths, layers) if cache else activation_batches(model, layers, paths, preset, batch_size, device, desc="tally")
     # closing(): hooks come off at once even when this loop raises (a traceback would keep the
     # generator alive otherwise)
     with closing(batches) as stream:
         for batch, acts in stream:
             image_labels = [[n for ns in s["image_labels"].values() for n in ns] for s in batch["samples"]]
-            labels = make_label_batch(batch["seg"], image_labels, primary, num_labels, ncat, device)
+            labels = make_label_batch(batch["seg"], image_labels, vocab["primary"], num_labels, ncat)
             area += labels.area
             for name in layers:
                 a = acts[name]
-                if thr[name].numel() != a.shape[1]:
-                    raise DataError(f"thresholds for layer {name} have {thr[name].numel()} units, the model's layer has {a.shape[1]}")
+                if thr[name].size != a.shape[1]:
+                    raise DataError(f"thresholds for layer {name} have {thr[name].size} units, the model's layer has {a.shape[1]}")
                 if name not in tallies:
-                    tallies[name] = LayerTally(a.shape[1], num_labels, ncat, device)
+                    tallies[name] = LayerTally(a.shape[1], num_labels, ncat)
                 tallies[name].add(a, thr[name], labels)
             images += len(batch["keys"])
     if images == 0:
         raise DataError(f"no images in {', '.join(map(str, paths))}")
-    out = {"images": np.array(images), "area": area.cpu().numpy()}
+    out = {"images": np.array(images), "area": area}
     for name in layers:
         out.update(tallies[name].arrays(name))
     return out
 
 
-def _cached_batches(cache, paths, layers: list[str], device):
+def _cached_batches(cache, paths, layers: list[str]):
     """Yield ``(batch, {layer: maps or Candidates})`` from an activation cache and the labels of
     the shards it was made from (images are not decoded). DataError if the two disagree."""
     from ..data.broden_shards import iter_broden
 
     samples = iter_broden(paths, images=False)
-    for keys, acts in read_cache(cache, device):
+    for keys, acts in read_cache(cache):
         missing = [name for name in layers if name not in acts]
         if missing:
             raise DataError(f"activation cache {cache} has no layer(s) {', '.join(missing)} (has {', '.join(acts)})")

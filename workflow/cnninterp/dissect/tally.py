@@ -24,36 +24,34 @@ from .bilinear import CellGrid
 
 @dataclass
 class LabelBatch:
-    """A batch's labels on the device, ready for counting.
+    """A batch's labels, as numpy arrays ready for counting.
 
     ``size`` (sh, sw); ``image_labels`` float64 (B, C+1): 1 where the image has that whole-image
     label; ``has_category`` float64 (B, K): images holding any label of primary category k;
     ``image_category`` bool (B, K): images with a whole-image label of primary category k;
-    ``pixels`` int32 (L, B*sh*sw): the labels at each pixel (column ``(b*sh + y)*sw + x``) per label
+    ``pixels`` int32 (B*sh*sw, L): the labels at each pixel (row ``(b*sh + y)*sw + x``) per label
     layer, a label repeated at a pixel in a later layer, or also given as a whole-image label, set
     to 0 (so each label counts once per pixel); ``pixel_categories`` uint8 or int64 (B*sh*sw,): bit
-    k set where a pixel holds a label of primary category k; ``area`` int64 (C+1,): each label's pixels in the batch
-    (whole-image labels: sh*sw per image).
+    k set where a pixel holds a label of primary category k; ``area`` int64 (C+1,): each label's
+    pixels in the batch (whole-image labels: sh*sw per image).
     """
 
     size: tuple
-    image_labels: object
-    has_category: object
-    image_category: object
-    pixels: object
-    pixel_categories: object
-    area: object
+    image_labels: np.ndarray
+    has_category: np.ndarray
+    image_category: np.ndarray
+    pixels: np.ndarray
+    pixel_categories: np.ndarray
+    area: np.ndarray
 
 
-def make_label_batch(seg_np: np.ndarray, image_labels: list[list[int]], primary, num_labels: int, num_categories: int, device) -> LabelBatch:
+def make_label_batch(seg_np: np.ndarray, image_labels: list[list[int]], primary: np.ndarray, num_labels: int, num_categories: int) -> LabelBatch:
     """Build a LabelBatch from uint16 seg (B, L, sh, sw), per-image whole-image label lists and
-    ``primary`` (int64 tensor (C+1,) of category indices, -1 for none).
+    ``primary`` (int64 (C+1,) of category indices, -1 for none).
 
     A label's mask in an image is the union of its pixels over all layers, or the whole image
     when it is also a whole-image label of that image. Layers left without any label are dropped.
     """
-    import torch
-
     b, depth, sh, sw = seg_np.shape
     per_image = sh * sw
     # (L, B*sh*sw): one row per label layer, pixels in (b, y, x) order
@@ -73,103 +71,81 @@ def make_label_batch(seg_np: np.ndarray, image_labels: list[list[int]], primary,
     area = occurs.sum(0)
     area[0] = 0
     area += (whole.sum(0) * per_image).astype(np.int64)
-    primary_np = primary.cpu().numpy()
+    primary = np.asarray(primary)
     has_cat = np.zeros((b, num_categories), dtype=bool)
     image_cat = np.zeros((b, num_categories), dtype=bool)
     for flags, table in ((has_cat, occurs), (image_cat, whole)):
         rows, labels = np.nonzero(table)
-        ok = (labels > 0) & (primary_np[labels] >= 0)
-        flags[rows[ok], primary_np[labels[ok]]] = True
+        ok = (labels > 0) & (primary[labels] >= 0)
+        flags[rows[ok], primary[labels[ok]]] = True
     has_cat |= image_cat
     seg = seg[seg.any(axis=1)]
-    bits = np.where(primary_np >= 0, np.left_shift(1, np.clip(primary_np, 0, None)), 0)
+    bits = np.where(primary >= 0, np.left_shift(1, np.clip(primary, 0, None)), 0)
     bits = bits.astype(np.uint8 if num_categories <= 8 else np.int64)
     pixel_categories = np.zeros(b * per_image, dtype=bits.dtype)
     for row in seg:
         pixel_categories |= np.take(bits, row)  # np.take: twice as fast as fancy indexing here
-    return LabelBatch(
-        (sh, sw),
-        torch.from_numpy(whole).to(device),
-        torch.from_numpy(has_cat.astype(np.float64)).to(device),
-        torch.from_numpy(image_cat).to(device),
-        torch.from_numpy(seg).to(device),
-        torch.from_numpy(pixel_categories).to(device),
-        torch.from_numpy(area).to(device),
-    )
+    return LabelBatch((sh, sw), whole, has_cat.astype(np.float64), image_cat, np.ascontiguousarray(seg.T), pixel_categories, area)
 
 
 class LayerTally:
-    """Running sums for one layer: inter (U, C+1), act_original and act_lite (U, K), act_total (U,)."""
+    """Running sums for one layer: inter (U, C+1), act_original and act_lite (U, K), act_total (U,), int64 numpy."""
 
-    def __init__(self, units: int, num_labels: int, num_categories: int, device):
-        import torch
-
+    def __init__(self, units: int, num_labels: int, num_categories: int):
         self.units, self.num_labels, self.num_categories = units, num_labels, num_categories
-        self.inter = torch.zeros((units, num_labels), dtype=torch.int64, device=device)
-        self.act_original = torch.zeros((units, num_categories), dtype=torch.int64, device=device)
-        self.act_lite = torch.zeros((units, num_categories), dtype=torch.int64, device=device)
-        self.act_total = torch.zeros(units, dtype=torch.int64, device=device)
+        self.inter = np.zeros((units, num_labels), dtype=np.int64)
+        self.act_original = np.zeros((units, num_categories), dtype=np.int64)
+        self.act_lite = np.zeros((units, num_categories), dtype=np.int64)
+        self.act_total = np.zeros(units, dtype=np.int64)
         self._grids: dict = {}
 
     def add(self, acts, thresholds, labels: LabelBatch) -> None:
-        """Count one batch: ``acts`` the maps float32 (B, U, h, w), or their ``candidates.Candidates``
-        at a bound <= ``thresholds`` float32 (U,); on the device of ``labels``.
+        """Count one batch: ``acts`` the maps float32 (B, U, h, w) tensor (any device), or their
+        ``candidates.Candidates`` at a bound <= ``thresholds`` float32 (U,) (tensor or numpy).
 
         Only the cells of the upsampled maps that can exceed T_u are evaluated (see ``bilinear``).
         """
         import torch
 
-        candidates = acts if isinstance(acts, cand.Candidates) else cand.find(acts, thresholds)
-
+        if isinstance(acts, cand.Candidates):
+            candidates = acts
+        else:
+            candidates = cand.find(acts, torch.as_tensor(thresholds, device=acts.device))
+        t = np.ascontiguousarray(_host(thresholds), dtype=np.float32)
         b, u, h, w = candidates.shape
         key = ((h, w), labels.size)
         if key not in self._grids:
-            self._grids[key] = CellGrid((h, w), labels.size, thresholds.device)
-        pair, pixel = self._grids[key].active_pixels(candidates, thresholds)
-        n_active = torch.bincount(pair, minlength=b * u)  # (B*U,)
-        unit = pair % u
+            self._grids[key] = CellGrid((h, w), labels.size)
+        n_active = np.zeros(b * u, dtype=np.int64)
+        touched = np.zeros(b * u, dtype=np.int64)
+        self._grids[key].count(_host(candidates.ids), _host(candidates.values), candidates.shape, t, labels.pixels, labels.pixel_categories, self.inter, n_active, touched)
         # lite: does a pair's active region touch a pixel of category k (or the image a whole-image label of k)?
-        touched = labels.image_category.repeat_interleave(u, dim=0)  # (B*U, K)
-        if pair.numel():
-            under = labels.pixels[:, pixel]  # (L, P) labels under each active pixel (0: none)
-            counts = torch.bincount((unit[None, :] * self.num_labels + under).view(-1), minlength=self.units * self.num_labels)
-            counts = counts.view(self.units, self.num_labels)
-            counts[:, 0] = 0
-            self.inter += counts
-            touched |= self._touched(pair, labels.pixel_categories[pixel], b * u)
-        self.act_lite += (n_active[:, None] * touched.long()).view(b, u, -1).sum(0)
+        flags = ((touched[:, None] >> np.arange(self.num_categories)) & 1).astype(bool)
+        flags |= np.repeat(labels.image_category, u, axis=0)
+        self.act_lite += (n_active[:, None] * flags).reshape(b, u, -1).sum(0)
         # whole-image labels: every active pixel of the image intersects them
-        per_image = n_active.view(b, u).double()
-        self.inter += (per_image.T @ labels.image_labels).round().long()
-        self.act_original += (per_image.T @ labels.has_category).round().long()
-        self.act_total += n_active.view(b, u).sum(0)
-
-    def _touched(self, pair, bits, pairs: int):
-        """Return bool (pairs, K): pair p has an active pixel whose bits (int64 (P,), bit k set for
-        primary category k) include k. One bincount over (pair, bit pattern) when the patterns are
-        few, else one per category."""
-        import torch
-
-        k = self.num_categories
-        if k <= 6:
-            seen = torch.bincount(pair * (1 << k) + bits, minlength=pairs << k).view(pairs, 1 << k) > 0
-            pattern = torch.arange(1 << k, device=pair.device)
-            has_bit = ((pattern[:, None] >> torch.arange(k, device=pair.device)) & 1).float()  # (2^K, K)
-            return (seen.float() @ has_bit) > 0
-        out = torch.zeros((pairs, k), dtype=torch.bool, device=pair.device)
-        for c in range(k):
-            hit = (bits >> c) & 1 == 1
-            out[:, c] = torch.bincount(pair[hit], minlength=pairs) > 0
-        return out
+        per_image = n_active.reshape(b, u).astype(np.float64)
+        self.inter += np.rint(per_image.T @ labels.image_labels).astype(np.int64)
+        self.act_original += np.rint(per_image.T @ labels.has_category).astype(np.int64)
+        self.act_total += n_active.reshape(b, u).sum(0)
 
     def arrays(self, prefix: str) -> dict:
-        """Return the sums as numpy arrays keyed ``<prefix>|inter`` etc."""
+        """Return the sums as numpy arrays keyed ``<prefix>|inter`` etc. (label 0, none, counts 0)."""
+        inter = self.inter.copy()
+        inter[:, 0] = 0
         return {
-            f"{prefix}|inter": self.inter.cpu().numpy(),
-            f"{prefix}|act_original": self.act_original.cpu().numpy(),
-            f"{prefix}|act_lite": self.act_lite.cpu().numpy(),
-            f"{prefix}|act_total": self.act_total.cpu().numpy(),
+            f"{prefix}|inter": inter,
+            f"{prefix}|act_original": self.act_original.copy(),
+            f"{prefix}|act_lite": self.act_lite.copy(),
+            f"{prefix}|act_total": self.act_total.copy(),
         }
+
+
+def _host(x) -> np.ndarray:
+    """A tensor (any device) or array as a contiguous numpy array."""
+    if isinstance(x, np.ndarray):
+        return np.ascontiguousarray(x)
+    return np.ascontiguousarray(x.detach().cpu().numpy())
 
 
 def iou(inter: np.ndarray, act: np.ndarray, area: np.ndarray, primary: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
