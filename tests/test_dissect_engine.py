@@ -191,3 +191,12 @@ def test_top_images_are_the_k_largest_maxima_ties_by_key():
     merged = TopImages.merge(parts, "l", k)
     np.testing.assert_array_equal(merged["l|top_keys"], top.keys)
     np.testing.assert_array_equal(merged["l|top_maps"], top.maps)
+
+
+def test_a_label_number_outside_the_manifest_is_an_error():
+    from cnninterp.errors import DataError
+
+    _, seg, image_labels = random_case(0)
+    seg[3, 1, 0, 0] = len(PRIMARY)
+    with pytest.raises(DataError, match=f"label number {len(PRIMARY)}"):
+        make_label_batch(seg, image_labels, PRIMARY, len(PRIMARY), len(CATS))

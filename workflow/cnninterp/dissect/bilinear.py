@@ -17,7 +17,7 @@ is a rectangle of output pixels sharing four source corners. A value is a convex
 its cell's corners, so it can exceed a threshold T only in cells with a corner > T (>= T when
 rounding could matter, see ``AxisTable.exact``): those are the cells around the source pixels
 above T, a small part of the map for Network Dissection's top quantiles. Only they are evaluated
-(``CellGrid.count``, compiled in ``cell_kernel``).
+(``CellGrid.count``, compiled in ``tally_kernels``).
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ class CellGrid:
         0 for none: column 0 collects those), into ``n_active[b*U + u]``, and its category
         ``bits`` OR into ``touched[b*U + u]``. Returns the number of active pixels.
         """
-        from .cell_kernel import count_cells
+        from .tally_kernels import count_cells
 
         b, u, h, w = shape
         if (h, w) != (self.h, self.w):

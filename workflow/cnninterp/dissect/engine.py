@@ -104,9 +104,10 @@ def _update_tops(keeper: TopKeeper, acts, want: bool):
     found = keeper.add(acts)
     if not want or keeper.floor is None:
         return None
+    floor = keeper.floor.to(acts.device)
     if found is None:  # the floor appeared with this batch: every pixel was offered
-        return cand.locate(acts, keeper.floor)
-    return found.select(found.values >= keeper.floor[found.coord(1)])
+        return cand.locate(acts, floor)
+    return found.select(found.values >= floor[found.coord(1)])
 
 
 def merge_thresholds(parts: list[dict], layers: list[str], total_images: int, q: float) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 
 
@@ -42,74 +43,101 @@ def threshold_from_top(top: np.ndarray, n: int, q: float) -> np.ndarray:
 
 
 class TopKeeper:
-    """Streaming per-unit top-m values of one layer (memory: U x m floats, whatever the image count).
+    """Streaming per-unit top-m values of one layer, kept on the host whatever device runs the model.
 
-    Once m values per unit have been seen, ``floor`` (U,) is each unit's m-th largest value so far:
+    Each unit has a buffer of room 2m; values enter it when they are >= the unit's floor and, once
+    it is full, it is cut back to its m largest (amortised O(1) per value, no sort). Once m values
+    per unit have been seen, ``floor`` (U,) is each unit's m-th largest value at the last cut:
     a lower bound of the final threshold, since T_k is at least the m-th largest of all values.
     """
 
     def __init__(self, m: int):
         self.m = m
-        self.top = None  # (U, <= m), unordered
-        self.floor = None
-        self._pending: list = []  # (units, values) not merged yet
-        self._pending_count = 0
+        self._buffer = None  # (U, 2m) float32; unit u's values are buffer[u, :count[u]]
+        self._count = None
+        self._floor = None  # (U,) float32 numpy, -inf until set
+
+    @property
+    def floor(self):
+        """The floor as a float32 (U,) CPU tensor (shares memory with the keeper; clone to keep), or None."""
+        import torch
+
+        if self._floor is None or not np.isfinite(self._floor).all():
+            return None
+        return torch.from_numpy(self._floor)
 
     def add(self, acts):
-        """Add activations float32 (B, U, h, w) of one batch.
+        """Add activations float32 (B, U, h, w) (a tensor on any device) of one batch.
 
         Returns the batch's pixels at or above the floor before the batch (``candidates.Located``,
         the only ones that can enter), or None while there was no floor (every value was offered).
         """
-        if self.floor is None:
-            import torch
+        import torch
 
-            values = acts.transpose(0, 1).reshape(acts.shape[1], -1)
-            both = values if self.top is None else torch.cat([self.top, values], dim=1)
-            self._set(torch.topk(both, min(self.m, both.shape[1]), dim=1, sorted=False).values)
+        if self._buffer is None:
+            units = acts.shape[1]
+            self._buffer = np.empty((units, 2 * self.m), dtype=np.float32)
+            self._count = np.zeros(units, dtype=np.int64)
+            self._floor = np.full(units, -np.inf, dtype=np.float32)
+        floor = self.floor
+        if floor is None:
+            _offer_maps(acts.detach().cpu().numpy(), self._buffer, self._count, self._floor, self.m)
             return None
         from .candidates import locate
 
-        found = locate(acts, self.floor)
-        self.merge(found.coord(1), found.values)
+        found = locate(acts, floor.to(acts.device))
+        _offer(found.coord(1).cpu().numpy(), found.values.cpu().numpy(), self._buffer, self._count, self._floor, self.m)
         return found
 
-    def merge(self, units, values) -> None:
-        """Add values float32 (n,) of units int64 (n,); only needs those >= ``floor`` (once set).
-
-        Values are buffered and merged once they are as many as the kept values (a merge
-        costs a pass over all U x m of them); ``floor`` stays a valid, if lower, bound meanwhile.
-        """
-        if values.numel() == 0:
-            return
-        self._pending.append((units, values))
-        self._pending_count += values.numel()
-        if self._pending_count >= self.top.numel():
-            self._flush()
-
-    def _flush(self) -> None:
-        import torch
-
-        if not self._pending:
-            return
-        units = torch.cat([p[0] for p in self._pending])
-        values = torch.cat([p[1] for p in self._pending])
-        self._pending, self._pending_count = [], 0
-        u = self.top.shape[0]
-        order = torch.argsort(units, stable=True)
-        units, values = units[order], values[order]
-        count = torch.bincount(units, minlength=u)
-        start = torch.cumsum(count, 0) - count
-        padded = torch.full((u, int(count.max())), float("-inf"), dtype=values.dtype, device=values.device)
-        padded[units, torch.arange(units.numel(), device=units.device) - start[units]] = values
-        both = torch.cat([self.top, padded], dim=1)
-        self._set(torch.topk(both, min(self.m, both.shape[1]), dim=1, sorted=False).values)
-
-    def _set(self, top) -> None:
-        self.top = top
-        self.floor = top.min(dim=1).values if top.shape[1] == self.m else None
-
     def result(self) -> np.ndarray:
-        """Return the kept values (U, <=m) float32, in no particular order, as a numpy array."""
-        self._flush()
-        return self.top.cpu().numpy()
+        """Return the kept values (U, <=m) float32, in no particular order."""
+        if self._buffer is None:
+            raise ValueError("no values were added")
+        for u in range(self._count.size):
+            _cut(u, self._buffer, self._count, self._floor, self.m)
+        return self._buffer[:, : int(self._count[0])].copy()
+
+
+@numba.njit(cache=True, nogil=True)
+def _cut(u, buffer, count, floor, m):
+    """Cut unit u's buffer back to its m largest values (when it holds more) and raise its floor."""
+    n = count[u]
+    if n < m:
+        return
+    if n > m:
+        kept = np.partition(buffer[u, :n], n - m)[n - m :]
+        buffer[u, :m] = kept
+        count[u] = m
+    floor[u] = buffer[u, :m].min()
+
+
+@numba.njit(cache=True, nogil=True)
+def _offer(units, values, buffer, count, floor, m):
+    """Offer values float32 (n,) of units int64 (n,): those >= their unit's floor enter its buffer."""
+    room = buffer.shape[1]
+    for k in range(values.shape[0]):
+        u = units[k]
+        if values[k] >= floor[u]:
+            buffer[u, count[u]] = values[k]
+            count[u] += 1
+            if count[u] == room:
+                _cut(u, buffer, count, floor, m)
+
+
+@numba.njit(cache=True, nogil=True)
+def _offer_maps(acts, buffer, count, floor, m):
+    """Offer every value of maps float32 (B, U, h, w) (any strides), then set the floors of units
+    that have seen m values."""
+    room = buffer.shape[1]
+    b, units, h, w = acts.shape
+    for u in range(units):
+        for image in range(b):
+            for i in range(h):
+                for j in range(w):
+                    v = acts[image, u, i, j]
+                    if v >= floor[u]:
+                        buffer[u, count[u]] = v
+                        count[u] += 1
+                        if count[u] == room:
+                            _cut(u, buffer, count, floor, m)
+        _cut(u, buffer, count, floor, m)

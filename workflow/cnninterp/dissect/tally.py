@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import DataError
 from . import candidates as cand
 from .bilinear import CellGrid
 
@@ -52,26 +53,20 @@ def make_label_batch(seg_np: np.ndarray, image_labels: list[list[int]], primary:
     A label's mask in an image is the union of its pixels over all layers, or the whole image
     when it is also a whole-image label of that image. Layers left without any label are dropped.
     """
+    from .tally_kernels import pixel_labels
+
     b, depth, sh, sw = seg_np.shape
-    per_image = sh * sw
-    # (L, B*sh*sw): one row per label layer, pixels in (b, y, x) order
-    seg = np.ascontiguousarray(seg_np.transpose(1, 0, 2, 3), dtype=np.int32).reshape(depth, b * per_image)
-    for layer in range(1, depth):  # a label repeated at a pixel in a later layer counts once
-        for earlier in range(layer):
-            np.putmask(seg[layer], seg[layer] == seg[earlier], 0)
-    occurs = np.stack([np.bincount(seg[:, i * per_image : (i + 1) * per_image].ravel(), minlength=num_labels) for i in range(b)])
-    whole = np.zeros((b, num_labels), dtype=np.float64)
+    primary = np.asarray(primary)
+    if seg_np.size and int(seg_np.max()) >= num_labels:
+        raise DataError(f"segmentation holds label number {int(seg_np.max())}; the manifest's labels end at {num_labels - 1}")
+    whole = np.zeros((b, num_labels), dtype=bool)
     for i, numbers in enumerate(image_labels):
-        whole[i, np.asarray(numbers, dtype=np.int64)] = 1.0
-    # a whole-image label already covers every pixel: drop its pixel-level copies
-    for i, label in zip(*np.nonzero((whole > 0) & (occurs > 0))):
-        part = seg[:, i * per_image : (i + 1) * per_image]
-        np.putmask(part, part == label, 0)
-        occurs[i, label] = 0
+        whole[i, np.asarray(numbers, dtype=np.int64)] = True
+    label_bits = np.where(primary >= 0, np.left_shift(1, np.clip(primary, 0, None)), 0).astype(np.uint8 if num_categories <= 8 else np.int64)
+    pixels, pixel_categories, occurs, used = pixel_labels(np.ascontiguousarray(seg_np, dtype=np.uint16), whole, label_bits)
     area = occurs.sum(0)
     area[0] = 0
-    area += (whole.sum(0) * per_image).astype(np.int64)
-    primary = np.asarray(primary)
+    area += whole.sum(0) * (sh * sw)
     has_cat = np.zeros((b, num_categories), dtype=bool)
     image_cat = np.zeros((b, num_categories), dtype=bool)
     for flags, table in ((has_cat, occurs), (image_cat, whole)):
@@ -79,13 +74,9 @@ def make_label_batch(seg_np: np.ndarray, image_labels: list[list[int]], primary:
         ok = (labels > 0) & (primary[labels] >= 0)
         flags[rows[ok], primary[labels[ok]]] = True
     has_cat |= image_cat
-    seg = seg[seg.any(axis=1)]
-    bits = np.where(primary >= 0, np.left_shift(1, np.clip(primary, 0, None)), 0)
-    bits = bits.astype(np.uint8 if num_categories <= 8 else np.int64)
-    pixel_categories = np.zeros(b * per_image, dtype=bits.dtype)
-    for row in seg:
-        pixel_categories |= np.take(bits, row)  # np.take: twice as fast as fancy indexing here
-    return LabelBatch((sh, sw), whole, has_cat.astype(np.float64), image_cat, np.ascontiguousarray(seg.T), pixel_categories, area)
+    if not used.all():  # layers left without any label: nothing to read per active pixel
+        pixels = np.ascontiguousarray(pixels[:, used])
+    return LabelBatch((sh, sw), whole.astype(np.float64), has_cat.astype(np.float64), image_cat, pixels, pixel_categories, area)
 
 
 class LayerTally:

@@ -1,6 +1,8 @@
-"""The tally's inner loop, compiled (numba): upsampled cells of the candidates, active pixels, label counts.
+"""The tally's inner loops, compiled (numba): a batch's pixel labels, and its active pixels' counts.
 
-One pass over a batch's candidates (``candidates.Candidates`` as numpy arrays) does what would
+``pixel_labels``: one pass over a batch's segmentation builds what the counting reads per pixel.
+
+``count_cells``: one pass over a batch's candidates (``candidates.Candidates`` as numpy arrays) does what would
 otherwise take a dozen vectorised passes over per-pixel index arrays: pick the candidates above
 their unit's threshold, visit each upsampling cell with one of them at a corner once, evaluate
 its output pixels by the formula of ``bilinear`` (float64, same operations in the same order:
@@ -95,3 +97,43 @@ def count_cells(ids, values, units, h, w, thresholds, strict, row_start, row_cou
             for dj in range(2):
                 visited[(pair * h1 + i + di) * w1 + j + dj] = 0
     return total
+
+
+@numba.njit(cache=True, nogil=True)
+def pixel_labels(seg, whole, label_bits):
+    """Per-pixel labels of a batch, each label counted once per pixel.
+
+    ``seg`` uint16 (B, L, sh, sw) label numbers per layer (0 none); ``whole`` bool (B, C+1) the
+    images' whole-image labels; ``label_bits`` (C+1,) integer, bit k set for labels of primary
+    category k. A label repeated at a pixel in a later layer, or also a whole-image label of the
+    image (which covers every pixel anyway), is set to 0. Returns ``pixels`` int32
+    (B*sh*sw, L) (row ``(b*sh + y)*sw + x``), ``bits`` (B*sh*sw,) of label_bits' dtype (OR over
+    the pixel's labels), ``occurs`` int64 (B, C+1) each label's pixels per image (label 0: none)
+    and ``used`` bool (L,): layers with any label left.
+    """
+    b, depth, sh, sw = seg.shape
+    pixels = np.zeros((b * sh * sw, depth), dtype=np.int32)
+    bits = np.zeros(b * sh * sw, dtype=label_bits.dtype)
+    occurs = np.zeros(whole.shape, dtype=np.int64)
+    used = np.zeros(depth, dtype=np.bool_)
+    for image in range(b):
+        for y in range(sh):
+            for x in range(sw):
+                p = (image * sh + y) * sw + x
+                acc = label_bits[0] & 0
+                for layer in range(depth):
+                    label = np.int64(seg[image, layer, y, x])
+                    if label == 0 or whole[image, label]:  # label < C+1: checked by the caller
+                        continue
+                    repeated = False
+                    for earlier in range(layer):
+                        if seg[image, earlier, y, x] == label:
+                            repeated = True
+                    if repeated:
+                        continue
+                    pixels[p, layer] = label
+                    occurs[image, label] += 1
+                    acc |= label_bits[label]
+                    used[layer] = True
+                bits[p] = acc
+    return pixels, bits, occurs, used
