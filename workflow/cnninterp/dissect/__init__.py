@@ -2,6 +2,7 @@
 
 Stages, each runnable per shard and mergeable: ``quantiles`` (the one model pass: per-unit top
 values, top images, and the activation cache of ``cache``/``candidates``) -> ``thresholds``
-(merge, exact T_k) -> ``tally`` (per-shard counts, upsampled cell by cell in ``bilinear``) ->
-``gather`` (sum, IoU, labels, Parquet + summary). ``engine.dissect`` runs them all in one process.
+(merge, exact T_k) -> ``tally`` (per-shard counts, upsampled cell by cell in ``bilinear``, its
+loops compiled in ``tally_kernels``) -> ``gather`` (sum, IoU, labels, Parquet + summary).
+``engine.dissect`` runs them all in one process.
 """

@@ -210,7 +210,8 @@ def tally(model, layers: list[str], paths, thresholds: dict, manifest: dict, pre
     """The second pass: count intersections, activation terms and label areas over the shards.
 
     With ``cache`` (written by ``quantile_tops`` over the same shards) the activations come from
-    it and ``model`` is not run (it may be None); without, ``model`` runs again. Returns arrays per
+    it and ``model`` is not run (it may be None); without, ``model`` runs again on ``device``
+    (the counting itself runs on the host either way, see ``tally_kernels``). Returns arrays per
     layer (see ``LayerTally.arrays``), ``area`` int64 (C+1,) and ``images``. All counts are sums
     over images, so per-shard results add up.
     """
