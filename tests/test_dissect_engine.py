@@ -200,3 +200,12 @@ def test_a_label_number_outside_the_manifest_is_an_error():
     seg[3, 1, 0, 0] = len(PRIMARY)
     with pytest.raises(DataError, match=f"label number {len(PRIMARY)}"):
         make_label_batch(seg, image_labels, PRIMARY, len(PRIMARY), len(CATS))
+
+
+def test_a_whole_image_label_outside_the_manifest_is_an_error():
+    from cnninterp.errors import DataError
+
+    _, seg, image_labels = random_case(0)
+    image_labels[2] = [len(PRIMARY) + 3]
+    with pytest.raises(DataError, match=rf"image 2 of the batch has whole-image label number\(s\) \[{len(PRIMARY) + 3}\]"):
+        make_label_batch(seg, image_labels, PRIMARY, len(PRIMARY), len(CATS))

@@ -125,3 +125,13 @@ def test_thresholds_of_another_model_are_refused_and_hooks_removed(broden_shards
         assert not any(m._forward_hooks for m in model.modules())
     else:
         pytest.fail("thresholds of another model were accepted")
+
+
+def test_shards_holding_labels_the_manifest_lacks_name_the_shard_and_images(broden_shards):
+    manifest = read_manifest(broden_shards)
+    paths = shard_paths(broden_shards)
+    top = max(lab["number"] for lab in manifest["labels"])
+    fewer = dict(manifest, labels=[lab for lab in manifest["labels"] if lab["number"] < top // 2])
+    layer1 = {"layer1|threshold": np.zeros(64, np.float32)}
+    with pytest.raises(DataError, match=r"train-000000\.tar, images \d{7}\.\.\d{7}: .*label number \d+.* end at \d+"):
+        engine.tally(random_model("resnet10", seed=0), ["layer1"], paths[:1], layer1, fewer, "imagenet", 8, "cpu")

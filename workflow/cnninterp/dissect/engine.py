@@ -227,7 +227,11 @@ def tally(model, layers: list[str], paths, thresholds: dict, manifest: dict, pre
     with closing(batches) as stream:
         for batch, acts in stream:
             image_labels = [[n for ns in s["image_labels"].values() for n in ns] for s in batch["samples"]]
-            labels = make_label_batch(batch["seg"], image_labels, vocab["primary"], num_labels, ncat)
+            try:
+                labels = make_label_batch(batch["seg"], image_labels, vocab["primary"], num_labels, ncat)
+            except DataError as err:
+                keys = batch["keys"]
+                raise DataError(f"{', '.join(map(str, paths))}, images {keys[0]}..{keys[-1]}: {err}") from None
             area += labels.area
             for name in layers:
                 a = acts[name]

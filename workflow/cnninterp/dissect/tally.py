@@ -52,6 +52,7 @@ def make_label_batch(seg_np: np.ndarray, image_labels: list[list[int]], primary:
 
     A label's mask in an image is the union of its pixels over all layers, or the whole image
     when it is also a whole-image label of that image. Layers left without any label are dropped.
+    DataError if a label number (pixel or whole-image) is outside the manifest's.
     """
     from .tally_kernels import pixel_labels
 
@@ -61,7 +62,10 @@ def make_label_batch(seg_np: np.ndarray, image_labels: list[list[int]], primary:
         raise DataError(f"segmentation holds label number {int(seg_np.max())}; the manifest's labels end at {num_labels - 1}")
     whole = np.zeros((b, num_labels), dtype=bool)
     for i, numbers in enumerate(image_labels):
-        whole[i, np.asarray(numbers, dtype=np.int64)] = True
+        numbers = np.asarray(numbers, dtype=np.int64)
+        if numbers.size and (numbers.max() >= num_labels or numbers.min() < 0):
+            raise DataError(f"image {i} of the batch has whole-image label number(s) {sorted(set(numbers.tolist()))}; the manifest's labels end at {num_labels - 1}")
+        whole[i, numbers] = True
     label_bits = np.where(primary >= 0, np.left_shift(1, np.clip(primary, 0, None)), 0).astype(np.uint8 if num_categories <= 8 else np.int64)
     pixels, pixel_categories, occurs, used = pixel_labels(np.ascontiguousarray(seg_np, dtype=np.uint16), whole, label_bits)
     area = occurs.sum(0)
