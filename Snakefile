@@ -5,6 +5,9 @@ Every rule body is one call of the ``cnninterp`` command line; the logic lives i
 
 from snakemake.utils import min_version, validate
 
+from cnninterp.config import load_schema
+from cnninterp.methods import installed_methods
+
 min_version("9.0")
 
 
@@ -15,7 +18,7 @@ envvars:
     "PATH",
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+validate(config, load_schema())
 
 
 report: "workflow/report/workflow.rst"
@@ -25,6 +28,14 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/dissect.smk"
+
+
+# one rules file per installed method (cnninterp/methods.py); each adds its metrics to METHOD_TARGETS
+for _method in installed_methods():
+
+    include: f"rules/{_method}.smk"
+
+
 include: "rules/report.smk"
 
 
@@ -33,3 +44,4 @@ rule all:
     input:
         "results/report/index.html",
         expand("results/dissect/{model}/summary.json", model=DISSECT_MODELS),
+        METHOD_TARGETS,

@@ -3,7 +3,9 @@ import os
 import sys
 from pathlib import Path
 
-from cnninterp.config import dissect_settings, validate_config
+from cnninterp.config import dissect_settings, method_enabled, validate_config
+from cnninterp.codedeps import relative_code_files
+from cnninterp.methods import metrics_path
 
 # jobs call the `cnninterp` console script installed beside the Python that runs Snakemake
 # (a venv's bin/ is not on PATH unless the venv is activated)
@@ -21,7 +23,8 @@ THREADS = CFG["threads"] or 2
 # GPU rules ask for a GPU unless the config pins the CPU (a CPU-only cluster would wait forever)
 GPUS = 0 if CFG["device"] == "cpu" else 1
 CACHE = CFG["dissect"]["activation_cache"]
-PKG = str(Path(workflow.basedir) / "workflow" / "cnninterp")
+# each method's rules file appends its results/eval/<method>/metrics.json when the method is enabled
+METHOD_TARGETS = []
 
 
 wildcard_constraints:
@@ -39,16 +42,11 @@ def shard_names(wildcards):
     )
 
 
-def code(*parts):
-    """Package files a step depends on, so that editing them reruns the step."""
-    return [f"{PKG}/{p}" for p in parts]
-
-
-def code_tree(folder):
-    """Every source and template file under a package folder (a step's code dependencies)."""
-    root = Path(PKG) / folder
-    return sorted(
-        str(p) for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+def code(*modules):
+    """The package files a step runs: the import closure of ``modules`` (e.g. "dissect.engine")
+    within cnninterp, plus cli.py (the entry point), as paths relative to the workflow."""
+    return ["workflow/cnninterp/cli.py"] + relative_code_files(
+        *(f"cnninterp.{m}" for m in modules), workflow_dir=workflow.basedir
     )
 
 

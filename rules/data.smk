@@ -1,6 +1,6 @@
 rule broden_synthesize:
     input:
-        code("data/synthetic_broden.py"),
+        code("data.synthetic_broden"),
     output:
         directory("results/data/broden/synthetic"),
     log:
@@ -43,7 +43,7 @@ checkpoint broden_shards:
     input:
         folder=broden_folder,
         source_file=broden_source_file,
-        code=code("data/broden.py", "data/broden_shards.py", "data/shards.py"),
+        code=code("data.broden_shards"),
     output:
         manifest=report(
             f"{SHARDS}/manifest.json",

@@ -1,13 +1,4 @@
-ENGINE = code(
-    "dissect/engine.py",
-    "dissect/activations.py",
-    "dissect/bilinear.py",
-    "dissect/cache.py",
-    "dissect/candidates.py",
-    "dissect/quantiles.py",
-    "dissect/tally.py",
-    "models/backbones.py",
-)
+ENGINE = code("dissect.engine", "models.backbones")
 
 
 rule dissect_quantiles:
@@ -43,7 +34,7 @@ rule dissect_thresholds:
     input:
         manifest=f"{SHARDS}/manifest.json",
         parts=parts("quantiles"),
-        code=code("dissect/quantiles.py", "dissect/engine.py"),
+        code=ENGINE,
     output:
         "results/dissect/{model}/thresholds.npz",
     log:
@@ -90,7 +81,7 @@ rule dissect_gather:
         manifest=f"{SHARDS}/manifest.json",
         thresholds="results/dissect/{model}/thresholds.npz",
         parts=parts("tally"),
-        code=code("dissect/engine.py", "dissect/labels.py", "dissect/tally.py"),
+        code=ENGINE,
     output:
         iou=report(
             "results/dissect/{model}/iou.parquet",

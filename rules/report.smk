@@ -16,7 +16,8 @@ rule report:
         config="results/config.json",
         manifest=f"{SHARDS}/manifest.json",
         summaries=expand("results/dissect/{model}/summary.json", model=DISSECT_MODELS),
-        code=code_tree("report") + code("dissect/bilinear.py"),
+        methods=METHOD_TARGETS,
+        code=code("report.build", *(f"{m}.report" for m in installed_methods())),
     output:
         report(
             "results/report/index.html",

@@ -1,7 +1,7 @@
 rule train_baseline:
     input:
         manifest=f"{SHARDS}/manifest.json",
-        code=code("train/baseline.py", "train/loop.py", "models/backbones.py"),
+        code=code("train.baseline"),
     output:
         "results/models/{model}/model.pt",
     log:

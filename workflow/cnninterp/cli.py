@@ -125,6 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True)
     p.add_argument("--results", default="results")
     p.add_argument("--out", required=True)
+
+    from .methods import installed_methods, method_module
+
+    for method in installed_methods():
+        # each method registers `cnninterp <method> <step>` and sets `method_run` (a function of args)
+        method_module(method, "cli").register(sub)
     return parser
 
 
@@ -152,7 +158,9 @@ def run(args) -> None:
 
         torch.set_num_threads(args.threads)
     cmd = args.command
-    if cmd == "validate-config":
+    if getattr(args, "method_run", None) is not None:
+        args.method_run(args)
+    elif cmd == "validate-config":
         from .atomic import write_json
         from .config import load_config, validate_config
 

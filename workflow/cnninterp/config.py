@@ -11,12 +11,28 @@ SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.y
 
 
 def load_schema() -> dict:
-    """Return the config JSON schema (a dict) read from ``SCHEMA_PATH``."""
+    """Return the config JSON schema (a dict) read from ``SCHEMA_PATH``, with each installed
+    method's block (``workflow/schemas/<method>.schema.yaml``) added under ``properties.<method>``."""
     import yaml
+
+    from .methods import installed_methods, schema_path
 
     if not SCHEMA_PATH.is_file():
         raise ConfigError(f"config schema not found at {SCHEMA_PATH}; is the package installed editable (pip install -e .)?")
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    for method in installed_methods():
+        path = schema_path(method)
+        if not path.is_file():
+            raise ConfigError(f"method {method!r} has no config schema at {path}")
+        schema["properties"][method] = yaml.safe_load(path.read_text())
+    return schema
+
+
+def method_enabled(config: dict, method: str) -> bool:
+    """Whether ``method``'s jobs are in the DAG: installed and ``<method>.enabled`` (default true)."""
+    from .methods import installed_methods
+
+    return method in installed_methods() and bool(config.get(method, {}).get("enabled", True))
 
 
 def _validator_with_defaults(schema: dict):

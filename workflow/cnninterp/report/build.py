@@ -41,9 +41,29 @@ def section(section_id: str, module) -> Section:
     return Section(section_id, module.TITLE, module.TEMPLATE, module.available, module.render)
 
 
+def method_sections() -> list[Section]:
+    """One section per installed method (``cnninterp.<method>.report``), in METHODS order."""
+    from ..methods import installed_methods, method_module
+
+    out = []
+    for method in installed_methods():
+        module = method_module(method, "report")
+        if module is not None:
+            out.append(section(method, module))
+    return out
+
+
+def template_folders() -> list[Path]:
+    """Where templates are looked up: the report's own, then each installed method's ``templates/``."""
+    from ..methods import PACKAGE_DIR, installed_methods
+
+    return [TEMPLATES] + [PACKAGE_DIR / m / "templates" for m in installed_methods() if (PACKAGE_DIR / m / "templates").is_dir()]
+
+
 SECTIONS: list[Section] = [
     section("overview", overview),
     section("dissection", dissection),
+    *method_sections(),
     section("provenance", provenance),
 ]
 
@@ -53,7 +73,7 @@ def environment():
     import jinja2
 
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
+        loader=jinja2.FileSystemLoader(template_folders()),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
