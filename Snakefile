@@ -3,9 +3,8 @@
 Every rule body is one call of the ``cnninterp`` command line; the logic lives in the package.
 """
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
-from cnninterp.config import load_schema
 from cnninterp.methods import installed_methods
 
 min_version("9.0")
@@ -18,7 +17,7 @@ envvars:
     "PATH",
 
 
-validate(config, load_schema())
+# the config is validated (schema + each method's block) by rules/common.smk, first included
 
 
 report: "workflow/report/workflow.rst"

@@ -36,3 +36,16 @@ def broden_copy(broden_dir, tmp_path):
     dest = tmp_path / "broden"
     shutil.copytree(broden_dir, dest)
     return dest
+
+
+@pytest.fixture(scope="session")
+def dag_run(tmp_path_factory):
+    """The session's one complete run of the real Snakefile on ``dag.tiny_config()`` (every
+    installed method included), from an empty results/. Tests read it and dry-run plans on it;
+    a test that edits its files restores them."""
+    from dag import make_workdir, snakemake, tiny_config
+
+    workdir = make_workdir(tmp_path_factory.mktemp("dag"), tiny_config())
+    proc = snakemake(workdir, "--cores", "2")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return workdir

@@ -14,6 +14,51 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 COPY = ["Snakefile", "config.yaml", "requirements.txt", "rules", "workflow", "profiles", "envs"]
+TINY = """
+threads: 1
+broden:
+  source: synthetic
+  synthetic: {n_images: 240, image_size: 64, seed: 0, val_fraction: 0.25}
+  shard_size: 100
+train:
+  baseline: {arch: resnet10, task: scene, epochs: 2, batch_size: 16}
+dissect:
+  defaults: {layers: [layer3, layer4], batch_size: 50}
+  models:
+    baseline: {source: "trained:baseline"}
+    baseline_random: {source: "trained:baseline", random_init: true}
+report: {gallery_units: 2, gallery_images: 2}
+"""
+FRAGMENTS = ROOT / "tests" / "fixtures"
+
+
+def tiny_config() -> str:
+    """TINY plus each installed method's tiny block (``tests/fixtures/<method>_tiny.yaml``, a
+    mapping with the method's key at the top), the config of the session's one DAG run."""
+    from cnninterp.methods import installed_methods
+
+    text = TINY
+    for method in installed_methods():
+        fragment = FRAGMENTS / f"{method}_tiny.yaml"
+        if fragment.is_file():
+            text += "\n" + fragment.read_text()
+    return text
+
+
+def edited_plan(workdir: Path, change) -> Counter:
+    """The plan after ``change(config)`` edits the workdir's tiny.yaml (restored afterwards)."""
+    import yaml
+
+    original = (workdir / "tiny.yaml").read_text()
+    config = yaml.safe_load(original)
+    change(config)
+    try:
+        (workdir / "tiny.yaml").write_text(yaml.safe_dump(config))
+        return planned(workdir)
+    finally:
+        (workdir / "tiny.yaml").write_text(original)
+
+
 JOB = re.compile(r"^(?:rule|checkpoint) (\w+):\n((?:    .*\n)*)", re.M)
 WILDCARDS = re.compile(r"^    wildcards: (.*)$", re.M)
 

@@ -14,33 +14,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dag import command, digests, env, make_workdir, planned, snakemake
+from dag import TINY, command, digests, env, make_workdir, planned, snakemake, tiny_config
 
-TINY = """
-threads: 1
-broden:
-  source: synthetic
-  synthetic: {n_images: 240, image_size: 64, seed: 0, val_fraction: 0.25}
-  shard_size: 100
-train:
-  baseline: {arch: resnet10, task: scene, epochs: 2, batch_size: 16}
-dissect:
-  defaults: {layers: [layer3, layer4], batch_size: 50}
-  models:
-    baseline: {source: "trained:baseline"}
-    baseline_random: {source: "trained:baseline", random_init: true}
-report: {gallery_units: 2, gallery_images: 2}
-"""
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def clean_run(tmp_path_factory):
-    """A complete run of the tiny config from an empty results/."""
-    workdir = make_workdir(tmp_path_factory.mktemp("clean"), TINY)
-    proc = snakemake(workdir, "--cores", "2")
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return workdir
+def clean_run(dag_run):
+    """The session's complete run of the tiny config (tests/conftest.py: dag_run)."""
+    return dag_run
 
 
 def kill_when(workdir: Path, proc: subprocess.Popen, condition, what: str, timeout: float = 300) -> None:
@@ -57,7 +39,7 @@ def kill_when(workdir: Path, proc: subprocess.Popen, condition, what: str, timeo
 @pytest.fixture(scope="module")
 def faulted_run(tmp_path_factory):
     """A run killed with SIGKILL while writing shards, resumed, killed while training, resumed."""
-    workdir = make_workdir(tmp_path_factory.mktemp("faulted"), TINY)
+    workdir = make_workdir(tmp_path_factory.mktemp("faulted"), tiny_config())
     shards = workdir / "results/shards/broden"
     train_log = workdir / "results/logs/train/baseline.log"
 
@@ -112,7 +94,7 @@ def test_a_models_dissection_setting_reruns_only_that_model(clean_run):
         edit_config(clean_run, lambda c: c["dissect"]["models"]["baseline"].update(iou_threshold=0.05))
         plan = planned(clean_run)
     finally:
-        (clean_run / "tiny.yaml").write_text(TINY)
+        (clean_run / "tiny.yaml").write_text(tiny_config())
     assert rules_of(plan) == {"dissect_gather", "config_snapshot", "report", "all"}
     assert [w for r, w in plan if r == "dissect_gather"] == ["model=baseline"]
     # the quantile level changes the thresholds: that model's per-shard jobs rerun, nothing else
@@ -120,7 +102,7 @@ def test_a_models_dissection_setting_reruns_only_that_model(clean_run):
         edit_config(clean_run, lambda c: c["dissect"]["models"]["baseline"].update(quantile=0.01))
         plan = planned(clean_run)
     finally:
-        (clean_run / "tiny.yaml").write_text(TINY)
+        (clean_run / "tiny.yaml").write_text(tiny_config())
     assert rules_of(plan) == {"dissect_quantiles", "dissect_thresholds", "dissect_tally", "dissect_gather", "config_snapshot", "report", "all"}
     assert all("model=baseline," in w + "," for r, w in plan if r.startswith("dissect_"))
     assert sum(r == "dissect_quantiles" for r, _ in plan) == 3  # one job per shard
@@ -131,7 +113,7 @@ def test_without_activation_cache_the_tally_jobs_run_the_model(clean_run):
         edit_config(clean_run, lambda c: c["dissect"].update(activation_cache=False))
         proc = snakemake(clean_run, "-n", "-p", "--forcerun", "dissect_quantiles")
     finally:
-        (clean_run / "tiny.yaml").write_text(TINY)
+        (clean_run / "tiny.yaml").write_text(tiny_config())
     assert proc.returncode == 0, proc.stderr[-3000:]
     tallies = [line for line in proc.stdout.splitlines() if "dissect-tally" in line]
     quantiles = [line for line in proc.stdout.splitlines() if "dissect-quantiles" in line]
@@ -145,7 +127,7 @@ def test_training_budget_reruns_training_and_downstream_only(clean_run):
         edit_config(clean_run, lambda c: c["train"]["baseline"].update(epochs=3))
         plan = planned(clean_run)
     finally:
-        (clean_run / "tiny.yaml").write_text(TINY)
+        (clean_run / "tiny.yaml").write_text(tiny_config())
     assert "train_baseline" in rules_of(plan)
     assert not rules_of(plan) & {"broden_synthesize", "broden_shards"}
     dissected = {w.split(",")[0] for r, w in plan if r.startswith("dissect_")}
@@ -155,7 +137,7 @@ def test_training_budget_reruns_training_and_downstream_only(clean_run):
 def test_reverting_a_change_plans_nothing(clean_run):
     edit_config(clean_run, lambda c: c["train"]["baseline"].update(epochs=5))
     assert planned(clean_run)
-    (clean_run / "tiny.yaml").write_text(TINY)
+    (clean_run / "tiny.yaml").write_text(tiny_config())
     assert planned(clean_run) == {}
 
 
