@@ -1,9 +1,15 @@
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
-from cnninterp.config import dissect_settings, method_enabled, validate_config
+from cnninterp.config import (
+    check_sources,
+    dissect_settings,
+    method_enabled,
+    validate_config,
+)
 from cnninterp.codedeps import relative_code_files
 from cnninterp.methods import metrics_path
 
@@ -15,6 +21,7 @@ os.environ["PATH"] = os.pathsep.join(
 
 # the package's own validation fills the schema's defaults the same way the CLI does
 CFG = validate_config(config, source="the Snakemake config")
+check_sources(CFG)
 ENV = "../envs/cnninterp.yaml"
 SHARDS = "results/shards/broden"
 BRODEN = CFG["broden"]
@@ -82,6 +89,12 @@ def broden_source(wildcards):
     return json.dumps(source, sort_keys=True)
 
 
+def shell_args(*args):
+    """Arguments joined for a shell command line, each quoted (shlex.quote): user values never
+    reach the shell unquoted, whatever characters they hold."""
+    return " ".join(shlex.quote(str(a)) for a in args)
+
+
 def train_setting(wildcards, key):
     """One setting of the train entry named by the wildcard."""
     return CFG["train"][wildcards.model][key]
@@ -102,26 +115,33 @@ def model_inputs(wildcards):
 
 
 def model_args(wildcards):
-    """The --model/--checkpoint/--init-seed/--layers/... arguments for the wildcard's model."""
+    """The --model/--checkpoint/--init-seed/--layers/... arguments for the wildcard's model (quoted)."""
     s = settings(wildcards)
     kind, name = s["source"].split(":", 1)
     if kind == "trained" and not s["random_init"]:
-        spec = f"--model checkpoint --checkpoint results/models/{name}/model.pt"
+        spec = ["--model", "checkpoint", "--checkpoint", f"results/models/{name}/model.pt"]
     elif kind == "trained":
-        spec = f"--model torchvision:{CFG['train'][name]['arch']} --init-seed {s['init_seed']}"
+        spec = ["--model", f"torchvision:{CFG['train'][name]['arch']}"]
+        spec += ["--init-seed", s["init_seed"]]
     else:
-        spec = f"--model torchvision:{name} --init-seed {s['init_seed']}"
+        spec = ["--model", f"torchvision:{name}", "--init-seed", s["init_seed"]]
         if s["checkpoint"]:
-            spec += f" --checkpoint {s['checkpoint']}"
-    return f"{spec} {run_args(wildcards)}"
+            spec += ["--checkpoint", s["checkpoint"]]
+    return f"{shell_args(*spec)} {run_args(wildcards)}"
 
 
 def run_args(wildcards):
-    """The --layers/--preprocess/--batch-size/--device arguments of the wildcard's dissection."""
+    """The --layers/--preprocess/--batch-size/--device arguments of the wildcard's dissection (quoted)."""
     s = settings(wildcards)
-    return (
-        f"--layers {','.join(s['layers'])} --preprocess {s['preprocess']}"
-        f" --batch-size {s['batch_size']} --device {CFG['device']}"
+    return shell_args(
+        "--layers",
+        ",".join(s["layers"]),
+        "--preprocess",
+        s["preprocess"],
+        "--batch-size",
+        s["batch_size"],
+        "--device",
+        CFG["device"],
     )
 
 
@@ -143,7 +163,7 @@ def tally_source_args(wildcards, input):
     """dissect-tally arguments naming the activation source (cache, or the model and its settings)."""
     if not CACHE:
         return model_args(wildcards)
-    return f"--cache {input.cache} {run_args(wildcards)}"
+    return f"{shell_args('--cache', input.cache)} {run_args(wildcards)}"
 
 
 def setting(key):

@@ -13,9 +13,9 @@ rule broden_synthesize:
         seed=BRODEN["synthetic"]["seed"],
         val_fraction=BRODEN["synthetic"]["val_fraction"],
     shell:
-        "cnninterp data synth-broden --out {output} --n-images {params.n_images}"
-        " --image-size {params.image_size} --seed {params.seed}"
-        " --val-fraction {params.val_fraction} > {log} 2>&1"
+        "cnninterp data synth-broden --out {output:q} --n-images {params.n_images:q}"
+        " --image-size {params.image_size:q} --seed {params.seed:q}"
+        " --val-fraction {params.val_fraction:q} > {log} 2>&1"
 
 
 rule broden_download:
@@ -29,14 +29,14 @@ rule broden_download:
     params:
         url=BRODEN["download"]["url"],
         sha256=(
-            f"--sha256 {BRODEN['download']['sha256']}"
+            shell_args("--sha256", BRODEN["download"]["sha256"])
             if BRODEN["download"]["sha256"]
             else ""
         ),
     shell:
         "cnninterp data fetch-broden --url {params.url:q} {params.sha256}"
-        " --archive results/data/broden/broden.zip --out {output.folder}"
-        " --info {output.info} > {log} 2>&1"
+        " --archive results/data/broden/broden.zip --out {output.folder:q}"
+        " --info {output.info:q} > {log} 2>&1"
 
 
 checkpoint broden_shards:
@@ -59,13 +59,13 @@ checkpoint broden_shards:
     params:
         shard_size=BRODEN["shard_size"],
         source_file=lambda wc, input: (
-            f"--source-file {input.source_file}" if input.source_file else ""
+            shell_args("--source-file", input.source_file) if input.source_file else ""
         ),
         source=broden_source,
         config=json.dumps(BRODEN, sort_keys=True),
         out=lambda wc, output: Path(output.manifest).parent,
     shell:
-        "cnninterp data shard-broden --broden {input.folder} --out {params.out}"
-        " --shard-size {params.shard_size} --source {params.source:q}"
+        "cnninterp data shard-broden --broden {input.folder:q} --out {params.out:q}"
+        " --shard-size {params.shard_size:q} --source {params.source:q}"
         " {params.source_file}"
         " --config-json {params.config:q} > {log} 2>&1"

@@ -23,11 +23,11 @@ rule dissect_quantiles:
         model=model_args,
         quantile=setting("quantile"),
         top_images=setting("top_images"),
-        cache=lambda wc, output: f"--cache {output.cache}" if CACHE else "",
+        cache=lambda wc, output: shell_args("--cache", output.cache) if CACHE else "",
     shell:
         "cnninterp --threads {threads} dissect-quantiles {params.model}"
-        " --manifest {input.manifest} --shard {input.shard} --quantile {params.quantile}"
-        " --top-images {params.top_images} {params.cache} --out {output.part} > {log} 2>&1"
+        " --manifest {input.manifest:q} --shard {input.shard:q} --quantile {params.quantile:q}"
+        " --top-images {params.top_images:q} {params.cache} --out {output.part:q} > {log} 2>&1"
 
 
 rule dissect_thresholds:
@@ -45,8 +45,8 @@ rule dissect_thresholds:
         layers=lambda wc: ",".join(settings(wc)["layers"]),
         quantile=setting("quantile"),
     shell:
-        "cnninterp dissect-thresholds --manifest {input.manifest} --layers {params.layers}"
-        " --quantile {params.quantile} --out {output} {input.parts} > {log} 2>&1"
+        "cnninterp dissect-thresholds --manifest {input.manifest:q} --layers {params.layers:q}"
+        " --quantile {params.quantile:q} --out {output:q} {input.parts:q} > {log} 2>&1"
 
 
 rule dissect_tally:
@@ -72,8 +72,8 @@ rule dissect_tally:
         source=tally_source_args,
     shell:
         "cnninterp --threads {threads} dissect-tally {params.source}"
-        " --manifest {input.manifest} --shard {input.shard} --thresholds {input.thresholds}"
-        " --out {output} > {log} 2>&1"
+        " --manifest {input.manifest:q} --shard {input.shard:q} --thresholds {input.thresholds:q}"
+        " --out {output:q} > {log} 2>&1"
 
 
 rule dissect_gather:
@@ -108,8 +108,8 @@ rule dissect_gather:
             {"model": wc.model, **settings(wc)}, sort_keys=True
         ),
     shell:
-        "cnninterp dissect-gather --manifest {input.manifest} --layers {params.layers}"
-        " --thresholds {input.thresholds} --denominator {params.denominator}"
-        " --iou-threshold {params.iou_threshold}"
+        "cnninterp dissect-gather --manifest {input.manifest:q} --layers {params.layers:q}"
+        " --thresholds {input.thresholds:q} --denominator {params.denominator:q}"
+        " --iou-threshold {params.iou_threshold:q}"
         " --settings-json {params.settings:q} --out results/dissect/{wildcards.model}"
-        " {input.parts} > {log} 2>&1"
+        " {input.parts:q} > {log} 2>&1"

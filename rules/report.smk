@@ -8,7 +8,7 @@ rule config_snapshot:
     params:
         config=json.dumps(CFG, sort_keys=True),
     shell:
-        "cnninterp validate-config --json {params.config:q} --out {output} > {log} 2>&1"
+        "cnninterp validate-config --json {params.config:q} --out {output:q} > {log} 2>&1"
 
 
 rule report:
@@ -29,5 +29,5 @@ rule report:
     conda:
         ENV
     shell:
-        "cnninterp report --config {input.config} --results results"
+        "cnninterp report --config {input.config:q} --results results"
         " --out results/report > {log} 2>&1"

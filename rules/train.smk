@@ -26,8 +26,8 @@ rule train_baseline:
         seed=CFG["seed"],
         device=CFG["device"],
     shell:
-        "cnninterp --threads {threads} train baseline --shards {params.shards} --out {output}"
-        " --arch {params.arch} --task {params.task} --epochs {params.epochs}"
-        " --batch-size {params.batch_size} --lr {params.lr} --momentum {params.momentum}"
-        " --weight-decay {params.weight_decay} --preprocess {params.preprocess}"
-        " --seed {params.seed} --device {params.device} > {log} 2>&1"
+        "cnninterp --threads {threads} train baseline --shards {params.shards:q} --out {output:q}"
+        " --arch {params.arch:q} --task {params.task:q} --epochs {params.epochs:q}"
+        " --batch-size {params.batch_size:q} --lr {params.lr:q} --momentum {params.momentum:q}"
+        " --weight-decay {params.weight_decay:q} --preprocess {params.preprocess:q}"
+        " --seed {params.seed:q} --device {params.device:q} > {log} 2>&1"

@@ -79,10 +79,19 @@ def test_nan_activations_name_the_layer_and_images(broden_shards, tmp_path):
 
 
 def test_empty_shard_is_an_error_naming_it(broden_shards, tmp_path):
-    empty = tmp_path / "train-000099.tar"
+    import json
+    import shutil
     import tarfile
 
+    from cnninterp.data.download import sha256_file
+
+    shards = tmp_path / "shards"
+    shutil.copytree(broden_shards, shards)
+    empty = shards / "train-000099.tar"
     tarfile.open(empty, "w").close()
+    manifest = json.loads((shards / "manifest.json").read_text())
+    manifest["splits"]["train"]["shards"].append({"name": empty.name, "samples": 0, "sha256": sha256_file(empty)})
+    (shards / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(DataError, match=r"train-000099\.tar holds no samples"):
         engine.quantile_tops(random_model("resnet10", seed=0), ["layer4"], [empty], 10, 0.005, "imagenet", 8, "cpu")
 

@@ -47,3 +47,36 @@ def write_json(path: str | Path, data, indent: int = 2) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=indent, sort_keys=True) + "\n")
 
+
+
+@contextlib.contextmanager
+def atomic_files(out_dir: str | Path, names: list[str]):
+    """Write a set of files that is complete or absent: yield a staging folder to write ``names`` into.
+
+    The last name is the set's completion marker (readers trust the others only when it exists):
+    it is removed first, so a stale set never looks complete; on success every staged file is
+    renamed into ``out_dir``, the marker last; on any error the staged files and any already moved
+    are deleted, so nothing of the new set is left behind.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    marker = out_dir / names[-1]
+    _remove(marker)
+    staging = temp_sibling(out_dir / ".staging")
+    _remove(staging)
+    staging.mkdir()
+    moved: list[Path] = []
+    try:
+        yield staging
+        for name in names:
+            if not (staging / name).is_file():
+                raise FileNotFoundError(f"atomic_files: {name} was not written into {staging}")
+        for name in names:
+            os.replace(staging / name, out_dir / name)
+            moved.append(out_dir / name)
+    except BaseException:
+        for path in moved:
+            _remove(path)
+        raise
+    finally:
+        _remove(staging)

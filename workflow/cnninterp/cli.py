@@ -158,6 +158,10 @@ def run(args) -> None:
 
         torch.set_num_threads(args.threads)
     cmd = args.command
+    if cmd == "train" or cmd.startswith("dissect"):
+        from .config import validate_cli_values
+
+        validate_cli_values(cmd, vars(args))
     if getattr(args, "method_run", None) is not None:
         args.method_run(args)
     elif cmd == "validate-config":

@@ -101,3 +101,51 @@ def dissect_settings(config: dict, model: str) -> dict:
     if kind == "trained" and name not in config.get("train", {}):
         raise ConfigError(f"dissect.models.{model}.source: no train entry {name!r} (train has {', '.join(config.get('train', {})) or 'none'})")
     return merged
+
+
+def _cli_properties(schema: dict, command: str) -> dict:
+    """The schema properties that a command's options share with the config (option dest -> schema)."""
+    if command == "train":
+        return next(iter(schema["properties"]["train"]["patternProperties"].values()))["properties"]
+    return schema["$defs"]["dissect_defaults"]["properties"]
+
+
+def validate_cli_values(command: str, values: dict) -> None:
+    """Check command-line values against the same schema ranges the config uses.
+
+    ``values`` maps option names (argparse dests such as ``iou_threshold``) to their values; those
+    the schema does not declare for ``command`` (``train`` or a dissection step) are ignored.
+    Raises ConfigError naming the option, the value and the rule it breaks.
+    """
+    from jsonschema import Draft202012Validator
+
+    schema = load_schema()
+    props = _cli_properties(schema, command)
+    known = {k: v for k, v in values.items() if k in props and v is not None}
+    sub = {"$defs": schema["$defs"], "type": "object", "properties": {k: props[k] for k in known}}
+    errors = sorted(Draft202012Validator(sub).iter_errors(known), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        lines = []
+        for err in errors[:10]:
+            key = str(err.absolute_path[0]) if err.absolute_path else "?"
+            lines.append(f"  --{key.replace('_', '-')} {known.get(key)!r}: {err.message}")
+        raise ConfigError(f"invalid option value(s) for cnninterp {command}:\n" + "\n".join(lines))
+
+
+def check_sources(config: dict) -> None:
+    """Check, before any job is planned, that the configured data sources can be read.
+
+    ``broden.source: local`` needs ``broden.local.path`` set to an existing folder holding
+    ``index.csv`` (itself or its single subfolder). Raises ConfigError naming the key and value.
+    """
+    broden = config["broden"]
+    if broden["source"] != "local":
+        return
+    path = (broden.get("local") or {}).get("path")
+    if not path:
+        raise ConfigError("broden.source is 'local' but broden.local.path is not set: give the unpacked Broden folder (with index.csv)")
+    folder = Path(path)
+    if not folder.is_dir():
+        raise ConfigError(f"broden.local.path: {path!r} is not an existing folder (broden.source is 'local')")
+    if not (folder / "index.csv").is_file() and not any((p / "index.csv").is_file() for p in folder.iterdir() if p.is_dir()):
+        raise ConfigError(f"broden.local.path: {path!r} holds no index.csv (nor does a subfolder): is it an unpacked Broden folder?")

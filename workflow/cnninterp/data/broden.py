@@ -23,6 +23,7 @@ import numpy as np
 from ..errors import DataError
 
 INDEX_COLUMNS = ("image", "split", "ih", "iw", "sh", "sw")
+SPLITS = ("train", "val")
 LABEL_COLUMNS = ("number", "name", "category")
 CATEGORY_COLUMNS = ("name",)
 CCAT_COLUMNS = ("number", "coverage")
@@ -58,13 +59,18 @@ def read_csv(path: Path, required: tuple[str, ...]) -> list[dict]:
     """Read a CSV with a header into a list of dicts; DataError if the file or a column is missing."""
     if not path.is_file():
         raise DataError(f"Broden file {path} is missing")
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        columns = reader.fieldnames or []
-        missing = [c for c in required if c not in columns]
-        if missing:
-            raise DataError(f"{path}: missing column(s) {', '.join(missing)} (header has {', '.join(columns)})")
-        return list(reader)
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            columns = reader.fieldnames or []
+            missing = [c for c in required if c not in columns]
+            if missing:
+                raise DataError(f"{path}: missing column(s) {', '.join(missing)} (header has {', '.join(columns)})")
+            return list(reader)
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path} is not a UTF-8 text CSV (byte {err.start} cannot be decoded): is it the right file?") from None
+    except csv.Error as err:
+        raise DataError(f"{path} is not a readable CSV: {err}") from None
 
 
 def _int(value: str, path: Path, line: int, column: str) -> int:
@@ -146,9 +152,17 @@ class BrodenFolder:
     def _read_index(self) -> list[IndexRow]:
         path = self.root / "index.csv"
         recs = read_csv(path, INDEX_COLUMNS + tuple(self.categories))
+        if not recs:
+            raise DataError(f"{path} lists no images (only a header): a Broden folder needs at least one row")
         rows = []
+        seen: dict[str, int] = {}
         for i, rec in enumerate(recs):
             line = i + 2
+            if rec["split"] not in SPLITS:
+                raise DataError(f"{path} line {line}: split {rec['split']!r} is not one of {', '.join(SPLITS)}")
+            if rec["image"] in seen:
+                raise DataError(f"{path} line {line}: image {rec['image']!r} is listed twice (first on line {seen[rec['image']]}); each image once")
+            seen[rec["image"]] = line
             row = IndexRow(
                 row=i,
                 image=rec["image"],

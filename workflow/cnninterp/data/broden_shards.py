@@ -139,11 +139,24 @@ def decode_sample(raw: dict, image: bool = True) -> dict:
     (L, sh, sw)), ``layers`` (list of L category names), ``image_labels`` (category -> [int]),
     ``image_path`` (relative to the Broden ``images/`` folder) and the remaining metadata (split, sizes).
     """
-    meta = json.loads(raw["json"])
+    key = raw.get("__key__")
+    for needed in ("json", "seg.npy"):
+        if needed not in raw:
+            raise DataError(f"shard sample {key!r} has no {needed} (fields: {', '.join(sorted(k for k in raw if not k.startswith('__')))}); rebuild the shards")
+    try:
+        meta = json.loads(raw["json"])
+        seg = npy_load(raw["seg.npy"])
+    except (ValueError, UnicodeDecodeError) as err:
+        raise DataError(f"shard sample {key!r}: unreadable json or seg.npy: {err}") from None
     field = next((f for f in IMAGE_FIELDS if f in raw), None)
     if field is None:
-        raise DataError(f"shard sample {raw.get('__key__')!r} has no image field (jpg or png)")
-    seg = npy_load(raw["seg.npy"])
+        raise DataError(f"shard sample {key!r} has no image field (jpg or png)")
+    expected = (len(meta.get("layers", [])), meta.get("sh"), meta.get("sw"))
+    if seg.dtype != np.uint16 or seg.shape != expected:
+        raise DataError(
+            f"shard sample {key!r}: seg.npy is {seg.dtype} {tuple(seg.shape)} but its json says uint16 {expected} "
+            "(layers, sh, sw); the shard is inconsistent: rebuild it"
+        )
     sample = {**meta, "image_path": meta["image"], "key": raw["__key__"], "seg": seg}
     if image:
         sample["image"] = decode_image(raw[field], field)

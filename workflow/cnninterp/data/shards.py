@@ -153,10 +153,36 @@ def shard_paths(shard_dir: str | Path, splits: Iterable[str] | None = None) -> l
     return sorted(paths)
 
 
-def iter_samples(paths: Iterable[str | Path]) -> Iterator[dict]:
+_VERIFIED: set[tuple[str, int, int]] = set()
+
+
+def verify_shard(path: str | Path) -> None:
+    """Check a shard file's sha256 against the manifest in its folder; DataError naming the shard on
+    a mismatch or when the manifest does not list it. Each file version is hashed once per process."""
+    path = Path(path)
+    st = path.stat()
+    stamp = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if stamp in _VERIFIED:
+        return
+    manifest = read_manifest(path.parent)
+    entries = {s["name"]: s for split in manifest["splits"].values() for s in split["shards"]}
+    if path.name not in entries:
+        raise DataError(f"shard {path} is not listed in {path.parent / MANIFEST}; rebuild the shards")
+    digest = sha256_file(path)
+    if digest != entries[path.name]["sha256"]:
+        raise DataError(
+            f"shard {path}: its sha256 {digest[:16]}... differs from the manifest's {entries[path.name]['sha256'][:16]}...; "
+            f"the file changed after it was written: delete {path.parent} and rebuild the shards"
+        )
+    _VERIFIED.add(stamp)
+
+
+def iter_samples(paths: Iterable[str | Path], verify: bool = True) -> Iterator[dict]:
     """Yield raw samples (``__key__`` plus field name -> bytes) from tar shards, in stored order.
 
-    Reads with webdataset's tar iterator; an empty or unreadable shard raises DataError naming it.
+    With ``verify`` (the default) each shard's sha256 is first checked against the manifest beside
+    it (``verify_shard``). Reads with webdataset's tar iterator; an empty or unreadable shard
+    raises DataError naming it.
     """
     from webdataset.tariterators import group_by_keys, tar_file_expander
 
@@ -164,6 +190,8 @@ def iter_samples(paths: Iterable[str | Path]) -> Iterator[dict]:
         path = Path(path)
         if not path.is_file():
             raise DataError(f"shard {path} is missing")
+        if verify:
+            verify_shard(path)
         count = 0
         try:
             with path.open("rb") as stream:

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_path, write_json
+from ..atomic import atomic_files
 from .tally import iou
 
 DENOMINATORS = ("original", "lite")
+# what a dissection writes; the last (summary.json) is written last and marks the set complete
+RESULT_FILES = ["iou.parquet", "top_images.npz", "summary.json"]
 
 
 def iou_table(tallies: dict, thresholds: dict, vocab: dict, layers: list[str], denominator: str):
@@ -91,20 +93,26 @@ def summarize(table, layers: list[str], categories: list[str], iou_threshold: fl
 
 
 def write_results(out_dir: str | Path, table, summary: dict, settings: dict, tallies: dict, thresholds: dict, layers: list[str]) -> None:
-    """Write ``iou.parquet``, ``summary.json`` and ``top_images.npz`` under ``out_dir`` (each atomically)."""
+    """Write ``iou.parquet``, ``top_images.npz`` and ``summary.json`` under ``out_dir`` as one set:
+    all three or none (``atomic_files``; summary.json, written last, marks the set complete)."""
+    import json
+
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_dir / "iou.parquet") as tmp:
-        pq.write_table(pa.Table.from_pandas(table, preserve_index=False), tmp, compression="zstd")
+    with atomic_files(out_dir, RESULT_FILES) as staging:
+        pq.write_table(pa.Table.from_pandas(table, preserve_index=False), staging / "iou.parquet", compression="zstd")
+        _write_tops(staging / "top_images.npz", thresholds, layers)
+        text = json.dumps({"settings": settings, "images": int(tallies["images"]), "layers": summary}, indent=2, sort_keys=True)
+        (staging / "summary.json").write_text(text + "\n")
+
+
+def _write_tops(path: Path, thresholds: dict, layers: list[str]) -> None:
+    """The top-images arrays of ``layers`` (values, keys, maps, threshold) into the .npz at ``path``."""
     tops = {}
     for name in layers:
         for what in ("top_values", "top_keys", "top_maps"):
             tops[f"{name}|{what}"] = thresholds[f"{name}|{what}"]
         tops[f"{name}|threshold"] = thresholds[f"{name}|threshold"]
-    from .engine import save_arrays
-
-    save_arrays(out_dir / "top_images.npz", tops)
-    write_json(out_dir / "summary.json", {"settings": settings, "images": int(tallies["images"]), "layers": summary})
+    with open(path, "wb") as handle:
+        np.savez(handle, **tops)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from ..errors import ModelError
+
+log = logging.getLogger(__name__)
 
 EXTRA_ARCHS = ("resnet10",)
 
@@ -37,22 +40,53 @@ def random_model(arch: str, seed: int, num_classes: int = 1000):
     return model.eval()
 
 
-def load_state_dict_file(path: str | Path) -> dict:
-    """Load a state_dict (or a project checkpoint holding one under ``state_dict``) with weights_only=True."""
+def read_checkpoint(path: str | Path):
+    """Load a checkpoint file with ``torch.load(weights_only=True)`` on the CPU and return what it holds.
+
+    Every way a file can fail to be a checkpoint (missing, empty, a text file, truncated, a pickle
+    that carries code) is a ModelError naming the file and saying what to do.
+    """
+    import pickle
+    import zipfile
+
     import torch
 
     path = Path(path)
     if not path.is_file():
-        raise ModelError(f"checkpoint {path} does not exist")
+        raise ModelError(f"checkpoint {path} does not exist; check the path (or train the model first)")
+    if path.stat().st_size == 0:
+        raise ModelError(f"checkpoint {path} is empty (0 bytes), e.g. from an interrupted copy; write it again")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ModelError(f"checkpoint {path} cannot be loaded as a weights-only state_dict: {err}") from None
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ModelError(
+            f"checkpoint {path} was refused by the weights-only loader (it holds objects other than tensors "
+            f"and plain containers, possibly code): {str(err).splitlines()[0]}; save a plain state_dict instead"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, KeyError, ValueError, OSError, UnicodeDecodeError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ModelError(
+            f"checkpoint {path} is not a readable torch file (truncated, or not written by torch.save): {reason}"
+        ) from None
+
+
+def strip_prefix(state_dict: dict, prefix: str = "module.") -> dict:
+    """``state_dict`` with ``prefix`` removed from its keys when every key carries it (DataParallel
+    checkpoints, e.g. NetDissect's ``resnet18_places365.pth.tar``); unchanged otherwise."""
+    if state_dict and all(isinstance(k, str) and k.startswith(prefix) for k in state_dict):
+        return {k[len(prefix) :]: v for k, v in state_dict.items()}
+    return state_dict
+
+
+def load_state_dict_file(path: str | Path) -> dict:
+    """Load a state_dict (or a checkpoint holding one under ``state_dict``, with or without the
+    ``module.`` prefix of DataParallel) with weights_only=True; returns name -> tensor."""
+    data = read_checkpoint(path)
     if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
         data = data["state_dict"]
     if not isinstance(data, dict):
         raise ModelError(f"checkpoint {path} holds a {type(data).__name__}, not a state_dict")
-    return data
+    return strip_prefix(data)
 
 
 def load_weights(model, state_dict: dict, source: str) -> None:
@@ -84,13 +118,11 @@ def load_model(spec: str, checkpoint: str | Path | None = None, init_seed: int =
     ``init_seed``; num_classes taken from the checkpoint's last layer when not given) or
     ``checkpoint`` (a checkpoint written by this project's training loop, holding arch and classes).
     """
-    import torch
-
     if spec == "checkpoint":
         if checkpoint is None:
             raise ModelError("model spec 'checkpoint' needs --checkpoint")
-        data = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        if not isinstance(data, dict) or "arch" not in data:
+        data = read_checkpoint(checkpoint)
+        if not isinstance(data, dict) or "arch" not in data or not isinstance(data.get("state_dict"), dict):
             raise ModelError(f"{checkpoint} is not a checkpoint of this project's training loop (no 'arch' entry)")
         model = build_arch(data["arch"], int(data["num_classes"]))
         load_weights(model, data["state_dict"], str(checkpoint))
@@ -99,6 +131,7 @@ def load_model(spec: str, checkpoint: str | Path | None = None, init_seed: int =
     if kind != "torchvision" or not arch:
         raise ModelError(f"model spec {spec!r} must be 'torchvision:<arch>' or 'checkpoint'")
     if checkpoint is None:
+        log.warning("%s has neither weights nor a checkpoint: it is randomly initialised (seed %d)", spec, init_seed)
         return random_model(arch, init_seed, num_classes or 1000)
     state = load_state_dict_file(checkpoint)
     if num_classes is None:
