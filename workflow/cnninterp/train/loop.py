@@ -10,6 +10,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from ..atomic import atomic_path, write_json
+from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,7 @@ def pick_device(name: str = "auto"):
     import torch
 
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was asked for but torch sees no CUDA device; use device: auto or cpu")
+        raise ConfigError("device 'cuda' was asked for but torch sees no CUDA device; use device: auto or cpu")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)

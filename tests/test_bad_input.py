@@ -1,0 +1,244 @@
+"""Bad input never becomes a wrong result: one table of inputs, each with the error a user must see.
+
+To add a case, add a row: a name, a function that builds the bad input in ``tmp_path`` (from the
+session's small Broden folder and shards) and returns what to run, and the message expected.
+Every case runs the real code path (the CLI's ``main`` or the reader) and checks the exit code 2
+or the package's error type, a message naming the file/key/value, and that nothing was written.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import pickle
+import shutil
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+
+from cnninterp.cli import main
+from cnninterp.data.download import sha256_file
+from cnninterp.data.shards import npy_bytes
+
+
+@dataclass
+class Case:
+    """A bad input: ``build(tmp, shards, broden)`` returns CLI argv; ``expect`` is a regex of stderr."""
+
+    name: str
+    build: Callable[[Path, Path, Path], list[str]]
+    expect: str
+
+
+def _dissect(shards: Path, out: Path, *extra: str, layers: str = "layer4") -> list[str]:
+    return ["dissect", "--model", "torchvision:resnet10", "--layers", layers, "--shards", str(shards), "--out", str(out), "--batch-size", "8", *extra]
+
+
+def _copy_shards(tmp: Path, shards: Path) -> Path:
+    dest = tmp / "shards"
+    shutil.copytree(shards, dest)
+    return dest
+
+
+def _rewrite_member(shard: Path, member_suffix: str, change: Callable[[bytes], bytes | None]) -> str:
+    """Rewrite (or drop, when ``change`` returns None) the first member ending in ``member_suffix``;
+    fix the manifest's sha256 so that only the sample check can catch it. Returns the sample key."""
+    with tarfile.open(shard) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    target = next(m.name for m, _ in members if m.name.endswith(member_suffix))
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for info, data in members:
+            if info.name == target:
+                data = change(data)
+                if data is None:
+                    continue
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    shard.write_bytes(out.getvalue())
+    manifest_path = shard.parent / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    for split in manifest["splits"].values():
+        for entry in split["shards"]:
+            if entry["name"] == shard.name:
+                entry["sha256"] = sha256_file(shard)
+    manifest_path.write_text(json.dumps(manifest))
+    return target.split(".", 1)[0]
+
+
+def shard_changed_after_writing(tmp, shards, broden):
+    copy = _copy_shards(tmp, shards)
+    shard = sorted(copy.glob("train-*.tar"))[0]
+    data = bytearray(shard.read_bytes())
+    data[-1] ^= 0xFF  # the tar's zero padding: still a valid tar, with other bytes
+    shard.write_bytes(bytes(data))
+    return _dissect(copy, tmp / "out")
+
+
+def seg_shape_contradicts_json(tmp, shards, broden):
+    copy = _copy_shards(tmp, shards)
+    shard = sorted(copy.glob("train-*.tar"))[0]
+
+    def one_more_layer(data):
+        seg = np.load(io.BytesIO(data))
+        return npy_bytes(np.concatenate([seg, seg[:1]], axis=0))
+
+    _rewrite_member(shard, ".seg.npy", one_more_layer)
+    return _dissect(copy, tmp / "out")
+
+
+def sample_without_seg(tmp, shards, broden):
+    copy = _copy_shards(tmp, shards)
+    _rewrite_member(sorted(copy.glob("train-*.tar"))[0], ".seg.npy", lambda data: None)
+    return _dissect(copy, tmp / "out")
+
+
+def _index_rows(broden: Path, tmp: Path, change) -> Path:
+    folder = tmp / "broden"
+    shutil.copytree(broden, folder)
+    with (folder / "index.csv").open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        fields, rows = reader.fieldnames, list(reader)
+    rows = change(rows)
+    with (folder / "index.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    return folder
+
+
+def _shard_broden(folder: Path, tmp: Path) -> list[str]:
+    return ["data", "shard-broden", "--broden", str(folder), "--out", str(tmp / "out"), "--shard-size", "12"]
+
+
+def split_typo(tmp, shards, broden):
+    def change(rows):
+        rows[3]["split"] = "trian"
+        return rows
+
+    return _shard_broden(_index_rows(broden, tmp, change), tmp)
+
+
+def duplicate_row(tmp, shards, broden):
+    return _shard_broden(_index_rows(broden, tmp, lambda rows: rows + [rows[0]]), tmp)
+
+
+def header_only_index(tmp, shards, broden):
+    return _shard_broden(_index_rows(broden, tmp, lambda rows: []), tmp)
+
+
+def binary_index(tmp, shards, broden):
+    folder = tmp / "broden"
+    shutil.copytree(broden, folder)
+    (folder / "index.csv").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00binary")
+    return _shard_broden(folder, tmp)
+
+
+def _checkpoint_case(write):
+    def build(tmp, shards, broden):
+        path = tmp / "model dir" / "model.pt"
+        path.parent.mkdir()
+        write(path)
+        return ["dissect", "--model", "checkpoint", "--checkpoint", str(path), "--layers", "layer4", "--shards", str(shards), "--out", str(tmp / "out")]
+
+    return build
+
+
+class _Evil:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("true",))
+
+
+def _truncated(path):
+    import torch
+
+    from cnninterp.models.backbones import random_model
+
+    torch.save({"arch": "resnet10", "num_classes": 4, "state_dict": random_model("resnet10", 0, 4).state_dict()}, path)
+    path.write_bytes(path.read_bytes()[:5000])
+
+
+CASES = [
+    Case("iou threshold below 0", lambda t, s, b: _dissect(s, t / "out", "--iou-threshold", "-1"), r"--iou-threshold -1\.0: -1\.0 is less than the minimum of 0"),
+    Case("quantile above 1", lambda t, s, b: _dissect(s, t / "out", "--quantile", "2"), r"--quantile 2\.0: .*maximum of 1"),
+    Case("no top images", lambda t, s, b: _dissect(s, t / "out", "--top-images", "0"), r"--top-images 0: 0 is less than the minimum of 1"),
+    Case("batch size 0", lambda t, s, b: _dissect(s, t / "out", "--batch-size", "0"), r"--batch-size 0: 0 is less than the minimum of 1"),
+    Case("train batch size 0", lambda t, s, b: ["train", "baseline", "--shards", str(s), "--out", str(t / "out" / "m.pt"), "--arch", "resnet10", "--batch-size", "0"], r"--batch-size 0: 0 is less than the minimum of 1"),
+    Case("layers only commas", lambda t, s, b: _dissect(s, t / "out", layers=",,,"), r"--layers \[\]: \[\] should be non-empty"),
+    Case("a layer twice", lambda t, s, b: _dissect(s, t / "out", layers="layer4,layer4"), r"--layers \['layer4', 'layer4'\]: .* non-unique"),
+    Case("layer with shell characters", lambda t, s, b: _dissect(s, t / "out", layers="layer4$(touch x)"), r"--layers .*does not match"),
+    Case("shard changed after writing", shard_changed_after_writing, r"shard .*train-000000\.tar: its sha256 \w+\.\.\. differs from the manifest's"),
+    Case("seg.npy contradicts its json", seg_shape_contradicts_json, r"shard sample '\d{7}': seg\.npy is uint16 \(\d+, \d+, \d+\) but its json says"),
+    Case("sample without seg.npy", sample_without_seg, r"shard sample '\d{7}' has no seg\.npy"),
+    Case("split typo", split_typo, r"index\.csv line 5: split 'trian' is not one of train, val"),
+    Case("duplicate index row", duplicate_row, r"index\.csv line \d+: image '.*' is listed twice \(first on line 2\)"),
+    Case("index with only a header", header_only_index, r"index\.csv lists no images"),
+    Case("binary index.csv", binary_index, r"index\.csv is not a UTF-8 text CSV"),
+    Case("checkpoint missing", _checkpoint_case(lambda p: None), r"checkpoint .*model dir/model\.pt does not exist"),
+    Case("checkpoint empty", _checkpoint_case(lambda p: p.write_bytes(b"")), r"checkpoint .*model\.pt is empty \(0 bytes\)"),
+    Case("checkpoint is text", _checkpoint_case(lambda p: p.write_text("hello, not a model\n")), r"checkpoint .*model\.pt is not a readable torch file"),
+    Case("checkpoint carries code", _checkpoint_case(lambda p: p.write_bytes(pickle.dumps(_Evil()))), r"checkpoint .*model\.pt (was refused by the weights-only loader|is not a readable torch file)"),
+    Case("checkpoint truncated", _checkpoint_case(_truncated), r"checkpoint .*model\.pt is not a readable torch file"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_input_is_a_clear_error_and_writes_nothing(case, broden_shards, broden_dir, tmp_path, capsys):
+    argv = case.build(tmp_path, broden_shards, broden_dir)
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, f"exit code {code}; stderr: {err[-2000:]}"
+    assert "Traceback" not in err
+    import re
+
+    assert re.search(case.expect, err), err[-2000:]
+    out = tmp_path / "out"
+    assert not out.exists() or not [p for p in out.rglob("*") if p.is_file()], f"{case.name}: output written: {list(out.rglob('*'))}"
+
+
+def test_cuda_without_a_gpu_is_a_clear_error(broden_shards, tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    code = main(_dissect(broden_shards, tmp_path / "out", "--device", "cuda"))
+    err = capsys.readouterr().err
+    assert code == 2 and "device 'cuda' was asked for but torch sees no CUDA device" in err, err
+
+
+def test_a_layer_name_with_shell_characters_is_refused_by_the_config():
+    from cnninterp.config import load_config, validate_config
+    from cnninterp.errors import ConfigError
+
+    from conftest import ROOT
+
+    config = load_config(ROOT / "config.yaml")
+    config["dissect"]["defaults"]["layers"] = ["layer4$(touch /tmp/x)"]
+    with pytest.raises(ConfigError, match=r"dissect\.defaults\.layers\[0\]: 'layer4\$\(touch /tmp/x\)' does not match"):
+        validate_config(config)
+
+
+def test_local_source_without_a_folder_is_refused_before_the_dag(tmp_path):
+    from cnninterp.config import check_sources, load_config
+    from cnninterp.errors import ConfigError
+
+    from conftest import ROOT
+
+    config = load_config(ROOT / "config.yaml")
+    config["broden"]["source"] = "local"
+    with pytest.raises(ConfigError, match="broden.local.path is not set"):
+        check_sources(config)
+    config["broden"]["local"] = {"path": str(tmp_path / "nowhere")}
+    with pytest.raises(ConfigError, match=r"broden\.local\.path: '.*nowhere' is not an existing folder"):
+        check_sources(config)
+    (tmp_path / "empty").mkdir()
+    config["broden"]["local"] = {"path": str(tmp_path / "empty")}
+    with pytest.raises(ConfigError, match="holds no index.csv"):
+        check_sources(config)
