@@ -9,6 +9,7 @@ them when they need to change something.
 from __future__ import annotations
 
 import sys
+import os
 from pathlib import Path
 
 try:
@@ -32,8 +33,8 @@ CONFIG = {
     },
     "report": {"gallery_units": GALLERY_UNITS, "gallery_images": GALLERY_IMAGES},
 }
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
+CHROMIUM = Path(os.environ.get("CNNINTERP_CHROMIUM", "/usr/bin/chromium"))
+CHROMEDRIVER = Path(os.environ.get("CNNINTERP_CHROMEDRIVER", "/usr/bin/chromedriver"))
 
 _cache: dict[str, Path] = {}
 
