@@ -3,7 +3,9 @@ rule train_baseline:
         manifest=f"{SHARDS}/manifest.json",
         code=code("train.baseline"),
     output:
-        "results/models/{model}/model.pt",
+        # config.json is written beside model.pt: declared, so a failed retrain leaves neither
+        model="results/models/{model}/model.pt",
+        config="results/models/{model}/config.json",
     log:
         "results/logs/train/{model}.log",
     benchmark:
@@ -26,7 +28,7 @@ rule train_baseline:
         seed=CFG["seed"],
         device=CFG["device"],
     shell:
-        "cnninterp --threads {threads} train baseline --shards {params.shards:q} --out {output:q}"
+        "cnninterp --threads {threads} train baseline --shards {params.shards:q} --out {output.model:q}"
         " --arch {params.arch:q} --task {params.task:q} --epochs {params.epochs:q}"
         " --batch-size {params.batch_size:q} --lr {params.lr:q} --momentum {params.momentum:q}"
         " --weight-decay {params.weight_decay:q} --preprocess {params.preprocess:q}"

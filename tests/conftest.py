@@ -45,7 +45,7 @@ def dag_run(tmp_path_factory):
     a test that edits its files restores them."""
     from dag import make_workdir, snakemake, tiny_config
 
-    workdir = make_workdir(tmp_path_factory.mktemp("dag"), tiny_config())
+    workdir = make_workdir(tmp_path_factory.mktemp("dag run"), tiny_config())  # a checkout path with a space
     proc = snakemake(workdir, "--cores", "2")
     assert proc.returncode == 0, proc.stderr[-4000:]
     return workdir

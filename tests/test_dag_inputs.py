@@ -1,0 +1,108 @@
+"""What the DAG reruns is what changed: code inputs from the import graph, data sources, quoting.
+
+Dry-run plans on the session's one finished DAG run (conftest ``dag_run``); files edited here are
+restored. Together with tests/test_dag.py every row of README's rerun table has a test.
+"""
+
+import shutil
+import subprocess
+
+import pytest
+
+from dag import edited_plan, make_workdir, planned, snakemake, tiny_config
+
+pytestmark = pytest.mark.slow
+DISSECT = {"dissect_quantiles", "dissect_thresholds", "dissect_tally", "dissect_gather"}
+
+
+def rules_of(plan):
+    return {rule for rule, _ in plan}
+
+
+def plan_after_edit(workdir, relative):
+    path = workdir / relative
+    original = path.read_bytes()
+    try:
+        path.write_bytes(original + b"\n# an edit\n")
+        return planned(workdir)
+    finally:
+        path.write_bytes(original)
+
+
+def test_editing_the_counting_kernel_reruns_the_dissections_not_data_or_training(dag_run):
+    plan = plan_after_edit(dag_run, "workflow/cnninterp/dissect/tally_kernels.py")
+    assert DISSECT <= rules_of(plan) and "report" in rules_of(plan)
+    assert not rules_of(plan) & {"broden_synthesize", "broden_shards", "train_baseline"}
+
+
+def test_editing_preprocessing_reruns_training_and_dissection(dag_run):
+    plan = plan_after_edit(dag_run, "workflow/cnninterp/data/preprocess.py")
+    assert {"train_baseline"} | DISSECT <= rules_of(plan)
+    assert not rules_of(plan) & {"broden_synthesize", "broden_shards"}
+
+
+def test_editing_a_report_template_reruns_only_the_report(dag_run):
+    plan = plan_after_edit(dag_run, "workflow/cnninterp/report/templates/dissection.html.j2")
+    assert rules_of(plan) == {"report", "all"}
+
+
+def test_a_broden_setting_reruns_everything_downstream_of_the_data(dag_run):
+    plan = edited_plan(dag_run, lambda c: c["broden"]["synthetic"].update(seed=1))
+    assert {"broden_synthesize", "config_snapshot", "report"} <= rules_of(plan)
+    # the shards are a checkpoint: what follows them is planned once they are rebuilt
+    assert "broden_shards" in rules_of(plan)
+
+
+def test_a_shell_metacharacter_in_a_layer_name_is_refused_and_nothing_runs(dag_run, tmp_path):
+    marker = tmp_path / "injected"
+    proc = None
+    original = (dag_run / "tiny.yaml").read_text()
+    try:
+        import yaml
+
+        config = yaml.safe_load(original)
+        config["dissect"]["defaults"]["layers"] = [f"layer4$(touch {marker})"]
+        (dag_run / "tiny.yaml").write_text(yaml.safe_dump(config))
+        proc = snakemake(dag_run, "--cores", "1", "--forceall")
+    finally:
+        (dag_run / "tiny.yaml").write_text(original)
+    assert proc.returncode != 0
+    assert "dissect.defaults.layers[0]" in proc.stderr and "does not match" in proc.stderr, proc.stderr[-2000:]
+    assert not marker.exists()
+    assert planned(dag_run) == {}
+
+
+@pytest.fixture(scope="module")
+def moved_copy(dag_run, tmp_path_factory):
+    """The finished checkout copied to another folder (another absolute path), results and .snakemake included."""
+    dest = tmp_path_factory.mktemp("moved") / "elsewhere with space"
+    shutil.copytree(dag_run, dest, symlinks=True)
+    return dest
+
+
+def test_a_moved_checkout_plans_nothing(moved_copy):
+    assert planned(moved_copy) == {}
+
+
+def test_switching_to_a_local_folder_with_spaces_reshards_it(moved_copy):
+    folder = moved_copy / "my data" / "broden 224"
+    shutil.copytree(moved_copy / "results/data/broden/synthetic", folder)
+    import yaml
+
+    config = yaml.safe_load((moved_copy / "tiny.yaml").read_text())
+    config["broden"]["source"] = "local"
+    config["broden"]["local"] = {"path": str(folder)}
+    (moved_copy / "tiny.yaml").write_text(yaml.safe_dump(config))
+    plan = planned(moved_copy)
+    assert "broden_shards" in rules_of(plan) and "broden_synthesize" not in rules_of(plan)
+    proc = snakemake(moved_copy, "--cores", "1", "results/shards/broden/manifest.json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import json
+
+    manifest = json.loads((moved_copy / "results/shards/broden/manifest.json").read_text())
+    assert manifest["source"]["kind"] == "local" and manifest["source"]["path"] == str(folder)
+    # and a local path that does not exist is refused before any job is planned
+    config["broden"]["local"] = {"path": str(moved_copy / "nowhere")}
+    (moved_copy / "tiny.yaml").write_text(yaml.safe_dump(config))
+    proc = snakemake(moved_copy, "-n")
+    assert proc.returncode != 0 and "broden.local.path" in proc.stderr and "is not an existing folder" in proc.stderr, proc.stderr[-2000:]
