@@ -53,7 +53,9 @@ def code(*modules):
     """The package files a step runs: the import closure of ``modules`` (e.g. "dissect.engine")
     within cnninterp, plus cli.py (the entry point), as paths relative to the workflow."""
     return ["workflow/cnninterp/cli.py"] + relative_code_files(
-        *(f"cnninterp.{m}" for m in modules), workflow_dir=workflow.basedir
+        *(f"cnninterp.{m}" for m in modules),
+        workflow_dir=workflow.basedir,
+        root=Path(workflow.basedir) / "workflow" / "cnninterp",
     )
 
 
@@ -125,6 +127,8 @@ def model_args(wildcards):
         spec += ["--init-seed", s["init_seed"]]
     else:
         spec = ["--model", f"torchvision:{name}", "--init-seed", s["init_seed"]]
+        if s.get("weights"):
+            spec += ["--weights", s["weights"]]
         if s["checkpoint"]:
             spec += ["--checkpoint", s["checkpoint"]]
     return f"{shell_args(*spec)} {run_args(wildcards)}"

@@ -23,6 +23,7 @@ def _csv(text: str) -> list[str]:
 def _model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--model", required=required, help="torchvision:<arch> or 'checkpoint' (a model.pt written by 'cnninterp train')")
     p.add_argument("--checkpoint", default=None, help="state_dict file (torchvision specs) or project checkpoint")
+    p.add_argument("--weights", default=None, help="torchvision's published weights for torchvision:<arch> (DEFAULT, IMAGENET1K_V1, ...), from torchvision's cache (TORCH_HOME)")
     p.add_argument("--init-seed", type=int, default=1, help="seed of the random initialisation when there is no checkpoint")
     p.add_argument("--num-classes", type=int, default=None, help="classes of the last layer (default: from the checkpoint, else 1000)")
     p.add_argument("--layers", type=_csv, required=True, help="comma-separated layer names as named_modules() spells them")
@@ -142,7 +143,7 @@ def _scoring_args(p: argparse.ArgumentParser) -> None:
 def _model(args):
     from .models.backbones import load_model
 
-    return load_model(args.model, args.checkpoint, args.init_seed, args.num_classes)
+    return load_model(args.model, args.checkpoint, args.init_seed, args.num_classes, args.weights)
 
 
 def _device(name: str):

@@ -111,12 +111,44 @@ def load_weights(model, state_dict: dict, source: str) -> None:
     model.load_state_dict(state_dict)
 
 
-def load_model(spec: str, checkpoint: str | Path | None = None, init_seed: int = 1, num_classes: int | None = None):
+def published_weights(arch: str, name: str):
+    """The torchvision weights enum member ``name`` (``DEFAULT``, ``IMAGENET1K_V1``, ...) of ``arch``.
+
+    ModelError lists the names the architecture has when ``name`` is not one of them.
+    """
+    import torchvision
+
+    try:
+        enum = torchvision.models.get_model_weights(arch)
+    except (ValueError, KeyError):
+        raise ModelError(f"torchvision architecture {arch!r} has no published weights") from None
+    names = ["DEFAULT"] + [w.name for w in enum]
+    try:
+        return enum[name] if name != "DEFAULT" else enum.DEFAULT
+    except KeyError:
+        raise ModelError(f"weights {name!r} are not published for {arch}; choose one of: {', '.join(names)}") from None
+
+
+def load_published(arch: str, name: str):
+    """``arch`` with torchvision's published weights ``name``, through torchvision's own loader and
+    its cache (``$TORCH_HOME/hub/checkpoints``): nothing is downloaded when the file is cached."""
+    import torchvision
+
+    weights = published_weights(arch, name)
+    log.info("loading %s weights %s (cache: torch.hub.get_dir()/checkpoints)", arch, weights)
+    try:
+        return torchvision.models.get_model(arch, weights=weights).eval()
+    except OSError as err:
+        raise ModelError(f"weights {weights} for {arch} are not cached and could not be downloaded: {err}") from None
+
+
+def load_model(spec: str, checkpoint: str | Path | None = None, init_seed: int = 1, num_classes: int | None = None, weights: str | None = None):
     """Return a model in eval mode from a spec.
 
-    ``spec`` is ``torchvision:<arch>`` (weights from ``checkpoint`` when given, else random with
-    ``init_seed``; num_classes taken from the checkpoint's last layer when not given) or
-    ``checkpoint`` (a checkpoint written by this project's training loop, holding arch and classes).
+    ``spec`` is ``torchvision:<arch>`` (torchvision's published ``weights`` when given, else weights
+    from ``checkpoint``, else random with ``init_seed`` and a warning; num_classes taken from the
+    checkpoint's last layer when not given) or ``checkpoint`` (a checkpoint written by this
+    project's training loop, holding arch and classes).
     """
     if spec == "checkpoint":
         if checkpoint is None:
@@ -130,6 +162,10 @@ def load_model(spec: str, checkpoint: str | Path | None = None, init_seed: int =
     kind, _, arch = spec.partition(":")
     if kind != "torchvision" or not arch:
         raise ModelError(f"model spec {spec!r} must be 'torchvision:<arch>' or 'checkpoint'")
+    if weights is not None:
+        if checkpoint is not None:
+            raise ModelError(f"give weights ({weights}) or a checkpoint ({checkpoint}) for {spec}, not both")
+        return load_published(arch, weights)
     if checkpoint is None:
         log.warning("%s has neither weights nor a checkpoint: it is randomly initialised (seed %d)", spec, init_seed)
         return random_model(arch, init_seed, num_classes or 1000)
