@@ -29,11 +29,12 @@ def counted_active(acts, T, size, bound=None):
     return set(zip(pair.tolist(), (rest // size[1]).tolist(), (rest % size[1]).tolist()))
 
 
-def dense_active(acts, T, size):
-    """(pair, y, x) of every upsampled pixel > T, from the full float64 upsampling."""
+def dense_active(acts, T, size, margin=0.0):
+    """(pair, y, x) of every upsampled pixel > T + margin, from torch's own bilinear upsampling
+    (F.interpolate, align_corners=False) in float64: an oracle independent of the engine."""
     b, u, h, w = acts.shape
-    up = torch.from_numpy(upsample(acts.numpy(), size))
-    bb, uu, y, x = torch.nonzero(up > T.double().view(1, u, 1, 1), as_tuple=True)
+    up = F.interpolate(acts.double(), size=size, mode="bilinear", align_corners=False)
+    bb, uu, y, x = torch.nonzero(up > T.double().view(1, u, 1, 1) + margin, as_tuple=True)
     return set(zip((bb * u + uu).tolist(), y.tolist(), x.tolist()))
 
 
@@ -51,9 +52,11 @@ def test_cells_find_exactly_the_dense_active_pixels(hw, size, seed):
     acts = torch.from_numpy(acts)
     T = torch.from_numpy(np.quantile(acts.transpose(0, 1).reshape(5, -1).numpy().astype(np.float64), 0.9, axis=1).astype(np.float32))
     T[4] = acts[:, 4].max()  # a threshold equal to the largest value: nothing is active
-    want = dense_active(acts, T, size)
-    assert counted_active(acts, T, size) == want
-    assert len(want) > 0
+    # pixels within float64 rounding of T may go either way between two float64 evaluation orders
+    sure, maybe = dense_active(acts, T, size, 1e-9), dense_active(acts, T, size, -1e-9)
+    got = counted_active(acts, T, size)
+    assert sure <= got <= maybe
+    assert len(sure) > 0
 
 
 def test_definition_matches_torch_and_reference():
