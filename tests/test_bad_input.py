@@ -166,6 +166,7 @@ def _truncated(path):
 
 
 CASES = [
+    Case("vit_b_16 on 64 px images", lambda t, s, b: ["dissect", "--model", "torchvision:vit_b_16", "--layers", "encoder", "--shards", str(s), "--out", str(t / "out"), "--batch-size", "4"], r"VisionTransformer failed on a batch of shape \(4, 3, 64, 64\) \(images 64x64 px\): Wrong image height"),
     Case("iou threshold below 0", lambda t, s, b: _dissect(s, t / "out", "--iou-threshold", "-1"), r"--iou-threshold -1\.0: -1\.0 is less than the minimum of 0"),
     Case("quantile above 1", lambda t, s, b: _dissect(s, t / "out", "--quantile", "2"), r"--quantile 2\.0: .*maximum of 1"),
     Case("no top images", lambda t, s, b: _dissect(s, t / "out", "--top-images", "0"), r"--top-images 0: 0 is less than the minimum of 1"),

@@ -57,6 +57,12 @@ class LayerCapture:
                 self.model(x)
         except _Enough:
             pass
+        except (RuntimeError, ValueError, AssertionError) as err:
+            # e.g. inception_v3 / vit_b_16 on images smaller than they accept
+            raise ModelError(
+                f"{type(self.model).__name__} failed on a batch of shape {tuple(x.shape)} (images {x.shape[-2]}x{x.shape[-1]} px): "
+                f"{str(err).splitlines()[0]}; use images of the size the model expects"
+            ) from None
         finally:
             self._running = False
         if len(self._out) != len(self.layers):
