@@ -105,4 +105,5 @@ def test_switching_to_a_local_folder_with_spaces_reshards_it(moved_copy):
     config["broden"]["local"] = {"path": str(moved_copy / "nowhere")}
     (moved_copy / "tiny.yaml").write_text(yaml.safe_dump(config))
     proc = snakemake(moved_copy, "-n")
-    assert proc.returncode != 0 and "broden.local.path" in proc.stderr and "is not an existing folder" in proc.stderr, proc.stderr[-2000:]
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "broden.local.path" in output and "is not an existing folder" in output, output[-2000:]
