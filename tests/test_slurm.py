@@ -43,6 +43,14 @@ dissect:
     baseline: {source: "trained:baseline"}
 """
 TIMEOUT_S = 420
+
+
+def methods_off() -> str:
+    """Config lines switching every installed method off: this test is about the executor, and
+    the session's DAG run (conftest dag_run) covers the methods' jobs."""
+    from cnninterp.methods import installed_methods
+
+    return "".join(f"{m}: {{enabled: false}}\n" for m in installed_methods())
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.")
 USABLE_STATES = {"idle", "mixed"}
 
@@ -118,7 +126,7 @@ def slurm_logs_tail(workdir: Path, lines: int = 30) -> str:
 @pytest.fixture(scope="module")
 def slurm_run(cluster, tmp_path_factory):
     """One run of the workflow through profiles/slurm; returns (workdir, output, jobs by rule)."""
-    workdir = make_workdir(tmp_path_factory.mktemp("slurm"), TINY)
+    workdir = make_workdir(tmp_path_factory.mktemp("slurm"), TINY + methods_off())
     code, output = run_snakemake(
         workdir,
         "--profile",

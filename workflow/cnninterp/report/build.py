@@ -22,6 +22,7 @@ from .context import Context
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 PAGE = "page.html.j2"
+NOT_RUN = "not_run.html.j2"
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,23 @@ def method_sections() -> list[Section]:
     for method in installed_methods():
         module = method_module(method, "report")
         if module is not None:
-            out.append(section(method, module))
+            out.append(Section(method, module.TITLE, module.TEMPLATE, method_available(method, module), method_render(method, module)))
     return out
+
+
+def method_available(method: str, module) -> Callable[[Path], bool]:
+    """A method's section is shown when its metrics exist (or it was switched off: then it says so)."""
+    from ..methods import metrics_path
+
+    def available(results: Path) -> bool:
+        return (results / metrics_path(method).split("/", 1)[1]).is_file() and module.available(results)
+
+    return available
+
+
+def method_render(method: str, module) -> Callable[[Context], dict]:
+    """``module.render`` (a switched-off method is rendered by ``render_sections`` as 'not run')."""
+    return module.render
 
 
 def template_folders() -> list[Path]:
@@ -106,6 +122,11 @@ def render_sections(ctx: Context, env, sections: list[Section]) -> list[dict]:
 
     out = []
     for sec in sections:
+        disabled = sec.id in ctx.config and not ctx.config[sec.id].get("enabled", True)
+        if disabled:
+            html = env.get_template(NOT_RUN).render(data={"method": sec.id, "title": sec.title})
+            out.append({"id": sec.id, "title": sec.title, "html": Markup(html)})
+            continue
         if not sec.available(ctx.results):
             log.info("report: section %s left out (no results)", sec.id)
             continue
