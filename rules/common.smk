@@ -11,6 +11,7 @@ from cnninterp.config import (
     validate_config,
 )
 from cnninterp.codedeps import relative_code_files
+from cnninterp.dissect.jobs import shards_per_job
 from cnninterp.methods import metrics_path
 
 # jobs call the `cnninterp` console script installed beside the Python that runs Snakemake
@@ -174,15 +175,38 @@ def setting(key):
     return lambda wc: settings(wc)[key]
 
 
+def shard_groups(wildcards):
+    """The shards of each dissection job: {first shard's stem: [shard stems]}, consecutive shards in
+    manifest order, ``shards_per_job`` (cnninterp.dissect.jobs.shards_per_job) per job."""
+    with open(checkpoints.broden_shards.get().output.manifest) as handle:
+        manifest = json.load(handle)
+    names = shard_names(wildcards)
+    per = shards_per_job(manifest, CFG["dissect"]["shards_per_job"])
+    return {names[i]: names[i : i + per] for i in range(0, len(names), per)}
+
+
+def group_shards(wildcards):
+    """The shard files of the job named by the wildcard (its group's first shard)."""
+    groups = shard_groups(wildcards)
+    if wildcards.shard not in groups:
+        raise ValueError(f"{wildcards.shard} does not start a group of shards_per_job shards")
+    return [f"{SHARDS}/{name}.tar" for name in groups[wildcards.shard]]
+
+
+def shard_options(wildcards, input):
+    """--shard <file> for each shard of the job (quoted)."""
+    return shell_args(*(a for path in input.shard for a in ("--shard", path)))
+
+
 def parts(kind):
-    """Per-shard part files of one kind (quantiles or tally) for the wildcard's model."""
+    """Per-job part files of one kind (quantiles or tally) for the wildcard's model."""
 
     def inner(wildcards):
         return expand(
             "results/dissect/{model}/parts/{kind}-{shard}.npz",
             model=wildcards.model,
             kind=kind,
-            shard=shard_names(wildcards),
+            shard=sorted(shard_groups(wildcards)),
         )
 
     return inner

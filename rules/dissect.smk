@@ -4,7 +4,7 @@ ENGINE = code("dissect.engine", "models.backbones")
 rule dissect_quantiles:
     input:
         manifest=f"{SHARDS}/manifest.json",
-        shard=f"{SHARDS}/{{shard}}.tar",
+        shard=group_shards,
         model=model_inputs,
         code=ENGINE,
     output:
@@ -24,9 +24,10 @@ rule dissect_quantiles:
         quantile=setting("quantile"),
         top_images=setting("top_images"),
         cache=lambda wc, output: shell_args("--cache", output.cache) if CACHE else "",
+        shards=shard_options,
     shell:
         "cnninterp --threads {threads} dissect-quantiles {params.model}"
-        " --manifest {input.manifest:q} --shard {input.shard:q} --quantile {params.quantile:q}"
+        " --manifest {input.manifest:q} {params.shards} --quantile {params.quantile:q}"
         " --top-images {params.top_images:q} {params.cache} --out {output.part:q} > {log} 2>&1"
 
 
@@ -53,7 +54,7 @@ rule dissect_tally:
     input:
         **tally_source_input(),
         manifest=f"{SHARDS}/manifest.json",
-        shard=f"{SHARDS}/{{shard}}.tar",
+        shard=group_shards,
         thresholds="results/dissect/{model}/thresholds.npz",
         code=ENGINE,
     output:
@@ -70,9 +71,10 @@ rule dissect_tally:
         gpu=GPUS,
     params:
         source=tally_source_args,
+        shards=shard_options,
     shell:
         "cnninterp --threads {threads} dissect-tally {params.source}"
-        " --manifest {input.manifest:q} --shard {input.shard:q} --thresholds {input.thresholds:q}"
+        " --manifest {input.manifest:q} {params.shards} --thresholds {input.thresholds:q}"
         " --out {output:q} > {log} 2>&1"
 
 

@@ -23,6 +23,7 @@ broden:
 train:
   baseline: {arch: resnet10, task: scene, epochs: 2, batch_size: 16}
 dissect:
+  shards_per_job: 1
   defaults: {layers: [layer3, layer4], batch_size: 50}
   models:
     baseline: {source: "trained:baseline"}

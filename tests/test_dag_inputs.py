@@ -107,3 +107,11 @@ def test_switching_to_a_local_folder_with_spaces_reshards_it(moved_copy):
     proc = snakemake(moved_copy, "-n")
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "broden.local.path" in output and "is not an existing folder" in output, output[-2000:]
+
+
+def test_shards_per_job_groups_consecutive_shards_into_one_job(dag_run):
+    plan = edited_plan(dag_run, lambda c: c["dissect"].update(shards_per_job=2))
+    # 3 shards in groups of 2: two quantile and two tally jobs per model (the TINY run has one per shard)
+    quantiles = sorted(w for r, w in plan if r == "dissect_quantiles")
+    assert quantiles == ["model=baseline, shard=train-000000", "model=baseline, shard=val-000000", "model=baseline_random, shard=train-000000", "model=baseline_random, shard=val-000000"]
+    assert sum(r == "dissect_tally" for r, _ in plan) == 4
