@@ -165,7 +165,13 @@ def _truncated(path):
     path.write_bytes(path.read_bytes()[:5000])
 
 
+def _out_under_a_file(tmp, shards, broden):
+    (tmp / "a file").write_text("not a folder")
+    return _dissect(shards, tmp / "a file" / "out")
+
+
 CASES = [
+    Case("output folder under a file", _out_under_a_file, r"error: cannot access .*/a file: File exists \(check that the folder exists and is writable\)"),
     Case("vit_b_16 on 64 px images", lambda t, s, b: ["dissect", "--model", "torchvision:vit_b_16", "--layers", "encoder", "--shards", str(s), "--out", str(t / "out"), "--batch-size", "4"], r"VisionTransformer failed on a batch of shape \(4, 3, 64, 64\) \(images 64x64 px\): Wrong image height"),
     Case("iou threshold below 0", lambda t, s, b: _dissect(s, t / "out", "--iou-threshold", "-1"), r"--iou-threshold -1\.0: -1\.0 is less than the minimum of 0"),
     Case("quantile above 1", lambda t, s, b: _dissect(s, t / "out", "--quantile", "2"), r"--quantile 2\.0: .*maximum of 1"),

@@ -265,6 +265,12 @@ def main(argv: list[str] | None = None) -> int:
     except CnninterpError as err:
         print(f"cnninterp {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        # a full disk, a read-only or missing folder: name the file and the reason, no traceback
+        where = f" {err.filename}" if err.filename else ""
+        hint = "free some space" if err.errno == 28 else "check that the folder exists and is writable"
+        print(f"cnninterp {args.command}: error: cannot access{where}: {err.strerror or err} ({hint})", file=sys.stderr)
+        return 2
     return 0
 
 
