@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 
 import dissect_reference as ref
-from cnninterp.dissect.quantiles import TopKeeper, threshold_from_top, top_count
+from cnninterp.dissect.engine import TopImages, merge_thresholds
+from cnninterp.dissect.quantiles import TopKeeper, top_count
 from cnninterp.dissect.tally import LayerTally, iou, make_label_batch
 
 CATS = ["color", "object", "part", "scene"]
@@ -100,18 +101,17 @@ def test_exact_quantile_any_split_any_order(q, seed):
     cuts = sorted(rng.choice(np.arange(1, 37), size=4, replace=False).tolist())
     pieces = np.split(np.arange(37), cuts)
     for order in itertools.islice(itertools.permutations(range(len(pieces))), 6):
-        tops = []
-        for p in order:
-            keeper = TopKeeper(m)
+        parts = []
+        for p in order:  # one per-shard part each, as dissect-quantiles writes it
+            keeper, images = TopKeeper(m), TopImages(2)
             for chunk in np.array_split(pieces[p], 2):
                 if len(chunk):
-                    keeper.add(torch.from_numpy(acts[chunk]))
-            tops.append(torch.from_numpy(keeper.result()))
-        merged = tops[0]
-        for t in tops[1:]:
-            both = torch.cat([merged, t], 1)
-            merged = torch.topk(both, min(m, both.shape[1]), dim=1).values
-        np.testing.assert_allclose(threshold_from_top(merged.numpy(), n, q), want, rtol=0, atol=1e-6)
+                    batch = torch.from_numpy(acts[chunk])
+                    keeper.add(batch)
+                    images.add(batch, [f"{i:07d}" for i in chunk], batch.amax(dim=(2, 3)))
+            parts.append({"images": np.array(len(pieces[p])), "u|top": keeper.result(), "u|hw": np.array([3, 5]), **images.arrays("u")})
+        merged = merge_thresholds(parts, ["u"], acts.shape[0], q)
+        np.testing.assert_allclose(merged["u|threshold"].astype(np.float64), want, rtol=0, atol=1e-6)
 
 
 def test_upsampling_is_bilinear_half_pixel():
