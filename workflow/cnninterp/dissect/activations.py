@@ -100,6 +100,10 @@ def check_finite(acts: dict, keys: list[str]) -> None:
         raise ModelError(f"layer {name} produced NaN or infinite activations on image(s) {', '.join(which)}; check the checkpoint and preprocessing")
 
 
+# batches decoded ahead of the model (measured in benchmarks/RESULTS.md, "Decoding overlapped")
+PREFETCH_DEPTH = 2
+
+
 def iter_batches(paths, batch_size: int) -> Iterator[dict]:
     """Yield batches of decoded Broden samples whose image and segmentation sizes agree.
 
@@ -132,19 +136,24 @@ def collate(items: list[dict]) -> dict:
     return batch
 
 
-def activation_batches(model, layers: list[str], paths, preset: str, batch_size: int, device, desc: str = "forward", check: bool = True) -> Iterator[tuple[dict, dict]]:
+def activation_batches(model, layers: list[str], paths, preset: str, batch_size: int, device, desc: str = "forward", check: bool = True, prefetch_depth: int = PREFETCH_DEPTH) -> Iterator[tuple[dict, dict]]:
     """Stream shards through ``model`` (in eval mode on ``device``) with hooks on ``layers``.
 
     Yields ``(batch, acts)``: the batch of ``iter_batches`` and {layer: float32 (B, U, h, w)}.
+    Reading, decoding and preprocessing of the next ``prefetch_depth`` batches run in a
+    background thread while the model computes (0: serially; same batches in the same order).
     With ``check``, NaN or infinite activations raise ModelError. Hooks are removed on exit,
     also when the consumer stops early or raises.
     """
     from tqdm import tqdm
 
+    from ..data.prefetch import prefetch
+
     model.to(device).eval()
+    prepared = ((batch, batch_tensor(batch, preset, "cpu")) for batch in iter_batches(paths, batch_size))
     with LayerCapture(model, layers) as capture:
-        for batch in tqdm(iter_batches(paths, batch_size), desc=desc, unit="batch", mininterval=2, disable=None):
-            acts = capture.run(batch_tensor(batch, preset, device))
+        for batch, images in tqdm(prefetch(prepared, prefetch_depth), desc=desc, unit="batch", mininterval=2, disable=None):
+            acts = capture.run(images.to(device))
             if check:
                 check_finite(acts, batch["keys"])
             yield batch, acts
