@@ -147,6 +147,8 @@ def run_args(wildcards):
         s["batch_size"],
         "--device",
         CFG["device"],
+        "--memory-format",
+        s["memory_format"],
     )
 
 

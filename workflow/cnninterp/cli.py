@@ -30,6 +30,7 @@ def _model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--preprocess", default="imagenet", choices=["imagenet", "netdissect_lite"])
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--memory-format", default="auto", choices=["auto", "channels_last", "contiguous"], help="memory format of the forward pass (auto: channels-last for CNNs)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -185,7 +186,7 @@ def run(args) -> None:
     elif cmd == "dissect":
         from .dissect.engine import dissect
 
-        summary = dissect(_model(args), args.layers, args.shards, args.out, args.quantile, args.iou_threshold, args.denominator, args.preprocess, args.batch_size, args.top_images, _device(args.device), {"model": args.model, "checkpoint": args.checkpoint}, args.cache)
+        summary = dissect(_model(args), args.layers, args.shards, args.out, args.quantile, args.iou_threshold, args.denominator, args.preprocess, args.batch_size, args.top_images, _device(args.device), {"model": args.model, "checkpoint": args.checkpoint}, args.cache, memory_format=args.memory_format)
         for layer, s in summary.items():
             print(f"{layer}: {s['detectors']}/{s['units']} detectors, {s['unique_concepts']} unique concepts")
     elif cmd.startswith("dissect-"):
@@ -235,7 +236,7 @@ def _run_dissect_stage(args) -> None:
     manifest = read_manifest(Path(args.manifest).parent)
     total = engine.dataset_images(manifest)
     if args.command == "dissect-quantiles":
-        tops = engine.quantile_tops(_model(args), args.layers, args.shard, total, args.quantile, args.preprocess, args.batch_size, _device(args.device), args.top_images, args.cache)
+        tops = engine.quantile_tops(_model(args), args.layers, args.shard, total, args.quantile, args.preprocess, args.batch_size, _device(args.device), args.top_images, args.cache, memory_format=args.memory_format)
         engine.save_arrays(args.out, tops)
     elif args.command == "dissect-thresholds":
         parts = [engine.load_arrays(p) for p in args.parts]
@@ -245,7 +246,7 @@ def _run_dissect_stage(args) -> None:
             raise ConfigError("dissect-tally needs --cache (an activation cache) or --model (to run the model again)")
         thresholds = engine.load_arrays(args.thresholds)
         model = None if args.cache else _model(args)
-        counts = engine.tally(model, args.layers, args.shard, thresholds, manifest, args.preprocess, args.batch_size, _device(args.device), args.cache)
+        counts = engine.tally(model, args.layers, args.shard, thresholds, manifest, args.preprocess, args.batch_size, _device(args.device), args.cache, memory_format=args.memory_format)
         engine.save_arrays(args.out, counts)
     elif args.command == "dissect-gather":
         parts = [engine.load_arrays(p) for p in args.parts]

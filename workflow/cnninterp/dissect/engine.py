@@ -61,7 +61,7 @@ def load_arrays(path: str | Path) -> dict:
         raise DataError(f"{path} is not a readable .npz file: {err}") from None
 
 
-def quantile_tops(model, layers: list[str], paths, total_images: int, q: float, preset: str, batch_size: int, device, top_images: int = 8, cache: str | Path | None = None) -> dict:
+def quantile_tops(model, layers: list[str], paths, total_images: int, q: float, preset: str, batch_size: int, device, top_images: int = 8, cache: str | Path | None = None, memory_format: str = "auto") -> dict:
     """The first pass: stream shards through ``model``, keep each unit's top-m activations per
     layer and its top-activating images, and (with ``cache``, a file path) what the tally needs.
 
@@ -73,7 +73,7 @@ def quantile_tops(model, layers: list[str], paths, total_images: int, q: float, 
     shapes: dict[str, tuple] = {}
     tops = {name: TopImages(top_images) for name in layers}
     images = 0
-    stream = activation_batches(model, layers, paths, preset, batch_size, device, desc="quantiles")
+    stream = activation_batches(model, layers, paths, preset, batch_size, device, desc="quantiles", memory_format=memory_format)
     with closing(stream), (open_cache(cache) if cache else nullcontext()) as writer:
         for batch, acts in stream:
             kept = {}
@@ -206,7 +206,7 @@ class TopImages:
         }
 
 
-def tally(model, layers: list[str], paths, thresholds: dict, manifest: dict, preset: str, batch_size: int, device, cache: str | Path | None = None) -> dict:
+def tally(model, layers: list[str], paths, thresholds: dict, manifest: dict, preset: str, batch_size: int, device, cache: str | Path | None = None, memory_format: str = "auto") -> dict:
     """The second pass: count intersections, activation terms and label areas over the shards.
 
     With ``cache`` (written by ``quantile_tops`` over the same shards) the activations come from
@@ -221,7 +221,7 @@ def tally(model, layers: list[str], paths, thresholds: dict, manifest: dict, pre
     tallies: dict[str, LayerTally] = {}
     area = np.zeros(num_labels, dtype=np.int64)
     images = 0
-    batches = _cached_batches(cache, paths, layers) if cache else activation_batches(model, layers, paths, preset, batch_size, device, desc="tally")
+    batches = _cached_batches(cache, paths, layers) if cache else activation_batches(model, layers, paths, preset, batch_size, device, desc="tally", memory_format=memory_format)
     # closing(): hooks come off at once even when this loop raises (a traceback would keep the
     # generator alive otherwise)
     with closing(batches) as stream:
@@ -303,7 +303,7 @@ def dataset_images(manifest: dict, splits: list[str] | None = None) -> int:
     return sum(v["samples"] for k, v in manifest["splits"].items() if splits is None or k in splits)
 
 
-def dissect(model, layers: list[str], shard_dir: str | Path, out_dir: str | Path, quantile: float = 0.005, iou_threshold: float = 0.04, denominator: str = "original", preprocess: str = "imagenet", batch_size: int = 64, top_images: int = 8, device="cpu", settings: dict | None = None, cache: bool = True) -> dict:
+def dissect(model, layers: list[str], shard_dir: str | Path, out_dir: str | Path, quantile: float = 0.005, iou_threshold: float = 0.04, denominator: str = "original", preprocess: str = "imagenet", batch_size: int = 64, top_images: int = 8, device="cpu", settings: dict | None = None, cache: bool = True, memory_format: str = "auto") -> dict:
     """Dissect ``layers`` of ``model`` on every shard under ``shard_dir`` and write results to ``out_dir``.
 
     The same stages as the per-shard jobs, in one process: quantiles, exact thresholds, tally,
@@ -322,8 +322,8 @@ def dissect(model, layers: list[str], shard_dir: str | Path, out_dir: str | Path
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{out_dir.name}-cache-", dir=out_dir.parent) as tmp:
         cache_file = Path(tmp) / "activations.acts" if cache else None
-        tops = quantile_tops(model, layers, paths, total, quantile, preprocess, batch_size, device, top_images, cache_file)
+        tops = quantile_tops(model, layers, paths, total, quantile, preprocess, batch_size, device, top_images, cache_file, memory_format=memory_format)
         thresholds = merge_thresholds([tops], layers, total, quantile)
-        counts = tally(model, layers, paths, thresholds, manifest, preprocess, batch_size, device, cache_file)
+        counts = tally(model, layers, paths, thresholds, manifest, preprocess, batch_size, device, cache_file, memory_format=memory_format)
     settings = dict(settings or {}, layers=layers, quantile=quantile, iou_threshold=iou_threshold, denominator=denominator, preprocess=preprocess)
     return gather([counts], thresholds, manifest, layers, denominator, iou_threshold, out_dir, settings)

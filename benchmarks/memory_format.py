@@ -1,0 +1,51 @@
+"""Benchmark: the dissection forward (inference_mode, hooks on the given layers) in NCHW vs
+channels-last, per architecture, alternated in one process; wall and CPU seconds per batch.
+
+    .venv/bin/python benchmarks/memory_format.py --size 112 --batch 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from cnninterp.dissect.activations import LayerCapture
+from cnninterp.models.backbones import random_model
+
+ARCHS = {"resnet10": ["layer1", "layer2", "layer3", "layer4"], "resnet18": ["layer1", "layer2", "layer3", "layer4"], "resnet50": ["layer3", "layer4"], "vgg16": ["features.29"], "alexnet": ["features.11"]}
+
+
+def per_batch(capture: LayerCapture, x, repeats: int) -> tuple[float, float]:
+    """Best (wall, CPU) seconds of one hooked forward over ``repeats``."""
+    best = (float("inf"), float("inf"))
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        capture.run(x)
+        best = min(best, (time.perf_counter() - wall, time.process_time() - cpu))
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=112)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    x = torch.randn(args.batch, 3, args.size, args.size)
+    out = {"threads": torch.get_num_threads(), "size": args.size, "batch": args.batch}
+    for arch, layers in ARCHS.items():
+        times = {}
+        for fmt in ("contiguous", "channels_last", "contiguous", "channels_last"):
+            with LayerCapture(random_model(arch, 0), layers, fmt) as capture:
+                capture.run(x)  # warm-up
+                times.setdefault(fmt, []).append(per_batch(capture, x, args.repeats))
+        nchw, cl = min(times["contiguous"]), min(times["channels_last"])
+        out[arch] = {"nchw_s": round(nchw[0], 4), "nchw_cpu_s": round(nchw[1], 4), "channels_last_s": round(cl[0], 4), "channels_last_cpu_s": round(cl[1], 4), "speedup": round(nchw[0] / cl[0], 3)}
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
