@@ -12,6 +12,7 @@ from ..data.broden_shards import iter_broden
 from ..data.preprocess import to_tensor
 from ..data.shards import read_manifest, shard_paths
 from ..errors import DataError
+from ..models.formats import torch_memory_format
 from .loop import fit, pick_device, save_checkpoint, seed_everything
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,9 @@ def train_baseline(shard_dir: str | Path, out: str | Path, arch: str, task: str,
     dev = pick_device(device)
     torch.manual_seed(seed)
     model = build_arch(arch, len(classes))
+    # channels-last for CNNs: 1.1-1.2x per training step on CPU (benchmarks/RESULTS.md)
+    layout = torch_memory_format(model, "auto")
+    model.to(memory_format=layout)
     train_paths = shard_paths(shard_dir, ["train"])
     skipped: dict = {}
 
@@ -108,7 +112,7 @@ def train_baseline(shard_dir: str | Path, out: str | Path, arch: str, task: str,
 
     def step(model, batch, device):
         images, targets = batch
-        x = to_tensor(images, preprocess).to(device)
+        x = to_tensor(images, preprocess).to(device).contiguous(memory_format=layout)
         y = torch.from_numpy(targets).to(device)
         logits = model(x)
         loss = torch.nn.functional.cross_entropy(logits, y)
