@@ -1,4 +1,7 @@
 rule train_baseline:
+    # only the names under train: (methods train their own models under results/models/ too)
+    wildcard_constraints:
+        model="|".join(sorted(CFG["train"])) or "(?!)",
     input:
         manifest=f"{SHARDS}/manifest.json",
         code=code("train.baseline"),
