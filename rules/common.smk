@@ -6,6 +6,7 @@ from pathlib import Path
 
 from cnninterp.config import (
     check_sources,
+    check_train_archs,
     dissect_settings,
     method_enabled,
     validate_config,
@@ -23,6 +24,7 @@ os.environ["PATH"] = os.pathsep.join(
 # the package's own validation fills the schema's defaults the same way the CLI does
 CFG = validate_config(config, source="the Snakemake config")
 check_sources(CFG)
+check_train_archs(CFG)
 ENV = "../envs/cnninterp.yaml"
 SHARDS = "results/shards/broden"
 BRODEN = CFG["broden"]

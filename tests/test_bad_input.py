@@ -249,3 +249,16 @@ def test_local_source_without_a_folder_is_refused_before_the_dag(tmp_path):
     config["broden"]["local"] = {"path": str(tmp_path / "empty")}
     with pytest.raises(ConfigError, match="holds no index.csv"):
         check_sources(config)
+
+
+def test_a_train_arch_that_does_not_exist_is_refused_with_the_config():
+    from cnninterp.config import check_train_archs, load_config
+    from cnninterp.errors import ConfigError
+
+    from conftest import ROOT
+
+    config = load_config(ROOT / "config.yaml")
+    check_train_archs(config)  # the default passes without importing torchvision
+    config["train"]["baseline"]["arch"] = "resnet19"
+    with pytest.raises(ConfigError, match=r"train\.baseline\.arch: 'resnet19' is not a torchvision architecture .*did you mean resnet18"):
+        check_train_archs(config)

@@ -149,3 +149,24 @@ def check_sources(config: dict) -> None:
         raise ConfigError(f"broden.local.path: {path!r} is not an existing folder (broden.source is 'local')")
     if not (folder / "index.csv").is_file() and not any((p / "index.csv").is_file() for p in folder.iterdir() if p.is_dir()):
         raise ConfigError(f"broden.local.path: {path!r} holds no index.csv (nor does a subfolder): is it an unpacked Broden folder?")
+
+
+# architectures known without importing torchvision (about 3 s); others are looked up in it
+COMMON_ARCHS = frozenset({"resnet10", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "alexnet", "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn", "densenet121", "googlenet", "mobilenet_v2"})
+
+
+def check_train_archs(config: dict) -> None:
+    """Check every ``train.<name>.arch`` names an architecture we can build, before any job runs;
+    ConfigError naming the key and listing similar names otherwise."""
+    unknown = {name: t["arch"] for name, t in config.get("train", {}).items() if t["arch"] not in COMMON_ARCHS}
+    if not unknown:
+        return
+    import difflib
+
+    import torchvision
+
+    known = set(torchvision.models.list_models(module=torchvision.models)) | {"resnet10"}
+    for name, arch in sorted(unknown.items()):
+        if arch not in known:
+            close = difflib.get_close_matches(arch, sorted(known), n=4)
+            raise ConfigError(f"train.{name}.arch: {arch!r} is not a torchvision architecture (nor resnet10)" + (f"; did you mean {', '.join(close)}?" if close else ""))
