@@ -1,0 +1,78 @@
+"""``cnninterp transform <step>``: the digits shards, training of the FTL model and its baseline, evaluation."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    """Add the ``transform`` verb and its steps (data, train, evaluate) to the top-level parser."""
+    verb = subparsers.add_parser("transform", help="interpretable transformations (Worrall et al. 2017): FTL encoder-decoder")
+    verb.set_defaults(method_run=run)
+    sub = verb.add_subparsers(dest="transform_command", required=True)
+
+    p = sub.add_parser("data", help="write the digits shards (scikit-learn's bundled digits, upright; angles drawn at training time)")
+    p.add_argument("--out", required=True, help="shard folder, e.g. results/shards/digits")
+    p.add_argument("--upsample", type=int, default=2)
+    p.add_argument("--pad", type=int, default=4)
+    p.add_argument("--test-fraction", type=float, default=0.25)
+    p.add_argument("--heldout-start-deg", type=float, default=120.0)
+    p.add_argument("--heldout-width-deg", type=float, default=60.0)
+    p.add_argument("--shard-size", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("train", help="train the FTL encoder-decoder or the θ-input baseline")
+    p.add_argument("--shards", required=True)
+    p.add_argument("--out", required=True, help="checkpoint path (model.pt); config.json is written beside it")
+    p.add_argument("--kind", required=True, choices=["ftl", "baseline"])
+    p.add_argument("--channels", type=int, default=16)
+    p.add_argument("--blocks", type=int, default=16)
+    p.add_argument("--identity-dim", type=int, default=8)
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--equivariance-weight", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+    p = sub.add_parser("evaluate", help="metrics.json (reconstruction, equivariance, angle recovery, invariant accuracy) and the turn figure data")
+    p.add_argument("--shards", required=True)
+    p.add_argument("--ftl", required=True, help="the FTL model.pt")
+    p.add_argument("--baseline", required=True, help="the baseline model.pt")
+    p.add_argument("--out", required=True, help="metrics.json path")
+    p.add_argument("--samples", type=int, default=400)
+    p.add_argument("--turn-rows", type=int, default=4)
+    p.add_argument("--turn-steps", type=int, default=12)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Execute ``cnninterp transform <step>``."""
+    from ..errors import ConfigError
+
+    for name in ("upsample", "shard_size", "epochs", "batch_size", "channels", "blocks", "samples", "turn_steps"):
+        if getattr(args, name, 1) < 1:
+            raise ConfigError(f"cnninterp transform {args.transform_command}: --{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.transform_command == "data":
+        from ..data.digits import write_digits
+
+        manifest = write_digits(args.out, upsample=args.upsample, pad=args.pad, test_fraction=args.test_fraction,
+                                heldout_start_deg=args.heldout_start_deg, heldout_width_deg=args.heldout_width_deg,
+                                seed=args.seed, shard_size=args.shard_size)
+        print(f"wrote digits shards to {args.out}: " + str({k: v["samples"] for k, v in manifest["splits"].items()}))
+    elif args.transform_command == "train":
+        from ..data.shards import read_manifest
+        from .model import ModelSpec
+        from .train import train_model
+
+        size = int(read_manifest(args.shards)["image_size"])
+        spec = ModelSpec(kind=args.kind, image_size=size, channels=args.channels, blocks=args.blocks, identity_dim=args.identity_dim)
+        summary = train_model(args.shards, args.out, spec, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                              seed=args.seed, device=args.device, equivariance_weight=args.equivariance_weight)
+        print(f"trained transform {args.kind}: final train mse {summary['final_mse']:.4f}")
+    elif args.transform_command == "evaluate":
+        from .evaluate import evaluate
+
+        result = evaluate(args.shards, args.ftl, args.baseline, args.out, samples=args.samples,
+                          turn_rows=args.turn_rows, turn_steps=args.turn_steps, seed=args.seed)
+        print(f"angle error (deg): {result['angle_error_deg']}")
