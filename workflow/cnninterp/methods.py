@@ -23,8 +23,9 @@ SCHEMA_DIR = PACKAGE_DIR.parent / "schemas"
 
 
 def installed_methods() -> list[str]:
-    """The names in METHODS whose package folder exists, in METHODS order."""
-    return [m for m in METHODS if (PACKAGE_DIR / m / "__init__.py").is_file()]
+    """The names in METHODS whose package has its plug-in entry (``<m>/cli.py``), in METHODS order;
+    a folder with only building blocks (no CLI yet) is importable but not part of the pipeline."""
+    return [m for m in METHODS if (PACKAGE_DIR / m / "__init__.py").is_file() and (PACKAGE_DIR / m / "cli.py").is_file()]
 
 
 def method_module(method: str, part: str):
