@@ -262,3 +262,27 @@ def test_a_train_arch_that_does_not_exist_is_refused_with_the_config():
     config["train"]["baseline"]["arch"] = "resnet19"
     with pytest.raises(ConfigError, match=r"train\.baseline\.arch: 'resnet19' is not a torchvision architecture .*did you mean resnet18"):
         check_train_archs(config)
+
+
+def test_a_dissection_result_set_is_complete_or_absent(broden_shards, tmp_path, monkeypatch):
+    """A full disk while the set is written (here: np.savez of top_images.npz fails with ENOSPC)
+    leaves none of iou.parquet / top_images.npz / summary.json, and an old summary.json does not
+    survive to vouch for a half-new set."""
+    import errno
+
+    from cnninterp.dissect import labels
+    from cnninterp.dissect.engine import dissect
+    from cnninterp.models.backbones import random_model
+
+    out = tmp_path / "out"
+    dissect(random_model("resnet10", 0), ["layer4"], broden_shards, out, batch_size=8)
+    assert (out / "summary.json").is_file()
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(out / "top_images.npz"))
+
+    monkeypatch.setattr(labels.np, "savez", disk_full)
+    with pytest.raises(OSError):
+        dissect(random_model("resnet10", 1), ["layer4"], broden_shards, out, batch_size=8)
+    assert [p.name for p in out.iterdir() if p.name in labels.RESULT_FILES] == []
+    assert not [p for p in out.iterdir() if "staging" in p.name]

@@ -53,15 +53,15 @@ def write_json(path: str | Path, data, indent: int = 2) -> None:
 def atomic_files(out_dir: str | Path, names: list[str]):
     """Write a set of files that is complete or absent: yield a staging folder to write ``names`` into.
 
-    The last name is the set's completion marker (readers trust the others only when it exists):
-    it is removed first, so a stale set never looks complete; on success every staged file is
-    renamed into ``out_dir``, the marker last; on any error the staged files and any already moved
-    are deleted, so nothing of the new set is left behind.
+    The last name is the set's completion marker. An old set is removed first (marker first), so
+    old and new files never mix; on success every staged file is renamed into ``out_dir``, the
+    marker last; on any error the staged files and any already moved are deleted: the set is
+    complete or absent.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    marker = out_dir / names[-1]
-    _remove(marker)
+    for name in reversed(names):
+        _remove(out_dir / name)
     staging = temp_sibling(out_dir / ".staging")
     _remove(staging)
     staging.mkdir()
