@@ -15,9 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cnninterp.data.broden_shards import convert_broden
-from cnninterp.data.shards import shard_paths
-from cnninterp.data.synthetic_broden import generate_broden
+from synthetic import synthetic_shards
 from cnninterp.dissect.activations import activation_batches
 from cnninterp.models.backbones import random_model
 
@@ -43,10 +41,7 @@ def main() -> None:
     import torch
 
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        generate_broden(tmp / "broden", args.images, args.size, 0, 0.2)
-        convert_broden(tmp / "broden", tmp / "shards", 300, {"kind": "synthetic"}, {})
-        paths = shard_paths(tmp / "shards")
+        paths = synthetic_shards(Path(tmp), args.images, args.size)
         model = random_model(args.arch, 0)
         one_pass(model, paths, args.batch_size, 0)  # warm-up: page cache, allocator
         runs = {0: [], 2: []}

@@ -16,10 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from cnninterp.data.broden_shards import convert_broden, iter_broden
+from cnninterp.data.broden_shards import iter_broden
 from cnninterp.data.download import sha256_file
-from cnninterp.data.shards import shard_paths
-from cnninterp.data.synthetic_broden import generate_broden
+from synthetic import synthetic_shards
 
 
 def timed(fn) -> tuple[float, float]:
@@ -36,10 +35,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        generate_broden(tmp / "broden", args.images, args.size, 0, 0.2)
-        convert_broden(tmp / "broden", tmp / "shards", 300, {"kind": "synthetic"}, {})
-        paths = shard_paths(tmp / "shards")
+        paths = synthetic_shards(Path(tmp), args.images, args.size)
         total_bytes = sum(p.stat().st_size for p in paths)
         hashes, decodes = [], []
         for _ in range(args.repeats):  # alternated, so both see the same page-cache state
