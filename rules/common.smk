@@ -54,7 +54,8 @@ def shard_names(wildcards):
 
 def code(*modules):
     """The package files a step runs: the import closure of ``modules`` (e.g. "dissect.engine")
-    within cnninterp, plus cli.py (the entry point), as paths relative to the workflow."""
+    within cnninterp, plus cli.py (the entry point), as paths relative to the workflow.
+    """
     return ["workflow/cnninterp/cli.py"] + relative_code_files(
         *(f"cnninterp.{m}" for m in modules),
         workflow_dir=workflow.basedir,
@@ -124,7 +125,12 @@ def model_args(wildcards):
     s = settings(wildcards)
     kind, name = s["source"].split(":", 1)
     if kind == "trained" and not s["random_init"]:
-        spec = ["--model", "checkpoint", "--checkpoint", f"results/models/{name}/model.pt"]
+        spec = [
+            "--model",
+            "checkpoint",
+            "--checkpoint",
+            f"results/models/{name}/model.pt",
+        ]
     elif kind == "trained":
         spec = ["--model", f"torchvision:{CFG['train'][name]['arch']}"]
         spec += ["--init-seed", s["init_seed"]]
@@ -181,7 +187,8 @@ def setting(key):
 
 def shard_groups(wildcards):
     """The shards of each dissection job: {first shard's stem: [shard stems]}, consecutive shards in
-    manifest order, ``shards_per_job`` (cnninterp.dissect.jobs.shards_per_job) per job."""
+    manifest order, ``shards_per_job`` (cnninterp.dissect.jobs.shards_per_job) per job.
+    """
     with open(checkpoints.broden_shards.get().output.manifest) as handle:
         manifest = json.load(handle)
     names = shard_names(wildcards)
@@ -193,7 +200,9 @@ def group_shards(wildcards):
     """The shard files of the job named by the wildcard (its group's first shard)."""
     groups = shard_groups(wildcards)
     if wildcards.shard not in groups:
-        raise ValueError(f"{wildcards.shard} does not start a group of shards_per_job shards")
+        raise ValueError(
+            f"{wildcards.shard} does not start a group of shards_per_job shards"
+        )
     return [f"{SHARDS}/{name}.tar" for name in groups[wildcards.shard]]
 
 

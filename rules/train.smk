@@ -1,7 +1,4 @@
 rule train_baseline:
-    # only the names under train: (methods train their own models under results/models/ too)
-    wildcard_constraints:
-        model="|".join(sorted(CFG["train"])) or "(?!)",
     input:
         manifest=f"{SHARDS}/manifest.json",
         code=code("train.baseline"),
@@ -13,6 +10,9 @@ rule train_baseline:
         "results/logs/train/{model}.log",
     benchmark:
         "results/benchmarks/train/{model}.tsv"
+    # only the names under train: (methods train their own models under results/models/ too)
+    wildcard_constraints:
+        model="|".join(sorted(CFG["train"])) or "(?!)",
     conda:
         ENV
     threads: THREADS
