@@ -38,6 +38,7 @@ broden:
 train:
   baseline: {arch: resnet10, task: scene, epochs: 1, batch_size: 16}
 dissect:
+  shards_per_job: 1
   defaults: {layers: [layer4], batch_size: 32}
   models:
     baseline: {source: "trained:baseline"}
