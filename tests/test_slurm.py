@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from services import in_ci, require
+from services import require
 
 from dag import make_workdir
 
