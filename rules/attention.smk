@@ -1,0 +1,117 @@
+# Causal attention for steering (Kim & Canny 2017): driving shards -> three steering models -> metrics
+if method_enabled(CFG, "attention"):
+    ATTENTION = CFG["attention"]
+    DRIVING = "results/shards/driving"
+    ATTENTION_VARIANTS = {
+        "reg": ("attention", ATTENTION["train"]["reg_weight"]),
+        "noreg": ("attention", 0.0),
+        "cnn": ("cnn", 0.0),
+    }
+    METHOD_TARGETS.append(metrics_path("attention"))
+
+    rule attention_data:
+        input:
+            code=code("data.driving"),
+        output:
+            manifest=f"{DRIVING}/manifest.json",
+        log:
+            "results/logs/attention/data.log",
+        benchmark:
+            "results/benchmarks/attention/data.tsv"
+        conda:
+            ENV
+        params:
+            out=lambda wc, output: Path(output.manifest).parent,
+            source=ATTENTION["data"]["source"],
+            path=ATTENTION["data"]["path"],
+            height=ATTENTION["data"]["height"],
+            width=ATTENTION["data"]["width"],
+            seq_len=ATTENTION["data"]["seq_len"],
+            train=ATTENTION["data"]["train_sequences"],
+            test=ATTENTION["data"]["test_sequences"],
+            distractors=ATTENTION["data"]["distractors"],
+            lookahead=ATTENTION["data"]["lookahead_m"],
+            band=ATTENTION["data"]["band"],
+            test_every=ATTENTION["data"]["test_every"],
+            max_gap=ATTENTION["data"]["max_gap_s"],
+            shard_size=ATTENTION["data"]["shard_size"],
+            seed=ATTENTION["seed"],
+        shell:
+            "cnninterp attention data --out {params.out:q} --source {params.source:q}"
+            " --path={params.path:q} --height {params.height:q} --width {params.width:q}"
+            " --seq-len {params.seq_len:q} --train-sequences {params.train:q}"
+            " --test-sequences {params.test:q} --distractors {params.distractors:q}"
+            " --lookahead-m {params.lookahead:q} --band {params.band:q}"
+            " --test-every {params.test_every:q} --max-gap-s {params.max_gap:q}"
+            " --shard-size {params.shard_size:q} --seed {params.seed:q} > {log:q} 2>&1"
+
+    rule attention_train:
+        input:
+            manifest=f"{DRIVING}/manifest.json",
+            code=code("attention.train"),
+        output:
+            model="results/models/attention_{variant}/model.pt",
+            config="results/models/attention_{variant}/config.json",
+        log:
+            "results/logs/attention/train_{variant}.log",
+        benchmark:
+            "results/benchmarks/attention/train_{variant}.tsv"
+        wildcard_constraints:
+            variant="reg|noreg|cnn",
+        conda:
+            ENV
+        threads: THREADS
+        resources:
+            gpu=GPUS,
+        params:
+            shards=lambda wc, input: Path(input.manifest).parent,
+            kind=lambda wc: ATTENTION_VARIANTS[wc.variant][0],
+            reg_weight=lambda wc: ATTENTION_VARIANTS[wc.variant][1],
+            coords="--coords" if ATTENTION["model"]["coords"] else "--no-coords",
+            hidden=ATTENTION["model"]["hidden"],
+            epochs=ATTENTION["train"]["epochs"],
+            batch_size=ATTENTION["train"]["batch_size"],
+            lr=ATTENTION["train"]["lr"],
+            seed=ATTENTION["seed"],
+            device=CFG["device"],
+        shell:
+            "cnninterp --threads {threads} attention train --shards {params.shards:q}"
+            " --out {output.model:q} --kind {params.kind:q} --reg-weight {params.reg_weight:q}"
+            " {params.coords:q} --hidden {params.hidden:q} --epochs {params.epochs:q}"
+            " --batch-size {params.batch_size:q} --lr {params.lr:q} --seed {params.seed:q}"
+            " --device {params.device:q} > {log:q} 2>&1"
+
+    rule attention_evaluate:
+        input:
+            manifest=f"{DRIVING}/manifest.json",
+            reg="results/models/attention_reg/model.pt",
+            noreg="results/models/attention_noreg/model.pt",
+            cnn="results/models/attention_cnn/model.pt",
+            code=code("attention.evaluate"),
+        output:
+            metrics=metrics_path("attention"),
+            strip="results/eval/attention/strip.npy",
+            blobs="results/eval/attention/blobs.npy",
+        log:
+            "results/logs/attention/evaluate.log",
+        benchmark:
+            "results/benchmarks/attention/evaluate.tsv"
+        conda:
+            ENV
+        threads: THREADS
+        params:
+            shards=lambda wc, input: Path(input.manifest).parent,
+            filter_sequences=ATTENTION["eval"]["filter_sequences"],
+            level=ATTENTION["eval"]["level"],
+            sigma=ATTENTION["eval"]["sigma"],
+            threshold=ATTENTION["eval"]["threshold"],
+            dilation=ATTENTION["eval"]["cause_dilation"],
+            strip_frames=ATTENTION["eval"]["strip_frames"],
+            seed=ATTENTION["seed"],
+        shell:
+            "cnninterp --threads {threads} attention evaluate --shards {params.shards:q}"
+            " --attention {input.reg:q} --attention-no-reg {input.noreg:q} --cnn {input.cnn:q}"
+            " --out {output.metrics:q} --filter-sequences {params.filter_sequences:q}"
+            " --level {params.level:q} --sigma {params.sigma:q} --threshold {params.threshold:q}"
+            " --cause-dilation {params.dilation:q} --strip-frames {params.strip_frames:q}"
+            " --seed {params.seed:q} > {log:q} 2>&1"

@@ -1,0 +1,62 @@
+"""The attention method in the DAG: its outputs, what a setting change reruns, and switching it off."""
+
+import json
+from collections import Counter
+
+import pytest
+import yaml
+
+from dag import edited_plan, planned
+
+pytestmark = pytest.mark.slow
+ATTENTION_RULES = {"attention_data", "attention_train", "attention_evaluate"}
+AROUND = {"report", "config_snapshot", "all"}
+
+
+def rules(plan: Counter) -> set[str]:
+    return {rule for rule, _ in plan}
+
+
+def test_the_dag_run_writes_the_attention_metrics_and_report_section(dag_run):
+    metrics = json.loads((dag_run / "results/eval/attention/metrics.json").read_text())
+    assert set(metrics["mae"]) == {"attention", "attention_no_reg", "cnn"}
+    assert set(metrics["attention_on_cause"]) == {"mass", "area_share", "ratio"}
+    assert {"precision", "recall"} <= set(metrics["causal_filtering"])
+    assert set(metrics["deletion"]) == {"cause", "distractor"}
+    for variant in ("reg", "noreg", "cnn"):
+        assert (dag_run / f"results/models/attention_{variant}/model.pt").is_file()
+    assert (dag_run / "results/shards/driving/manifest.json").is_file()
+    html = (dag_run / "results/report/index.html").read_text()
+    assert "Causal attention" in html and "strip.png" in html and "blobs.png" in html
+
+
+def test_changing_the_regulariser_reruns_only_its_model_the_evaluation_and_the_report(dag_run):
+    plan = edited_plan(dag_run, lambda c: c["attention"]["train"].update(reg_weight=0.5))
+    assert {("attention_train", "variant=reg"), ("attention_evaluate", "")} <= set(plan)
+    assert ("attention_train", "variant=cnn") not in plan
+    assert rules(plan) <= {"attention_train", "attention_evaluate"} | AROUND and "report" in rules(plan)
+
+
+def test_changing_a_data_setting_reruns_the_whole_attention_chain(dag_run):
+    plan = edited_plan(dag_run, lambda c: c["attention"]["data"].update(distractors=3))
+    assert ATTENTION_RULES <= rules(plan)
+    assert sum(n for (rule, _), n in plan.items() if rule == "attention_train") == 3
+    assert rules(plan) <= ATTENTION_RULES | AROUND
+
+
+def test_changing_an_eval_setting_reruns_only_the_evaluation(dag_run):
+    plan = edited_plan(dag_run, lambda c: c["attention"]["eval"].update(threshold=0.3))
+    assert rules(plan) == {"attention_evaluate"} | (rules(plan) & AROUND) and "report" in rules(plan)
+
+
+def test_disabling_the_method_removes_its_jobs(dag_run):
+    original = (dag_run / "tiny.yaml").read_text()
+    config = yaml.safe_load(original)
+    config["attention"]["enabled"] = False
+    try:
+        (dag_run / "tiny.yaml").write_text(yaml.safe_dump(config))
+        plan = planned(dag_run, "--forceall")
+    finally:
+        (dag_run / "tiny.yaml").write_text(original)
+    assert not rules(plan) & ATTENTION_RULES
+    assert "report" in rules(plan)

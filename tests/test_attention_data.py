@@ -1,0 +1,183 @@
+"""The driving dataset: the synthetic road's target depends on the lanes only, its causal mask
+covers the lanes in the look-ahead band; the Udacity and comma.ai readers on files in their real
+layouts, and their errors on bad input."""
+
+import csv
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from cnninterp.data import driving
+from cnninterp.data.driving import Camera, Distractor, Road, RoadSpec
+from cnninterp.errors import DataError
+
+CAM = Camera(height=40, width=80, lookahead=10.0, band=1.3)
+ROAD = Road(offset=0.3, heading=0.01, c0=0.004, c1=0.0, travel=1.0)
+TREE = Distractor("tree", 0.8, 0.6, 0.1)
+
+
+def test_target_ignores_distractors_and_follows_the_road():
+    angle = driving.pursuit_angle(ROAD, CAM.lookahead)
+    img, cause, _ = driving.render_frame(ROAD, [TREE], CAM)
+    img2, cause2, _ = driving.render_frame(ROAD, [replace(TREE, x=0.2, y=0.8)], CAM)
+    img3, cause3, d3 = driving.render_frame(ROAD, [], CAM)
+    assert not np.array_equal(img, img2) and not np.array_equal(img, img3)  # the distractor shows
+    assert np.array_equal(cause, cause2) and np.array_equal(cause, cause3)  # ... but not in the cause
+    assert d3.sum() == 0
+    # the target is a function of the road alone; bending the road changes it, and its sign follows
+    bent = replace(ROAD, c0=ROAD.c0 + 0.01)
+    assert driving.pursuit_angle(bent, CAM.lookahead) > angle + 1e-3
+    assert driving.pursuit_angle(replace(ROAD, offset=-1.0), CAM.lookahead) < 0
+    # by hand: atan(2 * wheelbase * X(L) / L^2)
+    x = 0.3 + 0.01 * 10 + 0.004 * 100 / 2
+    assert angle == pytest.approx(np.arctan(2 * driving.WHEELBASE * x / 100))
+
+
+def test_cause_mask_is_the_lane_markings_inside_the_lookahead_band():
+    img, cause, _ = driving.render_frame(ROAD, [], CAM)
+    z = driving.row_depths(CAM)
+    band_rows = np.flatnonzero((z >= CAM.lookahead / CAM.band) & (z <= CAM.lookahead * CAM.band))
+    assert len(band_rows) >= 3
+    rows = np.flatnonzero(cause.any(axis=1))
+    assert set(rows) <= set(band_rows) and len(rows) == len(band_rows)
+    # every marking-coloured pixel in the band is in the mask, and nothing else is
+    pix = img.transpose(1, 2, 0)
+    marking = np.all(pix == driving.EDGE, -1) | np.all(pix == driving.CENTRE, -1)
+    in_band = np.zeros_like(marking)
+    in_band[band_rows] = True
+    assert np.array_equal(cause.astype(bool), marking & in_band)
+    # both edges are there: mask pixels on both sides of the centre in every band row
+    for r in band_rows:
+        cols = np.flatnonzero(cause[r])
+        assert cols.min() < CAM.width / 2 < cols.max()
+
+
+def test_distractors_never_hide_the_markings():
+    big = Distractor("car", 0.5, float((band_row(CAM) + 0.5) / CAM.height), 0.4)
+    _, cause, dist = driving.render_frame(ROAD, [big], CAM)
+    _, cause0, _ = driving.render_frame(ROAD, [], CAM)
+    assert np.array_equal(cause, cause0)
+    assert dist.sum() > 0 and not (dist.astype(bool) & cause.astype(bool)).any()
+
+
+def band_row(cam):
+    z = driving.row_depths(cam)
+    return int(np.flatnonzero((z >= cam.lookahead / cam.band) & (z <= cam.lookahead * cam.band))[0])
+
+
+def test_synthetic_shards_are_deterministic_and_load(tmp_path):
+    spec = RoadSpec(camera=CAM, seq_len=4)
+    m1 = driving.generate_driving(tmp_path / "a", spec, 3, 2, seed=5, shard_size=2)
+    m2 = driving.generate_driving(tmp_path / "b", spec, 3, 2, seed=5, shard_size=2)
+    assert m1["splits"] == m2["splits"] and m1["splits"]["train"]["samples"] == 3
+    data = driving.load_split(tmp_path / "a", "train")
+    assert data["frames"].shape == (3, 4, 3, 40, 80) and data["frames"].dtype == np.uint8
+    assert data["angle"].shape == (3, 4) and data["angle"].dtype == np.float32
+    assert data["cause"].shape == data["distractor"].shape == (3, 4, 40, 80)
+    assert np.abs(np.diff(data["angle"], axis=1)).max() < 0.05  # smooth over time
+
+
+# --- Udacity -----------------------------------------------------------------------------------
+def write_udacity(folder, n=10, gap_at=None, nan_at=None, drop_column=None, missing_frame=None):
+    from PIL import Image
+
+    (folder / "center").mkdir(parents=True)
+    (folder / "left").mkdir()
+    columns = [c for c in driving.UDACITY_COLUMNS if c != drop_column]
+    rows = []
+    for i in range(n):
+        stamp = 1_479_425_441_182_877_000 + i * 50_000_000 + (2_000_000_000 if gap_at is not None and i >= gap_at else 0)
+        for cam, sub in (("center_camera", "center"), ("left_camera", "left")):
+            name = f"{sub}/{stamp}.jpg"
+            if not (missing_frame == i and cam == "center_camera"):
+                Image.fromarray(np.full((48, 64, 3), 10 * i, np.uint8)).save(folder / name)
+            angle = "nan" if nan_at == i and cam == "center_camera" else f"{0.01 * i:.4f}"
+            rows.append({"index": len(rows), "timestamp": stamp, "width": 64, "height": 48, "frame_id": cam,
+                         "filename": name, "angle": angle, "torque": 0.1, "speed": 10.0, "lat": 37.0, "long": -122.0, "alt": 1.0})
+    with open(folder / "interpolated.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return folder
+
+
+def test_udacity_reader_takes_the_centre_camera_and_cuts_at_gaps(tmp_path):
+    folder = write_udacity(tmp_path / "ud", n=10, gap_at=6)
+    recs = driving.read_udacity(folder, 20, 40)
+    assert [len(r.angle) for r in recs] == [6, 4]
+    assert recs[0].frames.shape == (6, 3, 20, 40)
+    assert recs[0].angle[3] == pytest.approx(0.03)
+    assert recs[1].frames[0].mean() == pytest.approx(60, abs=2)  # frame 6 (grey level 60)
+    manifest = driving.convert_recordings(recs, tmp_path / "shards", seq_len=3, test_every=2, source={"kind": "udacity"})
+    # 6 frames -> 2 sequences, 4 frames -> 1 sequence; no sequence crosses the gap
+    assert manifest["splits"]["train"]["samples"] + manifest["splits"]["test"]["samples"] == 3
+    data = driving.load_split(tmp_path / "shards", "train")
+    assert data["frames"].shape[1:] == (3, 3, 20, 40) and "cause" not in data
+
+
+@pytest.mark.parametrize("fault, message", [
+    ({"drop_column": "angle"}, "missing column"),
+    ({"missing_frame": 4}, "is listed but"),
+    ({"nan_at": 2}, "angle is nan"),
+])
+def test_udacity_reader_errors_name_the_file(tmp_path, fault, message):
+    folder = write_udacity(tmp_path / "ud", n=6, **fault)
+    with pytest.raises(DataError, match=message) as err:
+        driving.read_udacity(folder, 20, 40)
+    assert "interpolated.csv" in str(err.value)
+
+
+# --- comma.ai ----------------------------------------------------------------------------------
+def write_comma(root, name="2016-01-30--11-24-51", frames=12, ptr_shift=0, log_rows=None, nan_at=None, short_speed=False):
+    import h5py
+
+    (root / "camera").mkdir(parents=True, exist_ok=True)
+    (root / "log").mkdir(exist_ok=True)
+    x = np.zeros((frames, 3, 160, 320), np.uint8)
+    x[:] = (np.arange(frames) * 10)[:, None, None, None]
+    rows = log_rows if log_rows is not None else frames * 5  # 100 Hz log, 20 Hz camera
+    ptr = np.arange(rows) // 5 + ptr_shift
+    steer = np.arange(rows) // 5 * 1.0  # degrees
+    if nan_at is not None:
+        steer[nan_at] = np.nan
+    with h5py.File(root / "camera" / f"{name}.h5", "w") as f:
+        f.create_dataset("X", data=x)
+    with h5py.File(root / "log" / f"{name}.h5", "w") as f:
+        f.create_dataset("cam1_ptr", data=ptr.astype(np.float64))
+        f.create_dataset("steering_angle", data=steer)
+        f.create_dataset("speed", data=np.ones(rows - (1 if short_speed else 0)))
+    return root
+
+
+def test_comma_reader_averages_log_rows_per_frame_in_radians(tmp_path):
+    root = write_comma(tmp_path / "comma", frames=12)
+    recs = driving.read_comma(root, 20, 40)
+    assert len(recs) == 1 and recs[0].frames.shape == (12, 3, 20, 40)
+    assert recs[0].angle[4] == pytest.approx(np.radians(4.0))
+    assert recs[0].frames[3].mean() == pytest.approx(30, abs=1)
+
+
+def test_comma_reader_cuts_where_frames_have_no_log(tmp_path):
+    root = write_comma(tmp_path / "comma", frames=12, log_rows=40)  # the log covers frames 0..7
+    recs = driving.read_comma(root, 20, 40)
+    assert [len(r.angle) for r in recs] == [8]
+
+
+@pytest.mark.parametrize("fault, message", [
+    ({"ptr_shift": 3}, "cam1_ptr reaches frame"),
+    ({"short_speed": True}, "speed has"),
+    ({"nan_at": 7}, "steering_angle is nan"),
+])
+def test_comma_reader_errors_name_the_file(tmp_path, fault, message):
+    root = write_comma(tmp_path / "comma", frames=10, **fault)
+    with pytest.raises(DataError, match=message) as err:
+        driving.read_comma(root, 20, 40)
+    assert ".h5" in str(err.value)
+
+
+def test_comma_reader_needs_the_log_file(tmp_path):
+    root = write_comma(tmp_path / "comma", frames=6)
+    (root / "log" / "2016-01-30--11-24-51.h5").unlink()
+    with pytest.raises(DataError, match="has no log file"):
+        driving.read_comma(root, 20, 40)

@@ -1,0 +1,106 @@
+"""The steering models, the attention regulariser, causal filtering on a constructed decoder, and
+the attention-on-cause score against hand computations."""
+
+import numpy as np
+import pytest
+import torch
+
+from cnninterp.attention import causal
+from cnninterp.attention.model import ModelSpec, attention_regularizer, build_model, steering_loss
+
+SPEC = ModelSpec(kind="attention", height=24, width=48, hidden=8, coords=True)
+
+
+def test_shapes_and_attention_is_a_distribution_per_step():
+    torch.manual_seed(0)
+    model = build_model(SPEC)
+    out = model(torch.rand(2, 3, 3, 24, 48))
+    h, w = SPEC.grid
+    assert (h, w) == (3, 6)
+    assert out["pred"].shape == (2, 3)
+    assert out["alpha"].shape == (2, 3, h * w) and out["features"].shape == (2, 3, h * w, 64)
+    assert torch.all(out["alpha"] >= 0)
+    assert torch.allclose(out["alpha"].sum(-1), torch.ones(2, 3))
+    cnn = build_model(ModelSpec(kind="cnn", height=24, width=48, hidden=8))
+    assert cnn(torch.rand(2, 3, 3, 24, 48))["pred"].shape == (2, 3)
+
+
+def test_regulariser_matches_a_hand_computation_and_has_a_gradient():
+    alpha = torch.tensor([[[0.5, 0.5, 0.0], [1.0, 0.0, 0.0]]])  # (B=1, T=2, L=3)
+    # per position: 1 - (1.5, 0.5, 0) -> (-0.5, 0.5, 1) -> squares 0.25 + 0.25 + 1
+    assert attention_regularizer(alpha).item() == pytest.approx(1.5)
+    # the linear form is constant under softmax; the squared one is not
+    logits = torch.randn(2, 4, 10, requires_grad=True)
+    a = torch.softmax(logits, -1)
+    linear = (1 - a.sum(1)).sum(1).mean()
+    assert linear.item() == pytest.approx(10 - 4, abs=1e-5)
+    attention_regularizer(a).backward()
+    assert logits.grad.abs().max() > 1e-4
+    # through the model, the regulariser reaches the attention parameters
+    model = build_model(SPEC)
+    attention_regularizer(model(torch.rand(1, 3, 3, 24, 48))["alpha"]).backward()
+    assert model.w.weight.grad.abs().max() > 0
+
+
+def test_steering_loss_sums_over_time():
+    assert steering_loss(torch.tensor([[1.0, 2.0]]), torch.tensor([[0.0, 0.0]])).item() == 3.0
+
+
+def test_causal_filter_keeps_exactly_the_blob_over_the_cell_the_decoder_reads():
+    grid, size = (4, 8), (32, 64)
+    t_len, length, d = 2, 32, 3
+    features = torch.ones(t_len, length, d)
+    alpha = np.full((t_len, length), 1e-4)
+    # three separated peaks in frame 0 (cells 1, 6, 25) and one in frame 1 (cell 12)
+    for c in (1, 6, 25):
+        alpha[0, c] = 1.0
+    alpha[1, 12] = 1.0
+    alpha /= alpha.sum(1, keepdims=True)
+    target = 6
+
+    def decode(f):  # (N, T, L, D) -> (N, T): frame t's output reads only cell 6 of frame 0
+        return f[:, 0:1, target, 0].expand(-1, f.shape[1]) * torch.tensor([1.0, 0.0])
+
+    blobs = causal.causal_filter(features, decode, alpha, grid, size, level=0.5, sigma=1.0, threshold=0.5)
+    assert sorted((b.frame, int(np.flatnonzero(b.cells)[0])) for b in blobs) == [(0, 1), (0, 6), (0, 25), (1, 12)]
+    kept = [b for b in blobs if b.kept]
+    assert len(kept) == 1 and kept[0].frame == 0 and kept[0].cells[target] and kept[0].cells.sum() == 1
+    assert kept[0].delta == pytest.approx(1.0)
+
+
+def test_causal_filter_calls_the_decoder_once():
+    calls = []
+
+    def decode(f):
+        calls.append(f.shape[0])
+        return f[..., 0].sum(-1)
+
+    alpha = np.zeros((1, 8))
+    alpha[0, [0, 7]] = 1.0
+    blobs = causal.causal_filter(torch.ones(1, 8, 2), decode, alpha / 2, (2, 4), (16, 32), sigma=0.5)
+    assert calls == [1 + len(blobs)] and len(blobs) == 2
+
+
+def test_attention_on_cause_by_hand():
+    alpha = np.zeros((1, 4))
+    alpha[0, 0] = 1.0  # all attention on the top-left cell of a 2x2 grid
+    cause = np.zeros((1, 4, 4), np.uint8)
+    cause[0, :2, :2] = 1  # the top-left quarter
+    up = causal.upsample(alpha, (2, 2), (4, 4))
+    assert up.sum() == pytest.approx(1.0)
+    r = causal.attention_on_cause(alpha, cause, (2, 2))
+    assert r["area_share"] == pytest.approx(0.25)
+    assert r["mass"] == pytest.approx(float(up[0, :2, :2].sum()))
+    assert r["ratio"] == pytest.approx(r["mass"] / 0.25) and r["ratio"] > 2
+    uniform = causal.attention_on_cause(np.full((1, 4), 0.25), cause, (2, 2))
+    assert uniform["ratio"] == pytest.approx(1.0)
+
+
+def test_blob_scores():
+    px = np.zeros((4, 4), bool)
+    px[:2] = True
+    region = np.zeros((1, 4, 4), bool)
+    region[0, :2, :3] = True
+    a = causal.Blob(0, px, np.zeros(4, bool), kept=True)
+    b = causal.Blob(0, ~px, np.zeros(4, bool), kept=True)
+    assert causal.blob_scores([a, b], region) == (1, 2, 1)

@@ -1,0 +1,60 @@
+"""The "Causal attention" report section: rows and figures from metrics.json, or the not-run note."""
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from cnninterp.attention import report
+
+METRICS = {
+    "mae": {"attention": 0.004, "attention_no_reg": 0.0036, "cnn": 0.0016}, "mae_predicting_the_mean": 0.013,
+    "attention_on_cause": {"mass": 0.005, "area_share": 0.0068, "ratio": 0.73},
+    "attention_on_cause_by_model": {"attention_no_reg": {"mass": 0.0075, "area_share": 0.0068, "ratio": 1.09}},
+    "causal_filtering": {"blobs": 10, "kept": 4, "causal": 2, "precision": 0.25, "recall": 0.5, "precision_if_all_kept": 0.2},
+    "deletion": {"cause": 0.007, "distractor": 0.0002},
+    "deletion_by_model": {"attention": {"cause": 0.007, "distractor": 0.0002}},
+    "filter": {"level": 0.5, "sigma": 2.0, "threshold": 0.1, "cause_dilation": 3},
+}
+
+
+def context(tmp_path: Path, enabled=True):
+    folder = tmp_path / "results" / "eval" / "attention"
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps(METRICS))
+    np.save(folder / "strip.npy", np.zeros((8, 16, 3), np.uint8))
+    staging = tmp_path / "staging"
+
+    def asset(*parts):
+        path = staging.joinpath(*parts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path, "/".join(parts)
+
+    config = {"attention": {"enabled": enabled, "train": {"reg_weight": 0.1}}}
+    return SimpleNamespace(config=config, results=tmp_path / "results", asset=asset), staging
+
+
+def test_render_gives_rows_and_the_figures_present(tmp_path):
+    ctx, staging = context(tmp_path)
+    data = report.render(ctx)
+    names = [name for name, _ in data["rows"]]
+    assert any("CNN baseline" in n for n in names) and any("ratio" in n for n in names)
+    assert [f["href"] for f in data["figures"]] == ["attention/strip.png"]
+    assert (staging / "attention" / "strip.png").is_file() and data["figures"][0]["width"] == 16 * report.SCALE
+
+
+def test_disabled_method_renders_a_note(tmp_path):
+    ctx, _ = context(tmp_path, enabled=False)
+    assert report.render(ctx) == {"enabled": False, "note": "not run (attention.enabled: false)"}
+
+
+def test_the_section_template_renders_the_rows_figures_and_effects(tmp_path):
+    from cnninterp.report.build import environment
+
+    ctx, _ = context(tmp_path)
+    html = environment().get_template(report.TEMPLATE).render(data=report.render(ctx))
+    assert "CNN baseline" in html and "0.0016" in html and 'src="attention/strip.png"' in html
+    assert "0.73 times" in html and "not more than chance" in html and "The paper" in html
+    disabled, _ = context(tmp_path / "off", enabled=False)
+    assert "not run" in environment().get_template(report.TEMPLATE).render(data=report.render(disabled))

@@ -1,0 +1,106 @@
+"""``cnninterp attention <step>``: the driving shards, training of the three steering models, evaluation."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    """Add the ``attention`` verb and its steps (data, train, evaluate) to the top-level parser."""
+    verb = subparsers.add_parser("attention", help="causal attention for steering (Kim & Canny 2017)")
+    verb.set_defaults(method_run=run)
+    sub = verb.add_subparsers(dest="attention_command", required=True)
+
+    p = sub.add_parser("data", help="write the driving shards (synthetic roads, or a Udacity / comma.ai folder)")
+    p.add_argument("--out", required=True, help="shard folder, e.g. results/shards/driving")
+    p.add_argument("--source", default="synthetic", choices=["synthetic", "udacity", "comma"])
+    p.add_argument("--path", default="", help="the Udacity or comma.ai folder")
+    p.add_argument("--height", type=int, default=40)
+    p.add_argument("--width", type=int, default=80)
+    p.add_argument("--seq-len", type=int, default=8)
+    p.add_argument("--train-sequences", type=int, default=128)
+    p.add_argument("--test-sequences", type=int, default=32)
+    p.add_argument("--distractors", type=int, default=5)
+    p.add_argument("--lookahead-m", type=float, default=10.0)
+    p.add_argument("--band", type=float, default=1.3)
+    p.add_argument("--test-every", type=int, default=5)
+    p.add_argument("--max-gap-s", type=float, default=0.5)
+    p.add_argument("--shard-size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("train", help="train one steering model (attention with or without the regulariser, or the cnn)")
+    p.add_argument("--shards", required=True)
+    p.add_argument("--out", required=True, help="checkpoint path (model.pt); config.json is written beside it")
+    p.add_argument("--kind", required=True, choices=["attention", "cnn"])
+    p.add_argument("--reg-weight", type=float, default=0.0, help="lambda of the attention regulariser")
+    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--coords", action=argparse.BooleanOptionalAction, default=False, help="append pixel-coordinate channels to the input")
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+    p = sub.add_parser("evaluate", help="metrics.json (mae, attention_on_cause, causal_filtering, deletion) and figure data")
+    p.add_argument("--shards", required=True)
+    p.add_argument("--attention", required=True, help="model.pt of the attention model (lambda > 0)")
+    p.add_argument("--attention-no-reg", required=True, help="model.pt of the attention model with lambda = 0")
+    p.add_argument("--cnn", required=True, help="model.pt of the cnn baseline")
+    p.add_argument("--out", required=True, help="metrics.json path")
+    p.add_argument("--filter-sequences", type=int, default=8)
+    p.add_argument("--level", type=float, default=0.5)
+    p.add_argument("--sigma", type=float, default=2.0)
+    p.add_argument("--threshold", type=float, default=0.1)
+    p.add_argument("--cause-dilation", type=int, default=3)
+    p.add_argument("--strip-frames", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+
+
+POSITIVE = ("height", "width", "seq_len", "train_sequences", "test_sequences", "test_every", "shard_size", "epochs",
+            "batch_size", "hidden", "filter_sequences", "strip_frames")
+
+
+def run(args: argparse.Namespace) -> None:
+    """Execute ``cnninterp attention <step>``."""
+    from ..errors import ConfigError
+
+    for name in POSITIVE:
+        if getattr(args, name, 1) < 1:
+            raise ConfigError(f"cnninterp attention {args.attention_command}: --{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.attention_command == "data":
+        manifest = write_data(args)
+        print(f"wrote driving shards to {args.out}: " + str({k: v["samples"] for k, v in manifest["splits"].items()}))
+    elif args.attention_command == "train":
+        from .train import train_model
+
+        summary = train_model(args.shards, args.out, args.kind, args.reg_weight, epochs=args.epochs, batch_size=args.batch_size,
+                              lr=args.lr, seed=args.seed, device=args.device, hidden=args.hidden, coords=args.coords)
+        print(f"trained attention {args.kind} (lambda {args.reg_weight}): final train MAE {summary['final_mae_std']:.4f} target std")
+    elif args.attention_command == "evaluate":
+        from .evaluate import evaluate
+
+        models = {"attention": args.attention, "attention_no_reg": args.attention_no_reg, "cnn": args.cnn}
+        result = evaluate(args.shards, models, args.out, filter_sequences=args.filter_sequences, level=args.level,
+                          sigma=args.sigma, threshold=args.threshold, cause_dilation=args.cause_dilation,
+                          strip_frames=args.strip_frames, seed=args.seed)
+        print(f"mae: {result['mae']}; attention_on_cause: {result.get('attention_on_cause')}")
+
+
+def write_data(args: argparse.Namespace) -> dict:
+    """The ``data`` step: synthetic roads, or one of the real readers, into shards at ``args.out``."""
+    from ..data import driving
+    from ..errors import ConfigError
+
+    if args.source == "synthetic":
+        camera = driving.Camera(height=args.height, width=args.width, lookahead=args.lookahead_m, band=args.band)
+        spec = driving.RoadSpec(camera=camera, seq_len=args.seq_len, distractors=args.distractors)
+        return driving.generate_driving(args.out, spec, args.train_sequences, args.test_sequences, seed=args.seed,
+                                        shard_size=args.shard_size)
+    if not args.path:
+        raise ConfigError(f"attention.data.source is {args.source!r} but attention.data.path is not set")
+    if args.source == "udacity":
+        recordings = driving.read_udacity(args.path, args.height, args.width, max_gap_s=args.max_gap_s)
+    else:
+        recordings = driving.read_comma(args.path, args.height, args.width)
+    source = {"kind": args.source, "path": str(args.path)}
+    return driving.convert_recordings(recordings, args.out, args.seq_len, args.test_every, source, shard_size=args.shard_size)

@@ -1,0 +1,186 @@
+"""Evaluation of the three steering models on the held-out sequences: ``metrics.json`` and figure data.
+
+Keys of metrics.json (top level):
+- ``mae``: {attention, attention_no_reg, cnn}: mean |û − u| in radians over all test frames;
+- ``attention_on_cause``: {mass, area_share, ratio} of the attention model (λ > 0), and
+  ``attention_on_cause_by_model`` for both attention models (see ``causal.attention_on_cause``);
+- ``causal_filtering``: {precision, recall, blobs, kept, causal}: over the blobs of the first
+  ``filter_sequences`` test sequences; a blob is causal when more than half of its pixels lie in
+  the causal mask dilated by ``cause_dilation`` pixels (the blobs are as coarse as a feature cell,
+  the markings one or two pixels wide);
+- ``deletion``: {cause, distractor} of the attention model, and ``deletion_by_model``: mean
+  |Δû| (radians) when the causal pixels, or as many distractor pixels (drawn at random; all of them
+  where there are fewer), are replaced by the frame's mean colour in every frame of a sequence.
+Figure data beside it: ``strip.npy`` (attention over one test sequence) and ``blobs.npy`` (blobs
+kept and dropped), both uint8 (H, W, 3).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+MODELS = ("attention", "attention_no_reg", "cnn")
+
+
+def predict(model, ckpt: dict, frames: np.ndarray, batch: int = 32) -> dict[str, np.ndarray]:
+    """pred float64 (S, T) radians, alpha float32 (S, T, L) where the model has attention."""
+    import torch
+
+    from .train import to_input
+
+    preds, alphas = [], []
+    with torch.no_grad():
+        for s in range(0, len(frames), batch):
+            out = model(to_input(frames[s : s + batch]))
+            preds.append(out["pred"].double().numpy() * ckpt["target_std"] + ckpt["target_mean"])
+            if "alpha" in out:
+                alphas.append(out["alpha"].numpy())
+    result = {"pred": np.concatenate(preds)}
+    if alphas:
+        result["alpha"] = np.concatenate(alphas)
+    return result
+
+
+def masked_frames(frames: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """frames uint8 (S, T, 3, H, W) with the pixels of mask bool (S, T, H, W) set to each frame's mean colour."""
+    out = frames.copy()
+    mean = frames.reshape(*frames.shape[:3], -1).mean(-1).round().astype(np.uint8)  # (S, T, 3)
+    s, t, y, x = np.nonzero(mask)
+    out[s, t, :, y, x] = mean[s, t]
+    return out
+
+
+def distractor_sample(cause: np.ndarray, distractor: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """bool (S, T, H, W): per frame, as many distractor pixels as causal pixels, drawn at random."""
+    out = np.zeros(cause.shape, bool)
+    for s in range(cause.shape[0]):
+        for t in range(cause.shape[1]):
+            idx = np.flatnonzero(distractor[s, t])
+            k = min(int(cause[s, t].sum()), idx.size)
+            if k:
+                out[s, t].flat[rng.choice(idx, k, replace=False)] = True
+    return out
+
+
+def overlay(frame: np.ndarray, heat: np.ndarray) -> np.ndarray:
+    """frame uint8 (3, H, W), heat float (H, W) -> uint8 (H, W, 3): the frame darkened, heat in red/yellow."""
+    img = frame.transpose(1, 2, 0).astype(np.float32) * 0.45
+    h = heat / max(float(heat.max()), 1e-12)
+    img[..., 0] += 255 * 0.55 * np.sqrt(h)
+    img[..., 1] += 255 * 0.55 * h**2
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def blob_figure(frames: np.ndarray, blobs, frames_shown: int) -> np.ndarray:
+    """uint8 (H, W·n, 3): each frame with kept blobs outlined green and dropped ones red."""
+    from scipy.ndimage import binary_erosion
+
+    tiles = []
+    for t in range(min(frames_shown, len(frames))):
+        img = frames[t].transpose(1, 2, 0).copy()
+        for b in blobs:
+            if b.frame == t:
+                edge = b.pixels & ~binary_erosion(b.pixels)
+                img[edge] = (40, 230, 40) if b.kept else (230, 30, 30)
+        tiles.append(img)
+    return np.concatenate(tiles, axis=1)
+
+
+def evaluate(shards: str | Path, models: dict[str, str | Path], out: str | Path, filter_sequences: int = 8,
+             level: float = 0.5, sigma: float = 2.0, threshold: float = 0.1, cause_dilation: int = 3,
+             strip_frames: int = 8, seed: int = 0) -> dict:
+    """Write metrics.json (keys in the module docstring) and the figure data; return the metrics.
+
+    ``models`` maps each of MODELS to its model.pt. ``threshold`` is in units of the attention
+    model's target standard deviation (its decoder's output units).
+    """
+    import torch
+    from scipy.ndimage import binary_dilation
+
+    from ..atomic import atomic_path, write_json
+    from ..data.driving import load_split
+    from ..data.shards import read_manifest
+    from ..errors import DataError
+    from .causal import attention_maps, attention_on_cause, blob_scores, causal_filter
+    from .train import load_model, to_input
+
+    manifest = read_manifest(shards)
+    test = load_split(shards, "test")
+    frames, angle = test["frames"], test["angle"].astype(np.float64)
+    has_cause = bool(manifest.get("has_cause")) and "cause" in test
+    loaded = {name: load_model(models[name]) for name in MODELS}
+    outputs = {name: predict(m, ck, frames) for name, (m, ck) in loaded.items()}
+    metrics: dict = {"mae": {n: float(np.abs(o["pred"] - angle).mean()) for n, o in outputs.items()},
+                     "mae_predicting_the_mean": float(np.abs(angle - loaded["cnn"][1]["target_mean"]).mean()),
+                     "test_sequences": int(len(frames)), "test_frames": int(angle.size), "has_cause": has_cause,
+                     "filter": {"level": level, "sigma": sigma, "threshold": threshold, "cause_dilation": cause_dilation}}
+    model, ckpt = loaded["attention"]
+    grid = model.spec.grid
+    size = frames.shape[-2:]
+    if has_cause:
+        cause = test["cause"].astype(bool)
+        by_model = {}
+        for name in ("attention", "attention_no_reg"):
+            a = outputs[name]["alpha"]
+            by_model[name] = attention_on_cause(a.reshape(-1, a.shape[-1]), cause.reshape(-1, *size), grid)
+        metrics["attention_on_cause"] = by_model["attention"]
+        metrics["attention_on_cause_by_model"] = by_model
+        rng = np.random.default_rng(seed)
+        other = distractor_sample(cause, test["distractor"].astype(bool), rng)
+        deletion = {}
+        for name, (m, ck) in loaded.items():
+            base = outputs[name]["pred"]
+            deletion[name] = {
+                "cause": float(np.abs(predict(m, ck, masked_frames(frames, cause))["pred"] - base).mean()),
+                "distractor": float(np.abs(predict(m, ck, masked_frames(frames, other))["pred"] - base).mean()),
+            }
+        metrics["deletion"] = deletion["attention"]
+        metrics["deletion_by_model"] = deletion
+        metrics["deleted_pixels"] = {"cause": int(cause.sum()), "distractor": int(other.sum())}
+    # causal filtering on the attention model's feature cubes
+    n = min(filter_sequences, len(frames))
+    all_blobs, totals = [], np.zeros(3, int)
+    decode = lambda f: model.decode(f)[0]  # noqa: E731 (standardised output units)
+    with torch.no_grad():
+        for s in range(n):
+            feats = model(to_input(frames[s : s + 1]))["features"][0]
+            blobs = causal_filter(feats, decode, outputs["attention"]["alpha"][s], grid, size, level=level, sigma=sigma, threshold=threshold)
+            all_blobs.append(blobs)
+            if has_cause:
+                region = np.stack([binary_dilation(c, iterations=cause_dilation) if cause_dilation else c for c in cause[s]])
+                totals += blob_scores(blobs, region)
+    kept_causal, kept, causal = (int(v) for v in totals)
+    count = sum(len(b) for b in all_blobs)
+    metrics["causal_filtering"] = {
+        "blobs": count, "kept": int(sum(b.kept for bl in all_blobs for b in bl)), "sequences": n,
+        "mean_delta": float(np.mean([b.delta for bl in all_blobs for b in bl])) if count else float("nan"),
+    }
+    if has_cause:
+        metrics["causal_filtering"].update(
+            causal=causal, precision=kept_causal / kept if kept else float("nan"),
+            recall=kept_causal / causal if causal else float("nan"),
+            precision_if_all_kept=causal / count if count else float("nan"))
+    if n == 0:
+        raise DataError(f"{shards}: the test split holds no sequences")
+    out = Path(out)
+    maps = attention_maps(outputs["attention"]["alpha"][0], grid, size, sigma)
+    strip = np.concatenate([overlay(frames[0, t], maps[t]) for t in range(min(strip_frames, frames.shape[1]))], axis=1)
+    strip = np.concatenate([np.concatenate([frames[0, t].transpose(1, 2, 0) for t in range(min(strip_frames, frames.shape[1]))], axis=1), strip], axis=0)
+    for name, array in (("strip.npy", strip), ("blobs.npy", blob_figure(frames[0], all_blobs[0], strip_frames))):
+        with atomic_path(out.with_name(name)) as tmp:
+            with open(tmp, "wb") as handle:
+                np.save(handle, array, allow_pickle=False)
+    metrics = _finite(metrics)
+    write_json(out, metrics)
+    return metrics
+
+
+def _finite(value):
+    """NaN -> None, recursively (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value

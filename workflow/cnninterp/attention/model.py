@@ -1,0 +1,153 @@
+"""Steering models of Kim & Canny (ICCV 2017): a PilotNet-style encoder, an LSTM with soft spatial
+attention over its feature cube, and the same encoder as a plain CNN regressor (the baseline).
+
+Shapes: frames float32 (B, T, 3, H, W) in [0, 1]; the encoder gives per frame a feature cube of
+D = 64 channels on an h × w grid (H/8 × W/8), flattened to L = h·w positions: (B, T, L, D).
+
+Attention at step t (from the previous hidden state h_{t-1}):
+    α_{t,i} = softmax_i( w · ReLU(W_x x_{t,i} + W_h h_{t-1} + b) ),   context y_t = Σ_i α_{t,i} x_{t,i}
+The LSTM's initial (h_0, c_0) come from the mean feature (over positions and frames) through one
+tanh layer each; its input at step t is y_t; the output is û_t = V [h_t; y_t].
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+FEATURES = 64
+KINDS = ("attention", "cnn")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a checkpoint needs to rebuild its model: ``kind`` attention or cnn; grid = H/8 × W/8."""
+
+    kind: str
+    height: int
+    width: int
+    hidden: int = 64
+    attention_dim: int = 64
+    coords: bool = False
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return (-(-self.height // 8), -(-self.width // 8))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Encoder(nn.Module):
+    """5×5 stride-2 convolutions with 24, 36, 48 channels, then 3×3 with 64, 64 (ReLU, no pooling).
+    float (N, 3, H, W) -> float (N, 64, ceil(H/8), ceil(W/8))."""
+
+    def __init__(self, coords: bool = False):
+        super().__init__()
+        self.coords = coords
+        layers, cin = [], 5 if coords else 3
+        for cout, k, s in ((24, 5, 2), (36, 5, 2), (48, 5, 2), (64, 3, 1), (FEATURES, 3, 1)):
+            layers += [nn.Conv2d(cin, cout, k, stride=s, padding=k // 2), nn.ReLU(inplace=True)]
+            cin = cout
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        x = (x - 0.5) * 4.0  # a fixed input normalisation, as PilotNet's first layer
+        if self.coords:
+            n, _, h, w = x.shape
+            yy = torch.linspace(-1, 1, h, device=x.device).view(1, 1, h, 1).expand(n, 1, h, w)
+            xx = torch.linspace(-1, 1, w, device=x.device).view(1, 1, 1, w).expand(n, 1, h, w)
+            x = torch.cat([x, yy, xx], dim=1)
+        return self.net(x)
+
+
+def encode(encoder: nn.Module, frames: torch.Tensor) -> torch.Tensor:
+    """float (B, T, 3, H, W) -> feature cube float (B, T, L, D)."""
+    b, t = frames.shape[:2]
+    f = encoder(frames.flatten(0, 1))  # (B*T, D, h, w)
+    return f.flatten(2).transpose(1, 2).reshape(b, t, -1, f.shape[1])
+
+
+class AttentionSteer(nn.Module):
+    """Encoder + attention LSTM. ``forward(frames)`` -> dict pred (B, T), alpha (B, T, L), features (B, T, L, D)."""
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__()
+        self.spec = spec
+        d, hdim, a = FEATURES, spec.hidden, spec.attention_dim
+        self.encoder = Encoder(spec.coords)
+        self.w_x = nn.Linear(d, a)
+        self.w_h = nn.Linear(hdim, a, bias=False)
+        self.w = nn.Linear(a, 1, bias=False)
+        self.init_h = nn.Linear(d, hdim)
+        self.init_c = nn.Linear(d, hdim)
+        self.lstm = nn.LSTMCell(d, hdim)
+        self.out = nn.Linear(hdim + d, 1)
+
+    def forward(self, frames: torch.Tensor) -> dict:
+        features = encode(self.encoder, frames)
+        pred, alpha = self.decode(features)
+        return {"pred": pred, "alpha": alpha, "features": features}
+
+    def decode(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Feature cube float (B, T, L, D) -> (pred float (B, T), alpha float (B, T, L), rows sum to 1).
+
+        Causal filtering calls this on feature cubes with some cells zeroed.
+        """
+        b, t, _, _ = features.shape
+        mean = features.mean(dim=(1, 2))
+        h, c = torch.tanh(self.init_h(mean)), torch.tanh(self.init_c(mean))
+        proj = self.w_x(features)  # (B, T, L, A)
+        preds, alphas = [], []
+        for step in range(t):
+            scores = self.w(torch.relu(proj[:, step] + self.w_h(h)[:, None, :])).squeeze(-1)  # (B, L)
+            alpha = torch.softmax(scores, dim=1)
+            context = torch.einsum("bl,bld->bd", alpha, features[:, step])
+            h, c = self.lstm(context, (h, c))
+            preds.append(self.out(torch.cat([h, context], dim=1)).squeeze(-1))
+            alphas.append(alpha)
+        return torch.stack(preds, 1), torch.stack(alphas, 1)
+
+
+class CnnSteer(nn.Module):
+    """The baseline: the same encoder, then a per-frame regressor on the flattened feature cube.
+    ``forward(frames (B, T, 3, H, W))`` -> dict pred (B, T), features (B, T, L, D)."""
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__()
+        self.spec = spec
+        h, w = spec.grid
+        self.encoder = Encoder(spec.coords)
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(h * w * FEATURES, spec.hidden), nn.ReLU(inplace=True), nn.Linear(spec.hidden, 1))
+
+    def forward(self, frames: torch.Tensor) -> dict:
+        features = encode(self.encoder, frames)
+        b, t = features.shape[:2]
+        pred = self.head(features.flatten(0, 1)).reshape(b, t)
+        return {"pred": pred, "features": features}
+
+
+def build_model(spec: ModelSpec) -> nn.Module:
+    if spec.kind == "attention":
+        return AttentionSteer(spec)
+    if spec.kind == "cnn":
+        return CnnSteer(spec)
+    raise ValueError(f"model kind {spec.kind!r} is not one of {KINDS}")
+
+
+def attention_regularizer(alpha: torch.Tensor) -> torch.Tensor:
+    """Σ_i (1 − Σ_t α_{t,i})², averaged over the batch. alpha float (B, T, L) -> scalar.
+
+    Why squared: with softmax attention Σ_i α_{t,i} = 1 at every step, so the linear form of the
+    paper's slides, Σ_i (1 − Σ_t α_{t,i}) = L − T, is a constant with no gradient. The squared form
+    (Show, Attend and Tell) is smallest when every position gets the same total attention over the
+    sequence, so it pushes the model to look at different places over time rather than at one spot.
+    """
+    return ((1.0 - alpha.sum(dim=1)) ** 2).sum(dim=1).mean()
+
+
+def steering_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Σ_t |u_t − û_t| averaged over the batch. pred, target float (B, T) -> scalar."""
+    return (pred - target).abs().sum(dim=1).mean()

@@ -1,0 +1,94 @@
+"""Report section "Causal attention": the metrics table, the attention strip, the kept and dropped
+blobs, and the paper's claims.
+
+Reads ``results/eval/attention/metrics.json``, ``strip.npy`` and ``blobs.npy`` (written by
+``cnninterp attention evaluate``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+TITLE = "Causal attention"
+TEMPLATE = "attention.html.j2"
+SCALE = 3
+PAPER = (
+    "Kim & Canny (ICCV 2017) train on real driving video (80×160 HSV frames, a 10×20×64 feature cube, "
+    "one LSTM layer, sequences of 20, λ ∈ {0, 10, 20}) and claim that attention does not cost steering "
+    "accuracy (their MAE tables could not be verified here), that the attention maps highlight road "
+    "features such as lane markings and edges, and that causal filtering removes attended regions whose "
+    "masking leaves the output unchanged. They had no ground-truth cause to score against; the synthetic "
+    "roads here have one."
+)
+
+
+def available(results: Path) -> bool:
+    """Always offered (the registry also checks that metrics.json exists)."""
+    return True
+
+
+def render(ctx) -> dict:
+    """Template data: the metric rows and the two figures (or a not-run note)."""
+    from ..report.context import read_json
+    from ..report.figures import save_rgb_png
+
+    if not ctx.config["attention"]["enabled"]:
+        return {"enabled": False, "note": "not run (attention.enabled: false)"}
+    folder = ctx.results / "eval" / "attention"
+    m = read_json(folder / "metrics.json", "the attention metrics")
+    mae = m["mae"]
+    rows = [("steering MAE (rad), attention λ > 0", mae["attention"]),
+            ("steering MAE (rad), attention λ = 0", mae["attention_no_reg"]),
+            ("steering MAE (rad), CNN baseline", mae["cnn"]),
+            ("steering MAE (rad), predicting the training mean", m.get("mae_predicting_the_mean"))]
+    cause = m.get("attention_on_cause")
+    if cause:
+        rows += [("attention mass on the causal mask (λ > 0)", cause["mass"]),
+                 ("the causal mask's share of the frame", cause["area_share"]),
+                 ("ratio (1 = attention spread evenly), λ > 0", cause["ratio"]),
+                 ("ratio, λ = 0", m["attention_on_cause_by_model"]["attention_no_reg"]["ratio"])]
+    cf = m["causal_filtering"]
+    rows += [("causal filtering: blobs / kept", f"{cf['blobs']} / {cf['kept']}")]
+    if cf.get("precision") is not None or cf.get("recall") is not None:
+        rows += [("causal filtering precision (kept blobs that are causal)", cf.get("precision")),
+                 ("causal filtering recall (causal blobs kept)", cf.get("recall")),
+                 ("share of all blobs that are causal (precision of keeping all)", cf.get("precision_if_all_kept"))]
+    deletion = m.get("deletion_by_model", {})
+    for name, d in deletion.items():
+        rows += [(f"deletion |Δû| (rad), {name}: causal pixels / as many distractor pixels", f"{d['cause']:.5f} / {d['distractor']:.5f}")]
+    figures = []
+    for name, caption in (("strip.npy", "One held-out sequence (top) and the attention of the λ > 0 model over it (bottom, red to yellow)."),
+                          ("blobs.npy", "Blobs of the attention map: kept by causal filtering (green outline), dropped (red).")):
+        path = folder / name
+        if path.is_file():
+            array = np.load(path, allow_pickle=False)
+            out, href = ctx.asset("attention", name.replace(".npy", ".png"))
+            width, height = save_rgb_png(np.kron(array, np.ones((SCALE, SCALE, 1), np.uint8)), out)
+            figures.append({"href": href, "width": width, "height": height, "caption": caption})
+    return {"enabled": True, "rows": rows, "figures": figures, "paper": PAPER, "effects": effects(m),
+            "reg_weight": ctx.config["attention"]["train"]["reg_weight"], "filter": m.get("filter", {})}
+
+
+def effects(m: dict) -> str:
+    """One paragraph of the measured effects (the numbers of metrics.json ``m``, in words)."""
+    mae = m["mae"]
+    parts = [f"Steering MAE {mae['attention']:.4f} rad with attention (λ > 0), {mae['attention_no_reg']:.4f} with λ = 0, "
+             f"{mae['cnn']:.4f} for the CNN baseline"]
+    if m.get("mae_predicting_the_mean") is not None:
+        parts[-1] += f" (predicting the training mean: {m['mae_predicting_the_mean']:.4f})"
+    cause = m.get("attention_on_cause")
+    if cause and cause.get("ratio") is not None:
+        parts.append(f"the attention puts {cause['mass']:.3f} of its mass on the causal region, which covers "
+                     f"{cause['area_share']:.3f} of the frame: {cause['ratio']:.2f} times what evenly spread attention would "
+                     + ("(more than chance)" if cause["ratio"] > 1 else "(not more than chance)"))
+    cf = m.get("causal_filtering", {})
+    if cf.get("precision") is not None and cf.get("precision_if_all_kept") is not None:
+        parts.append(f"of the blobs kept by causal filtering {cf['precision']:.2f} are causal, against "
+                     f"{cf['precision_if_all_kept']:.2f} of all blobs")
+    d = m.get("deletion")
+    if d:
+        parts.append(f"masking the causal pixels moves the attention model's output by {d['cause']:.4f} rad, "
+                     f"as many distractor pixels by {d['distractor']:.4f}")
+    return "; ".join(parts) + "."

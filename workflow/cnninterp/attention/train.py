@@ -1,0 +1,90 @@
+"""Training of the three steering models on the driving shards, through the shared loop.
+
+The target is standardised with the training split's mean and standard deviation (kept in the
+checkpoint as ``target_mean`` / ``target_std``), so the regulariser weight λ means the same on any
+data; predictions are mapped back to radians for evaluation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .model import ModelSpec, attention_regularizer, build_model, steering_loss
+
+
+def load_model(path: str | Path):
+    """(model in eval mode on CPU, checkpoint dict) from a model.pt written by ``train_model``."""
+    import torch
+
+    from ..errors import ModelError
+
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if not str(ckpt.get("arch", "")).startswith("attention_steer:"):
+        raise ModelError(f"{path} is not a steering checkpoint (arch {ckpt.get('arch')!r})")
+    spec = ModelSpec(**ckpt["spec"])
+    model = build_model(spec)
+    model.load_state_dict(ckpt["state_dict"])
+    model.eval()
+    return model, ckpt
+
+
+def to_input(frames):
+    """uint8 numpy/tensor (B, T, 3, H, W) -> float32 tensor in [0, 1]."""
+    import torch
+
+    return torch.as_tensor(np.asarray(frames)).float().div_(255.0)
+
+
+def train_model(shards: str | Path, out: str | Path, kind: str, reg_weight: float, epochs: int, batch_size: int,
+                lr: float, seed: int = 0, device: str = "auto", hidden: int = 64, coords: bool = False) -> dict:
+    """Train ``kind`` (attention or cnn) and write ``out`` (model.pt, config.json beside it).
+
+    Returns {"final_loss", "final_mae_std", "history"}. ``reg_weight`` is λ of the attention
+    regulariser (ignored by the cnn).
+    """
+    import numpy as np
+    import torch
+
+    from ..data.driving import load_split
+    from ..data.shards import read_manifest
+    from ..train.loop import fit, pick_device, save_checkpoint, seed_everything
+
+    seed_everything(seed)
+    manifest = read_manifest(shards)
+    data = load_split(shards, "train")
+    frames, angle = data["frames"], data["angle"].astype(np.float64)
+    mean, std = float(angle.mean()), float(angle.std() or 1.0)
+    target = torch.as_tensor((angle - mean) / std, dtype=torch.float32)
+    spec = ModelSpec(kind=kind, height=int(manifest["height"]), width=int(manifest["width"]), hidden=hidden, coords=coords)
+    model = build_model(spec)
+    dev = pick_device(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    n = len(frames)
+
+    def batches(epoch):
+        order = torch.randperm(n, generator=gen).numpy()
+        for s in range(0, n, batch_size):
+            idx = np.sort(order[s : s + batch_size])
+            yield to_input(frames[idx]), target[idx]
+
+    def step(model, batch, device):
+        x, y = (b.to(device) for b in batch)
+        out = model(x)
+        fit_loss = steering_loss(out["pred"], y)
+        loss = fit_loss
+        metrics = {"mae_std": float(fit_loss.detach()) / y.shape[1]}
+        if "alpha" in out:
+            reg = attention_regularizer(out["alpha"])
+            loss = fit_loss + reg_weight * reg
+            metrics["regularizer"] = float(reg.detach())
+        return loss, metrics, len(y)
+
+    history = fit(model, batches, step, optimizer, epochs, dev, desc=f"attention {kind}")
+    config = {"kind": kind, "reg_weight": reg_weight, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+              "seed": seed, "hidden": hidden, "coords": coords, "shards": Path(shards).name}
+    save_checkpoint(out, model, f"attention_steer:{kind}", 1, config,
+                    extra={"spec": spec.to_dict(), "target_mean": mean, "target_std": std, "history": history})
+    return {"final_loss": history[-1]["loss"], "final_mae_std": history[-1]["mae_std"], "history": history}

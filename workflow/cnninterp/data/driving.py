@@ -1,0 +1,441 @@
+"""The ``driving`` dataset: frame sequences with a steering target and, where known, the causal mask.
+
+Three sources write the same shards (``results/shards/driving/<split>-NNNNNN.tar``), one sample per
+sequence of T frames:
+
+- ``frames.npy``  uint8 (T, 3, H, W) RGB,
+- ``angle.npy``   float32 (T,) steering angle in radians,
+- ``cause.npy``   uint8 (T, H, W) 1 on the pixels that determine the target (synthetic only),
+- ``distractor.npy`` uint8 (T, H, W) 1 on distractor pixels (synthetic only).
+
+Synthetic roads (``generate_driving``)
+    A flat road seen from a camera ``CAM_HEIGHT`` m above it. The road centre's lateral position at
+    distance z ahead is X(z) = offset + heading·z + c0·z²/2 + c1·z³/6 (metres), and all four
+    coefficients drift smoothly and independently over the sequence. Image row y (below the
+    horizon row) sees the ground at depth z = f·CAM_HEIGHT/(y − horizon); column x = W/2 + f·X/z.
+    The target is pure pursuit on the lane centre at the look-ahead distance L:
+    δ = atan(2·WHEELBASE·X(L)/L²). It is a function of the road's geometry alone
+    (``pursuit_angle``). Drawn from the same geometry: white edge lines, a dashed yellow centre
+    line. Distractors (trees, cars, signs, shadows) are placed and moved in screen space at random,
+    independently of the road, and drawn *under* the markings, so they never hide the cause. The
+    causal mask is the marking pixels in the look-ahead band, the rows whose depth lies in
+    [L/band, L·band].
+
+Real formats (readers; sequences never cross a recording boundary)
+    - Udacity: a folder holding ``interpolated.csv`` (header ``index,timestamp,width,height,
+      frame_id,filename,angle,torque,speed,lat,long,alt``, timestamp in ns, angle in radians),
+      frames under ``center/`` etc.; only ``center_camera`` rows are used. Each folder with its own
+      ``interpolated.csv`` is a recording; a timestamp gap above ``max_gap_s`` also cuts one.
+    - comma.ai research: ``camera/<name>.h5`` (dataset ``X`` uint8 (N, 3, 160, 320), 20 Hz) and
+      ``log/<name>.h5`` (100 Hz; ``cam1_ptr`` the camera frame of each log row, ``steering_angle``
+      in degrees of the steering wheel, ``speed``). A frame's angle is the mean of its log rows,
+      converted to radians; frames with no log row cut the recording.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ..errors import DataError
+from .shards import npy_bytes, npy_load, iter_samples, shard_paths, write_shards
+
+CAM_HEIGHT = 1.5  # metres
+WHEELBASE = 2.7  # metres
+ROAD_HALF_WIDTH = 1.8  # metres
+LINE_WIDTH = 0.15  # metres
+DASH = 3.0  # metres: centre-line dash and gap length
+HORIZON = 0.3  # horizon row as a fraction of the image height
+SKY, GRASS, ASPHALT = (150, 190, 230), (70, 130, 60), (105, 105, 105)
+EDGE, CENTRE = (250, 250, 250), (240, 200, 40)
+DISTRACTOR_COLOURS = {"tree": (30, 85, 35), "car": (200, 40, 40), "sign": (230, 120, 20)}
+UDACITY_COLUMNS = ("index", "timestamp", "width", "height", "frame_id", "filename", "angle", "torque", "speed", "lat", "long", "alt")
+
+
+# ---------------------------------------------------------------------------------------------
+# synthetic roads
+@dataclass(frozen=True)
+class Road:
+    """The road's geometry in one frame: X(z) = offset + heading·z + c0·z²/2 + c1·z³/6 (metres);
+    ``travel`` (metres driven, moves the centre-line dashes)."""
+
+    offset: float
+    heading: float
+    c0: float
+    c1: float
+    travel: float = 0.0
+
+    def lateral(self, z):
+        """Lateral position (m) of the road centre at depth z (m); z float or array."""
+        return self.offset + self.heading * z + self.c0 * z**2 / 2 + self.c1 * z**3 / 6
+
+
+@dataclass(frozen=True)
+class Distractor:
+    """A distractor in screen coordinates (fractions of width/height); kind in tree, car, sign, shadow."""
+
+    kind: str
+    x: float
+    y: float
+    size: float
+
+
+@dataclass(frozen=True)
+class Camera:
+    """Image size and the geometry of the look-ahead band."""
+
+    height: int = 40
+    width: int = 80
+    lookahead: float = 10.0
+    band: float = 1.3
+
+    @property
+    def focal(self) -> float:
+        return float(self.width)
+
+    @property
+    def horizon(self) -> float:
+        return HORIZON * self.height
+
+
+def pursuit_angle(road: Road, lookahead: float) -> float:
+    """Pure-pursuit steering angle (radians) towards the lane centre at ``lookahead`` metres."""
+    return math.atan(2 * WHEELBASE * float(road.lateral(lookahead)) / lookahead**2)
+
+
+def row_depths(camera: Camera) -> np.ndarray:
+    """float64 (H,): ground depth (m) seen by each row's centre; inf at and above the horizon."""
+    dy = np.arange(camera.height) + 0.5 - camera.horizon
+    with np.errstate(divide="ignore"):
+        z = np.where(dy > 0, camera.focal * CAM_HEIGHT / np.maximum(dy, 1e-9), np.inf)
+    return z
+
+
+def markings(road: Road, camera: Camera) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bool (H, W) masks of the road surface, the edge lines and the centre-line dashes."""
+    h, w, f = camera.height, camera.width, camera.focal
+    z = row_depths(camera)[:, None]
+    ground = np.isfinite(z)
+    zz = np.where(ground, z, 1.0)
+    cols = np.arange(w)[None, :] + 0.5
+    centre = w / 2 + f * road.lateral(zz) / zz
+    half = f * ROAD_HALF_WIDTH / zz
+    line = np.maximum(f * LINE_WIDTH / zz, 0.6)  # at least about one pixel wide
+    d = cols - centre
+    surface = ground & (np.abs(d) <= half + line / 2)
+    edges = ground & (np.abs(np.abs(d) - half) <= line / 2)
+    dashes = ground & (np.floor((zz + road.travel) / DASH) % 2 == 0) & (np.abs(d) <= line / 2)
+    return surface, edges, dashes & ~edges
+
+
+def cause_mask(road: Road, camera: Camera) -> np.ndarray:
+    """uint8 (H, W): the marking pixels (edges, centre dashes) whose depth lies in the look-ahead band."""
+    _, edges, dashes = markings(road, camera)
+    z = row_depths(camera)[:, None]
+    band = (z >= camera.lookahead / camera.band) & (z <= camera.lookahead * camera.band)
+    return ((edges | dashes) & band).astype(np.uint8)
+
+
+def distractor_mask(d: Distractor, camera: Camera) -> np.ndarray:
+    """Bool (H, W): the pixels a distractor covers (a disc for trees, a box for the others)."""
+    h, w = camera.height, camera.width
+    yy, xx = np.mgrid[0:h, 0:w] + 0.5
+    cx, cy, r = d.x * w, d.y * h, max(d.size * h, 1.0)
+    if d.kind == "tree":
+        return (xx - cx) ** 2 + (yy - cy) ** 2 <= r**2
+    if d.kind == "shadow":
+        return (np.abs(xx - cx) <= 2.5 * r) & (np.abs(yy - cy) <= 0.5 * r)
+    if d.kind == "sign":
+        return (np.abs(xx - cx) <= 0.5 * r) & (np.abs(yy - cy) <= 0.5 * r)
+    return (np.abs(xx - cx) <= r) & (np.abs(yy - cy) <= 0.6 * r)
+
+
+def render_frame(road: Road, distractors: list[Distractor], camera: Camera) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Draw one frame. Returns (image uint8 (3, H, W), cause uint8 (H, W), distractor uint8 (H, W)).
+
+    Order: sky and grass, the road surface, the distractors, then the markings on top.
+    """
+    h, w = camera.height, camera.width
+    img = np.empty((h, w, 3), np.float32)
+    img[:] = GRASS
+    img[: int(math.ceil(camera.horizon))] = SKY
+    surface, edges, dashes = markings(road, camera)
+    img[surface] = ASPHALT
+    covered = np.zeros((h, w), bool)
+    for d in distractors:
+        m = distractor_mask(d, camera)
+        if d.kind == "shadow":
+            img[m] *= 0.55
+        else:
+            img[m] = DISTRACTOR_COLOURS[d.kind]
+        covered |= m
+    img[edges] = EDGE
+    img[dashes] = CENTRE
+    covered &= ~(edges | dashes)
+    image = np.clip(np.rint(img), 0, 255).astype(np.uint8).transpose(2, 0, 1)
+    return np.ascontiguousarray(image), cause_mask(road, camera), covered.astype(np.uint8)
+
+
+@dataclass
+class RoadSpec:
+    """Ranges of the synthetic roads and distractors (see the module docstring)."""
+
+    camera: Camera = field(default_factory=Camera)
+    seq_len: int = 8
+    offset: float = 0.6
+    heading: float = 0.04
+    c0: float = 0.01
+    c1: float = 0.0004
+    distractors: int = 5
+    speed: float = 2.0  # metres per frame
+
+
+def _drift(rng: np.random.Generator, amplitude: float, steps: int) -> np.ndarray:
+    """float64 (steps,): a smooth curve in [-amplitude, amplitude] (random phase, slow frequency)."""
+    t = np.arange(steps)
+    a, b = rng.uniform(-1, 1, 2)
+    freq, phase = rng.uniform(0.05, 0.25), rng.uniform(0, 2 * np.pi)
+    return amplitude * np.clip(0.6 * a + 0.4 * b * np.sin(2 * np.pi * freq * t + phase), -1, 1)
+
+
+def road_sequence(rng: np.random.Generator, spec: RoadSpec) -> list[Road]:
+    """The road geometry of each of ``spec.seq_len`` frames, each coefficient drifting on its own."""
+    n = spec.seq_len
+    coeffs = [_drift(rng, a, n) for a in (spec.offset, spec.heading, spec.c0, spec.c1)]
+    start = rng.uniform(0, 2 * DASH)
+    return [Road(*(float(c[t]) for c in coeffs), travel=start + spec.speed * t) for t in range(n)]
+
+
+def distractor_sequence(rng: np.random.Generator, spec: RoadSpec) -> list[list[Distractor]]:
+    """Per frame, ``spec.distractors`` distractors that move on their own straight screen paths."""
+    kinds = ("tree", "car", "sign", "shadow")
+    tracks = []
+    for _ in range(spec.distractors):
+        kind = kinds[rng.integers(len(kinds))]
+        y0 = rng.uniform(0.1, 0.3) if kind == "sign" else rng.uniform(HORIZON + 0.05, 0.95)
+        x0, size = rng.uniform(0, 1), rng.uniform(0.07, 0.16)
+        vx, vy = rng.uniform(-0.05, 0.05, 2)
+        tracks.append((kind, x0, y0, size, vx, vy))
+    return [
+        [Distractor(k, float((x + vx * t) % 1.0), float(np.clip(y + vy * t, 0.05, 0.98)), s) for k, x, y, s, vx, vy in tracks]
+        for t in range(spec.seq_len)
+    ]
+
+
+def synthetic_sequence(rng: np.random.Generator, spec: RoadSpec) -> dict[str, np.ndarray]:
+    """One sequence: frames uint8 (T, 3, H, W), angle float32 (T,), cause and distractor uint8 (T, H, W)."""
+    roads = road_sequence(rng, spec)
+    dists = distractor_sequence(rng, spec)
+    frames, causes, distract = zip(*(render_frame(r, d, spec.camera) for r, d in zip(roads, dists)))
+    angle = np.array([pursuit_angle(r, spec.camera.lookahead) for r in roads], np.float32)
+    return {"frames": np.stack(frames), "angle": angle, "cause": np.stack(causes), "distractor": np.stack(distract)}
+
+
+def _sample(key: str, arrays: dict[str, np.ndarray]) -> dict:
+    return {"__key__": key, **{f"{name}.npy": npy_bytes(np.ascontiguousarray(a)) for name, a in arrays.items()}}
+
+
+def generate_driving(out_dir: str | Path, spec: RoadSpec, train_sequences: int, test_sequences: int,
+                     seed: int = 0, shard_size: int = 64) -> dict:
+    """Write synthetic road sequences as driving shards (splits train and test); return the manifest."""
+    cam = spec.camera
+
+    def samples():
+        for split, count in (("test", test_sequences), ("train", train_sequences)):
+            sub = np.random.default_rng([seed, 0 if split == "train" else 1])
+            for i in range(count):
+                yield split, _sample(f"seq-{i:06d}", synthetic_sequence(sub, spec))
+
+    config = {"seq_len": spec.seq_len, "offset": spec.offset, "heading": spec.heading, "c0": spec.c0, "c1": spec.c1,
+              "distractors": spec.distractors, "speed": spec.speed, "height": cam.height, "width": cam.width,
+              "lookahead": cam.lookahead, "band": cam.band, "train_sequences": train_sequences,
+              "test_sequences": test_sequences, "seed": seed, "shard_size": shard_size}
+    manifest = {"dataset": "driving", "source": {"kind": "synthetic"}, "config": config, "has_cause": True,
+                "height": cam.height, "width": cam.width, "seq_len": spec.seq_len, "angle_unit": "rad",
+                "fields": ["frames", "angle", "cause", "distractor"]}
+    return write_shards(samples(), out_dir, shard_size, manifest)
+
+
+# ---------------------------------------------------------------------------------------------
+# real formats
+@dataclass
+class Recording:
+    """One recording's frames uint8 (N, 3, H, W) and angles float32 (N,) radians, in time order."""
+
+    name: str
+    frames: np.ndarray
+    angle: np.ndarray
+
+
+def _resize(frame_hwc: np.ndarray, height: int, width: int) -> np.ndarray:
+    """uint8 (h, w, 3) -> uint8 (3, height, width), bilinear."""
+    from PIL import Image
+
+    img = Image.fromarray(frame_hwc).convert("RGB").resize((width, height), Image.BILINEAR)
+    return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
+
+
+def _finite_angle(value: str | float, where: str) -> float:
+    try:
+        angle = float(value)
+    except ValueError:
+        raise DataError(f"{where}: angle {value!r} is not a number") from None
+    if not math.isfinite(angle):
+        raise DataError(f"{where}: angle is {angle}; remove or fix the row")
+    return angle
+
+
+def read_udacity(folder: str | Path, height: int, width: int, max_gap_s: float = 0.5) -> list[Recording]:
+    """Read one Udacity folder (``interpolated.csv`` + frames): its center_camera frames in time order,
+    split into recordings at timestamp gaps above ``max_gap_s``. DataError names the file on bad input."""
+    folder = Path(folder)
+    csv_path = folder / "interpolated.csv"
+    if not csv_path.is_file():
+        raise DataError(f"{csv_path} is missing: a Udacity folder holds interpolated.csv and the frame folders")
+    with csv_path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in UDACITY_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DataError(f"{csv_path}: missing column(s) {', '.join(missing)} (expected header {','.join(UDACITY_COLUMNS)})")
+        rows = []
+        for line, row in enumerate(reader, start=2):
+            if row["frame_id"] != "center_camera":
+                continue
+            where = f"{csv_path} line {line}"
+            try:
+                stamp = int(float(row["timestamp"]))
+            except ValueError:
+                raise DataError(f"{where}: timestamp {row['timestamp']!r} is not a number") from None
+            rows.append((stamp, row["filename"], _finite_angle(row["angle"], where), line))
+    if not rows:
+        raise DataError(f"{csv_path}: no center_camera rows")
+    rows.sort()
+    from PIL import Image
+
+    recordings, frames, angles, last = [], [], [], None
+
+    def close():
+        if frames:
+            recordings.append(Recording(f"{folder.name}-{len(recordings)}", np.stack(frames), np.array(angles, np.float32)))
+        frames.clear()
+        angles.clear()
+
+    for stamp, filename, angle, line in rows:
+        path = folder / filename
+        if not path.is_file():
+            raise DataError(f"{csv_path} line {line}: frame {filename} is listed but {path} is missing")
+        if last is not None and (stamp - last) / 1e9 > max_gap_s:
+            close()
+        last = stamp
+        with Image.open(path) as img:
+            frames.append(_resize(np.asarray(img.convert("RGB")), height, width))
+        angles.append(angle)
+    close()
+    return recordings
+
+
+def read_comma(root: str | Path, height: int, width: int) -> list[Recording]:
+    """Read comma.ai research data (``camera/<name>.h5`` + ``log/<name>.h5``), one or more recordings
+    per name (cut where frames have no log rows). Angles in radians. DataError names the file."""
+    import h5py
+
+    root = Path(root)
+    cams = sorted((root / "camera").glob("*.h5"))
+    if not cams:
+        raise DataError(f"{root / 'camera'} holds no .h5 files: expected camera/<name>.h5 and log/<name>.h5")
+    recordings = []
+    for cam_path in cams:
+        log_path = root / "log" / cam_path.name
+        if not log_path.is_file():
+            raise DataError(f"{cam_path} has no log file {log_path}")
+        with h5py.File(cam_path, "r") as cam, h5py.File(log_path, "r") as log:
+            if "X" not in cam:
+                raise DataError(f"{cam_path}: no dataset 'X' (uint8 (N, 3, 160, 320))")
+            x = cam["X"]
+            if x.ndim != 4 or x.shape[1] != 3:
+                raise DataError(f"{cam_path}: X has shape {x.shape}, expected (N, 3, H, W)")
+            for key in ("cam1_ptr", "steering_angle"):
+                if key not in log:
+                    raise DataError(f"{log_path}: no dataset {key!r}")
+            ptr = np.asarray(log["cam1_ptr"][()], np.float64).reshape(-1)
+            steer = np.asarray(log["steering_angle"][()], np.float64).reshape(-1)
+            if ptr.shape != steer.shape:
+                raise DataError(f"{log_path}: cam1_ptr has {ptr.size} rows but steering_angle {steer.size}; the log is inconsistent")
+            if "speed" in log and np.asarray(log["speed"]).reshape(-1).size != ptr.size:
+                raise DataError(f"{log_path}: speed has {np.asarray(log['speed']).size} rows but cam1_ptr {ptr.size}")
+            n = x.shape[0]
+            if ptr.size == 0:
+                raise DataError(f"{log_path}: the log is empty")
+            if not np.isfinite(ptr).all() or ptr.min() < 0:
+                raise DataError(f"{log_path}: cam1_ptr holds negative or non-finite frame numbers")
+            if int(ptr.max()) >= n:
+                raise DataError(f"{log_path}: cam1_ptr reaches frame {int(ptr.max())} but {cam_path} holds {n} frames (camera/log length mismatch)")
+            bad = np.flatnonzero(~np.isfinite(steer))
+            if bad.size:
+                raise DataError(f"{log_path}: steering_angle is {steer[bad[0]]} at log row {bad[0]}")
+            idx = ptr.astype(np.int64)
+            counts = np.bincount(idx, minlength=n)
+            sums = np.bincount(idx, weights=steer, minlength=n)
+            covered = counts > 0
+            angle = np.where(covered, sums / np.maximum(counts, 1), 0.0)
+            # runs of frames with log rows
+            start = None
+            for i in range(n + 1):
+                if i < n and covered[i]:
+                    start = i if start is None else start
+                elif start is not None:
+                    frames = np.stack([_resize(np.asarray(x[j]).transpose(1, 2, 0), height, width) for j in range(start, i)])
+                    recordings.append(Recording(f"{cam_path.stem}-{start}", frames, np.radians(angle[start:i]).astype(np.float32)))
+                    start = None
+    return recordings
+
+
+def cut_sequences(recordings: list[Recording], seq_len: int) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+    """Non-overlapping windows of ``seq_len`` frames inside each recording (tails dropped)."""
+    for rec in recordings:
+        for s in range(0, len(rec.angle) - seq_len + 1, seq_len):
+            yield rec.name, {"frames": rec.frames[s : s + seq_len], "angle": rec.angle[s : s + seq_len]}
+
+
+def convert_recordings(recordings: list[Recording], out_dir: str | Path, seq_len: int, test_every: int,
+                       source: dict, shard_size: int = 64) -> dict:
+    """Write real recordings as driving shards: every ``test_every``-th sequence goes to test."""
+    seqs = list(cut_sequences(recordings, seq_len))
+    if not seqs:
+        raise DataError(f"{source.get('path')}: no recording holds {seq_len} consecutive frames")
+    height, width = seqs[0][1]["frames"].shape[2:]
+    split_of = ["test" if i % test_every == test_every - 1 else "train" for i in range(len(seqs))]
+
+    def samples():
+        for split in ("test", "train"):
+            for i, (_, arrays) in enumerate(seqs):
+                if split_of[i] == split:
+                    yield split, _sample(f"seq-{i:06d}", arrays)
+
+    manifest = {"dataset": "driving", "source": source, "has_cause": False, "height": int(height), "width": int(width),
+                "seq_len": seq_len, "angle_unit": "rad", "fields": ["frames", "angle"],
+                "config": {"seq_len": seq_len, "test_every": test_every, "shard_size": shard_size},
+                "recordings": [r.name for r in recordings]}
+    return write_shards(samples(), out_dir, shard_size, manifest)
+
+
+def load_split(shard_dir: str | Path, split: str) -> dict[str, np.ndarray]:
+    """All sequences of a split stacked: frames uint8 (S, T, 3, H, W), angle float32 (S, T), and where
+    present cause / distractor uint8 (S, T, H, W)."""
+    out: dict[str, list] = {}
+    for sample in iter_samples(shard_paths(shard_dir, [split])):
+        for name, value in sample.items():
+            if name.endswith(".npy"):
+                out.setdefault(name[:-4], []).append(npy_load(value))
+    if not out:
+        raise DataError(f"{shard_dir}: split {split!r} holds no sequences")
+    return {k: np.stack(v) for k, v in out.items()}
+
+
+__all__ = ["Camera", "Distractor", "Road", "RoadSpec", "cause_mask", "convert_recordings", "generate_driving",
+           "load_split", "markings", "pursuit_angle", "read_comma", "read_udacity", "render_frame"]
