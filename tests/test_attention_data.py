@@ -181,3 +181,37 @@ def test_comma_reader_needs_the_log_file(tmp_path):
     (root / "log" / "2016-01-30--11-24-51.h5").unlink()
     with pytest.raises(DataError, match="has no log file"):
         driving.read_comma(root, 20, 40)
+
+
+def test_udacity_recordings_in_sub_folders_are_cut_at_the_folder_boundary(tmp_path):
+    write_udacity(tmp_path / "ud" / "a", n=4)
+    write_udacity(tmp_path / "ud" / "b", n=5)
+    recs = driving.read_udacity(tmp_path / "ud", 20, 40)
+    assert [len(r.angle) for r in recs] == [4, 5]  # same timestamps, but two recordings
+    manifest = driving.convert_recordings(recs, tmp_path / "shards", seq_len=3, test_every=5, source={"kind": "udacity"})
+    assert manifest["splits"]["train"]["samples"] == 2  # 4 -> 1 sequence, 5 -> 1; none spans both folders
+    data = driving.load_split(tmp_path / "shards", "train")
+    assert np.allclose(data["angle"][1], [0.0, 0.01, 0.02])  # folder b starts again at frame 0
+
+
+def test_udacity_reader_needs_interpolated_csv(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="interpolated.csv is missing"):
+        driving.read_udacity(tmp_path / "empty", 20, 40)
+
+
+def test_comma_reader_errors_on_a_missing_camera_dataset_and_unequal_log_columns(tmp_path):
+    import h5py
+
+    root = write_comma(tmp_path / "a", frames=4)
+    with h5py.File(root / "log" / "2016-01-30--11-24-51.h5", "a") as f:
+        del f["steering_angle"]
+        f.create_dataset("steering_angle", data=np.zeros(7))
+    with pytest.raises(DataError, match="cam1_ptr has 20 rows but steering_angle 7"):
+        driving.read_comma(root, 20, 40)
+    root = write_comma(tmp_path / "b", frames=4)
+    with h5py.File(root / "camera" / "2016-01-30--11-24-51.h5", "a") as f:
+        f.move("X", "Y")
+    with pytest.raises(DataError, match="no dataset 'X'") as err:
+        driving.read_comma(root, 20, 40)
+    assert "camera" in str(err.value)

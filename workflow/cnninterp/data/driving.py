@@ -25,7 +25,8 @@ Real formats (readers; sequences never cross a recording boundary)
     - Udacity: a folder holding ``interpolated.csv`` (header ``index,timestamp,width,height,
       frame_id,filename,angle,torque,speed,lat,long,alt``, timestamp in ns, angle in radians),
       frames under ``center/`` etc.; only ``center_camera`` rows are used. Each folder with its own
-      ``interpolated.csv`` is a recording; a timestamp gap above ``max_gap_s`` also cuts one.
+      ``interpolated.csv`` (the given one, or its sub-folders) is a recording; a timestamp gap above
+      ``max_gap_s`` also cuts one.
     - comma.ai research: ``camera/<name>.h5`` (dataset ``X`` uint8 (N, 3, 160, 320), 20 Hz) and
       ``log/<name>.h5`` (100 Hz; ``cam1_ptr`` the camera frame of each log row, ``steering_angle``
       in degrees of the steering wheel, ``speed``). A frame's angle is the mean of its log rows,
@@ -291,12 +292,18 @@ def _finite_angle(value: str | float, where: str) -> float:
 
 
 def read_udacity(folder: str | Path, height: int, width: int, max_gap_s: float = 0.5) -> list[Recording]:
-    """Read one Udacity folder (``interpolated.csv`` + frames): its center_camera frames in time order,
-    split into recordings at timestamp gaps above ``max_gap_s``. DataError names the file on bad input."""
+    """Read a Udacity folder (``interpolated.csv`` + frames), or a folder whose sub-folders are such
+    folders (one per recording, in name order): the center_camera frames in time order, split into
+    recordings at each folder and at timestamp gaps above ``max_gap_s``. Frames uint8 (N, 3, height,
+    width), angles float32 (N,) radians. DataError names the file on bad input."""
     folder = Path(folder)
     csv_path = folder / "interpolated.csv"
     if not csv_path.is_file():
-        raise DataError(f"{csv_path} is missing: a Udacity folder holds interpolated.csv and the frame folders")
+        subs = sorted(p.parent for p in folder.glob("*/interpolated.csv"))
+        if subs:
+            return [rec for sub in subs for rec in read_udacity(sub, height, width, max_gap_s)]
+        raise DataError(f"{csv_path} is missing: a Udacity folder holds interpolated.csv and the frame folders "
+                        "(or sub-folders that each do)")
     with csv_path.open(newline="") as handle:
         reader = csv.DictReader(handle)
         missing = [c for c in UDACITY_COLUMNS if c not in (reader.fieldnames or [])]
