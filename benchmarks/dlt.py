@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 
 def best(fn, repeat, sync):
@@ -26,7 +25,7 @@ def best(fn, repeat, sync):
 def main():
     import torch
     from cnninterp.multiview.dlt import project, triangulate_sii, triangulate_svd
-    from test_dlt import ring_cameras
+    from cnninterp.data.multiview import ring_cameras
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=512); ap.add_argument("--joints", type=int, default=17)
@@ -39,7 +38,7 @@ def main():
     g = torch.Generator().manual_seed(0)
     n = a.batch * a.joints
     X = (torch.rand(n, 3, generator=g, dtype=torch.float64) - 0.5) * 2000.0
-    P = ring_cameras().expand(n, -1, -1, -1)
+    P = torch.from_numpy(ring_cameras()).expand(n, -1, -1, -1)
     uv0 = project(P, X)
     for px in (0, 1, 3):
         uv = (uv0 + px * torch.randn(uv0.shape, generator=g, dtype=uv0.dtype)).float().to(dev)

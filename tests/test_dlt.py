@@ -1,26 +1,13 @@
-import math
-
 import pytest
 import torch
 
+from cnninterp.data import multiview as mv
 from cnninterp.multiview.dlt import mpjpe, project, triangulate_sii, triangulate_svd
 
 
-def ring_cameras(V=4, radius=4500.0, f=1145.0, c=(500.0, 500.0), dtype=torch.float64):
-    """V cameras on a circle, looking at the origin: P (V, 3, 4), built by hand."""
-    Ps = []
-    for i in range(V):
-        a = 2 * math.pi * i / V
-        centre = torch.tensor([radius * math.cos(a), radius * math.sin(a), 1500.0], dtype=dtype)
-        z = -centre / centre.norm()
-        x = torch.cross(z, torch.tensor([0.0, 0.0, 1.0], dtype=dtype), dim=0)
-        x = x / x.norm()
-        y = torch.cross(z, x, dim=0)
-        R = torch.stack([x, y, z])
-        t = -R @ centre
-        K = torch.tensor([[f, 0, c[0]], [0, f, c[1]], [0, 0, 1]], dtype=dtype)
-        Ps.append(K @ torch.cat([R, t[:, None]], 1))
-    return torch.stack(Ps)
+def ring_cameras(dtype=torch.float64):
+    """The multiview dataset's rig (4 cameras on a 4.5 m circle): P (V, 3, 4)."""
+    return torch.from_numpy(mv.ring_cameras()).to(dtype)
 
 
 def scene(n=64, dtype=torch.float64, seed=0):

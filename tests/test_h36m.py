@@ -1,0 +1,99 @@
+"""The Human3.6M-style layout reader, on small sequences written in exactly that layout."""
+
+import json
+
+import numpy as np
+import pytest
+
+from cnninterp.data import h36m, multiview
+from cnninterp.errors import DataError
+
+FRAME = 250  # full frames written at a quarter of Human3.6M's 1000 px
+
+
+def write_sequence(root, frames=3, subject="S9", action="Walking 1", dist=None):
+    """A sequence of random poses rendered full-frame through the ring rig; returns (poses, cameras)."""
+    rng = np.random.default_rng(5)
+    poses = np.stack([multiview.random_pose(rng) for _ in range(frames)])
+    rig = multiview.Rig()
+    cams, images = {}, {}
+    for cam_id, az in zip(h36m.CAMERA_IDS, rig.azimuths()):
+        K, R, t = multiview.camera_at(az, rig)
+        K = K.copy()
+        K[:2] *= FRAME / multiview.FRAME
+        cams[cam_id] = {"R": R, "t": t, "K": K, "dist": np.zeros(5) if dist is None else np.asarray(dist)}
+        images[cam_id] = np.stack([multiview.render_views(K[None], R[None], t[None], X, FRAME)[0] for X in poses])
+    h36m.write_layout(root, subject, action, cams, images, poses)
+    return poses, cams
+
+
+def test_reader_matches_the_generator_on_a_written_sequence(tmp_path):
+    poses, _ = write_sequence(tmp_path)
+    out = list(h36m.read_sequence(tmp_path, "S9", "Walking 1", image_size=64))
+    assert [n for n, _ in out] == [1, 2, 3]
+    rig = multiview.Rig()
+    for (_, fields), X in zip(out, poses):
+        ref = multiview.make_sample(X, rig.azimuths(), rig, 64)
+        np.testing.assert_allclose(fields["joints2d"], ref["joints2d"], atol=1e-3)
+        np.testing.assert_allclose(fields["K"], ref["K"], rtol=1e-9)
+        np.testing.assert_allclose(fields["azimuth"] % 360, ref["azimuth"] % 360, atol=1e-6)
+        assert fields["images"].shape == (4, 64, 64, 3)
+        # same person in the same place: the crop of the (JPEG, 4x coarser) full frame matches the direct render
+        fg_read, fg_ref = fields["images"].max(-1) > 60, ref["images"].max(-1) > 60
+        assert (fg_read & fg_ref).sum() / (fg_read | fg_ref).sum() > 0.6
+
+
+def test_distortion_moves_the_2d_joints_as_the_brown_model_says(tmp_path):
+    write_sequence(tmp_path, frames=1, dist=[0.1, 0, 0, 0, 0])
+    (_, fields), = h36m.read_sequence(tmp_path, "S9", "Walking 1", image_size=64)
+    cams = h36m.read_cameras(tmp_path)["S9"]
+    cam = cams[h36m.CAMERA_IDS[0]]
+    X = fields["joints3d"].astype(np.float64)
+    c = X @ cam["R"].T + cam["t"]
+    x = c[:, :2] / c[:, 2:]
+    r2 = (x**2).sum(1, keepdims=True)
+    full = x * (1 + 0.1 * r2) * cam["K"][0, 0] + cam["K"][:2, 2]  # hand: k1 only
+    s = fields["K"][0, 0, 0] / cam["K"][0, 0]
+    offset = cam["K"][:2, 2] - fields["K"][0, :2, 2] / s
+    np.testing.assert_allclose(fields["joints2d"][0], (full - offset) * s, atol=1e-3)
+
+
+def test_shards_from_the_layout_read_back(tmp_path):
+    write_sequence(tmp_path / "h36m", frames=2, subject="S1")
+    write_sequence(tmp_path / "h36m", frames=1, subject="S9")
+    manifest = h36m.write_h36m(tmp_path / "h36m", tmp_path / "shards", train_subjects=["S1"], test_subjects=["S9"], image_size=32)
+    assert manifest["splits"]["train"]["samples"] == 2 and manifest["splits"]["test"]["samples"] == 1
+    data = multiview.load_split(tmp_path / "shards", "train")
+    assert data["images"].shape == (2, 4, 32, 32, 3) and data["joints3d"].shape == (2, 17, 3)
+
+
+def test_a_camera_missing_for_a_view_names_the_file_and_camera(tmp_path):
+    write_sequence(tmp_path, frames=1)
+    cams = json.loads((tmp_path / "cameras.json").read_text())
+    del cams["S9"][h36m.CAMERA_IDS[2]]
+    (tmp_path / "cameras.json").write_text(json.dumps(cams))
+    with pytest.raises(DataError, match=rf"cameras.json.*{h36m.CAMERA_IDS[2]}"):
+        list(h36m.read_sequence(tmp_path, "S9", "Walking 1", 32))
+
+
+def test_a_singular_camera_matrix_names_the_camera(tmp_path):
+    write_sequence(tmp_path, frames=1)
+    cams = json.loads((tmp_path / "cameras.json").read_text())
+    cams["S9"][h36m.CAMERA_IDS[1]]["K"] = [[1, 0, 0], [0, 0, 0], [0, 0, 1]]
+    (tmp_path / "cameras.json").write_text(json.dumps(cams))
+    with pytest.raises(DataError, match=rf"cameras.json.*{h36m.CAMERA_IDS[1]}.*singular"):
+        h36m.read_cameras(tmp_path)
+
+
+def test_views_with_different_frame_counts_name_the_sequence(tmp_path):
+    write_sequence(tmp_path, frames=2)
+    (tmp_path / "S9/Walking 1/imageSequence" / h36m.CAMERA_IDS[3] / "img_000002.jpg").unlink()
+    with pytest.raises(DataError, match=r"Walking 1/imageSequence.*different frame counts"):
+        list(h36m.read_sequence(tmp_path, "S9", "Walking 1", 32))
+
+
+def test_joints_of_the_wrong_count_name_the_file(tmp_path):
+    write_sequence(tmp_path, frames=1)
+    np.save(tmp_path / "S9/Walking 1/joints_3d.npy", np.zeros((1, 16, 3)))
+    with pytest.raises(DataError, match=r"joints_3d.npy.*\(frames, 17, 3\)"):
+        list(h36m.read_sequence(tmp_path, "S9", "Walking 1", 32))

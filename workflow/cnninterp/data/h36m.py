@@ -1,0 +1,216 @@
+"""Reader (and writer, for tests and conversions) of a Human3.6M-style multi-view layout.
+
+The layout under ``root``::
+
+    cameras.json                                   {"S<n>": {"<camera id>": {"R": 3x3, "t": [3], "K": 3x3,
+                                                    "dist": [k1, k2, p1, p2, k3]}}}
+    S<n>/<action>/imageSequence/<camera id>/img_<frame:06d>.jpg   frames numbered from 1
+    S<n>/<action>/joints_3d.npy                    float (F, 17, 3): world joints in mm, Human3.6M's
+                                                    17-joint order, row i = frame i + 1
+
+Cameras map world mm to camera mm by x_cam = R·X + t; pixels follow the pinhole K with
+Brown–Conrady distortion ``dist`` (radial k1, k2, k3, tangential p1, p2) applied to the
+normalised coordinates, as Human3.6M's calibration defines it. The reader crops each view around
+the projected pelvis exactly as the synthetic generator does (``data.multiview.crop_intrinsics``),
+resizes to ``image_size`` and returns the same fields as ``data.multiview.make_sample``, so real
+and synthetic data reach the model through one format. Triangulation downstream is pinhole (DLT);
+``joints2d`` include the distortion, which for Human3.6M's lenses is a few pixels at most.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from . import multiview
+
+CAMERAS = "cameras.json"
+JOINTS_FILE = "joints_3d.npy"
+CAMERA_IDS = ("54138969", "55011271", "58860488", "60457274")
+
+
+def distort(xy, dist):
+    """Brown–Conrady distortion of normalised coordinates xy (..., 2) with dist (5,) = k1, k2, p1, p2, k3."""
+    k1, k2, p1, p2, k3 = (float(v) for v in dist)
+    x, y = xy[..., 0], xy[..., 1]
+    r2 = x * x + y * y
+    radial = 1 + k1 * r2 + k2 * r2**2 + k3 * r2**3
+    xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
+    yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
+    return np.stack([xd, yd], -1)
+
+
+def project_distorted(cam: dict, X):
+    """Full-frame pixels (N, 2) of world points X (N, 3) mm through one camera dict (R, t, K, dist)."""
+    c = X @ cam["R"].T + cam["t"]
+    xy = distort(c[:, :2] / c[:, 2:3], cam["dist"])
+    return xy @ cam["K"][:2, :2].T + cam["K"][:2, 2]
+
+
+def _camera(entry, where: str) -> dict:
+    try:
+        cam = {k: np.asarray(entry[k], np.float64) for k in ("R", "t", "K")}
+        cam["dist"] = np.asarray(entry.get("dist", [0.0] * 5), np.float64)
+    except KeyError as err:
+        raise DataError(f"{where}: missing key {err.args[0]!r} (needs R, t, K and optionally dist)") from None
+    except (TypeError, ValueError) as err:
+        raise DataError(f"{where}: unreadable numbers ({err})") from None
+    shapes = {"R": (3, 3), "t": (3,), "K": (3, 3), "dist": (5,)}
+    for k, shape in shapes.items():
+        if cam[k].shape != shape:
+            raise DataError(f"{where}: {k} has shape {cam[k].shape}, expected {shape}")
+    if abs(np.linalg.det(cam["K"])) < 1e-9 or abs(np.linalg.det(cam["R"]) - 1.0) > 1e-3 or not np.allclose(cam["R"] @ cam["R"].T, np.eye(3), atol=1e-3):
+        raise DataError(f"{where}: singular camera (det K = {np.linalg.det(cam['K']):.3g}, det R = {np.linalg.det(cam['R']):.3g}); "
+                        "K must be invertible and R a rotation")
+    return cam
+
+
+def read_cameras(root: str | Path) -> dict:
+    """``cameras.json`` as {subject: {camera id: {R, t, K, dist} float64 arrays}}, validated."""
+    path = Path(root) / CAMERAS
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path} is missing: a Human3.6M-style root needs its camera file") from None
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path} is not valid JSON: {err}") from None
+    return {s: {c: _camera(e, f"{path} [{s!r}][{c!r}]") for c, e in cams.items()} for s, cams in raw.items()}
+
+
+def sequences(root: str | Path, subjects=None) -> list[tuple[str, str]]:
+    """Sorted (subject, action) pairs under ``root`` that have an imageSequence folder."""
+    root = Path(root)
+    out = []
+    for sub in sorted(root.glob("S*")):
+        if sub.is_dir() and (subjects is None or sub.name in subjects):
+            out += [(sub.name, a.name) for a in sorted(sub.iterdir()) if (a / "imageSequence").is_dir()]
+    if not out:
+        raise DataError(f"{root}: no S<subject>/<action>/imageSequence folders" + (f" for subjects {list(subjects)}" if subjects else ""))
+    return out
+
+
+def _frames(folder: Path) -> list[Path]:
+    return sorted(folder.glob("img_*.jpg"))
+
+
+def read_sequence(root: str | Path, subject: str, action: str, image_size: int, cameras: dict | None = None,
+                  camera_ids=None):
+    """Yield (frame number, fields) of one sequence; fields as ``data.multiview.make_sample``'s.
+
+    Views are the camera folders under imageSequence (or ``camera_ids``), in sorted order.
+    DataError names the file or key when a camera is missing for a view, a camera is singular,
+    views have different frame counts, or the joints file has the wrong shape.
+    """
+    from PIL import Image
+
+    root = Path(root)
+    cameras = read_cameras(root) if cameras is None else cameras
+    seq = root / subject / action
+    views = sorted(camera_ids or [p.name for p in (seq / "imageSequence").iterdir() if p.is_dir()])
+    if not views:
+        raise DataError(f"{seq / 'imageSequence'}: no camera folders")
+    if subject not in cameras:
+        raise DataError(f"{root / CAMERAS}: no cameras for subject {subject!r} (has {sorted(cameras)})")
+    for v in views:
+        if v not in cameras[subject]:
+            raise DataError(f"{root / CAMERAS}: no camera {v!r} for subject {subject!r}, but {seq / 'imageSequence' / v} exists")
+    frames = {v: _frames(seq / "imageSequence" / v) for v in views}
+    counts = {v: len(f) for v, f in frames.items()}
+    if len(set(counts.values())) != 1:
+        raise DataError(f"{seq / 'imageSequence'}: views have different frame counts {counts}")
+    joints_path = seq / JOINTS_FILE
+    try:
+        joints = np.load(joints_path, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(f"{joints_path} is missing (float array (frames, 17, 3), world mm)") from None
+    except ValueError as err:
+        raise DataError(f"{joints_path} is not a readable .npy array: {err}") from None
+    n = counts[views[0]]
+    if joints.ndim != 3 or joints.shape[1:] != (len(multiview.JOINTS), 3):
+        raise DataError(f"{joints_path}: shape {joints.shape}, expected (frames, {len(multiview.JOINTS)}, 3)")
+    if joints.shape[0] != n:
+        raise DataError(f"{joints_path}: {joints.shape[0]} frames of joints but {n} images per view")
+    cams = [cameras[subject][v] for v in views]
+    K = np.stack([c["K"] for c in cams])
+    R = np.stack([c["R"] for c in cams])
+    t = np.stack([c["t"] for c in cams])
+    for i in range(n):
+        X = joints[i].astype(np.float64)
+        Kc = multiview.crop_intrinsics(K, R, t, X[0], image_size)
+        images, uv = [], []
+        for v, cam, kc in zip(views, cams, Kc):
+            path = frames[v][i]
+            try:
+                with Image.open(path) as im:
+                    img = im.convert("RGB")
+            except OSError as err:
+                raise DataError(f"{path}: unreadable image ({err})") from None
+            s = kc[0, 0] / cam["K"][0, 0]
+            x0, y0 = cam["K"][0, 2] - kc[0, 2] / s, cam["K"][1, 2] - kc[1, 2] / s
+            side = image_size / s
+            box = (x0, y0, x0 + side, y0 + side)
+            images.append(np.asarray(img.transform((image_size, image_size), Image.Transform.EXTENT, box, Image.Resampling.BILINEAR)))
+            uv.append((project_distorted(cam, X) - [x0, y0]) * s)
+        number = int(frames[views[0]][i].stem.split("_")[-1])
+        yield number, {"images": np.stack(images).astype(np.uint8), "joints3d": X.astype(np.float32),
+                       "joints2d": np.stack(uv).astype(np.float32), "K": Kc, "R": R, "t": t,
+                       "azimuth": azimuths(R, t)}
+
+
+def azimuths(R, t):
+    """Azimuths in degrees (V,) of the camera centres C = −Rᵀt about the world z axis; R (V, 3, 3), t (V, 3)."""
+    C = -np.einsum("vji,vj->vi", R, t)
+    return np.degrees(np.arctan2(C[:, 1], C[:, 0]))
+
+
+def write_h36m(root: str | Path, out_dir: str | Path, *, train_subjects, test_subjects, image_size: int,
+               shard_size: int = 1000) -> dict:
+    """Shards (splits ``train``, ``test``) of a Human3.6M-style root, in the ``multiview`` format; returns the manifest."""
+    cameras = read_cameras(root)
+    views = None
+
+    def samples():
+        nonlocal views
+        for split, subjects in (("test", test_subjects), ("train", train_subjects)):
+            for subject, action in sequences(root, subjects):
+                for number, fields in read_sequence(root, subject, action, image_size, cameras):
+                    views = len(fields["R"])
+                    key = f"{split}_{subject}_{action.replace(' ', '-').replace('.', '-')}_{number:06d}"
+                    yield split, multiview.encode_sample(key, fields)
+
+    def manifest():
+        return {"dataset": "multiview", "joints": list(multiview.JOINTS), "parents": list(multiview.PARENTS),
+                "image_size": image_size, "views": views, "source": {"kind": "h36m-layout", "root": str(root)},
+                "config": {"train_subjects": list(train_subjects), "test_subjects": list(test_subjects)}}
+
+    return write_shards_sorted(samples(), out_dir, shard_size, manifest)
+
+
+def write_shards_sorted(samples, out_dir, shard_size, manifest):
+    """``data.shards.write_shards`` after sorting the samples by (split, key) (keys must increase per split)."""
+    from .shards import write_shards
+
+    return write_shards(sorted(samples, key=lambda s: (s[0], s[1]["__key__"])), out_dir, shard_size, manifest)
+
+
+def write_layout(root: str | Path, subject: str, action: str, cameras: dict, images: dict, joints) -> None:
+    """Write one sequence in the layout: ``cameras`` {id: {R, t, K, dist}}, ``images`` {id: uint8 (F, H, W, 3)},
+    ``joints`` float (F, 17, 3) mm; merges the subject's cameras into ``cameras.json``. JPEG quality 95."""
+    from PIL import Image
+
+    root = Path(root)
+    path = root / CAMERAS
+    allcams = json.loads(path.read_text()) if path.is_file() else {}
+    allcams.setdefault(subject, {}).update({c: {k: np.asarray(v).tolist() for k, v in cam.items()} for c, cam in cameras.items()})
+    root.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(allcams, indent=1))
+    seq = root / subject / action
+    for cam_id, frames in images.items():
+        folder = seq / "imageSequence" / cam_id
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, frame in enumerate(frames):
+            Image.fromarray(frame).save(folder / f"img_{i + 1:06d}.jpg", quality=95)
+    np.save(seq / JOINTS_FILE, np.asarray(joints, np.float64), allow_pickle=False)
