@@ -1,0 +1,105 @@
+# Interpretable CNNs (Zhang, Wu, Zhu 2018): parts shards -> ICNN + ordinary CNN -> metrics (incl. dissection)
+if method_enabled(CFG, "icnn"):
+    ICNN = CFG["icnn"]
+    PARTS = "results/shards/parts"
+    PARTS_PROBE = "results/shards/parts_probe"
+    METHOD_TARGETS.append(metrics_path("icnn"))
+
+    rule icnn_data:
+        input:
+            code=code("data.parts"),
+        output:
+            manifest=f"{PARTS}/manifest.json",
+            probe=f"{PARTS_PROBE}/manifest.json",
+        log:
+            "results/logs/icnn/data.log",
+        benchmark:
+            "results/benchmarks/icnn/data.tsv"
+        conda:
+            ENV
+        params:
+            out=lambda wc, output: Path(output.manifest).parent,
+            probe=lambda wc, output: Path(output.probe).parent,
+            image_size=ICNN["data"]["image_size"],
+            train=ICNN["data"]["train_images"],
+            test=ICNN["data"]["test_images"],
+            probe_images=ICNN["data"]["probe_images"],
+            positive=ICNN["data"]["positive_fraction"],
+            shard_size=ICNN["data"]["shard_size"],
+            seed=ICNN["seed"],
+        shell:
+            "cnninterp icnn data --out {params.out:q} --probe-out {params.probe:q}"
+            " --train-images {params.train:q} --test-images {params.test:q}"
+            " --probe-images {params.probe_images:q} --image-size {params.image_size:q}"
+            " --positive-fraction {params.positive:q} --shard-size {params.shard_size:q}"
+            " --seed {params.seed:q} > {log:q} 2>&1"
+
+    rule icnn_train:
+        input:
+            manifest=f"{PARTS}/manifest.json",
+            code=code("icnn.train"),
+        output:
+            model="results/models/icnn_{kind}/model.pt",
+            config="results/models/icnn_{kind}/config.json",
+        log:
+            "results/logs/icnn/train_{kind}.log",
+        benchmark:
+            "results/benchmarks/icnn/train_{kind}.tsv"
+        wildcard_constraints:
+            kind="icnn|cnn",
+        conda:
+            ENV
+        threads: THREADS
+        resources:
+            gpu=GPUS,
+        params:
+            shards=lambda wc, input: Path(input.manifest).parent,
+            channels=ICNN["model"]["channels"],
+            filters=ICNN["model"]["filters"],
+            epochs=ICNN["train"]["epochs"],
+            batch_size=ICNN["train"]["batch_size"],
+            lr=ICNN["train"]["lr"],
+            weight=ICNN["train"]["filter_weight"],
+            seed=ICNN["seed"],
+            device=CFG["device"],
+        shell:
+            "cnninterp --threads {threads} icnn train --shards {params.shards:q}"
+            " --out {output.model:q} --kind {wildcards.kind:q} --channels {params.channels:q}"
+            " --filters {params.filters:q} --epochs {params.epochs:q}"
+            " --batch-size {params.batch_size:q} --lr {params.lr:q}"
+            " --filter-weight {params.weight:q} --seed {params.seed:q}"
+            " --device {params.device:q} > {log:q} 2>&1"
+
+    rule icnn_evaluate:
+        input:
+            manifest=f"{PARTS}/manifest.json",
+            probe=f"{PARTS_PROBE}/manifest.json",
+            icnn="results/models/icnn_icnn/model.pt",
+            cnn="results/models/icnn_cnn/model.pt",
+            code=code("icnn.evaluate"),
+        output:
+            metrics=metrics_path("icnn"),
+            figure="results/eval/icnn/figure.npz",
+            dissect_icnn="results/eval/icnn/dissect/icnn/summary.json",
+            dissect_cnn="results/eval/icnn/dissect/cnn/summary.json",
+        log:
+            "results/logs/icnn/evaluate.log",
+        benchmark:
+            "results/benchmarks/icnn/evaluate.tsv"
+        conda:
+            ENV
+        threads: THREADS
+        params:
+            shards=lambda wc, input: Path(input.manifest).parent,
+            probe=lambda wc, input: Path(input.probe).parent,
+            top_images=ICNN["eval"]["top_images"],
+            quantile=ICNN["eval"]["quantile"],
+            iou_threshold=ICNN["eval"]["iou_threshold"],
+            rows=ICNN["eval"]["figure_rows"],
+            cols=ICNN["eval"]["figure_cols"],
+        shell:
+            "cnninterp --threads {threads} icnn evaluate --shards {params.shards:q}"
+            " --probe {params.probe:q} --icnn {input.icnn:q} --cnn {input.cnn:q}"
+            " --out {output.metrics:q} --top-images {params.top_images:q}"
+            " --quantile {params.quantile:q} --iou-threshold {params.iou_threshold:q}"
+            " --figure-rows {params.rows:q} --figure-cols {params.cols:q} > {log:q} 2>&1"
