@@ -32,6 +32,11 @@ if method_enabled(CFG, "attention"):
             distractors=ATTENTION["data"]["distractors"],
             lookahead=ATTENTION["data"]["lookahead_m"],
             band=ATTENTION["data"]["band"],
+            outer=(
+                "--outer-road"
+                if ATTENTION["data"]["outer_road"]
+                else "--no-outer-road"
+            ),
             test_every=ATTENTION["data"]["test_every"],
             max_gap=ATTENTION["data"]["max_gap_s"],
             shard_size=ATTENTION["data"]["shard_size"],
@@ -41,7 +46,7 @@ if method_enabled(CFG, "attention"):
             " --path={params.path:q} --height {params.height:q} --width {params.width:q}"
             " --seq-len {params.seq_len:q} --train-sequences {params.train:q}"
             " --test-sequences {params.test:q} --distractors {params.distractors:q}"
-            " --lookahead-m {params.lookahead:q} --band {params.band:q}"
+            " --lookahead-m {params.lookahead:q} --band {params.band:q} {params.outer:q}"
             " --test-every {params.test_every:q} --max-gap-s {params.max_gap:q}"
             " --shard-size {params.shard_size:q} --seed {params.seed:q} > {log:q} 2>&1"
 

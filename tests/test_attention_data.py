@@ -3,6 +3,7 @@ covers the lanes in the look-ahead band; the Udacity and comma.ai readers on fil
 layouts, and their errors on bad input."""
 
 import csv
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -215,3 +216,61 @@ def test_comma_reader_errors_on_a_missing_camera_dataset_and_unequal_log_columns
     with pytest.raises(DataError, match="no dataset 'X'") as err:
         driving.read_comma(root, 20, 40)
     assert "camera" in str(err.value)
+
+
+def test_cli_data_step_exits_2_on_bad_input_and_leaves_no_shards(tmp_path, capsys):
+    from cnninterp.cli import main
+
+    out = tmp_path / "shards"
+    assert main(["attention", "data", "--out", str(out), "--source", "udacity"]) == 2
+    assert "attention.data.path is not set" in capsys.readouterr().err
+    folder = write_udacity(tmp_path / "ud", n=6, missing_frame=2)
+    assert main(["attention", "data", "--out", str(out), "--source", "udacity", f"--path={folder}"]) == 2
+    assert "is listed but" in capsys.readouterr().err and not out.exists()
+    assert main(["attention", "data", "--out", str(out), "--seq-len", "0"]) == 2
+    assert "--seq-len must be >= 1" in capsys.readouterr().err and not out.exists()
+    # the good folder converts: 12 frames -> 4 sequences of 3, every 2nd held out
+    good = write_udacity(tmp_path / "ok", n=12)
+    assert main(["attention", "data", "--out", str(out), "--source", "udacity", f"--path={good}", "--height", "16",
+                 "--width", "32", "--seq-len", "3", "--test-every", "2"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {k: v["samples"] for k, v in manifest["splits"].items()} == {"train": 2, "test": 2}
+    assert manifest["has_cause"] is False and manifest["source"]["kind"] == "udacity"
+
+
+def test_the_outer_road_changes_the_picture_outside_the_band_but_not_the_target_or_the_cause():
+    road = replace(ROAD, quiet=(CAM.lookahead / CAM.band, CAM.lookahead * CAM.band), outer=(0.5, -0.05, 0.01, 0.0))
+    other = replace(road, outer=(-0.6, 0.03, -0.01, 0.0004))
+    img, cause, _ = driving.render_frame(road, [], CAM)
+    img2, cause2, _ = driving.render_frame(other, [], CAM)
+    base, cause0, _ = driving.render_frame(ROAD, [], CAM)
+    assert driving.pursuit_angle(road, CAM.lookahead) == driving.pursuit_angle(other, CAM.lookahead) == driving.pursuit_angle(ROAD, CAM.lookahead)
+    assert np.array_equal(cause, cause2) and np.array_equal(cause, cause0)
+    rows = np.flatnonzero(np.any(img != img2, axis=(0, 2)))  # rows whose pixels differ
+    z = driving.row_depths(CAM)[rows]
+    assert len(rows) > 5 and np.all((z < CAM.lookahead / CAM.band) | (z > CAM.lookahead * CAM.band))
+
+
+def held_out_r2(features: np.ndarray, target: np.ndarray) -> float:
+    """R² on the second half of a least-squares fit (features, their squares, a constant) on the first half."""
+    a = np.c_[features, features**2, np.ones(len(features))]
+    n = len(a) // 2
+    coef, *_ = np.linalg.lstsq(a[:n], target[:n], rcond=None)
+    return float(1 - np.var(target[n:] - a[n:] @ coef) / np.var(target[n:]))
+
+
+@pytest.mark.parametrize("outer", [False, True])
+def test_only_the_band_determines_the_target_when_the_outer_road_is_on(outer):
+    rng = np.random.default_rng(0)
+    spec = RoadSpec(camera=CAM, outer=outer)
+    roads = [r for _ in range(300) for r in driving.road_sequence(rng, spec)]
+    target = np.array([driving.pursuit_angle(r, CAM.lookahead) for r in roads])
+    near, far = CAM.lookahead / CAM.band - driving.RAMP, CAM.lookahead * CAM.band + driving.RAMP
+    outside = np.array([3.0, 4.0, 5.0, near, far, 20.0, 30.0])
+    inside = np.linspace(CAM.lookahead / CAM.band, CAM.lookahead * CAM.band, 4)
+    from_outside = held_out_r2(np.array([r.lateral(outside) for r in roads]), target)
+    assert held_out_r2(np.array([r.lateral(inside) for r in roads]), target) > 0.99
+    if outer:  # measured -0.01: the road beyond the ramp says nothing about the target
+        assert from_outside < 0.1
+    else:  # one cubic: four depths anywhere give X(L) exactly
+        assert from_outside > 0.99

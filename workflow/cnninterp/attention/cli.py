@@ -23,6 +23,8 @@ def register(subparsers) -> None:
     p.add_argument("--distractors", type=int, default=5)
     p.add_argument("--lookahead-m", type=float, default=10.0)
     p.add_argument("--band", type=float, default=1.3)
+    p.add_argument("--outer-road", action=argparse.BooleanOptionalAction, default=True,
+                   help="outside the look-ahead band the road follows an independent cubic (the band is then the only cause)")
     p.add_argument("--test-every", type=int, default=5)
     p.add_argument("--max-gap-s", type=float, default=0.5)
     p.add_argument("--shard-size", type=int, default=64)
@@ -93,7 +95,7 @@ def write_data(args: argparse.Namespace) -> dict:
 
     if args.source == "synthetic":
         camera = driving.Camera(height=args.height, width=args.width, lookahead=args.lookahead_m, band=args.band)
-        spec = driving.RoadSpec(camera=camera, seq_len=args.seq_len, distractors=args.distractors)
+        spec = driving.RoadSpec(camera=camera, seq_len=args.seq_len, distractors=args.distractors, outer=args.outer_road)
         return driving.generate_driving(args.out, spec, args.train_sequences, args.test_sequences, seed=args.seed,
                                         shard_size=args.shard_size)
     if not args.path:

@@ -9,9 +9,14 @@ sequence of T frames:
 - ``distractor.npy`` uint8 (T, H, W) 1 on distractor pixels (synthetic only).
 
 Synthetic roads (``generate_driving``)
-    A flat road seen from a camera ``CAM_HEIGHT`` m above it. The road centre's lateral position at
-    distance z ahead is X(z) = offset + heading·z + c0·z²/2 + c1·z³/6 (metres), and all four
-    coefficients drift smoothly and independently over the sequence. Image row y (below the
+    A flat road seen from a camera ``CAM_HEIGHT`` m above it. Inside the look-ahead band the road
+    centre's lateral position at distance z ahead is the cubic P(z) = offset + heading·z + c0·z²/2
+    + c1·z³/6 (metres); from ``RAMP`` m outside the band on, it is an independent cubic Q (blended
+    smoothly in between; ``Road``), and all eight coefficients drift smoothly and independently
+    over the sequence. Why: with one cubic everywhere, any four marking depths outside the band
+    determine X(L) exactly (held-out R² 1.000 from the markings at 3–6 m), so the band would not be
+    the cause; with the outer road, R² from the markings beyond the ramp is 0.0 (measured,
+    ``tests/test_attention_data.py``). Image row y (below the
     horizon row) sees the ground at depth z = f·CAM_HEIGHT/(y − horizon); column x = W/2 + f·X/z.
     The target is pure pursuit on the lane centre at the look-ahead distance L:
     δ = atan(2·WHEELBASE·X(L)/L²). It is a function of the road's geometry alone
@@ -51,6 +56,7 @@ WHEELBASE = 2.7  # metres
 ROAD_HALF_WIDTH = 1.8  # metres
 LINE_WIDTH = 0.15  # metres
 DASH = 3.0  # metres: centre-line dash and gap length
+RAMP = 1.5  # metres: how fast the independent outer road takes over outside the look-ahead band
 HORIZON = 0.3  # horizon row as a fraction of the image height
 SKY, GRASS, ASPHALT = (150, 190, 230), (70, 130, 60), (105, 105, 105)
 EDGE, CENTRE = (250, 250, 250), (240, 200, 40)
@@ -62,18 +68,37 @@ UDACITY_COLUMNS = ("index", "timestamp", "width", "height", "frame_id", "filenam
 # synthetic roads
 @dataclass(frozen=True)
 class Road:
-    """The road's geometry in one frame: X(z) = offset + heading·z + c0·z²/2 + c1·z³/6 (metres);
-    ``travel`` (metres driven, moves the centre-line dashes)."""
+    """The road's geometry in one frame. Its centre's lateral position (metres) at depth z is
+    X(z) = P(z) + gate(z) · (Q(z) − P(z)), where P(z) = offset + heading·z + c0·z²/2 + c1·z³/6 and
+    Q is the same cubic with the coefficients ``outer`` (an independent road outside the band);
+    ``gate`` is 0 at depths inside ``quiet`` = (near, far) and rises smoothly to exactly 1 at
+    ``RAMP`` metres outside it, so beyond that the road shows nothing of P. Without ``outer`` the road is P everywhere. ``travel`` (metres driven)
+    moves the centre-line dashes."""
 
     offset: float
     heading: float
     c0: float
     c1: float
     travel: float = 0.0
+    outer: tuple = ()
+    quiet: tuple = (0.0, 0.0)
 
     def lateral(self, z):
-        """Lateral position (m) of the road centre at depth z (m); z float or array."""
-        return self.offset + self.heading * z + self.c0 * z**2 / 2 + self.c1 * z**3 / 6
+        """Lateral position (m) of the road centre at depth z (m); z float or array (float64)."""
+        z = np.asarray(z, np.float64)
+        x = cubic((self.offset, self.heading, self.c0, self.c1), z)
+        if self.outer:
+            d = np.maximum(np.maximum(self.quiet[0] - z, z - self.quiet[1]), 0.0)
+            u = np.minimum(d / RAMP, 1.0)
+            gate = u * u * (3 - 2 * u)  # smoothstep: 0 in the band, exactly 1 from RAMP metres outside it
+            x = x + gate * (cubic(self.outer, z) - x)
+        return x
+
+
+def cubic(coeffs, z):
+    """offset + heading·z + c0·z²/2 + c1·z³/6 for coeffs (offset, heading, c0, c1); z float64 array."""
+    offset, heading, c0, c1 = coeffs
+    return offset + heading * z + c0 * z**2 / 2 + c1 * z**3 / 6
 
 
 @dataclass(frozen=True)
@@ -194,6 +219,7 @@ class RoadSpec:
     c1: float = 0.0004
     distractors: int = 5
     speed: float = 2.0  # metres per frame
+    outer: bool = True  # outside the look-ahead band the road follows an independent cubic
 
 
 def _drift(rng: np.random.Generator, amplitude: float, steps: int) -> np.ndarray:
@@ -206,10 +232,14 @@ def _drift(rng: np.random.Generator, amplitude: float, steps: int) -> np.ndarray
 
 def road_sequence(rng: np.random.Generator, spec: RoadSpec) -> list[Road]:
     """The road geometry of each of ``spec.seq_len`` frames, each coefficient drifting on its own."""
-    n = spec.seq_len
+    n, cam = spec.seq_len, spec.camera
     coeffs = [_drift(rng, a, n) for a in (spec.offset, spec.heading, spec.c0, spec.c1)]
     start = rng.uniform(0, 2 * DASH)
-    return [Road(*(float(c[t]) for c in coeffs), travel=start + spec.speed * t) for t in range(n)]
+    outer = [_drift(rng, a, n) for a in (spec.offset, spec.heading, spec.c0, spec.c1)]
+    quiet = (cam.lookahead / cam.band, cam.lookahead * cam.band)
+    return [Road(*(float(c[t]) for c in coeffs), travel=start + spec.speed * t, quiet=quiet,
+                 outer=tuple(float(c[t]) for c in outer) if spec.outer else ())
+            for t in range(n)]
 
 
 def distractor_sequence(rng: np.random.Generator, spec: RoadSpec) -> list[list[Distractor]]:
@@ -253,7 +283,7 @@ def generate_driving(out_dir: str | Path, spec: RoadSpec, train_sequences: int, 
                 yield split, _sample(f"seq-{i:06d}", synthetic_sequence(sub, spec))
 
     config = {"seq_len": spec.seq_len, "offset": spec.offset, "heading": spec.heading, "c0": spec.c0, "c1": spec.c1,
-              "distractors": spec.distractors, "speed": spec.speed, "height": cam.height, "width": cam.width,
+              "distractors": spec.distractors, "speed": spec.speed, "outer": spec.outer, "height": cam.height, "width": cam.width,
               "lookahead": cam.lookahead, "band": cam.band, "train_sequences": train_sequences,
               "test_sequences": test_sequences, "seed": seed, "shard_size": shard_size}
     manifest = {"dataset": "driving", "source": {"kind": "synthetic"}, "config": config, "has_cause": True,
