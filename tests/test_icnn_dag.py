@@ -1,0 +1,60 @@
+"""The icnn method in the DAG: its outputs, what a setting change reruns, and switching it off."""
+
+import json
+from collections import Counter
+
+import pytest
+import yaml
+
+from dag import edited_plan, planned
+
+pytestmark = pytest.mark.slow
+ICNN_RULES = {"icnn_data", "icnn_train", "icnn_evaluate"}
+
+
+def rules(plan: Counter) -> set[str]:
+    return {rule for rule, _ in plan}
+
+
+def test_the_dag_run_writes_the_icnn_metrics_dissections_and_report_section(dag_run):
+    metrics = json.loads((dag_run / "results/eval/icnn/metrics.json").read_text())
+    for key in ("location_instability", "accuracy", "part_detectors", "mean_part_iou"):
+        assert set(metrics[key]) == {"icnn", "cnn"}, key
+    for kind in ("icnn", "cnn"):
+        assert (dag_run / f"results/models/icnn_{kind}/model.pt").is_file()
+        assert (dag_run / f"results/eval/icnn/dissect/{kind}/iou.parquet").is_file()
+    assert json.loads((dag_run / "results/shards/parts/manifest.json").read_text())["parts"][0] == "head"
+    html = (dag_run / "results/report/index.html").read_text()
+    assert "Interpretable CNNs" in html and "filters.png" in html
+
+
+def test_changing_a_training_setting_reruns_only_the_icnn_jobs_and_the_report(dag_run):
+    plan = edited_plan(dag_run, lambda c: c["icnn"].setdefault("train", {}).update(filter_weight=0.5))
+    assert {("icnn_train", "kind=icnn"), ("icnn_train", "kind=cnn"), ("icnn_evaluate", "")} <= set(plan)
+    assert rules(plan) <= {"icnn_train", "icnn_evaluate", "report", "config_snapshot", "all"}
+    assert "report" in rules(plan)
+
+
+def test_changing_an_evaluation_setting_reruns_only_the_evaluation_and_the_report(dag_run):
+    plan = edited_plan(dag_run, lambda c: c["icnn"].setdefault("eval", {}).update(iou_threshold=0.05))
+    assert ("icnn_evaluate", "") in plan
+    assert rules(plan) <= {"icnn_evaluate", "report", "config_snapshot", "all"}
+
+
+def test_changing_a_data_setting_reruns_the_whole_icnn_chain(dag_run):
+    plan = edited_plan(dag_run, lambda c: c["icnn"]["data"].update(positive_fraction=0.4))
+    assert ICNN_RULES <= rules(plan)
+    assert rules(plan) <= ICNN_RULES | {"report", "config_snapshot", "all"}
+
+
+def test_disabling_the_method_removes_its_jobs(dag_run):
+    original = (dag_run / "tiny.yaml").read_text()
+    config = yaml.safe_load(original)
+    config["icnn"]["enabled"] = False
+    try:
+        (dag_run / "tiny.yaml").write_text(yaml.safe_dump(config))
+        plan = planned(dag_run, "--forceall")
+    finally:
+        (dag_run / "tiny.yaml").write_text(original)
+    assert not rules(plan) & ICNN_RULES
+    assert "report" in rules(plan)

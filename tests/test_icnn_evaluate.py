@@ -1,0 +1,121 @@
+"""Training both networks on tiny parts shards, the evaluation (with the dissection engine), the report figure."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from cnninterp.data.parts import PARTS, write_parts
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from cnninterp.icnn.model import NetSpec
+    from cnninterp.icnn.train import train_net
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("icnn")
+    write_parts(root / "parts", splits={"train": 64, "test": 40}, image_size=32, positive_fraction=0.5, seed=0, shard_size=100)
+    write_parts(root / "probe", splits={"probe": 16}, image_size=32, positive_fraction=0.5, seed=1, shard_size=100)
+    hist = {}
+    for kind in ("icnn", "cnn"):
+        spec = NetSpec(interpretable=kind == "icnn", image_size=32, channels=4, filters=4)
+        hist[kind] = train_net(root / "parts", root / kind / "model.pt", spec, epochs=1, batch_size=32, lr=3e-3,
+                               filter_weight=1.0, seed=0, device="cpu")["history"]
+    return root, hist
+
+
+def test_training_adds_the_filter_loss_only_to_the_interpretable_network(tiny):
+    root, hist = tiny
+    assert "filter_loss" in hist["icnn"][0] and "filter_loss" not in hist["cnn"][0]
+    assert hist["icnn"][0]["samples"] == hist["cnn"][0]["samples"] == 64
+    payload = torch.load(root / "icnn" / "model.pt", weights_only=True)
+    assert payload["config"]["filter_categories"] == [1, 1, 1, 1]
+    assert json.loads((root / "cnn" / "config.json").read_text())["config"]["filter_weight"] == 0.0
+
+
+def test_evaluate_writes_every_metric_for_both_networks(tiny):
+    from cnninterp.icnn.evaluate import evaluate
+
+    root, _ = tiny
+    out = root / "eval" / "metrics.json"
+    result = evaluate(root / "parts", root / "probe", {"icnn": root / "icnn/model.pt", "cnn": root / "cnn/model.pt"}, out,
+                      top_images=8, quantile=0.02, iou_threshold=0.04, figure_rows=2, figure_cols=3)
+    on_disk = json.loads(out.read_text())
+    for key in ("location_instability", "accuracy", "part_detectors", "mean_part_iou"):
+        assert set(on_disk[key]) == {"icnn", "cnn"}, key
+    for kind in ("icnn", "cnn"):
+        assert 0 <= result["location_instability"][kind] < 1 and 0 <= result["accuracy"][kind] <= 1
+        assert 0 <= result["part_detectors"][kind] <= 4
+        summary = json.loads((root / "eval" / "dissect" / kind / "summary.json").read_text())
+        assert summary["images"] == 16 and summary["layers"]["top"]["units"] == 4
+    fig = dict(np.load(root / "eval" / "figure.npz"))
+    assert fig["images"].shape[0] == 3 and fig["icnn_maps"].shape == (2, 3, 8, 8) and fig["cnn_landmark"].shape == (2, 3, 2)
+
+    from cnninterp.icnn.report import figure_image
+
+    image = figure_image(fig)
+    assert image.dtype == np.uint8 and image.shape[2] == 3 and image.shape[1] == 3 * 32 * 3 + 2 * 3
+
+
+def test_an_oracle_part_unit_is_a_part_detector_through_the_engine(tiny, tmp_path):
+    """A 'network' whose top unit 0 is the redness of the input (the head's colour) and unit 1 a
+    constant: dissected by the engine on the probe set, unit 0 detects the head, unit 1 nothing."""
+    from cnninterp.data.preprocess import IMAGENET_MEAN, IMAGENET_STD
+    from cnninterp.icnn.evaluate import dissect_top
+
+    root, _ = tiny
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+
+    class Red(torch.nn.Module):
+        def forward(self, x):
+            rgb = (x * std + mean) * 255
+            red = torch.relu(rgb[:, :1] - rgb[:, 1:].max(1, keepdim=True).values - 80)
+            return torch.cat([red, torch.zeros_like(red) + 1.0], 1)[:, :, ::4, ::4].contiguous()
+
+    class Oracle(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.top = Red()
+
+        def forward(self, x):
+            return self.top(x)
+
+    scores = dissect_top(Oracle(), root / "probe", tmp_path / "d", quantile=0.02, iou_threshold=0.04, batch_size=8)
+    summary = json.loads((tmp_path / "d" / "summary.json").read_text())
+    units = summary["layers"]["top"]["unit_labels"]
+    assert units[0]["per_category"]["part"]["label"] == "head" and units[0]["per_category"]["part"]["iou"] > 0.2
+    assert scores["part_detectors"] == 1 and scores["detectors_per_part"] == {"head": 1}
+
+
+def test_part_scores_counts_units_over_the_threshold():
+    from cnninterp.icnn.evaluate import part_scores
+
+    units = [{"per_category": {"part": {"label": "head", "iou": 0.3}}}, {"per_category": {"part": {"label": "tail", "iou": 0.01}}},
+             {"per_category": {}}]
+    s = part_scores({"top": {"unit_labels": units}}, 0.04)
+    assert s["part_detectors"] == 1 and s["mean_part_iou"] == pytest.approx(0.31 / 3) and s["detectors_per_part"] == {"head": 1}
+    assert PARTS[0] == "head"
+
+
+def test_report_section_renders_the_table_and_figure_and_the_not_run_note(tiny, tmp_path):
+    from cnninterp.icnn import report
+    from cnninterp.report.build import environment
+    from cnninterp.report.context import Context
+
+    root, _ = tiny
+    results = tmp_path / "results"
+    (results / "eval").mkdir(parents=True)
+    import shutil
+
+    shutil.copytree(root / "eval", results / "eval" / "icnn")
+    config = {"icnn": {"enabled": True, "train": {"filter_weight": 1.0}}}
+    ctx = Context(config=config, config_bytes=b"{}", results=results, out=tmp_path / "report", staging=tmp_path / "staging")
+    data = report.render(ctx)
+    html = environment().get_template(report.TEMPLATE).render(data=data)
+    assert "location instability" in html and "filters.png" in html and "0.55-0.65" in html
+    assert (tmp_path / "staging" / "icnn" / "filters.png").is_file()
+    assert data["ratio"] == pytest.approx(data["metrics"]["location_instability"]["icnn"] / data["metrics"]["location_instability"]["cnn"])
+    off = report.render(Context(config={"icnn": {"enabled": False}}, config_bytes=b"{}", results=results, out=tmp_path, staging=tmp_path))
+    assert "not run" in environment().get_template(report.TEMPLATE).render(data=off)
