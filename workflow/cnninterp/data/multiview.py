@@ -182,6 +182,20 @@ def render_views(Kc, R, t, X, image_size: int) -> np.ndarray:
     return np.round(img).reshape(len(R), S, S, 3).astype(np.uint8)
 
 
+def occlude(images, rng: np.random.Generator, probability: float) -> np.ndarray:
+    """Per view, with ``probability``, a grey box (side 35..55 % of the crop, centred within the middle
+    half) drawn in front of the person: uint8 (V, S, S, 3) -> a new array of the same shape."""
+    out = images.copy()
+    S = images.shape[1]
+    for v in range(len(out)):
+        if rng.random() < probability:
+            w, h = (rng.uniform(0.35, 0.55, 2) * S).astype(int)
+            cx, cy = rng.uniform(0.25 * S, 0.75 * S, 2)
+            x0, y0 = int(max(cx - w / 2, 0)), int(max(cy - h / 2, 0))
+            out[v, y0 : y0 + h, x0 : x0 + w] = 110
+    return out
+
+
 def make_sample(X, azimuths, rig: Rig, image_size: int) -> dict:
     """All fields of one sample (see the module doc) for pose X (17, 3) mm and camera azimuths (V,) degrees."""
     cams = [camera_at(az, rig) for az in azimuths]
@@ -221,6 +235,7 @@ class MultiviewConfig:
     views: int = 4
     heldout_view: int = 3
     heldout_azimuth_deg: float = 0.0
+    occluder_probability: float = 0.0
     seed: int = 0
 
 
@@ -245,7 +260,10 @@ def write_multiview(out_dir: str | Path, config: MultiviewConfig, shard_size: in
             rng = np.random.default_rng([c.seed, stream])
             for i in range(n):
                 X = random_pose(rng)
-                yield split, encode_sample(f"{split}_{i:06d}", make_sample(X, unseen if split == "unseen" else seen, rig, c.image_size))
+                fields = make_sample(X, unseen if split == "unseen" else seen, rig, c.image_size)
+                if c.occluder_probability > 0:
+                    fields["images"] = occlude(fields["images"], rng, c.occluder_probability)
+                yield split, encode_sample(f"{split}_{i:06d}", fields)
 
     manifest = {
         "dataset": "multiview",

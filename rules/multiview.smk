@@ -1,0 +1,100 @@
+# Multi-view pose (Remelli et al. 2020): multiview shards -> baseline, fusion, canonical models -> metrics
+if method_enabled(CFG, "multiview"):
+    MULTIVIEW = CFG["multiview"]
+    MULTIVIEW_SHARDS = "results/shards/multiview"
+    METHOD_TARGETS.append(metrics_path("multiview"))
+
+    rule multiview_data:
+        input:
+            code=code("data.multiview"),
+        output:
+            manifest=f"{MULTIVIEW_SHARDS}/manifest.json",
+        log:
+            "results/logs/multiview/data.log",
+        benchmark:
+            "results/benchmarks/multiview/data.tsv"
+        conda:
+            ENV
+        params:
+            out=lambda wc, output: Path(output.manifest).parent,
+            train=MULTIVIEW["data"]["train"],
+            test=MULTIVIEW["data"]["test"],
+            image_size=MULTIVIEW["data"]["image_size"],
+            views=MULTIVIEW["data"]["views"],
+            heldout_view=MULTIVIEW["data"]["heldout_view"],
+            heldout_azimuth=MULTIVIEW["data"]["heldout_azimuth_deg"],
+            occluders=MULTIVIEW["data"]["occluder_probability"],
+            shard_size=MULTIVIEW["data"]["shard_size"],
+            seed=MULTIVIEW["seed"],
+        shell:
+            "cnninterp multiview data --out {params.out:q} --train {params.train:q} --test {params.test:q}"
+            " --image-size {params.image_size:q} --views {params.views:q}"
+            " --heldout-view {params.heldout_view:q} --heldout-azimuth-deg {params.heldout_azimuth:q}"
+            " --occluder-probability {params.occluders:q} --shard-size {params.shard_size:q}"
+            " --seed {params.seed:q} > {log:q} 2>&1"
+
+    rule multiview_train:
+        input:
+            manifest=f"{MULTIVIEW_SHARDS}/manifest.json",
+            code=code("multiview.train"),
+        output:
+            model="results/models/multiview_{kind}/model.pt",
+            config="results/models/multiview_{kind}/config.json",
+        log:
+            "results/logs/multiview/train_{kind}.log",
+        benchmark:
+            "results/benchmarks/multiview/train_{kind}.tsv"
+        wildcard_constraints:
+            kind="baseline|fusion|canonical",
+        conda:
+            ENV
+        threads: THREADS
+        resources:
+            gpu=GPUS,
+        params:
+            shards=lambda wc, input: Path(input.manifest).parent,
+            channels=MULTIVIEW["model"]["channels"],
+            points=MULTIVIEW["model"]["points"],
+            hidden=MULTIVIEW["model"]["hidden"],
+            epochs=MULTIVIEW["train"]["epochs"],
+            batch_size=MULTIVIEW["train"]["batch_size"],
+            lr=MULTIVIEW["train"]["lr"],
+            weight_3d=MULTIVIEW["train"]["weight_3d"],
+            seed=MULTIVIEW["seed"],
+            device=CFG["device"],
+        shell:
+            "cnninterp --threads {threads} multiview train --shards {params.shards:q}"
+            " --out {output.model:q} --kind {wildcards.kind:q} --channels {params.channels:q}"
+            " --points {params.points:q} --hidden {params.hidden:q} --epochs {params.epochs:q}"
+            " --batch-size {params.batch_size:q} --lr {params.lr:q} --weight-3d {params.weight_3d:q}"
+            " --seed {params.seed:q} --device {params.device:q} > {log:q} 2>&1"
+
+    rule multiview_evaluate:
+        input:
+            manifest=f"{MULTIVIEW_SHARDS}/manifest.json",
+            baseline="results/models/multiview_baseline/model.pt",
+            fusion="results/models/multiview_fusion/model.pt",
+            canonical="results/models/multiview_canonical/model.pt",
+            code=code("multiview.evaluate"),
+        output:
+            metrics=metrics_path("multiview"),
+            in_plane="results/eval/multiview/novel_in_plane.png",
+            out_of_plane="results/eval/multiview/novel_out_of_plane.png",
+        log:
+            "results/logs/multiview/evaluate.log",
+        benchmark:
+            "results/benchmarks/multiview/evaluate.tsv"
+        conda:
+            ENV
+        threads: THREADS
+        params:
+            shards=lambda wc, input: Path(input.manifest).parent,
+            samples=MULTIVIEW["eval"]["samples"],
+            dlt_batch=MULTIVIEW["eval"]["dlt_batch"],
+            dlt_repeat=MULTIVIEW["eval"]["dlt_repeat"],
+            figure_rows=MULTIVIEW["eval"]["figure_rows"],
+        shell:
+            "cnninterp --threads {threads} multiview evaluate --shards {params.shards:q}"
+            " --baseline {input.baseline:q} --fusion {input.fusion:q} --canonical {input.canonical:q}"
+            " --out {output.metrics:q} --samples {params.samples:q} --dlt-batch {params.dlt_batch:q}"
+            " --dlt-repeat {params.dlt_repeat:q} --figure-rows {params.figure_rows:q} > {log:q} 2>&1"

@@ -1,0 +1,131 @@
+"""The multi-view models: FTL with camera rotations, soft-argmax, DLT on model outputs, novel-view
+cameras, MPJPE, and a tiny run of data -> train -> evaluate."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from cnninterp.data import multiview as mvdata
+from cnninterp.errors import ModelError
+from cnninterp.multiview import novel
+from cnninterp.multiview.evaluate import evaluate, mpjpe
+from cnninterp.multiview.model import ModelSpec, build, soft_argmax, triangulate
+from cnninterp.multiview.train import load_model, losses, tensors, train_model
+
+
+def rotations(n, seed=0):
+    q = torch.randn(n, 4, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    q = q / q.norm(dim=1, keepdim=True)
+    w, x, y, z = q.T
+    return torch.stack([
+        torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], -1),
+        torch.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], -1),
+        torch.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1)], -2)
+
+
+def test_ftl_into_the_canonical_frame_and_back_is_the_identity():
+    model = build(ModelSpec(kind="canonical", points=5)).double()
+    R = rotations(6).view(2, 3, 3, 3)  # (B=2, V=3)
+    z = torch.randn(2, 3, 15, dtype=torch.float64)
+    back = model.rotate(model.rotate(z, R.transpose(-1, -2)), R)
+    assert torch.allclose(back, z, atol=1e-12)
+
+
+def test_ftl_turns_camera_frame_points_into_world_points():
+    model = build(ModelSpec(kind="canonical", points=17)).double()
+    rng = np.random.default_rng(2)
+    X = torch.from_numpy(mvdata.random_pose(rng))  # (17, 3) world mm
+    R = rotations(4, seed=3)  # 4 cameras
+    cam = torch.einsum("vij,nj->vni", R, X)  # camera-frame directions R X, (V, 17, 3)
+    world = model.rotate(cam.reshape(1, 4, 51), R.transpose(-1, -2)[None]).view(4, 17, 3)
+    assert torch.allclose(world, X.expand(4, -1, -1), atol=1e-9)
+
+
+def test_soft_argmax_of_a_sharp_peak_is_the_cell_centre():
+    h = torch.full((2, 8, 8), -1e4)
+    h[0, 2, 5] = 0.0  # row 2, column 5
+    h[1, 7, 0] = 0.0
+    assert torch.allclose(soft_argmax(h), torch.tensor([[5.5, 2.5], [0.5, 7.5]]))
+    flat = torch.zeros(1, 4, 4)  # uniform: the middle
+    assert torch.allclose(soft_argmax(flat), torch.tensor([[2.0, 2.0]]))
+
+
+@pytest.mark.parametrize("kind", ["baseline", "fusion", "canonical"])
+def test_models_give_2d_joints_per_view_and_gradients_reach_the_encoder(kind):
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    rig = mvdata.Rig()
+    samples = [mvdata.make_sample(mvdata.random_pose(rng), rig.azimuths(), rig, 32) for _ in range(3)]
+    batch = tensors({k: np.stack([s[k] for s in samples]) for k in samples[0]})
+    model = build(ModelSpec(kind=kind, image_size=32, channels=2, points=4, hidden=8))
+    uv = model(batch["images"], batch["R"])
+    assert uv.shape == (3, 4, 17, 2) and uv.dtype == torch.float32
+    assert ((uv >= 0) & (uv <= 32)).all()  # soft-argmax stays inside the crop
+    loss, e2, e3 = losses(model, batch, weight_3d=1.0)
+    loss.backward()
+    assert model.encoder[0].weight.grad.abs().sum() > 0
+    assert math.isfinite(e2) and math.isfinite(e3)
+
+
+def test_triangulating_the_true_2d_joints_gives_the_3d_joints():
+    rng = np.random.default_rng(4)
+    rig = mvdata.Rig()
+    s = [mvdata.make_sample(mvdata.random_pose(rng), rig.azimuths(), rig, 64) for _ in range(2)]
+    batch = tensors({k: np.stack([x[k] for x in s]) for k in s[0]})
+    X = triangulate(batch["uv"], batch["P"])
+    assert (X - batch["X"]).norm(dim=-1).max() < 0.5  # mm; 2D joints are stored in float32
+
+
+def test_mpjpe_equals_a_hand_computation():
+    pred = np.zeros((2, 2, 3))
+    target = np.array([[[3.0, 4, 0], [0, 0, 0]], [[0, 0, 1], [1, 2, 2]]])
+    assert mpjpe(pred, target) == pytest.approx((5 + 0 + 1 + 3) / 4)
+
+
+def test_in_plane_virtual_cameras_turn_the_truth_about_the_crop_centre():
+    rng = np.random.default_rng(6)
+    rig = mvdata.Rig()
+    s = mvdata.make_sample(mvdata.random_pose(rng), rig.azimuths(), rig, 64)
+    angles = (0.0, 30.0)
+    R = novel.virtual_rotations(s["R"][None, 0], angles, "in").double().numpy()
+    uv = novel.virtual_truth(s["joints3d"][None], s["R"][None, 0], s["t"][None, 0], R, 64)[0]  # (2, 17, 2)
+    assert np.allclose(uv[:, 0], 32.0)  # the pelvis on the optical axis
+    a = math.radians(30.0)
+    turn = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+    assert np.allclose(uv[1] - 32.0, (uv[0] - 32.0) @ turn.T, atol=1e-6)
+    # at angle 0 the virtual view is the real crop up to the small shift of the optical axis
+    assert np.abs(uv[0] - s["joints2d"][0]).max() < 2.0
+
+
+def test_bad_model_requests_are_model_errors(tmp_path):
+    with pytest.raises(ModelError, match="kind must be one of"):
+        ModelSpec(kind="triangulate")
+    with pytest.raises(ModelError, match="multiple of 16"):
+        ModelSpec(image_size=40)
+    with pytest.raises(ModelError, match="does not exist; train it first"):
+        load_model(tmp_path / "none.pt")
+    with pytest.raises(ModelError, match="only the canonical model"):
+        build(ModelSpec(kind="fusion")).canonical(torch.zeros(1, 4, 64, 64, 3), torch.eye(3).expand(1, 4, 3, 3))
+
+
+def test_tiny_data_train_evaluate_writes_every_metric_and_figure(tmp_path):
+    torch.set_num_threads(1)
+    shards = tmp_path / "shards"
+    mvdata.write_multiview(shards, mvdata.MultiviewConfig(train=16, test=6, image_size=16, occluder_probability=0.5))
+    paths = {}
+    for kind in ("baseline", "fusion", "canonical"):
+        paths[kind] = tmp_path / kind / "model.pt"
+        train_model(shards, paths[kind], ModelSpec(kind=kind, image_size=16, channels=2, points=4, hidden=8),
+                    epochs=1, batch_size=8, lr=1e-3, weight_3d=1.0, seed=0, device="cpu")
+    out = tmp_path / "eval" / "metrics.json"
+    result = evaluate(shards, paths, out, samples=6, dlt_batch=8, dlt_repeat=1, figure_rows=2)
+    saved = json.loads(out.read_text())
+    assert saved == json.loads(json.dumps(result))
+    for key in ("mpjpe_mm", "mpjpe_mm_unseen_camera"):
+        assert set(saved[key]) == {"baseline", "fusion", "canonical"} and all(v > 0 for v in saved[key].values())
+    assert set(saved["dlt"]["speedup"]) == {"0", "1", "3"}
+    assert saved["novel_view_px"]["out_of_plane"]["angles_deg"] == [0.0, 30.0, 150.0, 180.0]
+    assert (out.parent / "novel_in_plane.png").is_file() and (out.parent / "novel_out_of_plane.png").is_file()
