@@ -69,9 +69,7 @@ def test_manifest_holds_counts_checksums_vocabulary_and_source(broden_dir, brode
     folder = BrodenFolder(broden_dir)
     by_number = {lab["number"]: lab for lab in manifest["labels"]}
     assert set(by_number) == set(folder.labels)
-    two = [lab for lab in manifest["labels"] if len(lab["categories"]) > 1]
-    assert two, "the synthetic set has labels in two categories"
-    for lab in two:
+    for lab in manifest["labels"]:
         assert lab["primary"] == max(lab["categories"], key=lab["categories"].get)
     assert manifest["source"]["kind"] == "synthetic" and len(manifest["source"]["content_sha256"]) == 64
     assert manifest["config"] == {"shard_size": 12}
@@ -192,3 +190,59 @@ def test_error_during_conversion_leaves_previous_shards_consistent(broden_copy, 
     with pytest.raises(DataError):
         convert_broden(broden_copy, out, 12, {}, {})
     _assert_nothing_written(out)
+
+
+def test_a_label_in_two_categories_takes_the_larger_coverage_as_primary(broden_copy, tmp_path):
+    """Real Broden lists some labels in two categories; the reader's primary is the larger coverage."""
+    with open(broden_copy / "c_color.csv", newline="") as handle:
+        red = next(r for r in csv.DictReader(handle) if r["name"] == "red")
+    with open(broden_copy / "c_material.csv", "a", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerow([99, red["number"], "red", 1, "0.9"])
+    label = BrodenFolder(broden_copy).labels[int(red["number"])]
+    assert label.categories == {"color": float(red["coverage"]), "material": 0.9} and label.primary == "material"
+
+
+def test_manifest_coverage_is_each_concepts_share_of_its_categorys_pixels(broden_dir, broden_shards):
+    """The manifest's coverage, recomputed here from the PNGs and index.csv with plain numpy."""
+    with open(broden_dir / "index.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    names = {lab["number"]: lab["name"] for lab in read_manifest(broden_shards)["labels"]}
+    coverage = read_manifest(broden_shards)["coverage"]
+    for cat in ("color", "object", "part", "material", "scene", "texture"):
+        pixels, counts, images = 0, {}, 0
+        for row in rows:
+            area = int(row["sh"]) * int(row["sw"])
+            cells = [c for c in row[cat].split(";") if c]
+            if not cells:
+                continue
+            images += 1
+            pixels += area
+            if cells[0].isdigit():
+                for number in {int(c) for c in cells}:
+                    counts[number] = counts.get(number, 0) + area
+            else:
+                stack = np.stack([decode_png_labels(broden_dir / "images" / c) for c in cells])
+                for number in set(np.unique(stack).tolist()) - {0}:
+                    counts[number] = counts.get(number, 0) + int((stack == number).any(axis=0).sum())
+        entry = coverage[cat]
+        assert entry["images"] == images and entry["concepts"] == len(counts)
+        want = {names[n]: c / pixels for n, c in counts.items()}
+        assert entry["coverage"] == pytest.approx(want, abs=1e-6)
+        assert entry["min"] == pytest.approx(min(want.values())) and entry["max"] == pytest.approx(max(want.values()))
+        assert entry["median"] == pytest.approx(float(np.median(list(want.values()))))
+        assert want[entry["min_label"]] == pytest.approx(entry["min"])
+
+
+def test_coverage_counts_a_pixel_labelled_twice_once():
+    """Two layers of one category holding the same label at a pixel count that pixel once."""
+    from cnninterp.data.broden import CoverageCounter, Label
+
+    counter = CoverageCounter(["part", "scene"])
+    seg = np.array([[[1, 1], [2, 0]], [[1, 0], [1, 0]]], dtype=np.uint16)  # (2 layers, 2, 2)
+    counter.add(seg, ["part", "part"], {"scene": [3]}, 2, 2)
+    counter.add(np.zeros((0, 2, 2), np.uint16), [], {"scene": [4]}, 2, 2)
+    labels = {n: Label(n, f"l{n}", {}, "part") for n in (1, 2, 3, 4)}
+    stats = counter.statistics(labels)
+    # label 1: pixels (0,0), (0,1), (1,0) -> 3 of 4; label 2: 1 of 4; the unlabelled pixel counts in the total
+    assert stats["part"]["coverage"] == {"l1": 0.75, "l2": 0.25} and stats["part"]["images"] == 1
+    assert stats["scene"]["coverage"] == {"l3": 0.5, "l4": 0.5} and stats["scene"]["images"] == 2

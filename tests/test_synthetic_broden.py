@@ -133,7 +133,7 @@ def test_summary(ds: Dataset) -> None:
     assert s["train"] + s["val"] == N_IMAGES
     assert s["val"] == round(N_IMAGES * 0.2)
     assert Counter(r["split"] for r in ds.index) == {"train": s["train"], "val": s["val"]}
-    assert 40 <= s["labels"] <= 70
+    assert s["labels"] == 11 + 12 + 33 + 10 + 24 + 32
 
 
 def test_referenced_files_exist_with_right_sizes(ds: Dataset) -> None:
@@ -162,10 +162,25 @@ def test_referenced_files_exist_with_right_sizes(ds: Dataset) -> None:
     assert on_disk == referenced
 
 
-def test_every_image_has_color_labels_covering_all_pixels(ds: Dataset) -> None:
+def test_color_labels_lie_on_solid_painted_object_pixels(ds: Dataset) -> None:
+    """Colour is labelled only where an object part is painted in that named colour."""
+    names = {n: r["name"] for n, r in ds.labels.items()}
+    labelled = matched = 0
     for row in ds.index:
-        (rel,) = split_cell(row["color"])
-        assert (decode_png(ds.root / "images" / rel) > 0).all()
+        for rel in split_cell(row["color"]):
+            colors = decode_png(ds.root / "images" / rel)
+            (obj_rel,) = split_cell(row["object"])
+            assert not ((colors > 0) & (decode_png(ds.root / "images" / obj_rel) == 0)).any()
+            with Image.open(ds.root / "images" / row["image"]) as im:
+                rgb = np.asarray(im).astype(np.int64)[1::2, 1::2]
+            for number in set(np.unique(colors).tolist()) - {0}:
+                # JPEG blurs small regions: the named colour nearest to the label's median pixel
+                median = np.median(rgb[colors == number], axis=0)
+                palette = np.array(list(sb.COLORS.values()))
+                nearest = list(sb.COLORS)[int(((palette - median) ** 2).sum(axis=1).argmin())]
+                matched += nearest == names[number]
+                labelled += 1
+    assert labelled > 20 and matched >= 0.9 * labelled, (matched, labelled)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -248,6 +263,8 @@ def test_color_coverage_matches_masks(ds: Dataset) -> None:
     totals: Counter = Counter()
     images: Counter = Counter()
     for row in ds.index:
+        if not row["color"]:
+            continue
         (rel,) = split_cell(row["color"])
         labels = decode_png(ds.root / "images" / rel)
         for number, count in zip(*np.unique(labels, return_counts=True)):
@@ -259,17 +276,10 @@ def test_color_coverage_matches_masks(ds: Dataset) -> None:
             assert float(r["coverage"]) == pytest.approx(totals[number] / images[number], abs=1e-5)
 
 
-def test_a_label_in_two_categories_with_distinct_coverages(ds: Dataset) -> None:
-    shared = [n for n in ds.labels if len(ds.label_categories(n)) >= 2]
-    assert shared
-    for number in shared:
-        coverage = {}
-        for cat in ds.label_categories(number):
-            (row,) = [r for r in ds.c_rows[cat] if int(r["number"]) == number]
-            coverage[cat] = float(row["coverage"])
-        assert len(set(coverage.values())) == len(coverage), coverage
-        primary = max(coverage, key=coverage.get)
-        assert next(iter(ds.label_categories(number))) == primary  # listed first
+def test_every_label_belongs_to_one_category_which_is_primary(ds: Dataset) -> None:
+    for number in ds.labels:
+        cats = ds.label_categories(number)
+        assert len(cats) == 1 and sum(number in ds.c_numbers[c] for c in CATEGORIES) == 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,46 +287,56 @@ def test_a_label_in_two_categories_with_distinct_coverages(ds: Dataset) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_partial_annotation_and_two_part_layers(ds: Dataset) -> None:
-    n_part_layers = [len(split_cell(r["part"])) for r in ds.index]
-    assert 0 in n_part_layers
-    assert 2 in n_part_layers
-    assert max(n_part_layers) <= 2
-    assert any(not split_cell(r["material"]) for r in ds.index)
-    assert any(not split_cell(r["texture"]) for r in ds.index)
-    assert any(split_cell(r["texture"]) for r in ds.index)
-    assert all(len(split_cell(r["scene"])) <= 1 for r in ds.index)
+def test_sources_annotate_different_categories(ds: Dataset) -> None:
+    texture_rows = [r for r in ds.index if split_cell(r["texture"])]
+    scene_rows = [r for r in ds.index if split_cell(r["scene"])]
+    assert texture_rows and scene_rows and len(texture_rows) + len(scene_rows) == len(ds.index)
+    for r in texture_rows:  # the "DTD" source: texture label only
+        assert not any(split_cell(r[c]) for c in PIXEL + ["scene"])
+    assert all(len(split_cell(r["scene"])) == 1 and split_cell(r["object"]) for r in scene_rows)
+    assert any(not split_cell(r["part"]) for r in scene_rows)
+    assert any(not split_cell(r["material"]) for r in scene_rows)
+    assert max(len(split_cell(r["part"])) for r in ds.index) == 1
 
 
-def test_part_layers_overlap_inside_objects(ds: Dataset) -> None:
-    for row in ds.index:
-        paths = split_cell(row["part"])
-        if len(paths) < 2:
-            continue
-        layer1, layer2 = (decode_png(ds.root / "images" / p) for p in paths)
-        (obj_path,) = split_cell(row["object"])
-        objects = decode_png(ds.root / "images" / obj_path)
-        assert ((layer2 > 0) & (layer1 > 0)).any(), "layer 2 should overlap layer 1"
-        assert not ((layer1 > 0) & (objects == 0)).any(), "parts lie inside objects"
-
-
-def test_scenes_vary_and_follow_the_background_rule(ds: Dataset) -> None:
-    scene_cells = [r["scene"] for r in ds.index if r["scene"]]
-    assert len(set(scene_cells)) >= 3
+def test_parts_lie_inside_their_own_objects(ds: Dataset) -> None:
     names = {n: r["name"] for n, r in ds.labels.items()}
-    # Summed over a scene's images, the most frequent material is the scene's background.
-    pixels: dict[str, Counter] = defaultdict(Counter)
+    checked = 0
+    for row in ds.index:
+        for rel in split_cell(row["part"]):
+            parts = decode_png(ds.root / "images" / rel)
+            (obj_path,) = split_cell(row["object"])
+            objects = decode_png(ds.root / "images" / obj_path)
+            assert ((parts > 0) == (objects > 0)).all(), "every object pixel is one of its parts"
+            for p, o in set(zip(parts[parts > 0].tolist(), objects[parts > 0].tolist())):
+                assert names[p].split("-")[0] == names[o], (names[p], names[o])
+                checked += 1
+    assert checked > 20
+
+
+def test_object_vocabulary_has_two_to_five_parts_each() -> None:
+    vocab = sb.build_vocabulary()
+    assert len(vocab.members["object"]) >= 10 and len(vocab.members["scene"]) >= 20
+    for obj in vocab.members["object"]:
+        assert 2 <= len([p for p in vocab.members["part"] if p.startswith(obj + "-")]) <= 5
+
+
+def test_scenes_follow_the_ground_rule(ds: Dataset) -> None:
+    scene_cells = [r["scene"] for r in ds.index if r["scene"]]
+    assert len(set(scene_cells)) >= 20  # balanced passes: 33 scene images hold 24 scenes
+    names = {n: r["name"] for n, r in ds.labels.items()}
+    # the material of the bottom row is the scene's ground in most of a scene's images
+    agree = total = 0
     for row in ds.index:
         if not (row["scene"] and row["material"]):
             continue
-        scene = names[int(row["scene"])]
         (rel,) = split_cell(row["material"])
-        labels = decode_png(ds.root / "images" / rel)
-        for number, count in zip(*np.unique(labels[labels > 0], return_counts=True)):
-            pixels[scene][names[int(number)]] += int(count)
-    assert pixels
-    for scene, counts in pixels.items():
-        assert counts.most_common(1)[0][0] == sb.SCENE_RULES[scene][0], (scene, counts)
+        bottom = decode_png(ds.root / "images" / rel)[-1]
+        counts = Counter(bottom[bottom > 0].tolist())
+        if counts:
+            total += 1
+            agree += names[counts.most_common(1)[0][0]] == sb.SCENES[names[int(row["scene"])]][0]
+    assert total >= 10 and agree / total >= 0.6, (agree, total)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -371,12 +391,35 @@ def test_invalid_arguments(tmp_path: Path, kwargs: dict) -> None:
 
 
 def test_full_resolution_224(tmp_path: Path) -> None:
-    summary = generate_broden(tmp_path / "big", n_images=3, image_size=224, val_fraction=0.0)
-    assert summary["val"] == 0 and summary["train"] == 3
+    summary = generate_broden(tmp_path / "big", n_images=6, image_size=224, val_fraction=0.0)
+    assert summary["val"] == 0 and summary["train"] == 6
     _, rows = read_csv(tmp_path / "big" / "index.csv")
     for row in rows:
         assert (row["ih"], row["iw"], row["sh"], row["sw"]) == ("224", "224", "112", "112")
         with Image.open(tmp_path / "big" / "images" / row["image"]) as im:
             assert im.size == (224, 224)
-        with Image.open(tmp_path / "big" / "images" / split_cell(row["color"])[0]) as im:
-            assert im.size == (112, 112)
+        for rel in split_cell(row["object"]):
+            with Image.open(tmp_path / "big" / "images" / rel) as im:
+                assert im.size == (112, 112)
+
+
+# ---------------------------------------------------------------------------------------------
+# Coverage: Broden's statistics, read back from the written folder by the real reader
+# ---------------------------------------------------------------------------------------------
+
+
+def test_every_concept_covers_between_0_1_and_5_percent_of_its_category(tmp_path: Path) -> None:
+    """Issue 11: each concept's share of the pixels of the images carrying its category lies in
+    [0.1 %, 5 %] at the default image size, counted by the reader (not the generator)."""
+    from cnninterp.config import load_config
+    from cnninterp.data.broden import BrodenFolder, coverage_statistics
+
+    from conftest import ROOT
+
+    size = load_config(ROOT / "config.yaml")["broden"]["synthetic"]["image_size"]
+    generate_broden(tmp_path / "b", n_images=600, image_size=size, seed=0)
+    stats = coverage_statistics(BrodenFolder(tmp_path / "b"))
+    assert set(stats) == set(CATEGORIES)
+    for cat, entry in stats.items():
+        assert entry["concepts"] == len(sb.build_vocabulary().members[cat]), cat
+        assert 0.001 <= entry["min"] <= entry["median"] <= entry["max"] <= 0.05, (cat, entry["min_label"], entry["min"], entry["max_label"], entry["max"])

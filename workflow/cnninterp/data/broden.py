@@ -235,3 +235,81 @@ class BrodenFolder:
         arrays = [self.read_layer(row, rel) for _, rel in row.layers]
         stack = np.stack(arrays) if arrays else np.zeros((0, row.sh, row.sw), np.uint16)
         return stack, [cat for cat, _ in row.layers]
+
+
+class CoverageCounter:
+    """Per-category concept coverage, counted from the segmentation layers a reader returns.
+
+    A concept's coverage is its share of the pixels of the images that carry its category:
+    (pixels holding the label in any layer of the category) / (pixels of the images with at
+    least one layer of the category). A whole-image label covers every pixel of its images, so
+    its coverage is the share of the category's images that hold it. Counted at segmentation
+    resolution; the result does not depend on the order the rows are added in.
+    """
+
+    def __init__(self, categories: list[str]):
+        self.categories = list(categories)
+        self.images = {c: 0 for c in self.categories}
+        self.pixels = {c: 0 for c in self.categories}
+        self.label_pixels: dict[str, dict[int, int]] = {c: {} for c in self.categories}
+
+    def add(self, seg: np.ndarray, layer_categories: list[str], image_labels: dict, sh: int, sw: int) -> None:
+        """Count one image: ``seg`` uint16 (L, sh, sw), the category of each layer, its
+        whole-image labels (category -> [label numbers])."""
+        area = int(sh) * int(sw)
+        for cat in sorted(set(layer_categories)):
+            layers = seg[[i for i, c in enumerate(layer_categories) if c == cat]].astype(np.int64)
+            self.images[cat] += 1
+            self.pixels[cat] += area
+            if len(layers) == 1:
+                numbers, counts = np.unique(layers[0], return_counts=True)
+            else:  # a pixel holding the same label in two layers counts once
+                flat = layers.reshape(len(layers), -1)
+                keys = np.arange(flat.shape[1], dtype=np.int64)[None, :] * 65536 + flat
+                numbers, counts = np.unique(np.unique(keys[flat > 0]) % 65536, return_counts=True)
+            self._add(cat, numbers, counts)
+        for cat, numbers in sorted(image_labels.items()):
+            if cat in layer_categories or not numbers:
+                continue
+            self.images[cat] += 1
+            self.pixels[cat] += area
+            unique = sorted(set(int(n) for n in numbers))
+            self._add(cat, np.asarray(unique), np.full(len(unique), area))
+
+    def _add(self, cat: str, numbers: np.ndarray, counts: np.ndarray) -> None:
+        bucket = self.label_pixels.setdefault(cat, {})
+        for number, count in zip(numbers.tolist(), counts.tolist()):
+            if number:
+                bucket[number] = bucket.get(number, 0) + int(count)
+
+    def statistics(self, labels: dict[int, Label]) -> dict:
+        """Return, per category with images: ``images``, ``concepts`` (labels present), ``min``,
+        ``median``, ``max`` of the coverages, the labels at ``min``/``max`` and ``coverage``
+        (label name -> coverage, six decimals)."""
+        out = {}
+        for cat in self.categories:
+            if not self.images[cat]:
+                continue
+            shares = {labels[n].name if n in labels else str(n): c / self.pixels[cat] for n, c in sorted(self.label_pixels[cat].items())}
+            values = np.array(list(shares.values()), dtype=np.float64)
+            entry = {"images": self.images[cat], "concepts": len(shares)}
+            if len(values):
+                entry.update(
+                    min=float(values.min()),
+                    median=float(np.median(values)),
+                    max=float(values.max()),
+                    min_label=min(shares, key=shares.get),
+                    max_label=max(shares, key=shares.get),
+                )
+            entry["coverage"] = {k: round(v, 6) for k, v in shares.items()}
+            out[cat] = entry
+        return out
+
+
+def coverage_statistics(folder: "BrodenFolder") -> dict:
+    """Read every row's segmentation from ``folder`` and return :meth:`CoverageCounter.statistics`."""
+    counter = CoverageCounter(folder.categories)
+    for row in folder.rows:
+        seg, cats = folder.read_segmentation(row)
+        counter.add(seg, cats, row.image_labels, row.sh, row.sw)
+    return counter.statistics(folder.labels)

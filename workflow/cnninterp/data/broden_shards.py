@@ -18,7 +18,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import DataError
-from .broden import BrodenFolder, IndexRow
+from .broden import BrodenFolder, CoverageCounter, IndexRow
 from .shards import iter_samples, npy_bytes, npy_load, write_shards
 
 IMAGE_FIELDS = ("jpg", "png")
@@ -37,9 +37,14 @@ def _image_field(row: IndexRow) -> str:
     return suffix
 
 
-def encode_row(folder: BrodenFolder, row: IndexRow) -> dict:
-    """Read one index row's files and return its shard sample (field name -> bytes)."""
+def encode_row(folder: BrodenFolder, row: IndexRow, coverage: CoverageCounter | None = None) -> dict:
+    """Read one index row's files and return its shard sample (field name -> bytes).
+
+    With ``coverage``, the row's segmentation and whole-image labels are also counted there.
+    """
     seg, layer_cats = folder.read_segmentation(row)
+    if coverage is not None:
+        coverage.add(seg, layer_cats, row.image_labels, row.sh, row.sw)
     meta = {
         "image": row.image,
         "split": row.split,
@@ -78,18 +83,21 @@ def convert_broden(folder_path: str | Path, out_dir: str | Path, shard_size: int
 
     ``source`` describes where the folder came from (kind, path or url, archive sha256) and
     ``config`` is the config fragment that produced it; both go into the manifest with a
-    ``content_sha256`` over every file read. Returns the manifest (a dict).
+    ``content_sha256`` over every file read. The manifest's ``coverage`` holds each category's
+    concept coverage statistics, counted from the segmentation read here (see
+    ``broden.CoverageCounter``). Returns the manifest (a dict).
     """
     from tqdm import tqdm
 
     folder = BrodenFolder(folder_path)
     digest = hashlib.sha256()
+    coverage = CoverageCounter(folder.categories)
     for name in ["index.csv", "label.csv", "category.csv"] + [f"c_{c}.csv" for c in folder.categories]:
         digest.update(name.encode() + b"\0" + (folder.root / name).read_bytes())
 
     def samples() -> Iterator[tuple[str, dict]]:
         for row in tqdm(folder.rows, desc="broden -> shards", unit="img", mininterval=2, disable=None):
-            sample = encode_row(folder, row)
+            sample = encode_row(folder, row, coverage)
             for name in sorted(k for k in sample if k != "__key__"):
                 digest.update(sample["__key__"].encode() + name.encode() + sample[name])
             yield _split_name(row), sample
@@ -107,8 +115,8 @@ def convert_broden(folder_path: str | Path, out_dir: str | Path, shard_size: int
     }
 
     def finished_manifest() -> dict:
-        # the content digest is complete only once every sample has been read
-        return {**manifest, "source": {**source, "content_sha256": digest.hexdigest()}}
+        # the content digest and the coverage are complete only once every sample has been read
+        return {**manifest, "coverage": coverage.statistics(folder.labels), "source": {**source, "content_sha256": digest.hexdigest()}}
 
     return write_shards(samples(), out_dir, shard_size, finished_manifest)
 

@@ -7,7 +7,7 @@ end to end without a download:
 
 ``images/synthetic/syn_NNNNNN.jpg``
     the RGB images (JPEG, quality 90), ``image_size`` x ``image_size`` pixels.
-``images/synthetic/syn_NNNNNN_<category>[_<layer>].png``
+``images/synthetic/syn_NNNNNN_<category>.png``
     segmentation layers at half resolution; the label number of a pixel is ``R + 256 * G``
     (``B`` is 0, label 0 means "unlabeled").
 ``index.csv``
@@ -17,28 +17,31 @@ end to end without a download:
 ``label.csv``, ``category.csv``, ``c_<category>.csv``
     the label vocabulary and its statistics, in the formats of the real dataset.
 
-Concept vocabulary (47 labels):
+The images are outdoor-like scenes: a pale sky above a ground band painted with a material,
+and two to three objects made of parts. Concepts are sized so that, as in real Broden, each
+concept covers a small share (about 0.1 % to 5 %) of the pixels of the images annotated with
+its category; a unit's IoU at the 0.005 activation quantile can then reach the detector
+threshold for every category. Vocabulary (122 labels):
 
-* color (11, pixel-level): the Broden colours; every pixel is labelled with the named
-  colour nearest to its rendered RGB value.
-* object (6, pixel-level): circle, square, triangle, star, ring, cross, drawn at random
-  positions and sizes; a later shape covers an earlier one.
-* part (17, pixel-level, two layers): ``<shape>-top`` / ``<shape>-bottom`` split each visible
-  shape at its centre row (layer 1); ``<shape>-center`` (all shapes but the ring) is the
-  inner 45 % of the shape and overlaps the halves, so it lives in layer 2.
-* material (5, pixel-level): stripes, checker, dots, noise, gradient, painted on the
-  background and on the interior of about half of the shapes.
-* scene (5, whole image): beach, city, forest, desert, garden. Each scene fixes the
-  background material (with probability 0.85) and the family of most of its shapes, see
-  :data:`SCENE_RULES`, so the scene is learnable from the image.
-* texture (4, whole image): checker, zigzag, grid, waves; given when the background of the
-  image is one of these tiled patterns. ``checker`` is both a material and a texture label;
-  its texture coverage (whole image, 1.0) exceeds its material coverage, so its primary
-  category is texture.
+* color (11, pixel-level): the Broden colour terms, labelled only on the object parts painted
+  in a solid named colour (sky, ground and material fills carry no colour label).
+* object (12, pixel-level): house, tree, car, lamp, flower, table, boat, snowman, umbrella,
+  rocket, mushroom, fish; each drawn upright from 2-5 parts (:data:`OBJECTS`).
+* part (33, pixel-level): ``<object>-<part>`` such as ``house-roof`` or ``car-wheel``.
+* material (10, pixel-level): wood, brick, tile, grass, water, sand, stone, metal, fabric,
+  snow; each a pattern in its own palette, painted on the ground band of scene images and on
+  about 40 % of object parts.
+* scene (24, whole image): each scene fixes the ground material, the two objects it is made
+  of and their arrangement (:data:`SCENES`), each rule kept with probability 0.85, so a scene is
+  recognisable from which objects appear, where, on what ground.
+* texture (32, whole image): a tiled pattern (8 kinds at 4 orientations) filling a texture
+  image (the "DTD" source: texture label only, no other annotation).
 
 As in the real dataset, images come from "sources" that annotate different categories:
-about 10 % are texture images (tiled background, at most one shape, no scene), about 30 %
-have no part annotation and about 20 % no material annotation.
+``P_TEXTURE_SOURCE`` of them are texture images, and of the scene images about 30 % have no
+part and about 20 % no material annotation. :func:`generate_scene_task` writes the
+separate training task (scene images only, whole-image scene labels only) with the same
+renderer; its images are drawn from a different random stream, so they are not probe images.
 
 Everything random comes from one ``numpy.random.default_rng(seed)``; the same arguments
 give byte-identical files.
@@ -58,11 +61,10 @@ from PIL import Image, ImageDraw
 __all__ = [
     "CATEGORIES",
     "COLORS",
-    "SHAPES",
+    "OBJECTS",
     "MATERIALS",
     "SCENES",
     "TEXTURES",
-    "SCENE_RULES",
     "INDEX_HEADER",
     "LABEL_HEADER",
     "CATEGORY_HEADER",
@@ -70,6 +72,7 @@ __all__ = [
     "Vocabulary",
     "build_vocabulary",
     "generate_broden",
+    "generate_scene_task",
 ]
 
 # ---------------------------------------------------------------------------------------
@@ -95,27 +98,126 @@ COLORS: dict[str, tuple[int, int, int]] = {
     "white": (240, 240, 240),
     "yellow": (240, 220, 40),
 }
-SHAPES = ("circle", "square", "triangle", "star", "ring", "cross")
-#: Shapes that have a ``-center`` part (a ring has a hole where its centre would be).
-CENTER_SHAPES = ("circle", "square", "triangle", "star", "cross")
-MATERIALS = ("stripes", "checker", "dots", "noise", "gradient")
-SCENES = ("beach", "city", "forest", "desert", "garden")
-#: Tiled background patterns that earn a whole-image texture label.
-TEXTURES = ("checker", "zigzag", "grid", "waves")
-#: scene -> (background material, shapes that make up most of the scene's objects).
-SCENE_RULES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "beach": ("stripes", ("circle", "ring")),
-    "city": ("checker", ("square", "cross")),
-    "forest": ("noise", ("triangle", "star")),
-    "desert": ("gradient", ("circle", "triangle")),
-    "garden": ("dots", ("star", "ring")),
+
+# A part is a list of primitives in the object's unit box (x right, y down, both in [0, 1]):
+# ("rect", x0, y0, x1, y1), ("ellipse", x0, y0, x1, y1) or ("poly", ((x, y), ...)).
+_HALF_DISC = tuple((0.5 + 0.5 * np.cos(t), 0.5 - 0.5 * np.sin(t)) for t in np.linspace(0, np.pi, 13))
+_STAR = tuple(
+    (0.5 + (0.48 if k % 2 == 0 else 0.24) * np.sin(np.pi * k / 6), 0.3 - (0.3 if k % 2 == 0 else 0.15) * np.cos(np.pi * k / 6))
+    for k in range(12)
+)
+#: object -> (height / width, ((part, (primitive, ...)), ...)); later parts cover earlier ones.
+OBJECTS: dict[str, tuple[float, tuple]] = {
+    "house": (1.0, (
+        ("body", (("rect", 0.1, 0.45, 0.9, 1.0),)),
+        ("roof", (("poly", ((0.0, 0.47), (0.5, 0.0), (1.0, 0.47))),)),
+        ("door", (("rect", 0.52, 0.62, 0.76, 1.0),)),
+        ("window", (("rect", 0.18, 0.56, 0.44, 0.82),)),
+    )),
+    "tree": (1.4, (
+        ("trunk", (("rect", 0.38, 0.5, 0.62, 1.0),)),
+        ("crown", (("ellipse", 0.05, 0.0, 0.95, 0.66),)),
+    )),
+    "car": (0.6, (
+        ("body", (("rect", 0.0, 0.42, 1.0, 0.8),)),
+        ("cabin", (("poly", ((0.18, 0.43), (0.3, 0.0), (0.7, 0.0), (0.82, 0.43))),)),
+        ("wheel", (("ellipse", 0.08, 0.58, 0.36, 1.0), ("ellipse", 0.64, 0.58, 0.92, 1.0))),
+    )),
+    "lamp": (2.0, (
+        ("pole", (("rect", 0.4, 0.2, 0.6, 0.92),)),
+        ("head", (("ellipse", 0.1, 0.0, 0.9, 0.3),)),
+        ("base", (("rect", 0.15, 0.86, 0.85, 1.0),)),
+    )),
+    "flower": (1.5, (
+        ("stem", (("rect", 0.42, 0.5, 0.58, 1.0),)),
+        ("petals", (("poly", _STAR),)),
+        ("center", (("ellipse", 0.3, 0.14, 0.7, 0.46),)),
+    )),
+    "table": (0.7, (
+        ("top", (("rect", 0.0, 0.25, 1.0, 0.45),)),
+        ("leg", (("rect", 0.06, 0.45, 0.2, 1.0), ("rect", 0.8, 0.45, 0.94, 1.0))),
+    )),
+    "boat": (1.0, (
+        ("hull", (("poly", ((0.0, 0.66), (1.0, 0.66), (0.8, 1.0), (0.2, 1.0))),)),
+        ("mast", (("rect", 0.42, 0.04, 0.56, 0.66),)),
+        ("sail", (("poly", ((0.54, 0.06), (0.54, 0.62), (0.98, 0.62))),)),
+    )),
+    "snowman": (1.5, (
+        ("body", (("ellipse", 0.05, 0.42, 0.95, 1.0),)),
+        ("head", (("ellipse", 0.2, 0.14, 0.8, 0.52),)),
+        ("hat", (("rect", 0.26, 0.0, 0.74, 0.2),)),
+    )),
+    "umbrella": (1.1, (
+        ("handle", (("rect", 0.44, 0.4, 0.56, 1.0),)),
+        ("canopy", (("poly", tuple((x, 0.9 * y) for x, y in _HALF_DISC)),)),
+    )),
+    "rocket": (2.0, (
+        ("body", (("rect", 0.28, 0.25, 0.72, 0.85),)),
+        ("nose", (("poly", ((0.24, 0.3), (0.5, 0.0), (0.76, 0.3))),)),
+        ("fin", (("poly", ((0.28, 0.55), (0.0, 1.0), (0.28, 0.85))), ("poly", ((0.72, 0.55), (1.0, 1.0), (0.72, 0.85))))),
+    )),
+    "mushroom": (1.0, (
+        ("stem", (("rect", 0.32, 0.45, 0.68, 1.0),)),
+        ("cap", (("poly", tuple((x, 0.12 + 1.1 * (y - 0.5)) for x, y in _HALF_DISC)),)),
+    )),
+    "fish": (0.6, (
+        ("body", (("ellipse", 0.22, 0.12, 0.95, 0.88),)),
+        ("tail", (("poly", ((0.0, 0.05), (0.32, 0.5), (0.0, 0.95))),)),
+        ("fin", (("poly", ((0.38, 0.3), (0.52, 0.0), (0.8, 0.3))),)),
+    )),
+}
+
+#: material -> (pattern kind, (colour A, colour B)); a material's colours are jittered per use.
+MATERIALS: dict[str, tuple[str, tuple[tuple[int, int, int], tuple[int, int, int]]]] = {
+    "wood": ("grain", ((150, 100, 55), (105, 65, 30))),
+    "brick": ("brick", ((170, 75, 55), (205, 195, 180))),
+    "tile": ("checker", ((225, 225, 215), (110, 140, 160))),
+    "grass": ("speckle", ((70, 140, 50), (120, 180, 70))),
+    "water": ("waves", ((60, 110, 170), (120, 170, 210))),
+    "sand": ("dots", ((225, 200, 150), (190, 160, 110))),
+    "stone": ("blotch", ((120, 118, 112), (165, 160, 150))),
+    "metal": ("sheen", ((150, 155, 165), (215, 220, 228))),
+    "fabric": ("weave", ((140, 90, 130), (185, 140, 175))),
+    "snow": ("flakes", ((245, 248, 252), (200, 210, 225))),
+}
+
+#: Texture images: 8 tiled pattern kinds at 4 orientations (degrees).
+TEXTURE_KINDS = ("striped", "zigzagged", "wavy", "grid", "dotted", "chequered", "banded", "scaly")
+TEXTURE_ANGLES = (0, 20, 40, 60)
+TEXTURES = tuple(f"{k}-{a}" for k in TEXTURE_KINDS for a in TEXTURE_ANGLES)
+
+#: scene -> (ground material, (the two objects it is made of), arrangement). Arrangements:
+#: ``row`` stands the objects on the horizon, ``low`` puts them large in the foreground,
+#: ``high`` floats them in the sky.
+SCENES: dict[str, tuple[str, tuple[str, str], str]] = {
+    "village": ("grass", ("house", "tree"), "row"),
+    "street": ("stone", ("car", "lamp"), "row"),
+    "harbor": ("water", ("boat", "lamp"), "row"),
+    "garden": ("grass", ("flower", "mushroom"), "low"),
+    "kitchen": ("tile", ("table", "flower"), "low"),
+    "forest": ("grass", ("tree", "mushroom"), "row"),
+    "beach": ("sand", ("umbrella", "boat"), "row"),
+    "launchpad": ("metal", ("rocket", "lamp"), "row"),
+    "aquarium": ("water", ("fish", "flower"), "high"),
+    "snowfield": ("snow", ("snowman", "tree"), "row"),
+    "parking": ("stone", ("car", "house"), "low"),
+    "patio": ("brick", ("table", "umbrella"), "row"),
+    "market": ("brick", ("umbrella", "house"), "low"),
+    "fishery": ("wood", ("fish", "boat"), "low"),
+    "workshop": ("wood", ("table", "car"), "row"),
+    "playground": ("sand", ("snowman", "rocket"), "low"),
+    "hangar": ("metal", ("car", "rocket"), "low"),
+    "bedroom": ("fabric", ("table", "lamp"), "low"),
+    "nursery": ("fabric", ("flower", "snowman"), "row"),
+    "space": ("tile", ("rocket", "fish"), "high"),
+    "pond": ("water", ("fish", "mushroom"), "row"),
+    "ski_resort": ("snow", ("house", "snowman"), "low"),
+    "orchard": ("sand", ("tree", "umbrella"), "high"),
+    "plaza": ("tile", ("lamp", "house"), "row"),
 }
 SYNONYMS: dict[str, tuple[str, ...]] = {
     "grey": ("gray",),
-    "circle": ("disk",),
-    "cross": ("plus",),
-    "stripes": ("striped", "banded"),
-    "checker": ("checkered", "chequered"),
+    "chequered-0": ("checkered-0",),
 }
 
 INDEX_HEADER = ["image", "split", "ih", "iw", "sh", "sw", *CATEGORIES]
@@ -125,25 +227,19 @@ C_HEADER = ["code", "number", "name", "frequency", "coverage"]
 
 IMAGE_SUBDIR = "synthetic"
 JPEG_QUALITY = 90
-# Sampling probabilities of the image "sources" and annotations.
-P_TEXTURE_SOURCE = 0.10
+# Sampling probabilities of the image "sources", the annotations and the scene rules.
+P_TEXTURE_SOURCE = 0.15
 P_PART_ANNOTATED = 0.70
 P_MATERIAL_ANNOTATED = 0.80
-P_SCENE_BACKGROUND = 0.85
-P_SCENE_SHAPE = 0.80
-P_PATTERNED_SHAPE = 0.50
-P_SHAPE_IN_TEXTURE_IMAGE = 0.30
-CENTER_SCALE = 0.45
+P_SCENE_RULE = 0.85
+P_THIRD_OBJECT = 0.5
+P_MATERIAL_PART = 0.4
+P_SHAPE_IN_TEXTURE_IMAGE = 0.0
 
 
-def _part_names() -> list[str]:
-    """Return the part label names: ``<shape>-top``, ``<shape>-bottom`` and ``-center``."""
-    names = []
-    for shape in SHAPES:
-        names += [f"{shape}-top", f"{shape}-bottom"]
-        if shape in CENTER_SHAPES:
-            names.append(f"{shape}-center")
-    return names
+def part_names() -> list[str]:
+    """Return the part label names ``<object>-<part>`` in object order."""
+    return [f"{obj}-{part}" for obj, (_, parts) in OBJECTS.items() for part, _ in parts]
 
 
 @dataclass(frozen=True)
@@ -168,24 +264,23 @@ class Vocabulary:
 def build_vocabulary() -> Vocabulary:
     """Build the fixed vocabulary: global numbers grouped by category, in category order.
 
-    A name that occurs in several categories (``checker``) keeps the number of its first
-    category. Returns a :class:`Vocabulary`.
+    Every name belongs to exactly one category. Returns a :class:`Vocabulary`.
     """
     members = {
         "color": tuple(COLORS),
-        "object": SHAPES,
-        "part": tuple(_part_names()),
-        "material": MATERIALS,
-        "scene": SCENES,
+        "object": tuple(OBJECTS),
+        "part": tuple(part_names()),
+        "material": tuple(MATERIALS),
+        "scene": tuple(SCENES),
         "texture": TEXTURES,
     }
     names = ["-"]
     number: dict[str, int] = {}
     for cat in CATEGORIES:
         for name in members[cat]:
-            if name not in number:
-                number[name] = len(names)
-                names.append(name)
+            assert name not in number, name
+            number[name] = len(names)
+            names.append(name)
     return Vocabulary(names=tuple(names), members=members, number=number)
 
 
@@ -195,17 +290,19 @@ def build_vocabulary() -> Vocabulary:
 
 
 @dataclass
-class ShapeSpec:
-    """One shape to draw: kind, centre, radius, rotation, fill colours and material."""
+class ObjectSpec:
+    """One object to draw: kind, box (left, top, width, height), mirror flag, part fills.
+
+    ``fills[i]`` is ``("color", name)`` or ``("material", name)`` for part ``i``.
+    """
 
     kind: str
-    cx: float
-    cy: float
-    radius: float
-    angle: float
-    color: str
-    color2: str
-    material: str | None  # None = solid fill
+    left: float
+    top: float
+    width: float
+    height: float
+    mirror: bool
+    fills: list
 
 
 @dataclass
@@ -213,69 +310,100 @@ class ImageSpec:
     """Everything random about one image except the pattern parameters."""
 
     scene: str | None
-    background: str  # a material or texture pattern name
-    bg_colors: tuple[str, str]
-    shapes: list[ShapeSpec] = field(default_factory=list)
+    texture: str | None
+    horizon: float  # row of the horizon (pixels); the ground band lies below it
+    ground: str | None  # material of the ground band
+    sky: tuple[tuple[int, int, int], tuple[int, int, int]]
+    objects: list[ObjectSpec] = field(default_factory=list)
     part_annotated: bool = True
     material_annotated: bool = True
 
 
-def _two_colors(rng: np.random.Generator) -> tuple[str, str]:
-    """Draw two distinct named colours."""
-    i, j = rng.choice(len(COLORS), size=2, replace=False)
-    names = list(COLORS)
-    return names[int(i)], names[int(j)]
+_SKIES = (((200, 220, 235), (235, 240, 245)), ((215, 215, 220), (240, 238, 235)), ((235, 215, 200), (245, 235, 225)))
+_TEXTURE_TONES = ((35, 35, 40), (90, 85, 80), (150, 140, 130), (210, 205, 195), (120, 60, 70), (60, 90, 120), (80, 110, 70), (190, 160, 90))
 
 
-def _sample_shape(rng: np.random.Generator, kind: str, size: int) -> ShapeSpec:
-    """Draw position, size, rotation, colours and fill of one shape of ``kind``."""
-    c1, c2 = _two_colors(rng)
-    material = None
-    if rng.random() < P_PATTERNED_SHAPE:
-        material = MATERIALS[int(rng.integers(len(MATERIALS)))]
-    return ShapeSpec(
-        kind=kind,
-        cx=float(rng.uniform(0.15, 0.85) * size),
-        cy=float(rng.uniform(0.15, 0.85) * size),
-        radius=float(rng.uniform(0.12, 0.28) * size),
-        angle=float(rng.uniform(0.0, 2.0 * np.pi)),
-        color=c1,
-        color2=c2,
-        material=material,
-    )
+def _pick(rng: np.random.Generator, items):
+    """Return one element of ``items`` drawn uniformly."""
+    items = list(items)
+    return items[int(rng.integers(len(items)))]
 
 
-def _sample_scene_image(rng: np.random.Generator, size: int) -> ImageSpec:
-    """Sample a scene image: the scene sets the background and most of the shapes."""
-    scene = SCENES[int(rng.integers(len(SCENES)))]
-    bg, family = SCENE_RULES[scene]
-    if rng.random() >= P_SCENE_BACKGROUND:
-        bg = MATERIALS[int(rng.integers(len(MATERIALS)))]
-    shapes = []
-    for _ in range(int(rng.integers(1, 4))):
-        if rng.random() < P_SCENE_SHAPE:
-            kind = family[int(rng.integers(len(family)))]
+def _sample_fills(rng: np.random.Generator, kind: str) -> list:
+    """Draw the fill of every part of ``kind``: a solid named colour or a material."""
+    fills = []
+    for _ in OBJECTS[kind][1]:
+        if rng.random() < P_MATERIAL_PART:
+            fills.append(("material", _pick(rng, MATERIALS)))
         else:
-            kind = SHAPES[int(rng.integers(len(SHAPES)))]
-        shapes.append(_sample_shape(rng, kind, size))
-    return ImageSpec(scene=scene, background=bg, bg_colors=_two_colors(rng), shapes=shapes)
+            fills.append(("color", _pick(rng, COLORS)))
+    return fills
 
 
-def _sample_texture_image(rng: np.random.Generator, size: int) -> ImageSpec:
-    """Sample a texture image: a tiled background, at most one shape, no scene."""
-    bg = TEXTURES[int(rng.integers(len(TEXTURES)))]
-    shapes = []
-    if rng.random() < P_SHAPE_IN_TEXTURE_IMAGE:
-        shapes.append(_sample_shape(rng, SHAPES[int(rng.integers(len(SHAPES)))], size))
-    return ImageSpec(scene=None, background=bg, bg_colors=_two_colors(rng), shapes=shapes)
+def _sample_object(rng: np.random.Generator, kind: str, arrangement: str, slot: float, horizon: float, size: int) -> ObjectSpec:
+    """Place one object of ``kind`` around column fraction ``slot`` following ``arrangement``."""
+    aspect = OBJECTS[kind][0]
+    scale = {"row": (0.24, 0.34), "low": (0.3, 0.4), "high": (0.22, 0.3)}[arrangement]
+    width = float(rng.uniform(*scale) * size / np.sqrt(aspect))
+    height = width * aspect
+    cx = float((slot + rng.uniform(-0.08, 0.08)) * size)
+    if arrangement == "row":
+        bottom = horizon + rng.uniform(0.0, 0.08) * size
+    elif arrangement == "low":
+        bottom = rng.uniform(0.9, 1.0) * size
+    else:  # high: in the sky
+        bottom = min(horizon, rng.uniform(0.35, 0.6) * size)
+    top = float(bottom - height)
+    return ObjectSpec(kind, cx - width / 2, top, width, height, bool(rng.random() < 0.5), _sample_fills(rng, kind))
 
 
-def _sample_image_spec(rng: np.random.Generator, size: int) -> ImageSpec:
-    """Sample the layout of one image and which categories its source annotates."""
-    if rng.random() < P_TEXTURE_SOURCE:
-        spec = _sample_texture_image(rng, size)
+class _Balanced:
+    """Draws names in random order so that counts stay balanced: each pass over ``names`` is a
+    fresh random permutation (every name once per pass)."""
+
+    def __init__(self, names) -> None:
+        self.names = list(names)
+        self.queue: list[str] = []
+
+    def draw(self, rng: np.random.Generator) -> str:
+        """Return the next name, starting a new random pass when the current one is used up."""
+        if not self.queue:
+            self.queue = [self.names[int(i)] for i in rng.permutation(len(self.names))]
+        return self.queue.pop()
+
+
+def _sample_scene_image(rng: np.random.Generator, size: int, scene: str) -> ImageSpec:
+    """Sample an image of ``scene``: the scene sets the ground, two objects and their arrangement."""
+    ground, pair, arrangement = SCENES[scene]
+    if rng.random() >= P_SCENE_RULE:
+        ground = _pick(rng, MATERIALS)
+    kinds = [k if rng.random() < P_SCENE_RULE else _pick(rng, OBJECTS) for k in pair]
+    if rng.random() < P_THIRD_OBJECT:
+        kinds.append(_pick(rng, OBJECTS))
+    horizon = float(rng.uniform(0.64, 0.76) * size)
+    slots = rng.permutation([0.2, 0.5, 0.8][: max(2, len(kinds))] if len(kinds) == 3 else [0.28, 0.72])
+    objects = [_sample_object(rng, k, arrangement, float(s), horizon, size) for k, s in zip(kinds, slots)]
+    # far objects first: the lower an object stands, the later it is drawn (it covers the others)
+    objects.sort(key=lambda o: o.top + o.height)
+    sky = _SKIES[int(rng.integers(len(_SKIES)))]
+    return ImageSpec(scene=scene, texture=None, horizon=horizon, ground=ground, sky=sky, objects=objects)
+
+
+def _sample_texture_image(rng: np.random.Generator, size: int, texture: str) -> ImageSpec:
+    """Sample a texture image of ``texture``: the pattern over the whole image, texture label only."""
+    i, j = rng.choice(len(_TEXTURE_TONES), size=2, replace=False)
+    return ImageSpec(scene=None, texture=texture, horizon=0.0, ground=None, sky=(_TEXTURE_TONES[int(i)], _TEXTURE_TONES[int(j)]))
+
+
+def _sample_image_spec(rng: np.random.Generator, size: int, texture_source: float, scenes: _Balanced, textures: _Balanced) -> ImageSpec:
+    """Sample the layout of one image and which categories its source annotates.
+
+    Scenes and textures are drawn from balanced passes, so each is about equally frequent.
+    """
+    if rng.random() < texture_source:
+        spec = _sample_texture_image(rng, size, textures.draw(rng))
     else:
-        spec = _sample_scene_image(rng, size)
+        spec = _sample_scene_image(rng, size, scenes.draw(rng))
     spec.part_annotated = bool(rng.random() < P_PART_ANNOTATED)
     spec.material_annotated = bool(rng.random() < P_MATERIAL_ANNOTATED)
     return spec
@@ -292,120 +420,108 @@ def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
     return coords[:, None], coords[None, :]
 
 
-def _pattern(rng: np.random.Generator, kind: str, size: int, frame: tuple[float, float, float]):
-    """Draw the parameters of pattern ``kind`` and return its tone map (``size`` x ``size``).
+def _bands(u: np.ndarray, period: float) -> np.ndarray:
+    """Alternating 0/1 bands of width ``period / 2`` along ``u``."""
+    return (np.floor(u / (period / 2)) % 2).astype(np.float64)
 
-    ``frame = (cy, cx, extent)`` is the region the pattern should look right in (the whole
-    image for a background, a shape's bounding box for a shape fill); it sets the scale of
-    the pattern and the span of a gradient. Returns float values in [0, 1].
+
+def _noise(rng: np.random.Generator, size: int, block: int) -> np.ndarray:
+    """Blocky uniform noise in [0, 1] with ``block`` x ``block`` pixel cells."""
+    cells = size // block + 2
+    return np.kron(rng.random((cells, cells)), np.ones((block, block)))[:size, :size]
+
+
+def _pattern(rng: np.random.Generator, kind: str, size: int, period: float, angle: float = 0.0) -> np.ndarray:
+    """Return the tone map (float (size, size) in [0, 1]) of pattern ``kind``.
+
+    ``period`` (pixels) is the pattern's scale, ``angle`` (radians) its orientation; the phase
+    is random.
     """
     y, x = _grid(size)
-    cy, cx, extent = frame
-    period = float(rng.uniform(0.18, 0.32) * extent)
+    c, s = np.cos(angle), np.sin(angle)
     phase = float(rng.uniform(0.0, period))
-    if kind == "stripes":
-        theta = float(rng.uniform(0.0, np.pi))
-        u = x * np.cos(theta) + y * np.sin(theta) + phase
-        return (np.floor(u / (period / 2)) % 2).astype(np.float64)
-    if kind == "checker":
-        p = period / 1.5
-        return ((np.floor((x + phase) / p) + np.floor((y + phase) / p)) % 2).astype(np.float64)
-    if kind == "dots":
-        p = period / 1.5
-        dx = (x + phase) % p - p / 2
-        dy = (y + phase) % p - p / 2
-        return ((dx**2 + dy**2) < (0.3 * p) ** 2).astype(np.float64)
-    if kind == "noise":
-        block = max(2, int(round(period / 5)))
-        cells = size // block + 2
-        values = rng.random((cells, cells))
-        return np.kron(values, np.ones((block, block)))[:size, :size]
-    if kind == "gradient":
-        theta = float(rng.uniform(0.0, 2 * np.pi))
-        u = (x - cx) * np.cos(theta) + (y - cy) * np.sin(theta)
-        return np.clip(u / extent + 0.5, 0.0, 1.0) * np.ones((size, size))
-    if kind == "zigzag":
+    u = x * c + y * s + phase  # along the pattern
+    v = -x * s + y * c + phase  # across
+    if kind in ("striped", "grain"):
+        wobble = 0.0 if kind == "striped" else 0.15 * period * np.sin(2 * np.pi * u / (2.3 * period))
+        return _bands(v + wobble, period)
+    if kind in ("chequered", "checker"):
+        p = period / 2
+        return ((np.floor(u / p) + np.floor(v / p)) % 2).astype(np.float64)
+    if kind in ("dotted", "dots", "flakes"):
+        p = period / 1.3
+        du, dv = u % p - p / 2, v % p - p / 2
+        r = 0.3 if kind != "flakes" else 0.16
+        return ((du**2 + dv**2) < (r * p) ** 2).astype(np.float64)
+    if kind == "zigzagged":
         amp = period / 2
-        tri = np.abs(((x + phase) / amp) % 2 - 1) * amp
-        return (np.floor((y + tri) / (period / 2)) % 2).astype(np.float64)
+        tri = np.abs((u / amp) % 2 - 1) * amp
+        return _bands(v + tri, period)
+    if kind in ("wavy", "waves"):
+        return _bands(v + period / 3 * np.sin(2 * np.pi * u / (1.5 * period)), period)
     if kind == "grid":
-        width = max(1.0, period / 6)
-        lines = ((x + phase) % period < width) | ((y + phase) % period < width)
-        return lines.astype(np.float64)
-    if kind == "waves":
-        amp = period / 3
-        u = y + amp * np.sin(2 * np.pi * (x + phase) / (1.5 * period))
-        return (np.floor(u / (period / 2)) % 2).astype(np.float64)
+        width = max(1.0, period / 5)
+        return ((u % period < width) | (v % period < width)).astype(np.float64)
+    if kind == "banded":
+        return (v % period < period / 4).astype(np.float64)
+    if kind == "scaly":
+        p = period
+        row = np.floor(v / p)
+        du = (u + 0.5 * p * (row % 2)) % p - p / 2
+        dv = v % p
+        return ((du**2 + (dv - p) ** 2) < (0.62 * p) ** 2).astype(np.float64)
+    if kind == "brick":
+        p = period / 2
+        row = np.floor(y / p)
+        mortar = (y % p < max(1.0, p / 5)) | ((x + phase + p * (row % 2)) % (2 * p) < max(1.0, p / 5))
+        return mortar.astype(np.float64)
+    if kind == "speckle":
+        return (_noise(rng, size, max(1, int(round(period / 8)))) > 0.55).astype(np.float64)
+    if kind == "blotch":
+        return _noise(rng, size, max(2, int(round(period / 3))))
+    if kind == "sheen":
+        return np.clip(0.5 + 0.5 * np.sin(2 * np.pi * u / (3 * period)), 0, 1) * np.ones((size, size))
+    if kind == "weave":
+        return ((np.floor(u / (period / 4)) + np.floor(v / (period / 4))) % 2) * 0.5 + 0.5 * _bands(u, period / 2)
     raise ValueError(f"unknown pattern {kind!r}")
 
 
-def _mix(tone: np.ndarray, c1: str, c2: str) -> np.ndarray:
-    """Return the colours ``(1 - tone) * c1 + tone * c2`` (shape ``tone.shape + (3,)``)."""
-    a = np.asarray(COLORS[c1], dtype=np.float64)
-    b = np.asarray(COLORS[c2], dtype=np.float64)
+def _mix(tone: np.ndarray, a, b) -> np.ndarray:
+    """Return the colours ``(1 - tone) * a + tone * b`` (shape ``tone.shape + (3,)``)."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
     return a + tone[..., None] * (b - a)
 
 
+def _material_rgb(rng: np.random.Generator, name: str, size: int, period: float) -> np.ndarray:
+    """Render material ``name`` over a whole ``size`` x ``size`` canvas (float RGB)."""
+    kind, (a, b) = MATERIALS[name]
+    jitter = rng.uniform(-12, 12, size=3)
+    angle = float(rng.uniform(-0.25, 0.25))
+    return _mix(_pattern(rng, kind, size, period, angle), np.add(a, jitter), np.add(b, jitter))
+
+
 # ---------------------------------------------------------------------------------------
-# Shapes
+# Objects
 # ---------------------------------------------------------------------------------------
 
 
-def _polygon(radii: list[float], cx: float, cy: float, angle: float) -> list[tuple[float, float]]:
-    """Vertices of a polygon with vertex radii ``radii`` spread evenly around (cx, cy)."""
-    n = len(radii)
-    return [
-        (cx + r * np.cos(angle + 2 * np.pi * k / n), cy + r * np.sin(angle + 2 * np.pi * k / n))
-        for k, r in enumerate(radii)
-    ]
-
-
-def _cross_polygon(cx: float, cy: float, r: float, angle: float) -> list[tuple[float, float]]:
-    """Vertices of a plus sign of half-length ``r`` and arm half-width ``r / 3``."""
-    w = r / 3
-    pts = [
-        (w, r),
-        (w, w),
-        (r, w),
-        (r, -w),
-        (w, -w),
-        (w, -r),
-        (-w, -r),
-        (-w, -w),
-        (-r, -w),
-        (-r, w),
-        (-w, w),
-        (-w, r),
-    ]
-    c, s = np.cos(angle), np.sin(angle)
-    return [(cx + px * c - py * s, cy + px * s + py * c) for px, py in pts]
-
-
-def _draw_shape(
-    draw: ImageDraw.ImageDraw, kind: str, cx: float, cy: float, r: float, angle: float
-) -> None:
-    """Draw shape ``kind`` with value 255 on an ``L``-mode canvas."""
-    if kind in ("circle", "ring"):
-        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=255)
-        if kind == "ring":
-            ri = 0.55 * r
-            draw.ellipse([cx - ri, cy - ri, cx + ri, cy + ri], fill=0)
-    elif kind == "square":
-        draw.polygon(_polygon([r] * 4, cx, cy, angle), fill=255)
-    elif kind == "triangle":
-        draw.polygon(_polygon([r] * 3, cx, cy, angle), fill=255)
-    elif kind == "star":
-        draw.polygon(_polygon([r, 0.45 * r] * 5, cx, cy, angle), fill=255)
-    elif kind == "cross":
-        draw.polygon(_cross_polygon(cx, cy, r, angle), fill=255)
-    else:
-        raise ValueError(f"unknown shape {kind!r}")
-
-
-def _shape_mask(kind: str, cx: float, cy: float, r: float, angle: float, size: int) -> np.ndarray:
-    """Return the boolean ``size`` x ``size`` mask of one shape."""
+def _part_mask(primitives, obj: ObjectSpec, size: int) -> np.ndarray:
+    """Return the boolean ``size`` x ``size`` mask of one part of ``obj``."""
     canvas = Image.new("L", (size, size), 0)
-    _draw_shape(ImageDraw.Draw(canvas), kind, cx, cy, r, angle)
+    draw = ImageDraw.Draw(canvas)
+
+    def pt(px: float, py: float) -> tuple[float, float]:
+        px = 1.0 - px if obj.mirror else px
+        return obj.left + px * obj.width, obj.top + py * obj.height
+
+    for prim in primitives:
+        if prim[0] == "poly":
+            draw.polygon([pt(px, py) for px, py in prim[1]], fill=255)
+        else:
+            (x0, y0), (x1, y1) = pt(prim[1], prim[2]), pt(prim[3], prim[4])
+            box = [min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)]
+            (draw.rectangle if prim[0] == "rect" else draw.ellipse)(box, fill=255)
     return np.asarray(canvas) > 0
 
 
@@ -419,44 +535,45 @@ class Rendered:
     """A rendered image (uint8 RGB) and its full-resolution label maps (global numbers)."""
 
     rgb: np.ndarray
+    color: np.ndarray
     object: np.ndarray
-    part1: np.ndarray
-    part2: np.ndarray
+    part: np.ndarray
     material: np.ndarray
 
 
 def _render(spec: ImageSpec, rng: np.random.Generator, size: int, vocab: Vocabulary) -> Rendered:
-    """Render ``spec``: paint background and shapes, and fill the label maps as it goes.
+    """Render ``spec``: paint sky, ground and objects, and fill the label maps as it goes.
 
-    Later shapes cover earlier ones in the image and in every label map.
+    Later objects cover earlier ones in the image and in every label map.
     """
-    tone = _pattern(rng, spec.background, size, (size / 2, size / 2, float(size)))
-    rgb = _mix(tone, *spec.bg_colors)
-    maps = {
-        k: np.zeros((size, size), dtype=np.int32) for k in ("object", "part1", "part2", "material")
-    }
-    if spec.background in MATERIALS:
-        maps["material"][:] = vocab.number[spec.background]
-    rows = np.arange(size, dtype=np.float64)[:, None] + 0.5
-    for shape in spec.shapes:
-        mask = _shape_mask(shape.kind, shape.cx, shape.cy, shape.radius, shape.angle, size)
-        if shape.material is None:
-            rgb[mask] = COLORS[shape.color]
-        else:
-            frame = (shape.cy, shape.cx, 2 * shape.radius)
-            tone = _pattern(rng, shape.material, size, frame)
-            rgb[mask] = _mix(tone[mask], shape.color, shape.color2)
-        maps["object"][mask] = vocab.number[shape.kind]
-        maps["material"][mask] = vocab.number[shape.material] if shape.material else 0
-        top = mask & (rows < shape.cy)
-        maps["part1"][top] = vocab.number[f"{shape.kind}-top"]
-        maps["part1"][mask & ~top] = vocab.number[f"{shape.kind}-bottom"]
-        maps["part2"][mask] = 0
-        if shape.kind in CENTER_SHAPES:
-            inner = _shape_mask(
-                shape.kind, shape.cx, shape.cy, CENTER_SCALE * shape.radius, shape.angle, size
-            )
-            maps["part2"][mask & inner] = vocab.number[f"{shape.kind}-center"]
+    maps = {k: np.zeros((size, size), dtype=np.int32) for k in ("color", "object", "part", "material")}
+    if spec.texture is not None:
+        kind, angle = spec.texture.rsplit("-", 1)
+        period = float(rng.uniform(0.14, 0.2) * size)
+        tone = _pattern(rng, kind, size, period, np.deg2rad(float(angle)) + rng.uniform(-0.05, 0.05))
+        rgb = _mix(tone, *spec.sky)
+        return Rendered(rgb=np.clip(np.rint(rgb), 0, 255).astype(np.uint8), **maps)
+    y, _ = _grid(size)
+    sky = _mix(np.clip(y / size, 0, 1) * np.ones((1, size)), *spec.sky)
+    rgb = sky.copy()
+    ground = (y >= spec.horizon) & np.ones((1, size), dtype=bool)
+    rgb[ground] = _material_rgb(rng, spec.ground, size, float(rng.uniform(0.1, 0.16) * size))[ground]
+    maps["material"][ground] = vocab.number[spec.ground]
+    for obj in spec.objects:
+        for (part, prims), (how, name) in zip(OBJECTS[obj.kind][1], obj.fills):
+            mask = _part_mask(prims, obj, size)
+            if not mask.any():
+                continue
+            if how == "color":
+                rgb[mask] = COLORS[name]
+                maps["color"][mask] = vocab.number[name]
+                maps["material"][mask] = 0
+            else:
+                rgb[mask] = _material_rgb(rng, name, size, float(rng.uniform(0.25, 0.4) * obj.width))[mask]
+                maps["color"][mask] = 0
+                maps["material"][mask] = vocab.number[name]
+            maps["object"][mask] = vocab.number[obj.kind]
+            maps["part"][mask] = vocab.number[f"{obj.kind}-{part}"]
     return Rendered(rgb=np.clip(np.rint(rgb), 0, 255).astype(np.uint8), **maps)
 
 
@@ -465,46 +582,24 @@ def _downsample(arr: np.ndarray, sh: int, sw: int) -> np.ndarray:
     return arr[1 : 2 * sh : 2, 1 : 2 * sw : 2]
 
 
-_PALETTE = np.asarray(list(COLORS.values()), dtype=np.int32)
-
-
-def _color_labels(rgb: np.ndarray, vocab: Vocabulary) -> np.ndarray:
-    """Label every pixel of ``rgb`` with the global number of its nearest named colour."""
-    pixels = rgb.reshape(-1, 3).astype(np.int32)
-    packed = (pixels[:, 0] << 16) | (pixels[:, 1] << 8) | pixels[:, 2]
-    distinct, inverse = np.unique(packed, return_inverse=True)
-    colors = np.stack([distinct >> 16, (distinct >> 8) & 255, distinct & 255], axis=1)
-    # Exact integer arithmetic: the nearest colour does not depend on the platform.
-    dist = ((colors[:, None, :] - _PALETTE[None]) ** 2).sum(axis=2)
-    numbers = np.asarray([vocab.number[c] for c in COLORS], dtype=np.int32)
-    return numbers[dist.argmin(axis=1)][inverse.reshape(-1)].reshape(rgb.shape[:2])
-
-
 # ---------------------------------------------------------------------------------------
 # Per-image annotation assembly and file writing
 # ---------------------------------------------------------------------------------------
 
 
-def _pixel_layers(
-    spec: ImageSpec, rendered: Rendered, sh: int, sw: int, vocab: Vocabulary
-) -> dict[str, list[np.ndarray]]:
-    """Return the non-empty segmentation layers (at ``sh`` x ``sw``) per pixel category."""
+def _pixel_layers(spec: ImageSpec, rendered: Rendered, sh: int, sw: int) -> dict[str, list[np.ndarray]]:
+    """Return the non-empty segmentation layers (at ``sh`` x ``sw``) per pixel category.
+
+    Texture images (the "DTD" source) carry no pixel-level annotation.
+    """
     layers: dict[str, list[np.ndarray]] = {cat: [] for cat in PIXEL_CATEGORIES}
-    layers["color"].append(_color_labels(_downsample(rendered.rgb, sh, sw), vocab))
-    obj = _downsample(rendered.object, sh, sw)
-    if obj.any():
-        layers["object"].append(obj)
-    if spec.part_annotated:
-        part1 = _downsample(rendered.part1, sh, sw)
-        part2 = _downsample(rendered.part2, sh, sw)
-        if part1.any():
-            layers["part"].append(part1)
-            if part2.any():
-                layers["part"].append(part2)
-    if spec.material_annotated:
-        mat = _downsample(rendered.material, sh, sw)
-        if mat.any():
-            layers["material"].append(mat)
+    if spec.texture is not None:
+        return layers
+    wanted = {"color": True, "object": True, "part": spec.part_annotated, "material": spec.material_annotated}
+    for cat in PIXEL_CATEGORIES:
+        labels = _downsample(getattr(rendered, cat), sh, sw)
+        if wanted[cat] and labels.any():
+            layers[cat].append(labels)
     return layers
 
 
@@ -512,7 +607,7 @@ def _image_labels(spec: ImageSpec, vocab: Vocabulary) -> dict[str, list[int]]:
     """Return the whole-image labels (global numbers) of ``spec`` per image category."""
     return {
         "scene": [vocab.number[spec.scene]] if spec.scene else [],
-        "texture": [vocab.number[spec.background]] if spec.background in TEXTURES else [],
+        "texture": [vocab.number[spec.texture]] if spec.texture else [],
     }
 
 
@@ -700,8 +795,12 @@ def _val_mask(rng: np.random.Generator, n_images: int, val_fraction: float) -> n
     return mask
 
 
-def _generate_into(root: Path, n_images: int, size: int, seed: int, val_fraction: float) -> dict:
-    """Write the whole dataset into the (new, empty) directory ``root``; return the summary."""
+
+def _generate_into(root: Path, n_images: int, size: int, seed: int, val_fraction: float, task: bool) -> dict:
+    """Write the whole dataset into the (new, empty) directory ``root``; return the summary.
+
+    ``task``: scene images only, annotated with their scene label only (no segmentation).
+    """
     rng = np.random.default_rng(seed)
     vocab = build_vocabulary()
     images_dir = root / "images"
@@ -710,10 +809,11 @@ def _generate_into(root: Path, n_images: int, size: int, seed: int, val_fraction
     is_val = _val_mask(rng, n_images, val_fraction)
     stats = _Stats(vocab)
     index_rows = []
+    scenes, textures = _Balanced(SCENES), _Balanced(TEXTURES)
     for i in range(n_images):
-        spec = _sample_image_spec(rng, size)
+        spec = _sample_image_spec(rng, size, 0.0 if task else P_TEXTURE_SOURCE, scenes, textures)
         rendered = _render(spec, rng, size, vocab)
-        layers = _pixel_layers(spec, rendered, sh, sw, vocab)
+        layers = {cat: [] for cat in PIXEL_CATEGORIES} if task else _pixel_layers(spec, rendered, sh, sw)
         image_labels = _image_labels(spec, vocab)
         cells = _write_image(images_dir, f"syn_{i + 1:06d}", rendered.rgb, layers)
         stats.add(layers, image_labels)
@@ -740,9 +840,30 @@ def _generate_into(root: Path, n_images: int, size: int, seed: int, val_fraction
         "image_size": size,
         "segmentation_size": sh,
         "seed": seed,
+        "task": task,
         "categories": {c: len(vocab.members[c]) for c in CATEGORIES},
         "annotated_images": dict(stats.images_with),
     }
+
+
+def _generate(out_dir, n_images: int, image_size: int, seed: int, val_fraction: float, task: bool) -> dict:
+    """Check the arguments, write the dataset atomically (temporary sibling folder + rename)."""
+    _check_args(n_images, image_size, val_fraction)
+    out = Path(out_dir)
+    if out.exists():
+        raise FileExistsError(f"output directory already exists: {out}")
+    tmp = Path(f"{out}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        summary = _generate_into(tmp, int(n_images), int(image_size), int(seed), float(val_fraction), task)
+        os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    summary["out_dir"] = str(out)
+    return summary
 
 
 def generate_broden(
@@ -752,7 +873,7 @@ def generate_broden(
     seed: int = 0,
     val_fraction: float = 0.2,
 ) -> dict:
-    """Generate a synthetic dataset in the on-disk layout of Broden (``broden1_224``).
+    """Generate a synthetic probe dataset in the on-disk layout of Broden (``broden1_224``).
 
     Writes ``out_dir/images/synthetic/`` (``syn_NNNNNN.jpg`` images of ``image_size`` pixels
     and their half-resolution segmentation PNGs, label = ``R + 256 * G``), ``index.csv``,
@@ -766,27 +887,33 @@ def generate_broden(
     byte-identical files.
 
     Returns a summary dict: ``images``, ``labels`` (number K of labels, numbered 1..K),
-    ``train``, ``val``, ``image_size``, ``segmentation_size``, ``seed``, ``categories``
-    (labels per category) and ``annotated_images`` (images annotated per category).
+    ``train``, ``val``, ``image_size``, ``segmentation_size``, ``seed``, ``task`` (False),
+    ``categories`` (labels per category) and ``annotated_images`` (images annotated per
+    category).
 
     Raises ``FileExistsError`` if ``out_dir`` already exists and ``ValueError`` for
     ``n_images < 1``, ``image_size < 16`` or ``val_fraction`` outside [0, 1).
     """
-    _check_args(n_images, image_size, val_fraction)
-    out = Path(out_dir)
-    if out.exists():
-        raise FileExistsError(f"output directory already exists: {out}")
-    tmp = Path(f"{out}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        summary = _generate_into(
-            tmp, int(n_images), int(image_size), int(seed), float(val_fraction)
-        )
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    summary["out_dir"] = str(out)
-    return summary
+    return _generate(out_dir, n_images, image_size, seed, val_fraction, task=False)
+
+
+#: Added to the task's seed so that its random stream never equals a probe set's of the same seed.
+TASK_SEED_OFFSET = 1_000_003
+
+
+def generate_scene_task(
+    out_dir: str | Path,
+    n_images: int = 3000,
+    image_size: int = 112,
+    seed: int = 0,
+    val_fraction: float = 0.2,
+) -> dict:
+    """Generate the scene-classification training task in Broden's layout (scene labels only).
+
+    The same renderer and scene rules as :func:`generate_broden`, scene images only, each
+    labelled with its scene (whole-image ``scene`` column) and nothing else (no segmentation
+    PNGs). The random stream is ``default_rng(seed + TASK_SEED_OFFSET)``, so the images are not
+    the probe set's. Returns the same summary as :func:`generate_broden` with ``task`` True.
+    Errors as :func:`generate_broden`.
+    """
+    return _generate(out_dir, n_images, image_size, int(seed) + TASK_SEED_OFFSET, val_fraction, task=True)
