@@ -15,7 +15,7 @@ METRICS = {
     "causal_filtering": {"blobs": 10, "kept": 4, "causal": 2, "precision": 0.25, "recall": 0.5, "precision_if_all_kept": 0.2},
     "deletion": {"cause": 0.007, "distractor": 0.0002},
     "deletion_by_model": {"attention": {"cause": 0.007, "distractor": 0.0002}},
-    "filter": {"level": 0.5, "sigma": 2.0, "threshold": 0.1, "cause_dilation": 3},
+    "filter": {"level": 0.5, "sigma": 2.0, "threshold": 0.1, "cause_dilation": 3}, "figure_frames": 2,
 }
 
 
@@ -23,7 +23,9 @@ def context(tmp_path: Path, enabled=True):
     folder = tmp_path / "results" / "eval" / "attention"
     folder.mkdir(parents=True)
     (folder / "metrics.json").write_text(json.dumps(METRICS))
-    np.save(folder / "strip.npy", np.zeros((8, 16, 3), np.uint8))
+    strip = np.zeros((8, 16, 3), np.uint8)
+    strip[:, 8:] = 200  # two different frames of 8 x 8
+    np.save(folder / "strip.npy", strip)
     staging = tmp_path / "staging"
 
     def asset(*parts):
@@ -40,8 +42,12 @@ def test_render_gives_rows_and_the_figures_present(tmp_path):
     data = report.render(ctx)
     names = [name for name, _ in data["rows"]]
     assert any("CNN baseline" in n for n in names) and any("ratio" in n for n in names)
-    assert [f["href"] for f in data["figures"]] == ["attention/strip.png"]
+    assert [f["href"] for f in data["figures"]] == ["attention/strip.png", "attention/strip.gif"]
     assert (staging / "attention" / "strip.png").is_file() and data["figures"][0]["width"] == 16 * report.SCALE
+    from PIL import Image
+
+    with Image.open(staging / "attention" / "strip.gif") as gif:  # two frames of 8 px, scaled
+        assert gif.n_frames == 2 and gif.size == (8 * report.SCALE, 8 * report.SCALE)
 
 
 def test_disabled_method_renders_a_note(tmp_path):

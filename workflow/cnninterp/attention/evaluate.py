@@ -11,8 +11,9 @@ Keys of metrics.json (top level):
 - ``deletion``: {cause, distractor} of the attention model, and ``deletion_by_model``: mean
   |Δû| (radians) when the causal pixels, or as many distractor pixels (drawn at random; all of them
   where there are fewer), are replaced by the frame's mean colour in every frame of a sequence.
-Figure data beside it: ``strip.npy`` (attention over one test sequence) and ``blobs.npy`` (blobs
-kept and dropped), both uint8 (H, W, 3).
+Figure data beside it: ``strip.npy`` (one test sequence over the attention overlaid on it) and
+``blobs.npy`` (blobs kept and dropped), both uint8 (rows, ``figure_frames`` · W, 3), the frames
+side by side.
 """
 
 from __future__ import annotations
@@ -172,6 +173,7 @@ def evaluate(shards: str | Path, models: dict[str, str | Path], out: str | Path,
         with atomic_path(out.with_name(name)) as tmp:
             with open(tmp, "wb") as handle:
                 np.save(handle, array, allow_pickle=False)
+    metrics["figure_frames"] = int(min(strip_frames, frames.shape[1]))
     metrics = _finite(metrics)
     write_json(out, metrics)
     return metrics

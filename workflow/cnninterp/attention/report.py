@@ -67,6 +67,12 @@ def render(ctx) -> dict:
             out, href = ctx.asset("attention", name.replace(".npy", ".png"))
             width, height = save_rgb_png(np.kron(array, np.ones((SCALE, SCALE, 1), np.uint8)), out)
             figures.append({"href": href, "width": width, "height": height, "caption": caption})
+    strip = folder / "strip.npy"
+    if strip.is_file() and m.get("figure_frames"):
+        out, href = ctx.asset("attention", "strip.gif")
+        width, height = save_strip_gif(np.load(strip, allow_pickle=False), int(m["figure_frames"]), out)
+        figures.append({"href": href, "width": width, "height": height,
+                        "caption": "The same sequence as an animation: each frame above the attention on it."})
     return {"enabled": True, "rows": rows, "figures": figures, "paper": PAPER, "effects": effects(m),
             "reg_weight": ctx.config["attention"]["train"]["reg_weight"], "filter": m.get("filter", {})}
 
@@ -92,3 +98,15 @@ def effects(m: dict) -> str:
         parts.append(f"masking the causal pixels moves the attention model's output by {d['cause']:.4f} rad, "
                      f"as many distractor pixels by {d['distractor']:.4f}")
     return "; ".join(parts) + "."
+
+
+def save_strip_gif(strip: np.ndarray, frames: int, path: Path, ms: int = 250) -> tuple[int, int]:
+    """Cut ``strip`` uint8 (rows, frames · W, 3) into its ``frames`` tiles and write them (scaled
+    ×SCALE) as a looping animated GIF at ``path``; return its (width, height)."""
+    from PIL import Image
+
+    width = strip.shape[1] // frames
+    tiles = [Image.fromarray(np.kron(strip[:, k * width : (k + 1) * width], np.ones((SCALE, SCALE, 1), np.uint8)))
+             for k in range(frames)]
+    tiles[0].save(path, format="GIF", save_all=True, append_images=tiles[1:], duration=ms, loop=0)
+    return tiles[0].width, tiles[0].height
