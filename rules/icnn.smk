@@ -59,7 +59,10 @@ if method_enabled(CFG, "icnn"):
             epochs=ICNN["train"]["epochs"],
             batch_size=ICNN["train"]["batch_size"],
             lr=ICNN["train"]["lr"],
-            weight=ICNN["train"]["filter_weight"],
+            # the ordinary CNN has no filter loss: its weight is 0, so changing it leaves that job alone
+            weight=lambda wc: (
+                ICNN["train"]["filter_weight"] if wc.kind == "icnn" else 0.0
+            ),
             seed=ICNN["seed"],
             device=CFG["device"],
         shell:

@@ -29,10 +29,16 @@ def test_the_dag_run_writes_the_icnn_metrics_dissections_and_report_section(dag_
 
 
 def test_changing_a_training_setting_reruns_only_the_icnn_jobs_and_the_report(dag_run):
-    plan = edited_plan(dag_run, lambda c: c["icnn"].setdefault("train", {}).update(filter_weight=0.5))
+    plan = edited_plan(dag_run, lambda c: c["icnn"].setdefault("train", {}).update(lr=0.002))
     assert {("icnn_train", "kind=icnn"), ("icnn_train", "kind=cnn"), ("icnn_evaluate", "")} <= set(plan)
     assert rules(plan) <= {"icnn_train", "icnn_evaluate", "report", "config_snapshot", "all"}
     assert "report" in rules(plan)
+
+
+def test_changing_the_filter_loss_weight_retrains_only_the_interpretable_network(dag_run):
+    plan = edited_plan(dag_run, lambda c: c["icnn"].setdefault("train", {}).update(filter_weight=0.5))
+    assert ("icnn_train", "kind=icnn") in plan and ("icnn_train", "kind=cnn") not in plan
+    assert rules(plan) <= {"icnn_train", "icnn_evaluate", "report", "config_snapshot", "all"}
 
 
 def test_changing_an_evaluation_setting_reruns_only_the_evaluation_and_the_report(dag_run):

@@ -1,0 +1,80 @@
+"""The ICNN effect on the default settings over several seeds: location instability, accuracy and
+dissection of both networks, with the CPU and wall time of each step.
+
+    .venv/bin/python benchmarks/icnn_effect.py --seeds 0 1 2 --threads 1 [--set train.filter_weight=1.0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+
+def defaults(overrides: list[str]) -> dict:
+    """The schema's icnn defaults, with ``section.key=value`` overrides (values parsed as JSON)."""
+    from cnninterp.config import load_schema
+
+    schema = load_schema()["properties"]["icnn"]["properties"]
+    cfg = {part: {k: v["default"] for k, v in schema[part]["properties"].items()} for part in ("data", "model", "train", "eval")}
+    for item in overrides:
+        key, value = item.split("=", 1)
+        part, name = key.split(".")
+        cfg[part][name] = json.loads(value)
+    return cfg
+
+
+def cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def run(cfg: dict, seed: int, root: Path) -> dict:
+    from cnninterp.data.parts import write_parts
+    from cnninterp.icnn.evaluate import evaluate
+    from cnninterp.icnn.model import NetSpec
+    from cnninterp.icnn.train import train_net
+
+    d, m, t, e = cfg["data"], cfg["model"], cfg["train"], cfg["eval"]
+    times = {}
+    w0, c0 = time.perf_counter(), cpu()
+    kw = dict(image_size=d["image_size"], positive_fraction=d["positive_fraction"], shard_size=d["shard_size"])
+    write_parts(root / "parts", splits={"train": d["train_images"], "test": d["test_images"]}, seed=seed, **kw)
+    write_parts(root / "probe", splits={"probe": d["probe_images"]}, seed=seed + 1, **kw)
+    times["data"] = (time.perf_counter() - w0, cpu() - c0)
+    for kind in ("icnn", "cnn"):
+        w0, c0 = time.perf_counter(), cpu()
+        spec = NetSpec(interpretable=kind == "icnn", image_size=d["image_size"], channels=m["channels"], filters=m["filters"])
+        train_net(root / "parts", root / kind / "model.pt", spec, epochs=t["epochs"], batch_size=t["batch_size"], lr=t["lr"],
+                  filter_weight=t["filter_weight"], seed=seed, device="cpu")
+        times[f"train_{kind}"] = (time.perf_counter() - w0, cpu() - c0)
+    w0, c0 = time.perf_counter(), cpu()
+    result = evaluate(root / "parts", root / "probe", {"icnn": root / "icnn/model.pt", "cnn": root / "cnn/model.pt"},
+                      root / "eval/metrics.json", top_images=e["top_images"], quantile=e["quantile"],
+                      iou_threshold=e["iou_threshold"], figure_rows=e["figure_rows"], figure_cols=e["figure_cols"])
+    times["evaluate"] = (time.perf_counter() - w0, cpu() - c0)
+    keys = ("location_instability", "location_instability_best_part", "accuracy", "part_detectors", "mean_part_iou", "detectors_per_part")
+    return {"seed": seed, **{k: result[k] for k in keys}, "seconds_wall_cpu": {k: [round(a, 1), round(b, 1)] for k, (a, b) in times.items()}}
+
+
+def main() -> None:
+    import torch
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--set", action="append", default=[], help="section.key=value override of a default")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    cfg = defaults(args.set)
+    print(json.dumps({"config": cfg, "threads": args.threads}))
+    for seed in args.seeds:
+        with tempfile.TemporaryDirectory() as tmp:
+            print(json.dumps(run(cfg, seed, Path(tmp))), flush=True)
+
+
+if __name__ == "__main__":
+    main()
