@@ -131,7 +131,7 @@ def test_the_ftl_model_turns_its_latent_before_decoding():
         (lambda: ModelSpec(blocks=8, identity_dim=0).layout and ftl.BlockLayout(groups=((8, 2),), latent_dim=15), ModelError, "smaller than its rotated blocks"),
         (lambda: build(ModelSpec(kind="ftl", image_size=22)), ModelError, "divisible by 4"),
         (lambda: build(ModelSpec(kind="other")), ModelError, "kind must be one of"),
-        (lambda: build(ModelSpec(channels=2, blocks=2, identity_dim=0)).decode(torch.zeros(3, 4), torch.zeros(3, 1)), ModelError, "one angle per latent"),
+        (lambda: build(ModelSpec(channels=2, blocks=2, identity_dim=0)).decode(torch.zeros(3, 4), torch.zeros(3, 2)), ModelError, "one angle per latent"),
         (lambda: digits.rotate_images(torch.zeros(2, 1, 8, 8), torch.zeros(3)), DataError, "one angle per image"),
         (lambda: metrics.equivariance_error(torch.zeros(2, 7), torch.zeros(2, 7), torch.zeros(2), LAYOUT), ModelError, r"shape \(batch, 8\)"),
         (lambda: digits.check_angles(np.array([10.0, 200.0])), DataError, "200.0° lies outside the declared range"),

@@ -19,10 +19,14 @@ CHANCE_ANGLE_ERROR_DEG = 90.0
 
 
 def equivariance_error(z, z_theta, theta, layout: ftl.BlockLayout) -> float:
-    """Mean ‖z_θ − F_θ z‖ / ‖z‖: z, z_theta float (B, D), theta (B,) radians."""
-    import torch
+    """Mean ‖z_θ − F_θ z‖ / ‖z‖: z, z_theta float (B, D), theta radians (B,) for a one-group
+    layout or (B, G), one angle per group."""
+    from ..errors import ModelError
 
-    turned = ftl.transform(z, layout, [ftl.rotation_2d(theta)])
+    theta = theta[:, None] if theta.dim() == 1 else theta
+    if theta.dim() != 2 or theta.shape[1] != len(layout.groups):
+        raise ModelError(f"equivariance_error: one angle per sample and group expected, shape (batch, {len(layout.groups)}), got {tuple(theta.shape)}")
+    turned = ftl.transform(z, layout, [ftl.rotation_2d(theta[:, g]) for g in range(theta.shape[1])])
     return float(((z_theta - turned).norm(dim=1) / z.norm(dim=1).clamp_min(1e-12)).mean())
 
 

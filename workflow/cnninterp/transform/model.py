@@ -1,9 +1,12 @@
 """The encoder–decoder of the interpretable transformations method, with the FTL or the θ-input baseline.
 
 Images are float (B, 1, S, S) in [0, 1] with S divisible by 4. The encoder (two stride-2 convs,
-then a *linear* last layer) gives latents z (B, D), D = 2·blocks + identity_dim. The FTL model
-decodes ``F_θ z`` (every 2-block turned by R(θ)); the baseline decodes ``[z, cos θ, sin θ]``
-with the same decoder body (its first linear layer has two more inputs).
+then a *linear* last layer) gives latents z (B, D), D = 2·blocks + 2·azimuth_blocks + identity_dim.
+The latent has one group of 2-blocks per factor: group 0 (``blocks``) the in-plane angle, group 1
+(``azimuth_blocks``, only when > 0) the azimuth of the 3-D objects, then the identity part. The FTL
+model decodes ``F_θ z`` (group g's blocks turned by R(θ_g)); the baseline decodes
+``[z, cos θ_1, sin θ_1, ..., cos θ_G, sin θ_G]`` with the same decoder body (its first linear layer
+has 2G more inputs). Angles: θ float (B,) for one factor, (B, G) for G factors, radians.
 """
 
 from __future__ import annotations
@@ -24,10 +27,17 @@ class ModelSpec:
     channels: int = 16
     blocks: int = 16
     identity_dim: int = 8
+    azimuth_blocks: int = 0
+
+    @property
+    def factors(self) -> int:
+        """G, the number of angles the model is turned by (1: in plane; 2: in plane and azimuth)."""
+        return 2 if self.azimuth_blocks > 0 else 1
 
     @property
     def layout(self) -> ftl.BlockLayout:
-        return ftl.BlockLayout(groups=((self.blocks, 2),), latent_dim=2 * self.blocks + self.identity_dim)
+        groups = ((self.blocks, 2),) + (((self.azimuth_blocks, 2),) if self.azimuth_blocks > 0 else ())
+        return ftl.BlockLayout(groups=groups, latent_dim=2 * self.blocks + 2 * self.azimuth_blocks + self.identity_dim)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -58,7 +68,7 @@ def build(spec: ModelSpec):
                 nn.Conv2d(c, 2 * c, 3, stride=2, padding=1), nn.ReLU(),
                 nn.Flatten(), nn.Linear(flat, layout.latent_dim),
             )
-            extra = 2 if spec.kind == "baseline" else 0
+            extra = 2 * spec.factors if spec.kind == "baseline" else 0
             self.decoder_in = nn.Sequential(nn.Linear(layout.latent_dim + extra, flat), nn.ReLU())
             self.decoder = nn.Sequential(
                 nn.ConvTranspose2d(2 * c, c, 4, stride=2, padding=1), nn.ReLU(),
@@ -70,13 +80,12 @@ def build(spec: ModelSpec):
             return self.encoder(x)
 
         def decode(self, z, theta):
-            """Latent z (B, D) re-rendered turned by theta (B,) radians -> logits (B, 1, S, S)."""
-            if theta.shape != z.shape[:1]:
-                raise ModelError(f"transform: one angle per latent expected, shape ({z.shape[0]},), got {tuple(theta.shape)}")
+            """Latent z (B, D) re-rendered turned by theta radians, (B,) or (B, G) -> logits (B, 1, S, S)."""
+            theta = angles_per_factor(theta, z.shape[0], spec.factors)
             if spec.kind == "ftl":
-                h = ftl.transform(z, layout, [ftl.rotation_2d(theta)])
+                h = ftl.transform(z, layout, [ftl.rotation_2d(theta[:, g]) for g in range(spec.factors)])
             else:
-                h = torch.cat([z, torch.cos(theta)[:, None], torch.sin(theta)[:, None]], 1)
+                h = torch.cat([z, torch.cos(theta), torch.sin(theta)], 1)
             return self.decoder(self.decoder_in(h).reshape(-1, 2 * c, side, side))
 
         def forward(self, x, theta):
@@ -84,3 +93,15 @@ def build(spec: ModelSpec):
             return torch.sigmoid(self.decode(self.encode(x), theta))
 
     return EncoderDecoder()
+
+
+def angles_per_factor(theta, batch: int, factors: int):
+    """Angles as (B, G): theta (B,) is accepted for G = 1; anything else raises ModelError."""
+    from ..errors import ModelError
+
+    if factors == 1 and tuple(theta.shape) == (batch,):
+        return theta[:, None]
+    if tuple(theta.shape) != (batch, factors):
+        want = f"({batch},) or ({batch}, 1)" if factors == 1 else f"({batch}, {factors})"
+        raise ModelError(f"transform: one angle per latent and factor expected, shape {want}, got {tuple(theta.shape)}")
+    return theta

@@ -1,7 +1,7 @@
 """Report section "Interpretable transformations": the metrics table, the full-turn figure, the paper's claims.
 
-Reads ``results/eval/transform/metrics.json`` and ``turn_digits.npy`` (written by
-``cnninterp transform evaluate``).
+Reads ``results/eval/transform/metrics.json`` (``cnninterp transform merge``), ``turn_digits.npy``
+(``evaluate``) and ``turn_objects3d.npy`` (``evaluate-objects3d``, when the 3-D set ran).
 """
 
 from __future__ import annotations
@@ -40,31 +40,67 @@ def render(ctx) -> dict:
         ang = m["angle_error_deg"][dataset]
         inv = m["invariant_accuracy"][dataset]
         eq = m["equivariance_error"][dataset]
+        lines = [
+            ("reconstruction MSE, FTL (seen / held-out angles)", rec["ftl"]["seen"], rec["ftl"]["heldout"]),
+            ("reconstruction MSE, θ-input baseline (seen / held-out)", rec["baseline"]["seen"], rec["baseline"]["heldout"]),
+            ("equivariance error ‖e(x_θ) − F_θ e(x)‖/‖e(x)‖ (seen / held-out)", eq["seen"], eq["heldout"]),
+        ]
+        if "seen" in ang["ftl"]:
+            lines.append((f"angle error from latents, degrees (chance {ang['chance']:.0f}°) (seen / held-out)", ang["ftl"]["seen"], ang["ftl"]["heldout"]))
+        else:
+            for factor, err in ang["ftl"].items():
+                lines.append((f"{FACTOR_NAMES.get(factor, factor)} angle error from its blocks, degrees (chance {ang['chance']:.0f}°) (seen / held-out)",
+                              err.get("seen"), err.get("heldout")))
         rows.append({
             "dataset": dataset,
+            "what": DATASET_NOTES.get(dataset, ""),
             "heldout": m.get("heldout_deg", {}).get(dataset),
-            "lines": [
-                ("reconstruction MSE, FTL (seen / held-out angles)", rec["ftl"]["seen"], rec["ftl"]["heldout"]),
-                ("reconstruction MSE, θ-input baseline (seen / held-out)", rec["baseline"]["seen"], rec["baseline"]["heldout"]),
-                ("equivariance error ‖e(x_θ) − F_θ e(x)‖/‖e(x)‖ (seen / held-out)", eq["seen"], eq["heldout"]),
-                (f"angle error from latents, degrees (chance {ang['chance']:.0f}°) (seen / held-out)", ang["ftl"]["seen"], ang["ftl"]["heldout"]),
-            ],
+            "lines": lines,
+            "classes": "digit" if dataset == "digits" else "shape",
             "invariant": [("block norms of e(x)", inv["block_norms"], inv["features"]["block_norms"]),
                           ("raw pixels", inv["raw_pixels"], inv["features"]["raw_pixels"])],
+            "chance": inv.get("chance"),
         })
-    figure = None
-    turn_path = folder / "turn_digits.npy"
-    if turn_path.is_file():
-        turn = np.load(turn_path, allow_pickle=False)
-        path, href = ctx.asset("transform", "turn_digits.png")
-        from ..report.figures import save_rgb_png
+    figures = []
+    from ..report.figures import save_rgb_png
 
+    for dataset in ("digits", "objects3d"):
+        turn_path = folder / f"turn_{dataset}.npy"
+        if dataset not in m["reconstruction_mse"] or not turn_path.is_file():
+            continue
+        turn = np.load(turn_path, allow_pickle=False)
+        path, href = ctx.asset("transform", f"turn_{dataset}.png")
         width, height = save_rgb_png(turn_image(turn), path)
         steps = turn.shape[1] - 1
-        figure = {"href": href, "width": width, "height": height,
-                  "angles": ", ".join(f"{360 * k // steps}°" for k in range(steps))}
-    weight = ctx.config["transform"]["train"]["equivariance_weight"]
-    return {"enabled": True, "rows": rows, "figure": figure, "paper": PAPER, "equivariance_weight": weight}
+        if dataset == "digits":
+            caption = f"Test digits. First column: the input; then its latent turned by {', '.join(f'{360 * k // steps}°' for k in range(steps))} and decoded."
+        else:
+            start = m.get("turn", {}).get(dataset, {}).get("start_azimuth_deg", 0.0)
+            arc = m.get("heldout_deg", {}).get(dataset) or [0.0, 0.0]
+            held = [k for k in range(steps) if in_arc(start + 360.0 * k / steps, arc)]
+            caption = (f"Test objects (instances not trained on), two rows each: the true renders at azimuth {start:.0f}° + 360°·k/{steps}, "
+                       f"then the model's re-rendering of the first view with only its azimuth blocks turned by 360°·k/{steps}. "
+                       f"First column: the input. Columns {', '.join(str(k + 2) for k in held) or 'none'} lie on the held-out azimuths "
+                       f"{arc[0]:.0f}°–{arc[1]:.0f}° (never rendered for training).")
+        figures.append({"href": href, "width": width, "height": height, "caption": caption, "dataset": dataset})
+    tr = ctx.config["transform"]
+    weight = tr["train"]["equivariance_weight"]
+    obj = tr.get("objects3d", {})
+    return {"enabled": True, "rows": rows, "figures": figures, "paper": PAPER, "equivariance_weight": weight,
+            "objects3d": obj if obj.get("enabled") and "objects3d" in m["reconstruction_mse"] else None}
+
+
+def in_arc(angle_deg: float, arc) -> bool:
+    """Whether an angle (degrees, any value) lies on the arc [start, end) modulo 360°."""
+    return (angle_deg - arc[0]) % 360.0 < (arc[1] - arc[0])
+
+
+FACTOR_NAMES = {"inplane": "in-plane", "azimuth": "azimuth (out-of-plane)"}
+DATASET_NOTES = {
+    "digits": "scikit-learn's handwritten digits, turned in plane",
+    "objects3d": "rendered polyhedra, turned in azimuth (out of plane; stored views) and rolled in plane (drawn in training); "
+                 "held-out: target views on the held-out azimuth arc, of test objects",
+}
 
 
 def turn_image(turn: np.ndarray) -> np.ndarray:
