@@ -106,6 +106,8 @@ rule dissect_gather:
         layers=lambda wc: ",".join(settings(wc)["layers"]),
         denominator=setting("denominator"),
         iou_threshold=setting("iou_threshold"),
+        # a run killed after a finished tally leaves that tally's (temporary) cache: swept here
+        caches="--remove-caches" if CACHE else "",
         settings=lambda wc: json.dumps(
             {"model": wc.model, **settings(wc)}, sort_keys=True
         ),
@@ -113,5 +115,5 @@ rule dissect_gather:
         "cnninterp dissect-gather --manifest {input.manifest:q} --layers {params.layers:q}"
         " --thresholds {input.thresholds:q} --denominator {params.denominator:q}"
         " --iou-threshold {params.iou_threshold:q}"
-        " --settings-json {params.settings:q} --out results/dissect/{wildcards.model}"
+        " --settings-json {params.settings:q} {params.caches} --out results/dissect/{wildcards.model}"
         " {input.parts:q} > {log} 2>&1"

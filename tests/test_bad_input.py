@@ -86,7 +86,7 @@ def seg_shape_contradicts_json(tmp, shards, broden):
 
     def one_more_layer(data):
         seg = np.load(io.BytesIO(data))
-        return npy_bytes(np.concatenate([seg, seg[:1]], axis=0))
+        return npy_bytes(np.concatenate([seg, np.zeros((1, *seg.shape[1:]), seg.dtype)], axis=0))  # (a sample may have 0 layers)
 
     _rewrite_member(shard, ".seg.npy", one_more_layer)
     return _dissect(copy, tmp / "out")
@@ -95,6 +95,19 @@ def seg_shape_contradicts_json(tmp, shards, broden):
 def sample_without_seg(tmp, shards, broden):
     copy = _copy_shards(tmp, shards)
     _rewrite_member(sorted(copy.glob("train-*.tar"))[0], ".seg.npy", lambda data: None)
+    return _dissect(copy, tmp / "out")
+
+
+def label_out_of_range(tmp, shards, broden):
+    copy = _copy_shards(tmp, shards)
+    shard = sorted(copy.glob("train-*.tar"))[1]
+
+    def bad_label(data):
+        seg = np.load(io.BytesIO(data))
+        seg[0, 1, 2] = 999
+        return npy_bytes(seg)
+
+    _rewrite_member(shard, ".seg.npy", bad_label)
     return _dissect(copy, tmp / "out")
 
 
@@ -184,6 +197,7 @@ CASES = [
     Case("shard changed after writing", shard_changed_after_writing, r"shard .*train-000000\.tar: its sha256 \w+\.\.\. differs from the manifest's"),
     Case("seg.npy contradicts its json", seg_shape_contradicts_json, r"shard sample '\d{7}': seg\.npy is uint16 \(\d+, \d+, \d+\) but its json says"),
     Case("sample without seg.npy", sample_without_seg, r"shard sample '\d{7}' has no seg\.npy"),
+    Case("label number out of range", label_out_of_range, r"image '\d{7}' of shard .*train-000001\.tar: segmentation holds label number 999; the manifest's labels end at \d+"),
     Case("split typo", split_typo, r"index\.csv line 5: split 'trian' is not one of train, val"),
     Case("duplicate index row", duplicate_row, r"index\.csv line \d+: image '.*' is listed twice \(first on line 2\)"),
     Case("index with only a header", header_only_index, r"index\.csv lists no images"),
@@ -286,3 +300,68 @@ def test_a_dissection_result_set_is_complete_or_absent(broden_shards, tmp_path, 
         dissect(random_model("resnet10", 1), ["layer4"], broden_shards, out, batch_size=8)
     assert [p.name for p in out.iterdir() if p.name in labels.RESULT_FILES] == []
     assert not [p for p in out.iterdir() if "staging" in p.name]
+
+
+TRAIN_ONLY = """
+threads: 1
+broden:
+  source: synthetic
+  synthetic: {n_images: 40, image_size: 64, seed: 3, val_fraction: 0.25}
+  shard_size: 12
+train:
+  baseline: {arch: resnet10, task: scene, epochs: 1, batch_size: 8}
+dissect:
+  shards_per_job: 1
+  defaults: {layers: [layer4], batch_size: 8, top_images: 2}
+  models:
+    rnd: {source: "torchvision:resnet10"}
+"""
+
+
+@pytest.mark.slow
+def test_a_failed_retrain_leaves_neither_model_nor_a_stale_config(broden_shards, tmp_path):
+    """Issue 10 item 10: a retrain that fails (here: a shard changed after writing) removes the
+    previous run's model.pt and its config.json, since both are declared outputs of the job."""
+    from dag import make_workdir, snakemake
+
+    workdir = make_workdir(tmp_path / "wf", TRAIN_ONLY)
+    shards = workdir / "results/shards/broden"
+    shutil.copytree(broden_shards, shards)
+    data = bytearray((shards / "train-000000.tar").read_bytes())
+    data[-1] ^= 0xFF  # the sha256 no longer matches the manifest: training fails on reading it
+    (shards / "train-000000.tar").write_bytes(bytes(data))
+    model_dir = workdir / "results/models/baseline"
+    model_dir.mkdir(parents=True)
+    (model_dir / "model.pt").write_bytes(b"the previous run's model")
+    (model_dir / "config.json").write_text('{"epochs": 99}')
+    # (--configfile, --forcerun and --allowed-rules take lists: the target goes after --cores)
+    proc = snakemake(workdir, "--forcerun", "train_baseline", "--allowed-rules", "train_baseline", "--cores", "1", "results/models/baseline/model.pt")
+    assert proc.returncode != 0
+    log = (workdir / "results/logs/train/baseline.log").read_text()
+    assert "differs from the manifest" in log, log[-2000:]
+    assert not (model_dir / "model.pt").exists() and not (model_dir / "config.json").exists()
+
+
+@pytest.mark.slow
+def test_a_tally_finished_before_a_kill_leaves_no_activation_cache(tmp_path):
+    """Issue 10 item 11. A run SIGKILLed after a tally job was recorded done but before Snakemake
+    removed that job's temporary activation cache leaves the cache behind, and a resumed run does
+    not rerun the tally, so Snakemake never removes it (seen with a real SIGKILL: the kill lands in
+    that window often enough). The same state, built without the race: a run with ``--notemp``
+    (caches kept) up to the tallies. Resumed with --rerun-incomplete, the run completes and no
+    cache is left."""
+    from dag import make_workdir, snakemake
+
+    # 40 images in shards of 12: train-000000..2 and val-000000, two shards per job
+    workdir = make_workdir(tmp_path / "wf", TRAIN_ONLY.replace("shards_per_job: 1", "shards_per_job: 2"))
+    parts = workdir / "results/dissect/rnd/parts"
+    target = "results/dissect/rnd/summary.json"
+    tallies = [f"results/dissect/rnd/parts/tally-train-00000{i}.npz" for i in (0, 2)]
+    first = snakemake(workdir, "--notemp", "--cores", "1", *tallies)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert len(list(parts.glob("cache-*.acts"))) == 2 and len(list(parts.glob("tally-*.npz"))) == 2
+    done = snakemake(workdir, "--rerun-incomplete", "--cores", "1", target)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (workdir / target).is_file() and (workdir / "results/dissect/rnd/iou.parquet").is_file()
+    assert sorted(p.name for p in parts.iterdir() if p.name.startswith("cache-")) == []
+    assert "rule " not in snakemake(workdir, "-n", "--cores", "1", target).stdout

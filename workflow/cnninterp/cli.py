@@ -120,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--thresholds", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--settings-json", default="{}")
+    p.add_argument("--remove-caches", action="store_true", help="after writing the results, delete activation caches (cache-*.acts) left beside the tally parts (a run killed after a finished tally leaves its cache behind)")
     _scoring_args(p)
     p.add_argument("parts", nargs="+")
 
@@ -255,6 +256,9 @@ def _run_dissect_stage(args) -> None:
         summary = engine.gather(parts, engine.load_arrays(args.thresholds), manifest, args.layers, args.denominator, args.iou_threshold, args.out, settings)
         for layer, s in summary.items():
             print(f"{layer}: {s['detectors']}/{s['units']} detectors, {s['unique_concepts']} unique concepts")
+        if args.remove_caches:
+            for path in engine.remove_caches(Path(args.parts[0]).parent):
+                print(f"removed leftover activation cache {path}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -229,9 +229,8 @@ def tally(model, layers: list[str], paths, thresholds: dict, manifest: dict, pre
             image_labels = [[n for ns in s["image_labels"].values() for n in ns] for s in batch["samples"]]
             try:
                 labels = make_label_batch(batch["seg"], image_labels, vocab["primary"], num_labels, ncat)
-            except DataError as err:
-                keys = batch["keys"]
-                raise DataError(f"{', '.join(map(str, paths))}, images {keys[0]}..{keys[-1]}: {err}") from None
+            except DataError:
+                raise _blame_image(batch, paths, vocab) from None
             area += labels.area
             for name in layers:
                 a = acts[name]
@@ -247,6 +246,32 @@ def tally(model, layers: list[str], paths, thresholds: dict, manifest: dict, pre
     for name in layers:
         out.update(tallies[name].arrays(name))
     return out
+
+
+def _blame_image(batch: dict, paths, vocab: dict) -> DataError:
+    """The DataError for a batch whose labels were refused: the first image whose own labels are
+    refused, named by its key and the shard that holds it."""
+    num_labels, ncat = vocab["num_labels"], len(vocab["categories"])
+    for i, sample in enumerate(batch["samples"]):
+        numbers = [n for ns in sample["image_labels"].values() for n in ns]
+        try:
+            make_label_batch(batch["seg"][i : i + 1], [numbers], vocab["primary"], num_labels, ncat)
+        except DataError as err:
+            key = batch["keys"][i]
+            message = str(err).replace("image 0 of the batch", "the image")
+            return DataError(f"image {key!r} of shard {_shard_of(key, paths)}: {message}; fix or rebuild the shards")
+    return DataError(f"{', '.join(map(str, paths))}, images {batch['keys'][0]}..{batch['keys'][-1]}: labels refused")
+
+
+def _shard_of(key: str, paths) -> str:
+    """The shard (of ``paths``) holding sample ``key`` (read from the tar listings), or '?'."""
+    import tarfile
+
+    for path in paths:
+        with tarfile.open(path) as tar:
+            if any(name.split(".", 1)[0] == key for name in tar.getnames()):
+                return str(path)
+    return "?"
 
 
 def _cached_batches(cache, paths, layers: list[str]):
@@ -296,6 +321,19 @@ def gather(tally_parts: list[dict], thresholds: dict, manifest: dict, layers: li
     summary = summarize(table, layers, vocab["categories"], iou_threshold)
     write_results(out_dir, table, summary, settings, summed, thresholds, layers)
     return summary
+
+
+def remove_caches(parts_dir: str | Path) -> list[Path]:
+    """Delete the activation caches (``cache-*.acts``) under ``parts_dir``; return their paths.
+
+    Called by the gather, which runs after every tally of its model: a cache still there was left
+    by a run killed after its tally had finished (Snakemake removes temporary files only after
+    jobs it ran itself), and no job needs it any more.
+    """
+    removed = sorted(Path(parts_dir).glob("cache-*.acts"))
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
 
 
 def dataset_images(manifest: dict, splits: list[str] | None = None) -> int:
