@@ -22,8 +22,9 @@ def test_the_dag_run_writes_the_transform_metrics_and_report_section(dag_run):
     metrics = json.loads((dag_run / "results/eval/transform/metrics.json").read_text())
     for key in ("reconstruction_mse", "equivariance_error", "angle_error_deg", "invariant_accuracy"):
         assert set(metrics[key]) == {"digits", "objects3d"}
+    assert set(metrics["reconstruction_mse"]["digits"]) == {"ftl", "baseline"}
+    assert set(metrics["reconstruction_mse"]["objects3d"]) == {"ftl", "baseline", "ftl_azimuth_not_turned"}
     for dataset in ("digits", "objects3d"):
-        assert set(metrics["reconstruction_mse"][dataset]) == {"ftl", "baseline"}
         assert set(metrics["equivariance_error"][dataset]) == {"seen", "heldout"}
     assert set(metrics["angle_error_deg"]["objects3d"]["ftl"]) == {"inplane", "azimuth"}
     assert metrics["heldout_deg"]["objects3d"] == [90.0, 150.0]

@@ -71,6 +71,11 @@ def test_the_part_scale_of_the_latent_term_cannot_be_escaped_by_shrinking_the_bl
     assert float(equivariance_term(z_in, z_out_u, theta, TWO, "part")) == pytest.approx(8 / 3, rel=1e-5)
 
 
+def test_latent_share_splits_the_squared_norm_by_part():
+    z = torch.tensor([[3.0, 0, 0, 0, 0, 4.0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 5.0]])  # 9 | 16 | 25 of 50
+    assert metrics.latent_share(z, TWO) == pytest.approx([0.18, 0.32, 0.5])
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """Tiny objects3d shards, both models trained one epoch, evaluated (the real code path)."""
@@ -99,7 +104,7 @@ def test_training_and_evaluation_write_per_factor_metrics_and_the_turn(tiny_run)
     # always guessing 0 for a roll difference of two uniform draws on ±45°: E|β − α| = 2·45/3 = 30°
     assert ang["zero_guess"]["inplane"]["seen"] == pytest.approx(30.0, abs=6.0)
     for part in ("seen", "heldout"):
-        for kind in ("ftl", "baseline"):
+        for kind in ("ftl", "baseline", "ftl_azimuth_not_turned"):
             assert 0 < result["reconstruction_mse"]["objects3d"][kind][part] < 1
     turn = np.load(root / "eval/turn_objects3d.npy")
     assert turn.shape == (4, 5, 16, 16)
@@ -112,6 +117,8 @@ def test_training_and_evaluation_write_per_factor_metrics_and_the_turn(tiny_run)
     assert np.array_equal(turn[1, 0], test["images"][0, a0, 0])
     inv = result["invariant_accuracy"]["objects3d"]
     assert inv["chance"] == pytest.approx(1 / 6) and inv["features"] == {"block_norms": 4, "raw_pixels": 256}
+    assert set(result["latent_share"]["objects3d"]) == {"inplane", "azimuth", "identity"}
+    assert sum(result["latent_share"]["objects3d"].values()) == pytest.approx(1.0)
 
 
 def test_training_refuses_a_model_without_an_azimuth_group(tiny_run):
@@ -163,4 +170,4 @@ def test_merge_and_report_section(tiny_run, tmp_path):
     assert [f["dataset"] for f in data["figures"]] == ["objects3d"]  # no turn_digits.npy here
     assert "Columns 3 lie on the held-out azimuths 90°–150°" in data["figures"][0]["caption"]  # turns 0°, 90°, 180°, 270°: column 3 is 90°
     html = environment().get_template(report.TEMPLATE).render(data=data)
-    assert "turn_objects3d.png" in html and "3-D set." in html and "12.5" in html
+    assert "turn_objects3d.png" in html and "3-D set." in html and "12.5" in html and "azimuth (out-of-plane) " in data["rows"][1]["share"]

@@ -50,6 +50,7 @@ def evaluate(shards: str | Path, ftl_path: str | Path, baseline_path: str | Path
             z_t = ftl_model.encode(x_t)
             eq[part] = metrics.equivariance_error(z0, z_t, theta, layout)
             ang[part] = metrics.angle_error_deg(metrics.recover_angle(z0, z_t, layout), theta)
+        share = metrics.latent_share(z0, layout)
         invariant = invariant_accuracy(ftl_model, train_x, train_y, test_x, test_y, rng)
         turn = turn_grid(ftl_model, x[:turn_rows], turn_steps)
     result["reconstruction_mse"][DATASET] = rec
@@ -58,6 +59,7 @@ def evaluate(shards: str | Path, ftl_path: str | Path, baseline_path: str | Path
     result["invariant_accuracy"][DATASET] = invariant
     result["heldout_deg"] = {DATASET: list(arc)}
     result["samples"] = {DATASET: int(len(x))}
+    result["latent_share"] = {DATASET: {"inplane": share[0], "identity": share[1]}}
     out = Path(out)
     with atomic_path(out.with_name("turn_digits.npy")) as tmp:
         with open(tmp, "wb") as handle:

@@ -7,6 +7,10 @@ circle, 90°) the angle errors of always guessing 0 are recorded (``zero_guess``
 roll range or a narrow held-out arc, that guess is far better than chance. Part
 ``seen``: b on the seen azimuths; part ``heldout``: b on the held-out arc (never in training).
 
+``reconstruction_mse`` also holds ``ftl_azimuth_not_turned``: the FTL model's output with the
+roll applied but the azimuth blocks left as they are, against the same targets; the turned
+re-rendering should beat it when turning the azimuth blocks turns the object.
+
 Writes ``objects3d.json`` (the same top-level keys as the digits metrics, for dataset
 ``objects3d``; angle errors per factor) and ``turn_objects3d.npy``: per test object two rows, the
 true renders at azimuth a₀ + 360°·k/steps and the model's re-rendering of the view at a₀ with its
@@ -51,7 +55,7 @@ def evaluate_objects3d(shards: str | Path, ftl_path: str | Path, baseline_path: 
     layout = ftl_model.layout
     images = torch.from_numpy(test["images"])
     az = np.radians(test["azimuth_deg"])
-    rec = {"ftl": {}, "baseline": {}}
+    rec = {"ftl": {}, "baseline": {}, "ftl_azimuth_not_turned": {}}
     eq, ang, zero = {}, {f: {} for f in FACTORS}, {f: {} for f in FACTORS}
     with torch.no_grad():
         for part, targets in (("seen", seen_idx), ("heldout", held_idx)):
@@ -66,11 +70,14 @@ def evaluate_objects3d(shards: str | Path, ftl_path: str | Path, baseline_path: 
             theta = torch.stack([beta - alpha, torch.tensor(az[b] - az[a], dtype=torch.float32)], 1)
             for kind, model in (("ftl", ftl_model), ("baseline", base_model)):
                 rec[kind][part] = float(((model(x, theta) - x_t) ** 2).mean())
+            no_azimuth = torch.stack([theta[:, 0], torch.zeros(samples)], 1)
+            rec["ftl_azimuth_not_turned"][part] = float(((ftl_model(x, no_azimuth) - x_t) ** 2).mean())
             z, z_t = ftl_model.encode(x), ftl_model.encode(x_t)
             eq[part] = metrics.equivariance_error(z, z_t, theta, layout)
             for g, factor in enumerate(FACTORS):
                 ang[factor][part] = metrics.angle_error_deg(metrics.recover_angle(z, z_t, layout, group=g), theta[:, g])
                 zero[factor][part] = metrics.angle_error_deg(torch.zeros(samples), theta[:, g])
+        share = metrics.latent_share(ftl_model.encode(images[:, seen_idx].reshape(-1, *images.shape[2:])), layout)
         invariant = invariant_accuracy(ftl_model, train, test, rng, roll)
         a0 = int(seen_idx[np.argmin(np.abs(test["azimuth_deg"][seen_idx]))])  # the seen azimuth nearest 0°
         turn = turn_grid(ftl_model, test, a0, turn_rows, turn_steps)
@@ -79,6 +86,7 @@ def evaluate_objects3d(shards: str | Path, ftl_path: str | Path, baseline_path: 
         "equivariance_error": {DATASET: eq},
         "angle_error_deg": {DATASET: {"ftl": ang, "chance": metrics.CHANCE_ANGLE_ERROR_DEG, "zero_guess": zero}},
         "inplane_range_deg": {DATASET: float(np.degrees(roll))},
+        "latent_share": {DATASET: dict(zip((*FACTORS, "identity"), share))},
         "invariant_accuracy": {DATASET: invariant},
         "heldout_deg": {DATASET: list(arc)},
         "samples": {DATASET: int(samples)},

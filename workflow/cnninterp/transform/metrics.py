@@ -61,3 +61,12 @@ def block_norms(z, layout: ftl.BlockLayout, group: int = 0):
     """Rotation-invariant features: the norm of each block of group ``group``, z (B, D) -> (B, n_g)."""
     blocks, _ = layout.split(z)
     return blocks[group].norm(dim=-1)
+
+
+def latent_share(z, layout: ftl.BlockLayout) -> list[float]:
+    """Share of the squared latent norm Σ‖z‖² held by each block group, then the identity part:
+    z (B, D) -> [share_0, ..., share_{G−1}, share_identity], summing to 1. A group with a tiny share
+    can meet a whole-latent equivariance measure without turning with the image."""
+    blocks, rest = layout.split(z)
+    total = float((z**2).sum()) or 1.0
+    return [float((b**2).sum()) / total for b in blocks] + [float((rest**2).sum()) / total]

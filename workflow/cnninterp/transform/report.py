@@ -45,6 +45,9 @@ def render(ctx) -> dict:
             ("reconstruction MSE, θ-input baseline (seen / held-out)", rec["baseline"]["seen"], rec["baseline"]["heldout"]),
             ("equivariance error ‖e(x_θ) − F_θ e(x)‖/‖e(x)‖ (seen / held-out)", eq["seen"], eq["heldout"]),
         ]
+        if "ftl_azimuth_not_turned" in rec:
+            lines.insert(1, ("reconstruction MSE, FTL with its azimuth blocks not turned (reference)",
+                             rec["ftl_azimuth_not_turned"]["seen"], rec["ftl_azimuth_not_turned"]["heldout"]))
         if "seen" in ang["ftl"]:
             lines.append((f"angle error from latents, degrees (chance {ang['chance']:.0f}°) (seen / held-out)", ang["ftl"]["seen"], ang["ftl"]["heldout"]))
         else:
@@ -60,6 +63,7 @@ def render(ctx) -> dict:
             "invariant": [("block norms of e(x)", inv["block_norms"], inv["features"]["block_norms"]),
                           ("raw pixels", inv["raw_pixels"], inv["features"]["raw_pixels"])],
             "chance": inv.get("chance"),
+            "share": ", ".join(f"{FACTOR_NAMES.get(k, k)} {v:.1%}" for k, v in m.get("latent_share", {}).get(dataset, {}).items()),
         })
     figures = []
     from ..report.figures import save_rgb_png
