@@ -129,3 +129,16 @@ def test_tiny_data_train_evaluate_writes_every_metric_and_figure(tmp_path):
     assert set(saved["dlt"]["speedup"]) == {"0", "1", "3"}
     assert saved["novel_view_px"]["out_of_plane"]["angles_deg"] == [0.0, 30.0, 150.0, 180.0]
     assert (out.parent / "novel_in_plane.png").is_file() and (out.parent / "novel_out_of_plane.png").is_file()
+
+
+def test_reprojection_is_zero_for_consistent_views_and_a_hand_value_otherwise():
+    from cnninterp.multiview.evaluate import reprojection_px
+
+    P = mvdata.ring_cameras()[None]  # (1, 4, 3, 4)
+    X = np.array([[[100.0, -200.0, 900.0]]])
+    x = np.einsum("nvij,nkj->nvki", P, np.concatenate([X, [[[1.0]]]], -1))
+    uv = x[..., :2] / x[..., 2:]
+    assert reprojection_px(uv, X, P) == pytest.approx(0.0, abs=1e-9)
+    shifted = uv.copy()
+    shifted[0, 0, 0] += [3.0, 4.0]  # one view of four moved by 5 px
+    assert reprojection_px(shifted, X, P) == pytest.approx(5.0 / 4)

@@ -302,7 +302,10 @@ def projections(K, R, t):
 
 def manifest_info(shard_dir: str | Path) -> dict:
     """The manifest's image size, views and joint count."""
-    m = read_manifest(shard_dir)
+    try:
+        m = read_manifest(shard_dir)
+    except DataError as err:
+        raise DataError(f"{err}; for the multiview shards run: cnninterp multiview data --out {shard_dir}") from None
     if m.get("dataset") != "multiview":
         raise DataError(f"{shard_dir}: manifest is for dataset {m.get('dataset')!r}, not 'multiview'")
     return {"image_size": int(m["image_size"]), "views": int(m["views"]), "joints": len(m["joints"])}

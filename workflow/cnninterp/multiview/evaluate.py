@@ -6,6 +6,9 @@ Writes ``metrics.json`` with, at the top level:
 - ``mpjpe_mm_unseen_camera``: the same on the ``unseen`` split (one camera moved to a position
   never used in training);
 - ``error_2d_px``: {split: {model: mean 2D error in crop pixels}};
+- ``reprojection_px``: {split: {model: mean distance between each view's 2D joints and the
+  reprojection of the triangulated joints}}: how far the views disagree (0 = consistent views,
+  whose errors the DLT can no longer average out);
 - ``dlt``: {sii_ms, svd_ms, speedup, max_abs_diff_mm}, each {noise px: value}, at batch × 17 joints;
 - ``novel_view_px``: {in_plane, out_of_plane}: per angle, the canonical model's mean 2D error
   against the truth through the virtual camera, and ``unrotated_px``, the error of the angle-0
@@ -39,6 +42,13 @@ def mpjpe(pred, target) -> float:
     return float(np.linalg.norm(np.asarray(pred, np.float64) - np.asarray(target, np.float64), axis=-1).mean())
 
 
+def reprojection_px(uv, X, P) -> float:
+    """Mean ‖uv − π(P, X)‖ in pixels: uv (N, V, J, 2), X (N, J, 3) mm, P (N, V, 3, 4)."""
+    Xh = np.concatenate([X, np.ones(X.shape[:-1] + (1,))], -1).astype(np.float64)
+    x = np.einsum("nvij,nkj->nvki", P.astype(np.float64), Xh)
+    return float(np.linalg.norm(uv - x[..., :2] / x[..., 2:], axis=-1).mean())
+
+
 def predict(model, data: dict, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
     """2D joints (N, V, J, 2) and triangulated 3D joints (N, J, 3) of ``model`` on a split's ``tensors``."""
     import torch
@@ -63,7 +73,8 @@ def evaluate(shards: str | Path, models: dict, out: str | Path, *, samples: int,
     from ..report.figures import save_rgb_png
 
     loaded = {k: load_model(models[k]) for k in KINDS}
-    result = {"mpjpe_mm": {}, "mpjpe_mm_unseen_camera": {}, "error_2d_px": {"test": {}, "unseen": {}}, "samples": {}}
+    result = {"mpjpe_mm": {}, "mpjpe_mm_unseen_camera": {}, "error_2d_px": {"test": {}, "unseen": {}},
+              "reprojection_px": {"test": {}, "unseen": {}}, "samples": {}}
     raw = {}
     for split, key in (("test", "mpjpe_mm"), ("unseen", "mpjpe_mm_unseen_camera")):
         raw[split] = mvdata.load_split(shards, split, limit=samples)
@@ -73,6 +84,7 @@ def evaluate(shards: str | Path, models: dict, out: str | Path, *, samples: int,
             uv, X = predict(model, data)
             result[key][kind] = mpjpe(X, raw[split]["joints3d"])
             result["error_2d_px"][split][kind] = float(np.linalg.norm(uv - raw[split]["joints2d"], axis=-1).mean())
+            result["reprojection_px"][split][kind] = reprojection_px(uv, X, data["P"].numpy())
     result["parameters"] = {k: int(sum(p.numel() for p in m.parameters())) for k, m in loaded.items()}
     timing = time_dlt(batch=dlt_batch, repeat=dlt_repeat)
     result["dlt"] = {name: {px: r[name] for px, r in timing.items()} for name in ("sii_ms", "svd_ms", "speedup", "max_abs_diff_mm")}

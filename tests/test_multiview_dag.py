@@ -1,0 +1,60 @@
+"""The multiview method in the DAG: its outputs, what a setting change reruns, and switching it off."""
+
+import json
+from collections import Counter
+
+import pytest
+import yaml
+
+from dag import edited_plan, planned
+
+pytestmark = pytest.mark.slow
+MULTIVIEW_RULES = {"multiview_data", "multiview_train", "multiview_evaluate"}
+ALWAYS = {"report", "config_snapshot", "all"}
+
+
+def rules(plan: Counter) -> set[str]:
+    return {rule for rule, _ in plan}
+
+
+def test_the_dag_run_writes_the_multiview_metrics_figures_and_report_section(dag_run):
+    metrics = json.loads((dag_run / "results/eval/multiview/metrics.json").read_text())
+    for key in ("mpjpe_mm", "mpjpe_mm_unseen_camera"):
+        assert set(metrics[key]) == {"baseline", "fusion", "canonical"}
+    assert {"sii_ms", "svd_ms", "speedup", "max_abs_diff_mm"} <= set(metrics["dlt"])
+    for kind in ("baseline", "fusion", "canonical"):
+        assert (dag_run / f"results/models/multiview_{kind}/model.pt").is_file()
+    assert (dag_run / "results/shards/multiview/manifest.json").is_file()
+    html = (dag_run / "results/report/index.html").read_text()
+    assert "Multi-view pose" in html and "novel_out_of_plane.png" in html
+
+
+def test_changing_a_training_setting_reruns_only_the_multiview_training_evaluation_and_report(dag_run):
+    plan = edited_plan(dag_run, lambda c: c["multiview"]["train"].update(lr=0.001))
+    assert {("multiview_train", f"kind={k}") for k in ("baseline", "fusion", "canonical")} | {("multiview_evaluate", "")} <= set(plan)
+    assert rules(plan) <= {"multiview_train", "multiview_evaluate"} | ALWAYS
+    assert "report" in rules(plan)
+
+
+def test_changing_a_data_setting_reruns_the_whole_multiview_chain_only(dag_run):
+    plan = edited_plan(dag_run, lambda c: c["multiview"]["data"].update(occluder_probability=0.25))
+    assert MULTIVIEW_RULES <= rules(plan)
+    assert rules(plan) <= MULTIVIEW_RULES | ALWAYS
+
+
+def test_changing_an_evaluation_setting_reruns_only_the_evaluation(dag_run):
+    plan = edited_plan(dag_run, lambda c: c["multiview"]["eval"].update(figure_rows=2))
+    assert rules(plan) & MULTIVIEW_RULES == {"multiview_evaluate"}
+
+
+def test_disabling_the_method_removes_its_jobs(dag_run):
+    original = (dag_run / "tiny.yaml").read_text()
+    config = yaml.safe_load(original)
+    config["multiview"]["enabled"] = False
+    try:
+        (dag_run / "tiny.yaml").write_text(yaml.safe_dump(config))
+        plan = planned(dag_run, "--forceall")
+    finally:
+        (dag_run / "tiny.yaml").write_text(original)
+    assert not rules(plan) & MULTIVIEW_RULES
+    assert "report" in rules(plan)
