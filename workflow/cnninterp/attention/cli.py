@@ -39,7 +39,7 @@ def register(subparsers) -> None:
     p.add_argument("--coords", action=argparse.BooleanOptionalAction, default=False, help="append pixel-coordinate channels to the input")
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
