@@ -104,3 +104,15 @@ def test_blob_scores():
     a = causal.Blob(0, px, np.zeros(4, bool), kept=True)
     b = causal.Blob(0, ~px, np.zeros(4, bool), kept=True)
     assert causal.blob_scores([a, b], region) == (1, 2, 1)
+
+
+def test_uniform_decoding_averages_the_feature_cube():
+    torch.manual_seed(0)
+    model = build_model(SPEC)
+    features = torch.rand(2, 3, 18, 64)
+    pred, alpha = model.decode(features, uniform=True)
+    assert torch.allclose(alpha, torch.full((2, 3, 18), 1 / 18))
+    with torch.no_grad():  # the same as a learned attention whose scores are all equal
+        model.w.weight.zero_()
+        pred0, alpha0 = model.decode(features)
+    assert torch.allclose(alpha0, alpha) and torch.allclose(pred0, pred)

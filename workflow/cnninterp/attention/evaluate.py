@@ -8,6 +8,8 @@ Keys of metrics.json (top level):
   ``filter_sequences`` test sequences; a blob is causal when more than half of its pixels lie in
   the causal mask dilated by ``cause_dilation`` pixels (the blobs are as coarse as a feature cell,
   the markings one or two pixels wide);
+- ``attention_use``: per attention model, how far from uniform its attention is and the MAE with
+  the attention replaced by uniform weights (``attention_use``);
 - ``deletion``: {cause, distractor} of the attention model, and ``deletion_by_model``: mean
   |Δû| (radians) when the causal pixels, or as many distractor pixels (drawn at random; all of them
   where there are fewer), are replaced by the frame's mean colour in every frame of a sequence.
@@ -42,6 +44,25 @@ def predict(model, ckpt: dict, frames: np.ndarray, batch: int = 32) -> dict[str,
     if alphas:
         result["alpha"] = np.concatenate(alphas)
     return result
+
+
+def attention_use(model, ckpt: dict, frames: np.ndarray, angle: np.ndarray, alpha: np.ndarray) -> dict:
+    """Whether an attention model's attention matters: {entropy (of α per step, divided by log L; 1 =
+    uniform), peak (mean max α · L; 1 = uniform), mae_uniform (steering MAE, radians, with α replaced
+    by 1/L)}. frames uint8 (S, T, 3, H, W), angle float (S, T), alpha float (S, T, L)."""
+    import torch
+
+    from .train import to_input
+
+    length = alpha.shape[-1]
+    entropy = float((-(alpha * np.log(np.clip(alpha, 1e-12, None))).sum(-1)).mean() / np.log(length))
+    preds = []
+    with torch.no_grad():
+        for s in range(0, len(frames), 32):
+            feats = model(to_input(frames[s : s + 32]))["features"]
+            preds.append(model.decode(feats, uniform=True)[0].double().numpy())
+    pred = np.concatenate(preds) * ckpt["target_std"] + ckpt["target_mean"]
+    return {"entropy": entropy, "peak": float(alpha.max(-1).mean() * length), "mae_uniform": float(np.abs(pred - angle).mean())}
 
 
 def masked_frames(frames: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -117,6 +138,8 @@ def evaluate(shards: str | Path, models: dict[str, str | Path], out: str | Path,
                      "mae_predicting_the_mean": float(np.abs(angle - loaded["cnn"][1]["target_mean"]).mean()),
                      "test_sequences": int(len(frames)), "test_frames": int(angle.size), "has_cause": has_cause,
                      "filter": {"level": level, "sigma": sigma, "threshold": threshold, "cause_dilation": cause_dilation}}
+    metrics["attention_use"] = {name: attention_use(*loaded[name], frames, angle, outputs[name]["alpha"])
+                                for name in ("attention", "attention_no_reg")}
     model, ckpt = loaded["attention"]
     grid = model.spec.grid
     size = frames.shape[-2:]

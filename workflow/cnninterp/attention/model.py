@@ -91,10 +91,11 @@ class AttentionSteer(nn.Module):
         pred, alpha = self.decode(features)
         return {"pred": pred, "alpha": alpha, "features": features}
 
-    def decode(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode(self, features: torch.Tensor, uniform: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Feature cube float (B, T, L, D) -> (pred float (B, T), alpha float (B, T, L), rows sum to 1).
 
-        Causal filtering calls this on feature cubes with some cells zeroed.
+        Causal filtering calls this on feature cubes with some cells zeroed. ``uniform`` replaces the
+        learned attention by 1/L everywhere (the evaluation's test of whether the attention matters).
         """
         b, t, _, _ = features.shape
         mean = features.mean(dim=(1, 2))
@@ -103,7 +104,7 @@ class AttentionSteer(nn.Module):
         preds, alphas = [], []
         for step in range(t):
             scores = self.w(torch.relu(proj[:, step] + self.w_h(h)[:, None, :])).squeeze(-1)  # (B, L)
-            alpha = torch.softmax(scores, dim=1)
+            alpha = torch.full_like(scores, 1.0 / scores.shape[1]) if uniform else torch.softmax(scores, dim=1)
             context = torch.einsum("bl,bld->bd", alpha, features[:, step])
             h, c = self.lstm(context, (h, c))
             preds.append(self.out(torch.cat([h, context], dim=1)).squeeze(-1))

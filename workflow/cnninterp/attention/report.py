@@ -49,6 +49,10 @@ def render(ctx) -> dict:
                  ("the causal mask's share of the frame", cause["area_share"]),
                  ("ratio (1 = attention spread evenly), λ > 0", cause["ratio"]),
                  ("ratio, λ = 0", m["attention_on_cause_by_model"]["attention_no_reg"]["ratio"])]
+    for name, use in m.get("attention_use", {}).items():
+        label = "λ > 0" if name == "attention" else "λ = 0"
+        rows += [(f"attention entropy / log L ({label}; 1 = uniform)", use["entropy"]),
+                 (f"steering MAE (rad) with the attention replaced by uniform weights ({label})", use["mae_uniform"])]
     cf = m["causal_filtering"]
     rows += [("causal filtering: blobs / kept", f"{cf['blobs']} / {cf['kept']}")]
     if cf.get("precision") is not None or cf.get("recall") is not None:
