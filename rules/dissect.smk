@@ -1,4 +1,14 @@
 ENGINE = code("dissect.engine", "models.backbones")
+CACHE_FILE = "results/dissect/{model}/parts/cache-{shard}.acts"
+
+
+def caches(wildcards):
+    """Every quantile job's activation cache for the wildcard's model (the threshold merge
+    refines from them: values at or above each unit's floor; with activation_cache also what
+    the tally reads)."""
+    return expand(
+        CACHE_FILE, model=wildcards.model, shard=sorted(shard_groups(wildcards))
+    )
 
 
 rule dissect_quantiles:
@@ -8,7 +18,7 @@ rule dissect_quantiles:
         model=model_inputs,
         code=ENGINE,
     output:
-        **cache_output(),
+        cache=temp(CACHE_FILE),
         part=temp("results/dissect/{model}/parts/quantiles-{shard}.npz"),
     log:
         "results/logs/dissect/{model}/quantiles-{shard}.log",
@@ -23,18 +33,20 @@ rule dissect_quantiles:
         model=model_args,
         quantile=setting("quantile"),
         top_images=setting("top_images"),
-        cache=lambda wc, output: shell_args("--cache", output.cache) if CACHE else "",
+        cache="" if CACHE else "--values-only",
         shards=shard_options,
     shell:
         "cnninterp --threads {threads} dissect-quantiles {params.model}"
         " --manifest {input.manifest:q} {params.shards} --quantile {params.quantile:q}"
-        " --top-images {params.top_images:q} {params.cache} --out {output.part:q} > {log} 2>&1"
+        " --top-images {params.top_images:q} --cache {output.cache:q} {params.cache}"
+        " --out {output.part:q} > {log} 2>&1"
 
 
 rule dissect_thresholds:
     input:
         manifest=f"{SHARDS}/manifest.json",
         parts=parts("quantiles"),
+        caches=caches,
         code=ENGINE,
     output:
         "results/dissect/{model}/thresholds.npz",
@@ -45,14 +57,18 @@ rule dissect_thresholds:
     params:
         layers=lambda wc: ",".join(settings(wc)["layers"]),
         quantile=setting("quantile"),
+        caches=lambda wc, input: shell_args(
+            *(a for c in input.caches for a in ("--cache", c))
+        ),
     shell:
         "cnninterp dissect-thresholds --manifest {input.manifest:q} --layers {params.layers:q}"
-        " --quantile {params.quantile:q} --out {output:q} {input.parts:q} > {log} 2>&1"
+        " --quantile {params.quantile:q} {params.caches} --out {output:q} {input.parts:q}"
+        " > {log} 2>&1"
 
 
 rule dissect_tally:
     input:
-        **tally_source_input(),
+        **({"cache": CACHE_FILE} if CACHE else {"model": model_inputs}),
         manifest=f"{SHARDS}/manifest.json",
         shard=group_shards,
         thresholds="results/dissect/{model}/thresholds.npz",

@@ -27,7 +27,7 @@ def test_cached_tally_equals_running_the_model_twice(broden_shards, tmp_path):
     model = random_model("resnet10", seed=2)
     cache = tmp_path / "a.acts"
     tops = _stages(model, paths, total, cache)
-    thresholds = engine.merge_thresholds([tops], LAYERS, total, 0.05)
+    thresholds = engine.merge_thresholds([tops], LAYERS, total, 0.05, [cache])
     cached = engine.tally(None, LAYERS, paths, thresholds, manifest, "imagenet", 8, "cpu", cache)
     again = engine.tally(model, LAYERS, paths, thresholds, manifest, "imagenet", 8, "cpu")
     for name in LAYERS:
@@ -46,7 +46,7 @@ def test_per_shard_caches_add_up_to_one_job(broden_shards, tmp_path):
     total = engine.dataset_images(manifest)
     model = random_model("resnet10", seed=2)
     parts = [_stages(model, [p], total, tmp_path / f"{i}.acts") for i, p in enumerate(paths)]
-    thresholds = engine.merge_thresholds(parts, LAYERS, total, 0.05)
+    thresholds = engine.merge_thresholds(parts, LAYERS, total, 0.05, [tmp_path / f"{i}.acts" for i in range(len(paths))])
     tallies = [engine.tally(None, LAYERS, [p], thresholds, manifest, "imagenet", 8, "cpu", tmp_path / f"{i}.acts") for i, p in enumerate(paths)]
     summed = engine.sum_tallies(tallies, LAYERS)
     whole = engine.tally(model, LAYERS, paths, thresholds, manifest, "imagenet", 8, "cpu")
@@ -105,8 +105,9 @@ def test_cache_of_other_shards_is_refused(broden_shards, tmp_path):
     paths = shard_paths(broden_shards)
     total = engine.dataset_images(manifest)
     model = random_model("resnet10", seed=2)
-    tops = _stages(model, paths[:1], total, tmp_path / "first.acts")
-    thresholds = engine.merge_thresholds([tops], LAYERS, int(tops["images"]), 0.05)
+    first = next(s["samples"] for split in manifest["splits"].values() for s in split["shards"] if s["name"] == paths[0].name)
+    tops = _stages(model, paths[:1], first, tmp_path / "first.acts")
+    thresholds = engine.merge_thresholds([tops], LAYERS, first, 0.05, [tmp_path / "first.acts"])
     with pytest.raises(DataError, match="first.acts does not match the shards"):
         engine.tally(None, LAYERS, paths[1:2], thresholds, manifest, "imagenet", 8, "cpu", tmp_path / "first.acts")
     with pytest.raises(DataError, match="first.acts ends before image"):

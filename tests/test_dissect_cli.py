@@ -33,3 +33,30 @@ def test_cli_dissects_a_torchvision_model_by_name(broden_shards, tmp_path):
         assert entry["detectors"] == int((rows["iou"] > 0.01).sum())
         counted += entry["detectors"]
     assert counted > 0  # the threshold is low enough that the comparison is not 0 == 0
+
+
+def test_tally_csv_per_layer_matches_the_iou_table(broden_shards, tmp_path):
+    """tally_<layer>.csv (NetDissect-Lite's columns, units from 1, best first) agrees with
+    iou.parquet; a later set without a layer leaves no CSV of it behind."""
+    import csv
+
+    from cnninterp.dissect.engine import dissect
+
+    out = tmp_path / "out"
+    dissect(random_model("resnet10", seed=3), ["layer3", "layer4"], broden_shards, out, batch_size=16)
+    table = pd.read_parquet(out / "iou.parquet")
+    for layer in ("layer3", "layer4"):
+        with (out / f"tally_{layer}.csv").open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        assert list(rows[0])[:4] == ["unit", "category", "label", "score"]
+        units = table[table["layer"] == layer]
+        assert sorted(int(r["unit"]) for r in rows) == list(range(1, units["unit"].max() + 2))
+        scores = [float(r["score"]) for r in rows]
+        assert scores == sorted(scores, reverse=True) and scores[0] > 0
+        for r in rows:
+            mine = units[units["unit"] == int(r["unit"]) - 1]
+            assert float(r["score"]) == mine["iou"].max()
+            if float(r["score"]) > 0:
+                assert r["label"] in set(mine.loc[mine["iou"] == mine["iou"].max(), "concept"])
+    dissect(random_model("resnet10", seed=3), ["layer4"], broden_shards, out, batch_size=16)
+    assert sorted(p.name for p in out.glob("tally_*.csv")) == ["tally_layer4.csv"]

@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 
 import dissect_reference as ref
-from cnninterp.dissect.engine import TopImages, merge_thresholds
-from cnninterp.dissect.quantiles import TopKeeper, top_count
+from cnninterp.dissect.cache import open_cache
+from cnninterp.dissect.engine import LayerQuantiles, QuantilePart, TopImages, merge_thresholds, save_arrays
+from cnninterp.dissect.quantiles import KeyHistogram, ThresholdSearch
 from cnninterp.dissect.tally import LayerTally, iou, make_label_batch
 
 CATS = ["color", "object", "part", "scene"]
@@ -91,27 +92,40 @@ def test_shard_invariance_of_tallies():
 
 @pytest.mark.parametrize("q", [0.005, 0.05, 0.3])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_exact_quantile_any_split_any_order(q, seed):
+def test_exact_quantile_any_split_any_order(q, seed, tmp_path):
+    """Per-shard parts (saved, read back one at a time by the public merge) and their caches give
+    exactly np.quantile's thresholds, and the same top images, in any split and merge order."""
     rng = np.random.default_rng(seed)
     acts = rng.normal(size=(37, 4, 3, 5)).astype(np.float32)
     acts[:, 2] = np.round(acts[:, 2])  # many ties
     n = acts.shape[0] * 15
-    want = np.quantile(acts.transpose(1, 0, 2, 3).reshape(4, -1).astype(np.float64), 1 - q, axis=1)
-    m = top_count(n, q)
+    want = np.quantile(acts.transpose(1, 0, 2, 3).reshape(4, -1).astype(np.float64), 1 - q, axis=1).astype(np.float32)
+    from_top = ThresholdSearch(n, q, 4).from_top()
+    keys = [f"{i:07d}" for i in range(37)]
+    one = TopImages(2)
+    one.add(torch.from_numpy(acts), keys, torch.from_numpy(acts).amax(dim=(2, 3)))
     cuts = sorted(rng.choice(np.arange(1, 37), size=4, replace=False).tolist())
     pieces = np.split(np.arange(37), cuts)
-    for order in itertools.islice(itertools.permutations(range(len(pieces))), 6):
-        parts = []
-        for p in order:  # one per-shard part each, as dissect-quantiles writes it
-            keeper, images = TopKeeper(m), TopImages(2)
-            for chunk in np.array_split(pieces[p], 2):
-                if len(chunk):
-                    batch = torch.from_numpy(acts[chunk])
-                    keeper.add(batch)
-                    images.add(batch, [f"{i:07d}" for i in chunk], batch.amax(dim=(2, 3)))
-            parts.append({"images": np.array(len(pieces[p])), "u|top": keeper.result(), "u|hw": np.array([3, 5]), **images.arrays("u")})
-        merged = merge_thresholds(parts, ["u"], acts.shape[0], q)
-        np.testing.assert_allclose(merged["u|threshold"].astype(np.float64), want, rtol=0, atol=1e-6)
+    for trial, order in enumerate(itertools.islice(itertools.permutations(range(len(pieces))), 4)):
+        parts, caches = [], []
+        for p in order:  # one per-shard part and cache each, as dissect-quantiles writes them
+            hist, images = KeyHistogram(4), TopImages(2)
+            caches.append(tmp_path / f"{trial}-{p}.acts")
+            with open_cache(caches[-1]) as writer:
+                for chunk in np.array_split(pieces[p], 2):
+                    if len(chunk):
+                        batch = torch.from_numpy(acts[chunk])
+                        hist.add(batch)
+                        images.add(batch, [keys[i] for i in chunk], batch.amax(dim=(2, 3)))
+                        writer.write([keys[i] for i in chunk], {"u": batch})
+            part = QuantilePart(len(pieces[p]), {"u": from_top}, {"u": LayerQuantiles((3, 5), hist, images)})
+            parts.append(tmp_path / f"{trial}-{p}.npz")
+            save_arrays(parts[-1], part.state_dict())
+        merged = merge_thresholds(parts, ["u"], acts.shape[0], q, caches)
+        np.testing.assert_array_equal(merged["u|threshold"], want)
+        np.testing.assert_array_equal(merged["u|top_values"], one.result()[0])
+        np.testing.assert_array_equal(merged["u|top_keys"], one.result()[1])
+        np.testing.assert_array_equal(merged["u|top_maps"], one.result()[2])
 
 
 def test_upsampling_is_bilinear_half_pixel():
@@ -174,10 +188,10 @@ def test_top_images_are_the_k_largest_maxima_ties_by_key():
     for u in range(units):
         assert list(top.keys[u]) == [keys[i] for i in want[u]]
         np.testing.assert_array_equal(top.maps[u], acts[want[u], u])
-    parts = [run(idx[:20], [20]).arrays("l"), run(idx[20:], [6, 15]).arrays("l")]
-    merged = TopImages.merge(parts, "l", k)
-    np.testing.assert_array_equal(merged["l|top_keys"], top.keys)
-    np.testing.assert_array_equal(merged["l|top_maps"], top.maps)
+    for first, second in ((idx[:20], idx[20:]), (idx[20:], idx[:20])):  # either order
+        merged = run(first, [len(first)]).merge(TopImages.from_state_dict(run(second, [6, 15]).state_dict()))
+        np.testing.assert_array_equal(merged.result()[1], top.keys)
+        np.testing.assert_array_equal(merged.result()[2], top.maps)
 
 
 def test_a_label_number_outside_the_manifest_is_an_error():

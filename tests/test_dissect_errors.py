@@ -142,5 +142,5 @@ def test_shards_holding_labels_the_manifest_lacks_name_the_shard_and_images(brod
     top = max(lab["number"] for lab in manifest["labels"])
     fewer = dict(manifest, labels=[lab for lab in manifest["labels"] if lab["number"] < top // 2])
     layer1 = {"layer1|threshold": np.zeros(64, np.float32)}
-    with pytest.raises(DataError, match=r"train-000000\.tar, images \d{7}\.\.\d{7}: .*label number \d+.* end at \d+"):
+    with pytest.raises(DataError, match=r"image '\d{7}' of shard .*train-000000\.tar: .*label number.* end at \d+"):
         engine.tally(random_model("resnet10", seed=0), ["layer1"], paths[:1], layer1, fewer, "imagenet", 8, "cpu")

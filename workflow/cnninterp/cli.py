@@ -96,13 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", action="append", required=True)
     p.add_argument("--quantile", type=float, default=0.005)
     p.add_argument("--top-images", type=int, default=8)
-    p.add_argument("--cache", default=None, help="also write the activation cache the tally of these shards reads")
+    p.add_argument("--cache", default=None, help="also write the activation cache that the threshold merge (and, without --values-only, the tally) of these shards reads")
+    p.add_argument("--values-only", action="store_true", help="the cache holds only the values the threshold merge needs (the tally runs the model again)")
     p.add_argument("--out", required=True)
 
     p = sub.add_parser("dissect-thresholds", help="merge per-shard top activations into exact thresholds")
     p.add_argument("--manifest", required=True)
     p.add_argument("--layers", type=_csv, required=True)
     p.add_argument("--quantile", type=float, default=0.005)
+    p.add_argument("--cache", action="append", default=[], help="activation cache of a quantile job (each one; the exact thresholds are refined from them)")
     p.add_argument("--out", required=True)
     p.add_argument("parts", nargs="+")
 
@@ -237,11 +239,11 @@ def _run_dissect_stage(args) -> None:
     manifest = read_manifest(Path(args.manifest).parent)
     total = engine.dataset_images(manifest)
     if args.command == "dissect-quantiles":
-        tops = engine.quantile_tops(_model(args), args.layers, args.shard, total, args.quantile, args.preprocess, args.batch_size, _device(args.device), args.top_images, args.cache, memory_format=args.memory_format)
-        engine.save_arrays(args.out, tops)
+        part = engine.quantile_tops(_model(args), args.layers, args.shard, total, args.quantile, args.preprocess, args.batch_size, _device(args.device), args.top_images, args.cache, memory_format=args.memory_format, values_only=args.values_only)
+        engine.save_arrays(args.out, part.state_dict())
     elif args.command == "dissect-thresholds":
-        parts = [engine.load_arrays(p) for p in args.parts]
-        engine.save_arrays(args.out, engine.merge_thresholds(parts, args.layers, total, args.quantile))
+        # parts are read one at a time (streamed), the caches once per refinement level
+        engine.save_arrays(args.out, engine.merge_thresholds(args.parts, args.layers, total, args.quantile, args.cache))
     elif args.command == "dissect-tally":
         if not args.cache and not args.model:
             raise ConfigError("dissect-tally needs --cache (an activation cache) or --model (to run the model again)")

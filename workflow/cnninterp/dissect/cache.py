@@ -3,13 +3,16 @@
 The quantile pass sees every activation but does not know the thresholds yet; the tally pass
 needs the thresholds. Instead of running the model twice, the quantile pass keeps, per batch
 and layer, the candidates at the running lower bound of each unit's threshold (see
-``quantiles.TopKeeper.floor`` and ``candidates``), or the whole maps while no bound is known or
-when they are smaller than the candidates. The tally pass reads them back in the same order.
+``quantiles.KeyHistogram.floor`` and ``candidates``), or the whole maps while no bound is known or
+when they are smaller than the candidates. The threshold merge reads them to refine the
+thresholds to their exact values; the tally pass reads them back in the same order. A cache for
+the threshold merge only (the tally runs the model again) keeps just the values at or above the
+bound, without neighbourhoods (``Centres``, 12 bytes a value).
 
 File format (``.acts``): a sequence of ``.npy`` arrays. Per batch: a header (uint8 array of UTF-8
-JSON: ``{"keys": [...], "layers": {name: {"kind": "maps" | "candidates", "shape": [B, U, h, w]}}}``),
-then per layer in header order either the maps float32 (B, U, h, w) or the candidates' ids int64
-(n,) and neighbourhoods float32 (n, 9). An empty header ``{}`` ends the file (a file without
+JSON: ``{"keys": [...], "layers": {name: {"kind": "maps" | "candidates" | "centres", "shape": [B, U, h, w]}}}``),
+then per layer in header order either the maps float32 (B, U, h, w), or the candidates' ids int64
+(n,) and neighbourhoods float32 (n, 9), or the centres' ids int64 (n,) and values float32 (n,). An empty header ``{}`` ends the file (a file without
 it was cut short). Written atomically: the final path exists only when complete.
 """
 
@@ -20,6 +23,8 @@ import json
 from pathlib import Path
 from typing import Iterator
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..atomic import atomic_path
@@ -27,6 +32,17 @@ from ..errors import DataError
 from .candidates import Candidates
 
 CANDIDATE_BYTES = 8 + 9 * 4  # an id and a neighbourhood, against 4 bytes per map value
+CENTRE_BYTES = 8 + 4  # an id and a value
+
+
+@dataclass
+class Centres:
+    """Values at or above a per-unit bound without neighbourhoods: ``shape`` (B, U, h, w),
+    ``ids`` int64 (n,) logical indices (as ``Candidates``), ``values`` float32 (n,)."""
+
+    shape: tuple
+    ids: object
+    values: object
 
 
 class CacheWriter:
@@ -39,11 +55,11 @@ class CacheWriter:
         """Write one batch: ``layers`` maps a name to float32 maps (B, U, h, w) or ``Candidates``."""
         meta = {}
         for name, item in layers.items():
-            kind = "candidates" if isinstance(item, Candidates) else "maps"
+            kind = "candidates" if isinstance(item, Candidates) else "centres" if isinstance(item, Centres) else "maps"
             meta[name] = {"kind": kind, "shape": list(item.shape)}
         np.save(self._handle, _header({"keys": list(keys), "layers": meta}))
         for item in layers.values():
-            if isinstance(item, Candidates):
+            if isinstance(item, (Candidates, Centres)):
                 np.save(self._handle, item.ids.cpu().numpy())
                 np.save(self._handle, item.values.cpu().numpy())
             else:
@@ -67,8 +83,19 @@ def keep_for_tally(acts, found):
     return found.candidates()
 
 
+def keep_values(acts, found):
+    """Return what a thresholds-only cache keeps of ``acts`` float32 (B, U, h, w): the ``Centres``
+    of ``found`` (``candidates.Located``, or None when no bound is known yet), or the maps when
+    those take less room."""
+    if found is None or found.where.numel() * CENTRE_BYTES >= acts.numel() * 4:
+        return acts
+    b, u, h, w = acts.shape
+    ids = ((found.coord(0) * u + found.coord(1)) * h + found.coord(2)) * w + found.coord(3)
+    return Centres(tuple(acts.shape), ids, found.values)
+
+
 def read_cache(path: str | Path) -> Iterator[tuple[list[str], dict]]:
-    """Yield ``(keys, {layer: maps tensor or Candidates})`` per batch of a cache file (on the CPU).
+    """Yield ``(keys, {layer: maps tensor, Candidates or Centres})`` per batch of a cache file (on the CPU).
 
     DataError naming the file if it is missing, unreadable or cut short.
     """
@@ -87,6 +114,9 @@ def read_cache(path: str | Path) -> Iterator[tuple[list[str], dict]]:
                 for name, meta in header["layers"].items():
                     if meta["kind"] == "maps":
                         layers[name] = torch.from_numpy(np.load(handle, allow_pickle=False))
+                    elif meta["kind"] == "centres":
+                        ids = torch.from_numpy(np.load(handle, allow_pickle=False))
+                        layers[name] = Centres(tuple(meta["shape"]), ids, torch.from_numpy(np.load(handle, allow_pickle=False)))
                     else:
                         ids = torch.from_numpy(np.load(handle, allow_pickle=False))
                         values = torch.from_numpy(np.load(handle, allow_pickle=False))

@@ -7,6 +7,7 @@ as separate per-shard jobs and be merged, or all at once through ``dissect``.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from contextlib import closing, nullcontext
 from pathlib import Path
 
@@ -17,8 +18,8 @@ from ..data.shards import read_manifest
 from ..errors import DataError
 from . import candidates as cand
 from .activations import activation_batches, collate
-from .cache import keep_for_tally, open_cache, read_cache
-from .quantiles import TopKeeper, threshold_from_top, top_count
+from .cache import Centres, keep_for_tally, keep_values, open_cache, read_cache
+from .quantiles import KeyHistogram, ThresholdSearch
 from .tally import LayerTally, make_label_batch
 
 log = logging.getLogger(__name__)
@@ -61,80 +62,184 @@ def load_arrays(path: str | Path) -> dict:
         raise DataError(f"{path} is not a readable .npz file: {err}") from None
 
 
-def quantile_tops(model, layers: list[str], paths, total_images: int, q: float, preset: str, batch_size: int, device, top_images: int = 8, cache: str | Path | None = None, memory_format: str = "auto") -> dict:
-    """The first pass: stream shards through ``model``, keep each unit's top-m activations per
-    layer and its top-activating images, and (with ``cache``, a file path) what the tally needs.
+@dataclass
+class LayerQuantiles:
+    """One layer's state in a quantile part: map size ``hw`` (h, w), the level-0 ``histogram``
+    (``quantiles.KeyHistogram``) and the ``tops`` (``TopImages``)."""
+
+    hw: tuple
+    histogram: KeyHistogram
+    tops: "TopImages"
+
+
+@dataclass
+class QuantilePart:
+    """What the quantile pass of some shards hands to the threshold merge (mergeable state).
+
+    ``images`` read; ``floor_from_top``: the rank from the top whose level-0 bin bounded what
+    the activation cache kept (see ``KeyHistogram.floor``); ``layers`` {name: LayerQuantiles}.
+    Its size does not depend on the number of images: U x 8,192 counts and the top images per layer.
+    """
+
+    images: int
+    floor_from_top: dict
+    layers: dict
+
+    def merge(self, other: "QuantilePart") -> "QuantilePart":
+        """Add ``other`` (the same layers, the same floors) into this part; return self."""
+        if set(other.layers) != set(self.layers):
+            raise DataError(f"quantile parts of different layers: {sorted(self.layers)} and {sorted(other.layers)}")
+        if other.floor_from_top != self.floor_from_top:
+            raise DataError("quantile parts computed for different quantiles or image counts: rerun the quantile jobs")
+        self.images += other.images
+        for name, layer in self.layers.items():
+            theirs = other.layers[name]
+            if tuple(theirs.hw) != tuple(layer.hw):
+                raise DataError(f"layer {name}: maps of {tuple(layer.hw)} and {tuple(theirs.hw)} in different parts")
+            layer.histogram.merge(theirs.histogram)
+            layer.tops.merge(theirs.tops)
+        return self
+
+    def state_dict(self) -> dict:
+        """Flat arrays for ``save_arrays``: ``images``, ``layers`` (names) and, per layer i,
+        ``layer<i>/hw``, ``layer<i>/floor_from_top``, ``layer<i>/histogram/*``, ``layer<i>/tops/*``."""
+        names = list(self.layers)
+        out = {"images": np.array(self.images), "layers": np.array(names)}
+        for i, name in enumerate(names):
+            layer = self.layers[name]
+            out[f"layer{i}/hw"] = np.array(layer.hw)
+            out[f"layer{i}/floor_from_top"] = np.array(self.floor_from_top[name])
+            out.update({f"layer{i}/histogram/{k}": v for k, v in layer.histogram.state_dict().items()})
+            out.update({f"layer{i}/tops/{k}": v for k, v in layer.tops.state_dict().items()})
+        return out
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> "QuantilePart":
+        """Rebuild a part from ``state_dict()``'s arrays; DataError if some are missing."""
+        try:
+            names = [str(n) for n in state["layers"]]
+            layers, floors = {}, {}
+            for i, name in enumerate(names):
+                sub = lambda what: {k.split("/", 2)[2]: v for k, v in state.items() if k.startswith(f"layer{i}/{what}/")}
+                layers[name] = LayerQuantiles(tuple(int(x) for x in state[f"layer{i}/hw"]), KeyHistogram.from_state_dict(sub("histogram")), TopImages.from_state_dict(sub("tops")))
+                floors[name] = int(state[f"layer{i}/floor_from_top"])
+            return cls(int(state["images"]), floors, layers)
+        except (KeyError, ValueError) as err:
+            raise DataError(f"a quantile part is incomplete or from another version ({err}): rerun the quantile jobs") from None
+
+
+def quantile_tops(model, layers: list[str], paths, total_images: int, q: float, preset: str, batch_size: int, device, top_images: int = 8, cache: str | Path | None = None, memory_format: str = "auto", values_only: bool = False) -> QuantilePart:
+    """The first pass: stream shards through ``model``; per layer count every activation into
+    the level-0 key histograms, keep the top-activating images, and (with ``cache``, a file path)
+    write the values at or above each unit's running floor that the threshold merge refines
+    (and, unless ``values_only``, the neighbourhoods the tally needs; see ``cache``).
 
     ``total_images`` is the image count of the whole dataset (all shards of all jobs), which fixes
-    m. Returns arrays ``<layer>|top`` float32 (U, <=m) (each unit's largest, unordered), ``<layer>|hw`` (h, w),
-    the top images (see ``TopImages``) and ``images`` (images read here).
+    the floor's rank. Returns the ``QuantilePart`` of these shards.
     """
-    keepers: dict[str, TopKeeper] = {}
+    hists: dict[str, KeyHistogram] = {}
     shapes: dict[str, tuple] = {}
+    from_top: dict[str, int] = {}
     tops = {name: TopImages(top_images) for name in layers}
+    keep = keep_values if values_only else keep_for_tally
     images = 0
     stream = activation_batches(model, layers, paths, preset, batch_size, device, desc="quantiles", memory_format=memory_format)
     with closing(stream), (open_cache(cache) if cache else nullcontext()) as writer:
         for batch, acts in stream:
             kept = {}
             for name, a in acts.items():
-                if name not in keepers:
+                if name not in hists:
                     shapes[name] = tuple(a.shape[2:])
-                    keepers[name] = TopKeeper(top_count(total_images * a.shape[2] * a.shape[3], q))
+                    hists[name] = KeyHistogram(a.shape[1])
+                    from_top[name] = ThresholdSearch(total_images * a.shape[2] * a.shape[3], q, a.shape[1]).from_top()
                 tops[name].add(a, batch["keys"], a.amax(dim=(2, 3)))
-                found = _update_tops(keepers[name], a, want=writer is not None)
+                hists[name].add(a)
                 if writer is not None:
-                    kept[name] = keep_for_tally(a, found)
+                    kept[name] = keep(a, _at_floor(hists[name], from_top[name], a))
             if writer is not None:
                 writer.write(batch["keys"], kept)
             images += len(batch["keys"])
         if images == 0:
             raise DataError(f"no images in {', '.join(map(str, paths))}")
-    out = {"images": np.array(images)}
-    for name, keeper in keepers.items():
-        out[f"{name}|top"] = keeper.result()
-        out[f"{name}|hw"] = np.array(shapes[name])
-        out.update(tops[name].arrays(name))
-    return out
+    return QuantilePart(images, from_top, {name: LayerQuantiles(shapes[name], hists[name], tops[name]) for name in hists})
 
 
-def _update_tops(keeper: TopKeeper, acts, want: bool):
-    """Add a batch to ``keeper``; return the batch's pixels >= its floor after the batch
-    (``candidates.Located``), or None when there is no floor yet or ``want`` is false."""
-    found = keeper.add(acts)
-    if not want or keeper.floor is None:
-        return None
-    floor = keeper.floor.to(acts.device)
-    if found is None:  # the floor appeared with this batch: every pixel was offered
-        return cand.locate(acts, floor)
-    return found.select(found.values >= floor[found.coord(1)])
-
-
-def merge_thresholds(parts: list[dict], layers: list[str], total_images: int, q: float) -> dict:
-    """Merge per-shard top-m sets into exact thresholds.
-
-    Returns ``<layer>|threshold`` float32 (U,), ``<layer>|hw`` and the merged top images per layer,
-    plus ``images`` and ``quantile``.
-    DataError if the parts do not cover exactly ``total_images`` images.
-    """
+def _at_floor(hist: KeyHistogram, from_top: int, acts):
+    """The pixels of ``acts`` at or above the histogram's floor (``candidates.Located``), or None
+    while there is no floor."""
     import torch
 
-    seen = sum(int(p["images"]) for p in parts)
-    if seen != total_images:
-        raise DataError(f"quantile parts cover {seen} images, the shards hold {total_images}: a shard is missing or repeated")
+    floor = hist.floor(from_top)
+    if floor is None:
+        return None
+    return cand.locate(acts, torch.from_numpy(floor).to(acts.device))
+
+
+def merge_thresholds(parts, layers: list[str], total_images: int, q: float, caches=()) -> dict:
+    """Merge quantile parts (``QuantilePart`` or paths of saved ones, read one at a time) and
+    refine with the activation caches of the same shards into exact thresholds.
+
+    Memory: one merged part and one part being read (U x 8,192 counts per layer plus the top
+    images), and one cache batch; each of the two refinement levels reads every cache once.
+    Returns ``<layer>|threshold`` float32 (U,), ``<layer>|hw`` and the merged top images per layer,
+    plus ``images`` and ``quantile``. DataError if the parts do not cover exactly ``total_images``
+    images, or a cache is missing.
+    """
+    merged = None
+    for part in parts:
+        if not isinstance(part, QuantilePart):
+            part = QuantilePart.from_state_dict(load_arrays(part))
+        merged = part if merged is None else merged.merge(part)
+    if merged is None:
+        raise DataError("no quantile parts to merge")
+    if merged.images != total_images:
+        raise DataError(f"quantile parts cover {merged.images} images, the shards hold {total_images}: a shard is missing or repeated")
+    missing = [name for name in layers if name not in merged.layers]
+    if missing:
+        raise DataError(f"quantile parts have no layer(s) {', '.join(missing)}")
+    searches = {}
+    for name in layers:
+        layer = merged.layers[name]
+        n = total_images * layer.hw[0] * layer.hw[1]
+        searches[name] = ThresholdSearch(n, q, layer.histogram.units)
+        if merged.floor_from_top[name] != searches[name].from_top():
+            raise DataError(f"the quantile parts bound their caches for another quantile than {q}: rerun the quantile jobs")
+        searches[name].step(layer.histogram)
+    while not all(s.done for s in searches.values()):
+        if not caches:
+            raise DataError("exact thresholds need the activation caches of the quantile jobs (none given)")
+        level = {name: s.next_histogram() for name, s in searches.items()}
+        for path in caches:
+            for _, acts in read_cache(path):
+                for name in layers:
+                    if name not in acts:
+                        raise DataError(f"activation cache {path} has no layer {name}")
+                    level[name].add(_cached_values(acts[name]))
+        for name, s in searches.items():
+            try:
+                s.step(level[name])
+            except ValueError as err:
+                raise DataError(f"layer {name}: the activation caches do not hold the values the quantile parts counted ({err}); rerun the quantile jobs") from None
     out = {"images": np.array(total_images), "quantile": np.array(q)}
     for name in layers:
-        hw = parts[0][f"{name}|hw"]
-        n = total_images * int(hw[0]) * int(hw[1])
-        m = top_count(n, q)
-        top = torch.from_numpy(parts[0][f"{name}|top"])
-        for part in parts[1:]:
-            both = torch.cat([top, torch.from_numpy(part[f"{name}|top"])], dim=1)
-            top = torch.topk(both, min(m, both.shape[1]), dim=1, sorted=False).values
-        out[f"{name}|threshold"] = threshold_from_top(top.numpy(), n, q).astype(np.float32)
-        out[f"{name}|hw"] = hw
-        out.update(TopImages.merge(parts, name, max(p[f"{name}|top_values"].shape[1] for p in parts)))
+        layer = merged.layers[name]
+        out[f"{name}|threshold"] = searches[name].thresholds()
+        out[f"{name}|hw"] = np.array(layer.hw)
+        out.update(layer.tops.arrays(name))
     return out
+
+
+def _cached_values(item):
+    """``(units int64 (n,), values float32 (n,))`` of a cache item: maps, Candidates or Centres."""
+    import torch
+
+    if isinstance(item, torch.Tensor):
+        b, u, h, w = item.shape
+        units = torch.arange(u).view(1, u, 1, 1).expand(b, u, h, w)
+        return units.reshape(-1).numpy(), item.reshape(-1).numpy()
+    b, u, h, w = item.shape
+    values = item.values[:, cand.CENTRE] if isinstance(item, cand.Candidates) else item.values
+    return ((item.ids // (h * w)) % u).numpy(), values.numpy()
 
 
 class TopImages:
@@ -191,19 +296,36 @@ class TopImages:
             f"{prefix}|top_maps": self.maps.astype(np.float32),
         }
 
-    @staticmethod
-    def merge(parts: list[dict], prefix: str, k: int) -> dict:
-        """Merge per-shard ``<prefix>|top_values/top_keys/top_maps`` arrays into the global top k."""
-        vals = np.concatenate([p[f"{prefix}|top_values"] for p in parts], 1)
-        keys = np.concatenate([p[f"{prefix}|top_keys"] for p in parts], 1)
-        maps = np.concatenate([p[f"{prefix}|top_maps"] for p in parts], 1)
-        order = np.lexsort((keys, -vals), axis=-1)[:, :k]
+    def merge(self, other: "TopImages") -> "TopImages":
+        """Keep the top k of this keeper's and ``other``'s images (any order and split of the
+        data gives the same result); return self."""
+        if other.values is None:
+            return self
+        if self.values is None:
+            self.values, self.keys, self.maps = other.values, other.keys, other.maps
+            return self
+        vals = np.concatenate([self.values, other.values], 1)
+        keys = np.concatenate([self.keys.astype(str), other.keys.astype(str)], 1)
+        maps = np.concatenate([self.maps, other.maps], 1)
+        order = np.lexsort((keys, -vals), axis=-1)[:, : self.k]
         rows = np.arange(vals.shape[0])[:, None]
-        return {
-            f"{prefix}|top_values": vals[rows, order],
-            f"{prefix}|top_keys": keys[rows, order],
-            f"{prefix}|top_maps": np.take_along_axis(maps, order[:, :, None, None], 1),
-        }
+        self.values, self.keys, self.maps = vals[rows, order], keys[rows, order], np.take_along_axis(maps, order[:, :, None, None], 1)
+        return self
+
+    def state_dict(self) -> dict:
+        """``k`` int64 (), ``values`` (U, k) float32, ``keys`` (U, k) str, ``maps`` (U, k, h, w) float32."""
+        return {"k": np.array(self.k), "values": self.values, "keys": self.keys.astype(str), "maps": self.maps.astype(np.float32)}
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> "TopImages":
+        """Rebuild a keeper from ``state_dict()``'s arrays."""
+        out = cls(int(state["k"]))
+        out.values, out.keys, out.maps = np.asarray(state["values"]), np.asarray(state["keys"]).astype(str), np.asarray(state["maps"])
+        return out
+
+    def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(values (U, k) float32, keys (U, k) str, maps (U, k, h, w) float32), best first."""
+        return self.values, self.keys.astype(str), self.maps.astype(np.float32)
 
 
 def tally(model, layers: list[str], paths, thresholds: dict, manifest: dict, preset: str, batch_size: int, device, cache: str | Path | None = None, memory_format: str = "auto") -> dict:
@@ -281,6 +403,8 @@ def _cached_batches(cache, paths, layers: list[str]):
 
     samples = iter_broden(paths, images=False)
     for keys, acts in read_cache(cache):
+        if any(isinstance(a, Centres) for a in acts.values()):
+            raise DataError(f"activation cache {cache} holds values for the thresholds only, not what the tally needs; run the tally with the model")
         missing = [name for name in layers if name not in acts]
         if missing:
             raise DataError(f"activation cache {cache} has no layer(s) {', '.join(missing)} (has {', '.join(acts)})")
@@ -359,9 +483,9 @@ def dissect(model, layers: list[str], shard_dir: str | Path, out_dir: str | Path
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{out_dir.name}-cache-", dir=out_dir.parent) as tmp:
-        cache_file = Path(tmp) / "activations.acts" if cache else None
-        tops = quantile_tops(model, layers, paths, total, quantile, preprocess, batch_size, device, top_images, cache_file, memory_format=memory_format)
-        thresholds = merge_thresholds([tops], layers, total, quantile)
-        counts = tally(model, layers, paths, thresholds, manifest, preprocess, batch_size, device, cache_file, memory_format=memory_format)
+        cache_file = Path(tmp) / "activations.acts"
+        tops = quantile_tops(model, layers, paths, total, quantile, preprocess, batch_size, device, top_images, cache_file, memory_format=memory_format, values_only=not cache)
+        thresholds = merge_thresholds([tops], layers, total, quantile, [cache_file])
+        counts = tally(model, layers, paths, thresholds, manifest, preprocess, batch_size, device, cache_file if cache else None, memory_format=memory_format)
     settings = dict(settings or {}, layers=layers, quantile=quantile, iou_threshold=iou_threshold, denominator=denominator, preprocess=preprocess)
     return gather([counts], thresholds, manifest, layers, denominator, iou_threshold, out_dir, settings)

@@ -10,8 +10,14 @@ from ..atomic import atomic_files
 from .tally import iou
 
 DENOMINATORS = ("original", "lite")
-# what a dissection writes; the last (summary.json) is written last and marks the set complete
+# what a dissection writes (and one tally_<layer>.csv per layer, see result_files); the last
+# (summary.json) is written last and marks the set complete
 RESULT_FILES = ["iou.parquet", "top_images.npz", "summary.json"]
+
+
+def result_files(layers: list[str]) -> list[str]:
+    """The files of a dissection's result set for ``layers``, summary.json (the marker) last."""
+    return RESULT_FILES[:-1] + [f"tally_{name}.csv" for name in layers] + RESULT_FILES[-1:]
 
 
 def iou_table(tallies: dict, thresholds: dict, vocab: dict, layers: list[str], denominator: str):
@@ -93,18 +99,45 @@ def summarize(table, layers: list[str], categories: list[str], iou_threshold: fl
 
 
 def write_results(out_dir: str | Path, table, summary: dict, settings: dict, tallies: dict, thresholds: dict, layers: list[str]) -> None:
-    """Write ``iou.parquet``, ``top_images.npz`` and ``summary.json`` under ``out_dir`` as one set:
-    all three or none (``atomic_files``; summary.json, written last, marks the set complete)."""
+    """Write ``iou.parquet``, ``top_images.npz``, ``tally_<layer>.csv`` per layer and
+    ``summary.json`` under ``out_dir`` as one set: all or none (``atomic_files``; summary.json,
+    written last, marks the set complete; tally CSVs of layers not in ``layers`` are removed)."""
     import json
 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    with atomic_files(out_dir, RESULT_FILES) as staging:
+    with atomic_files(out_dir, result_files(layers)) as staging:
+        for stale in Path(out_dir).glob("tally_*.csv"):  # of layers no longer dissected
+            stale.unlink(missing_ok=True)
         pq.write_table(pa.Table.from_pandas(table, preserve_index=False), staging / "iou.parquet", compression="zstd")
         _write_tops(staging / "top_images.npz", thresholds, layers)
+        for name in layers:
+            write_tally_csv(staging / f"tally_{name}.csv", summary[name])
         text = json.dumps({"settings": settings, "images": int(tallies["images"]), "layers": summary}, indent=2, sort_keys=True)
         (staging / "summary.json").write_text(text + "\n")
+
+
+def write_tally_csv(path: Path, layer_summary: dict) -> None:
+    """NetDissect-Lite's ``tally.csv`` for one layer: a row per unit, best score first (ties: lower
+    unit), columns ``unit`` (numbered from 1, as NetDissect-Lite does), ``category``, ``label``,
+    ``score`` (the best IoU over every concept), then ``<category>-label`` and ``<category>-iou``
+    for the unit's best concept of each category (empty where the category never occurs)."""
+    import csv
+
+    units = layer_summary["unit_labels"]
+    categories = sorted({c for u in units for c in u["per_category"]})
+    fields = ["unit", "category", "label", "score"] + [f"{c}-{what}" for c in categories for what in ("label", "iou")]
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fields)
+        writer.writeheader()
+        for u in sorted(units, key=lambda e: (-e["iou"], e["unit"])):
+            row = {"unit": u["unit"] + 1, "category": u["category"] or "", "label": u["label"] or "", "score": repr(float(u["iou"]))}
+            for c in categories:
+                best = u["per_category"].get(c)
+                row[f"{c}-label"] = best["label"] if best else ""
+                row[f"{c}-iou"] = repr(float(best["iou"])) if best else ""
+            writer.writerow(row)
 
 
 def _write_tops(path: Path, thresholds: dict, layers: list[str]) -> None:

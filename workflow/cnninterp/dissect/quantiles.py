@@ -1,143 +1,247 @@
-"""Exact per-unit top quantiles from mergeable top-m sets.
+"""Exact per-unit top quantiles in bounded memory: mergeable histograms over float32 keys.
 
-The threshold T_k of unit k is ``numpy.quantile(a_k, 1 - q)`` (linear interpolation) over all
-n values of the unit (every image, every position), so P(a_k > T_k) <= q. That needs only the
-``m = n - floor((1 - q)(n - 1))`` largest values, which can be kept while streaming and merged
-across shards in any order: the top m of a union is the top m of the parts' top m.
+Definition. A unit's threshold is ``T = float32(numpy.quantile(a, 1 - q, method="linear"))``
+over its M values ``a`` (every image, every map position; computed in float64). Sorting the
+values ascending, ``a_(0) <= ... <= a_(M-1)``, numpy places T at the virtual index
+``v = M*(1-q) + (1 - (1-q)) - 1`` (= (1-q)(M-1) up to float rounding), ``i = floor(v)``,
+``g = v - i``: T lies between ``a_(i)`` and ``a_(i+1)`` (the (M-i)-th and (M-i-1)-th largest),
+``T = a_(i) + g*(a_(i+1) - a_(i))`` (numpy's ``_lerp``: ``a_(i+1) - (1-g)*(...)`` when g >= 0.5).
+So at most ``M - 1 - i`` values exceed T (all of them when ``a_(i+1) > T``), about q*M, and T is
+an order statistic only when g = 0 or the two neighbours are equal. Example (checked in
+tests/test_quantiles.py): M = 24,500, q = 0.005: v = 24376.505, so T lies 0.505 of the way from
+the 124th largest value (i = 24376) to the 123rd largest, and 123 values exceed it when they are
+distinct; an order-statistic definition would take the 124th largest itself.
+
+How. A float32's bits map to a uint32 key with the same order (``float_keys``). The two order
+statistics are found by radix selection over the keys in three levels of 13, 10 and 9 bits:
+level 0 counts every value of a unit into 8,192 bins of its top 13 key bits (the quantile pass,
+per shard); the merged counts name, for each of the two ranks, the bin that holds it and its
+rank inside; level 1 counts the values inside that bin by their next 10 bits, level 2 by the last
+9, which pins the exact key. Each level is a ``KeyHistogram`` of fixed size (U x 8,192 or
+U x 2 x 1,024 int64), whatever the number of images or shards, and histograms add, so levels
+merge in any order and split. Levels 1 and 2 read only values at or above a lower bound of T
+(the activation cache keeps them; see ``KeyHistogram.floor``).
 """
 
 from __future__ import annotations
 
-import math
-
 import numba
 import numpy as np
 
+LEVEL_BITS = (13, 10, 9)
+TARGETS = 2  # the two order statistics T lies between
 
-def top_count(n: int, q: float) -> int:
-    """Return m, how many of the largest of ``n`` values decide the (1 - q) quantile exactly."""
+
+def float_keys(values: np.ndarray) -> np.ndarray:
+    """Return uint32 keys of float32 ``values`` (any shape) that sort as the values do
+    (-0.0 just below +0.0; NaN above +inf or below -inf, never produced by checked activations)."""
+    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
+    return np.where(bits & np.uint32(0x80000000), ~bits, bits | np.uint32(0x80000000)).astype(np.uint32)
+
+
+def key_floats(keys: np.ndarray) -> np.ndarray:
+    """Inverse of ``float_keys``: float32 values of uint32 ``keys``."""
+    keys = np.asarray(keys, dtype=np.uint32)
+    bits = np.where(keys & np.uint32(0x80000000), keys & np.uint32(0x7FFFFFFF), ~keys).astype(np.uint32)
+    return bits.view(np.float32)
+
+
+def linear_position(n: int, q: float) -> tuple[int, int, float]:
+    """numpy's linear-quantile position of ``1 - q`` over ``n`` values: (i, j, g) with T between
+    the ascending order statistics i and j (= min(i + 1, n - 1)) at weight g, as numpy computes them."""
     if n <= 0:
         raise ValueError(f"quantile over {n} values")
-    low = math.floor((1.0 - q) * (n - 1))
-    return n - low
+    p = 1.0 - q
+    v = float(np.float64(n) * p + (1.0 + p * (1.0 - 1.0 - 1.0)) - 1.0)
+    if v < 0:
+        return 0, 0, 0.0
+    if v >= n - 1:
+        return n - 1, n - 1, 0.0
+    i = int(np.floor(v))
+    return i, i + 1, v - i
 
 
-def threshold_from_top(top: np.ndarray, n: int, q: float) -> np.ndarray:
-    """Return T (U,) float64 from each unit's top values (U, >=m), in any order, over n values.
-
-    Equals ``numpy.quantile(values, 1 - q, axis=1)`` with linear interpolation.
-    """
-    top = np.asarray(top, dtype=np.float64)
-    m = top_count(n, q)
-    if top.shape[1] < m:
-        raise ValueError(f"need the top {m} values per unit for n={n}, q={q}; have {top.shape[1]}")
-    pos = (1.0 - q) * (n - 1)
-    low = math.floor(pos)
-    frac = pos - low
-    # the m-th largest (ascending index low) and the (m-1)-th (ascending index low + 1)
-    ranks = [m - 1] if m < 2 else [m - 2, m - 1]
-    largest = -np.partition(-top, ranks, axis=1)
-    lo_val = largest[:, m - 1]
-    hi_val = largest[:, m - 2] if low + 1 < n else lo_val
-    return lo_val + frac * (hi_val - lo_val)
+def lerp(lo: np.ndarray, hi: np.ndarray, g: float) -> np.ndarray:
+    """numpy's ``_lerp`` in float64: lo + g (hi - lo), or hi - (1 - g)(hi - lo) when g >= 0.5."""
+    lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+    diff = hi - lo
+    return hi - diff * (1 - g) if g >= 0.5 else lo + diff * g
 
 
-class TopKeeper:
-    """Streaming per-unit top-m values of one layer, kept on the host whatever device runs the model.
+class KeyHistogram:
+    """Per-unit counts of float32 keys at one level of the radix selection (mergeable statistic).
 
-    Each unit has a buffer of room 2m; values enter it when they are >= the unit's floor and, once
-    it is full, it is cut back to its m largest (amortised O(1) per value, no sort). Once m values
-    per unit have been seen, ``floor`` (U,) is each unit's m-th largest value at the last cut:
-    a lower bound of the final threshold, since T_k is at least the m-th largest of all values.
+    Level 0: ``counts`` int64 (U, 1, 8192), every value by its top 13 key bits. Level l >= 1:
+    ``prefixes`` uint32 (U, 2) (each target's key bits fixed by the levels before, right-aligned)
+    and ``counts`` int64 (U, 2, 2**LEVEL_BITS[l]): the values whose key starts with the target's
+    prefix, by their next bits. Protocol: ``add(batch)``, ``merge(other)``, ``state_dict()`` /
+    ``from_state_dict()``, ``result()``.
     """
 
-    def __init__(self, m: int):
-        self.m = m
-        self._buffer = None  # (U, 2m) float32; unit u's values are buffer[u, :count[u]]
-        self._count = None
-        self._floor = None  # (U,) float32 numpy, -inf until set
+    def __init__(self, units: int, level: int = 0, prefixes: np.ndarray | None = None):
+        self.units, self.level = units, level
+        bins = 1 << LEVEL_BITS[level]
+        if level == 0:
+            self.prefixes = np.zeros((units, 1), np.uint32)
+            self.counts = np.zeros((units, 1, bins), np.int64)
+        else:
+            self.prefixes = np.ascontiguousarray(prefixes, dtype=np.uint32).reshape(units, TARGETS)
+            self.counts = np.zeros((units, TARGETS, bins), np.int64)
 
     @property
-    def floor(self):
-        """The floor as a float32 (U,) CPU tensor (shares memory with the keeper; clone to keep), or None."""
-        import torch
+    def shift(self) -> int:
+        """How far right a key is shifted to leave the bits up to and including this level."""
+        return 32 - sum(LEVEL_BITS[: self.level + 1])
 
-        if self._floor is None or not np.isfinite(self._floor).all():
-            return None
-        return torch.from_numpy(self._floor)
+    def add(self, batch) -> None:
+        """Count a batch: maps float32 (B, U, h, w) (numpy or a tensor on any device), or
+        ``(units int64 (n,), values float32 (n,))`` for scattered values of given units."""
+        if isinstance(batch, tuple):
+            units, values = (np.ascontiguousarray(_host(x)) for x in batch)
+            keys = float_keys(values.astype(np.float32, copy=False))
+            _count_scattered(units.astype(np.int64, copy=False), keys, self.prefixes, self.shift, LEVEL_BITS[self.level], self.level, self.counts)
+            return
+        maps = _host(batch)
+        if maps.shape[1] != self.units:
+            raise ValueError(f"a batch of {maps.shape[1]} units for a histogram of {self.units}")
+        if self.level == 0:
+            _count_maps(maps.view(np.uint32), self.shift, self.counts)
+        else:
+            b, u, h, w = maps.shape
+            units = np.broadcast_to(np.arange(u, dtype=np.int64)[None, :, None, None], maps.shape).ravel()
+            self.add((units, np.ascontiguousarray(maps).ravel()))
 
-    def add(self, acts):
-        """Add activations float32 (B, U, h, w) (a tensor on any device) of one batch.
+    def merge(self, other: "KeyHistogram") -> "KeyHistogram":
+        """Add ``other``'s counts (same units, level and prefixes) into this one; return self."""
+        if other.level != self.level or other.counts.shape != self.counts.shape or not np.array_equal(other.prefixes, self.prefixes):
+            raise ValueError("histograms of different units, levels or prefixes do not merge")
+        self.counts += other.counts
+        return self
 
-        Returns the batch's pixels at or above the floor before the batch (``candidates.Located``,
-        the only ones that can enter), or None while there was no floor (every value was offered).
-        """
-        import torch
+    def state_dict(self) -> dict:
+        """The state as arrays: ``level`` int64 (), ``prefixes`` uint32, ``counts`` int64."""
+        return {"level": np.array(self.level), "prefixes": self.prefixes, "counts": self.counts}
 
-        if self._buffer is None:
-            units = acts.shape[1]
-            self._buffer = np.empty((units, 2 * self.m), dtype=np.float32)
-            self._count = np.zeros(units, dtype=np.int64)
-            self._floor = np.full(units, -np.inf, dtype=np.float32)
-        floor = self.floor
-        if floor is None:
-            _offer_maps(acts.detach().cpu().numpy(), self._buffer, self._count, self._floor, self.m)
-            return None
-        from .candidates import locate
-
-        found = locate(acts, floor.to(acts.device))
-        _offer(found.coord(1).cpu().numpy(), found.values.cpu().numpy(), self._buffer, self._count, self._floor, self.m)
-        return found
+    @classmethod
+    def from_state_dict(cls, state: dict) -> "KeyHistogram":
+        """Rebuild a histogram from ``state_dict()``'s arrays."""
+        counts = np.asarray(state["counts"], np.int64)
+        level = int(state["level"])
+        out = cls(counts.shape[0], level, None if level == 0 else state["prefixes"])
+        if out.counts.shape != counts.shape:
+            raise ValueError(f"histogram counts of shape {counts.shape} at level {level}")
+        out.counts = counts.copy()
+        return out
 
     def result(self) -> np.ndarray:
-        """Return the kept values (U, <=m) float32, in no particular order."""
-        if self._buffer is None:
-            raise ValueError("no values were added")
-        for u in range(self._count.size):
-            _cut(u, self._buffer, self._count, self._floor, self.m)
-        return self._buffer[:, : int(self._count[0])].copy()
+        """The counts int64 (U, 1 or 2, bins)."""
+        return self.counts
+
+    def floor(self, from_top: int) -> np.ndarray | None:
+        """Level 0 only: float32 (U,) the lower edge of each unit's bin holding its ``from_top``-th
+        largest value so far, or None while a unit has fewer values. The final threshold of a
+        dataset whose (from_top)-th largest value decides it is >= this edge (the dataset's
+        (from_top)-th largest is at least this subset's), so values below it are never needed."""
+        counts = self.counts[:, 0, ::-1]
+        total = counts.sum(1)
+        if (total < from_top).any():
+            return None
+        bins = counts.shape[1] - 1 - (np.cumsum(counts, 1) < from_top).sum(1)
+        return key_floats(bins.astype(np.uint32) << np.uint32(self.shift))
+
+
+def descend(counts: np.ndarray, ranks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each unit and target, the bin int64 (U, 2) of ``counts`` (U, 1 or 2, bins) that holds
+    the ascending rank ``ranks`` int64 (U, 2), and the rank inside that bin (U, 2)."""
+    counts = np.broadcast_to(counts, (counts.shape[0], TARGETS, counts.shape[2]))
+    cum = np.cumsum(counts, axis=2)
+    if (cum[:, :, -1] <= ranks).any():
+        raise ValueError("a rank beyond the values counted: the histograms do not cover the data")
+    bins = (cum <= ranks[:, :, None]).sum(2)
+    below = np.where(bins > 0, np.take_along_axis(cum, np.maximum(bins - 1, 0)[:, :, None], 2)[:, :, 0], 0)
+    return bins.astype(np.int64), ranks - below
+
+
+class ThresholdSearch:
+    """The radix selection of one layer's thresholds from merged level histograms.
+
+    ``ranks`` int64 (U, 2): per unit, the ascending ranks (i, j) of ``linear_position`` still to
+    find inside the current prefixes; ``prefixes`` uint32 (U, 2) the key bits fixed so far.
+    Use: ``start(level0)``; while ``not done``: build ``next_histogram()``, fill it with the values
+    (at or above the floor), ``step(it)``; then ``thresholds()``.
+    """
+
+    def __init__(self, n: int, q: float, units: int):
+        self.n, self.q, self.units = n, q, units
+        i, j, self.g = linear_position(n, q)
+        self.ranks = np.tile(np.array([[i, j]], np.int64), (units, 1))
+        self.prefixes = np.zeros((units, TARGETS), np.uint32)
+        self.level = 0
+
+    def from_top(self) -> int:
+        """How many of the largest values decide the thresholds: n - i."""
+        return self.n - int(self.ranks[0, 0])
+
+    def step(self, hist: KeyHistogram) -> None:
+        """Narrow the prefixes with the merged histogram of the current level."""
+        if hist.level != self.level:
+            raise ValueError(f"a level {hist.level} histogram for level {self.level}")
+        totals = hist.counts[:, 0].sum(1)
+        if self.level == 0 and (totals != self.n).any():
+            raise ValueError(f"histograms cover {sorted(set(totals.tolist()))} values per unit, the data {self.n}")
+        bins, self.ranks = descend(hist.counts, self.ranks)
+        self.prefixes = (self.prefixes << np.uint32(LEVEL_BITS[self.level])) | bins.astype(np.uint32)
+        self.level += 1
+
+    @property
+    def done(self) -> bool:
+        """True once all key bits are fixed."""
+        return self.level == len(LEVEL_BITS)
+
+    def next_histogram(self) -> KeyHistogram:
+        """An empty histogram of the next level for these prefixes."""
+        return KeyHistogram(self.units, self.level, self.prefixes)
+
+    def thresholds(self) -> np.ndarray:
+        """float32 (U,): T per unit (see the module's definition)."""
+        if not self.done:
+            raise ValueError("the search has not reached the last level")
+        values = key_floats(self.prefixes)
+        return lerp(values[:, 0], values[:, 1], self.g).astype(np.float32)
+
+
+def _host(x) -> np.ndarray:
+    """A tensor (any device) or array as a numpy float/int array on the host."""
+    if isinstance(x, np.ndarray):
+        return x
+    return x.detach().cpu().numpy()
 
 
 @numba.njit(cache=True, nogil=True)
-def _cut(u, buffer, count, floor, m):
-    """Cut unit u's buffer back to its m largest values (when it holds more) and raise its floor."""
-    n = count[u]
-    if n < m:
-        return
-    if n > m:
-        kept = np.partition(buffer[u, :n], n - m)[n - m :]
-        buffer[u, :m] = kept
-        count[u] = m
-    floor[u] = buffer[u, :m].min()
-
-
-@numba.njit(cache=True, nogil=True)
-def _offer(units, values, buffer, count, floor, m):
-    """Offer values float32 (n,) of units int64 (n,): those >= their unit's floor enter its buffer."""
-    room = buffer.shape[1]
-    for k in range(values.shape[0]):
-        u = units[k]
-        if values[k] >= floor[u]:
-            buffer[u, count[u]] = values[k]
-            count[u] += 1
-            if count[u] == room:
-                _cut(u, buffer, count, floor, m)
-
-
-@numba.njit(cache=True, nogil=True)
-def _offer_maps(acts, buffer, count, floor, m):
-    """Offer every value of maps float32 (B, U, h, w) (any strides), then set the floors of units
-    that have seen m values."""
-    room = buffer.shape[1]
-    b, units, h, w = acts.shape
+def _count_maps(bits, shift, counts):
+    """Level 0: count uint32 views of float32 maps (B, U, h, w) (any strides) into counts (U, 1, bins)."""
+    b, units, h, w = bits.shape
     for u in range(units):
         for image in range(b):
             for i in range(h):
                 for j in range(w):
-                    v = acts[image, u, i, j]
-                    if v >= floor[u]:
-                        buffer[u, count[u]] = v
-                        count[u] += 1
-                        if count[u] == room:
-                            _cut(u, buffer, count, floor, m)
-        _cut(u, buffer, count, floor, m)
+                    x = np.int64(bits[image, u, i, j])
+                    key = 0xFFFFFFFF - x if x >= 0x80000000 else x + 0x80000000
+                    counts[u, 0, key >> shift] += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _count_scattered(units, keys, prefixes, shift, bits, level, counts):
+    """Count keys uint32 (n,) of units (n,) into counts (U, T, bins): at level 0 every key, else
+    each key whose bits above this level equal the unit's prefix of target t."""
+    mask = (1 << bits) - 1
+    for k in range(keys.shape[0]):
+        u = units[k]
+        key = np.int64(keys[k])
+        if level == 0:
+            counts[u, 0, key >> shift] += 1
+            continue
+        head = key >> (shift + bits)
+        for t in range(prefixes.shape[1]):
+            if head == np.int64(prefixes[u, t]):
+                counts[u, t, (key >> shift) & mask] += 1

@@ -1,0 +1,100 @@
+"""Exact thresholds from mergeable key histograms: equal to np.quantile, in any split and order."""
+
+import numpy as np
+import pytest
+
+from cnninterp.dissect.quantiles import KeyHistogram, ThresholdSearch, float_keys, key_floats, linear_position
+
+
+def _search(pieces: list[np.ndarray], q: float, order=None) -> np.ndarray:
+    """Thresholds of (U, n_p) pieces: level 0 over every value, then each refinement level over
+    the values at or above the level-0 floor only (what an activation cache keeps)."""
+    units = pieces[0].shape[0]
+    n = sum(p.shape[1] for p in pieces)
+    order = order or list(range(len(pieces)))
+    search = ThresholdSearch(n, q, units)
+    parts = []
+    for p in pieces:  # one histogram per piece (a shard), merged in the given order
+        h = KeyHistogram(units)
+        h.add(p[:, None, :, None].transpose(1, 0, 2, 3).copy())  # maps (1, U, n_p, 1)
+        parts.append(KeyHistogram.from_state_dict(h.state_dict()))
+    merged = KeyHistogram(units)
+    for k in order:
+        merged.merge(parts[k])
+    floor = merged.floor(search.from_top())
+    search.step(merged)
+    while not search.done:
+        level = []
+        for p in pieces:
+            keep = p >= floor[:, None]
+            units_idx = np.nonzero(keep)[0]
+            h = search.next_histogram()
+            h.add((units_idx, p[keep]))
+            level.append(h)
+        total = search.next_histogram()
+        for k in reversed(order):
+            total.merge(level[k])
+        search.step(total)
+    return search.thresholds()
+
+
+def _oracle(values: np.ndarray, q: float) -> np.ndarray:
+    return np.quantile(values.astype(np.float64), 1 - q, axis=1, method="linear").astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_thresholds_equal_np_quantile_in_any_split_and_order(seed):
+    rng = np.random.default_rng(seed)
+    units, n = 5, int(rng.integers(50, 3000))
+    kind = seed % 3
+    if kind == 0:
+        values = rng.normal(size=(units, n)).astype(np.float32)
+    elif kind == 1:  # ReLU-like: many exact zeros, ties, negatives absent
+        values = np.maximum(rng.normal(size=(units, n)), 0).round(2).astype(np.float32)
+    else:  # values that share their top key bits (close together), and -0.0 beside 0.0
+        values = (1.0 + rng.integers(0, 40, size=(units, n)) * 1e-6).astype(np.float32)
+        values[:, :3] = -0.0
+    q = float(rng.choice([0.005, 0.01, 0.2, 0.5]))
+    expected = _oracle(values, q)
+    cuts = np.sort(rng.choice(np.arange(1, n), size=int(rng.integers(1, 6)), replace=False))
+    pieces = np.split(values, cuts, axis=1)
+    one_pass = _search([values], q)
+    split = _search(pieces, q, order=list(rng.permutation(len(pieces))))
+    np.testing.assert_array_equal(one_pass, expected)
+    np.testing.assert_array_equal(split, expected)
+
+
+def test_the_definition_example_of_the_readme():
+    """M = 24,500 and q = 0.005: T lies 0.505 of the way from the 124th to the 123rd largest."""
+    i, j, g = linear_position(24500, 0.005)
+    assert (24500 - i, 24500 - j) == (124, 123) and g == pytest.approx(0.505, abs=1e-9)
+    values = np.arange(24500, dtype=np.float32)[None, ::-1].copy()  # distinct: 24499 .. 0
+    t = _search([values], 0.005)[0]
+    largest = np.sort(values[0])[::-1]
+    assert largest[123] < t < largest[122] and (values > t).sum() == 123
+    assert t == _oracle(values, 0.005)[0]
+
+
+def test_keys_sort_as_the_floats_do():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(size=1000) * 10.0 ** rng.integers(-30, 30, 1000), [0.0, -0.0, np.inf, -np.inf, 1e-45, -1e-45]]).astype(np.float32)
+    keys = float_keys(x)
+    order = np.argsort(keys, kind="stable")
+    assert (np.diff(x[order]) >= 0).all()
+    np.testing.assert_array_equal(key_floats(keys).view(np.uint32), x.view(np.uint32))
+
+
+def test_state_size_does_not_depend_on_the_data_size():
+    small, large = KeyHistogram(7), KeyHistogram(7)
+    small.add(np.ones((2, 7, 3, 3), np.float32))
+    large.add(np.random.default_rng(0).normal(size=(50, 7, 9, 9)).astype(np.float32))
+    assert {k: v.nbytes for k, v in small.state_dict().items()} == {k: v.nbytes for k, v in large.state_dict().items()}
+
+
+def test_histograms_of_other_levels_or_prefixes_refuse_to_merge():
+    a = KeyHistogram(3, 1, np.zeros((3, 2), np.uint32))
+    b = KeyHistogram(3, 1, np.ones((3, 2), np.uint32))
+    with pytest.raises(ValueError, match="do not merge"):
+        a.merge(b)
+    with pytest.raises(ValueError, match="do not merge"):
+        KeyHistogram(3).merge(a)
