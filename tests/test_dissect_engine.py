@@ -210,3 +210,25 @@ def test_a_whole_image_label_outside_the_manifest_is_an_error():
     image_labels[2] = [len(PRIMARY) + 3]
     with pytest.raises(DataError, match=rf"image 2 of the batch has whole-image label number\(s\) \[{len(PRIMARY) + 3}\]"):
         make_label_batch(seg, image_labels, PRIMARY, len(PRIMARY), len(CATS))
+
+
+def test_layer_tallies_merge_in_any_order_and_split():
+    """LayerTally's protocol: per-split tallies, saved and restored, merged in any order, equal
+    one tally over all images (and the reference's counts through ``test_engine_matches...``)."""
+    acts, seg, image_labels = random_case(6, n=15)
+    T = torch.from_numpy(ref.thresholds(acts, 0.05))
+
+    def tally_of(idx):
+        t = LayerTally(acts.shape[1], len(PRIMARY), len(CATS))
+        t.add(torch.from_numpy(acts[idx]), T, make_label_batch(seg[idx], [image_labels[i] for i in idx], PRIMARY, len(PRIMARY), len(CATS)))
+        return t
+
+    whole = tally_of(np.arange(15)).result()
+    assert whole["inter"].sum() > 0
+    pieces = [np.arange(0, 4), np.arange(4, 11), np.arange(11, 15)]
+    for order in ([0, 1, 2], [2, 0, 1], [1, 2, 0]):
+        merged = LayerTally.from_state_dict(tally_of(pieces[order[0]]).state_dict())
+        for k in order[1:]:
+            merged.merge(LayerTally.from_state_dict(tally_of(pieces[k]).state_dict()))
+        for key, value in merged.result().items():
+            np.testing.assert_array_equal(value, whole[key], err_msg=key)

@@ -124,6 +124,31 @@ class LayerTally:
         self.act_original += np.rint(per_image.T @ labels.has_category).astype(np.int64)
         self.act_total += n_active.reshape(b, u).sum(0)
 
+    def merge(self, other: "LayerTally") -> "LayerTally":
+        """Add ``other``'s sums (same units, labels, categories) into this tally; return self."""
+        if (other.units, other.num_labels, other.num_categories) != (self.units, self.num_labels, self.num_categories):
+            raise ValueError("tallies of different units, labels or categories do not merge")
+        for what in ("inter", "act_original", "act_lite", "act_total"):
+            setattr(self, what, getattr(self, what) + getattr(other, what))
+        return self
+
+    def state_dict(self) -> dict:
+        """The sums as int64 arrays: ``inter`` (U, C+1), ``act_original``/``act_lite`` (U, K), ``act_total`` (U,)."""
+        return {"inter": self.inter, "act_original": self.act_original, "act_lite": self.act_lite, "act_total": self.act_total}
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> "LayerTally":
+        """Rebuild a tally from ``state_dict()``'s arrays."""
+        inter = np.asarray(state["inter"], np.int64)
+        out = cls(inter.shape[0], inter.shape[1], np.asarray(state["act_original"]).shape[1])
+        out.inter, out.act_total = inter.copy(), np.asarray(state["act_total"], np.int64).copy()
+        out.act_original, out.act_lite = np.asarray(state["act_original"], np.int64).copy(), np.asarray(state["act_lite"], np.int64).copy()
+        return out
+
+    def result(self) -> dict:
+        """The sums (see ``state_dict``), label 0's intersections set to 0."""
+        return {k.split("|", 1)[1]: v for k, v in self.arrays("_").items()}
+
     def arrays(self, prefix: str) -> dict:
         """Return the sums as numpy arrays keyed ``<prefix>|inter`` etc. (label 0, none, counts 0)."""
         inter = self.inter.copy()
