@@ -116,3 +116,16 @@ def test_uniform_decoding_averages_the_feature_cube():
         model.w.weight.zero_()
         pred0, alpha0 = model.decode(features)
     assert torch.allclose(alpha0, alpha) and torch.allclose(pred0, pred)
+
+
+def test_overlay_shows_uniform_attention_dim_and_flat():
+    from cnninterp.attention.evaluate import overlay
+
+    frame = np.zeros((3, 4, 5), np.uint8)
+    flat = overlay(frame, np.full((4, 5), 1 / 20))
+    # uniform: a quarter of full scale; red 255 * 0.55 * sqrt(0.25), green 255 * 0.55 * 0.25 ** 2
+    assert np.all(flat[..., 0] == 70) and np.all(flat[..., 1] == 8) and np.all(flat[..., 2] == 0)
+    peaked = np.full((4, 5), 0.5 / 19)
+    peaked[0, 0] = 0.5
+    img = overlay(frame, peaked)
+    assert tuple(img[0, 0]) == (140, 140, 0) and img[1, 1, 0] < 70  # saturated at the peak

@@ -86,10 +86,15 @@ def distractor_sample(cause: np.ndarray, distractor: np.ndarray, rng: np.random.
     return out
 
 
+SATURATE = 4.0  # the overlay is brightest where the attention is this many times its uniform value
+
+
 def overlay(frame: np.ndarray, heat: np.ndarray) -> np.ndarray:
-    """frame uint8 (3, H, W), heat float (H, W) -> uint8 (H, W, 3): the frame darkened, heat in red/yellow."""
+    """frame uint8 (3, H, W), heat float (H, W) (a distribution over pixels) -> uint8 (H, W, 3): the
+    frame darkened, heat in red/yellow on a fixed scale (uniform attention at 1/SATURATE of full), so
+    that a flat map looks flat rather than stretched to its maximum."""
     img = frame.transpose(1, 2, 0).astype(np.float32) * 0.45
-    h = heat / max(float(heat.max()), 1e-12)
+    h = np.clip(heat * heat.size / SATURATE, 0.0, 1.0)
     img[..., 0] += 255 * 0.55 * np.sqrt(h)
     img[..., 1] += 255 * 0.55 * h**2
     return np.clip(img, 0, 255).astype(np.uint8)

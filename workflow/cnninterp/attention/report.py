@@ -63,7 +63,8 @@ def render(ctx) -> dict:
     for name, d in deletion.items():
         rows += [(f"deletion |Δû| (rad), {name}: causal pixels / as many distractor pixels", f"{d['cause']:.5f} / {d['distractor']:.5f}")]
     figures = []
-    for name, caption in (("strip.npy", "One held-out sequence (top) and the attention of the λ > 0 model over it (bottom, red to yellow)."),
+    for name, caption in (("strip.npy", "One held-out sequence (top) and the attention of the λ > 0 model over it (bottom, red to yellow; "
+                                         "uniform attention is dim red, 4 times uniform and more is full yellow)."),
                           ("blobs.npy", "Blobs of the attention map: kept by causal filtering (green outline), dropped (red).")):
         path = folder / name
         if path.is_file():
