@@ -170,4 +170,4 @@ def test_merge_and_report_section(tiny_run, tmp_path):
     assert [f["dataset"] for f in data["figures"]] == ["objects3d"]  # no turn_digits.npy here
     assert "Columns 3 lie on the held-out azimuths 90°–150°" in data["figures"][0]["caption"]  # turns 0°, 90°, 180°, 270°: column 3 is 90°
     html = environment().get_template(report.TEMPLATE).render(data=data)
-    assert "turn_objects3d.png" in html and "3-D set." in html and "12.5" in html and "azimuth (out-of-plane) " in data["rows"][1]["share"]
+    assert "turn_objects3d.png" in html and "3-D set: also not the paper" in html and "12.5" in html and "azimuth (out-of-plane) " in data["rows"][1]["share"]
