@@ -5,6 +5,8 @@ rule broden_synthesize:
         directory("results/data/broden/synthetic"),
     log:
         "results/logs/data/broden_synthesize.log",
+    benchmark:
+        "results/benchmarks/data/broden_synthesize.tsv"
     conda:
         ENV
     params:
@@ -69,3 +71,62 @@ checkpoint broden_shards:
         " --shard-size {params.shard_size:q} --source {params.source:q}"
         " {params.source_file}"
         " --config-json {params.config:q} > {log} 2>&1"
+
+
+SCENE_TASK = BRODEN["scene_task"]
+TASK_SHARDS = "results/shards/scenes"
+
+
+rule scenes_synthesize:
+    input:
+        code("data.scenes"),
+    output:
+        directory("results/data/scenes/synthetic"),
+    log:
+        "results/logs/data/scenes_synthesize.log",
+    benchmark:
+        "results/benchmarks/data/scenes_synthesize.tsv"
+    conda:
+        ENV
+    params:
+        n_images=SCENE_TASK["n_images"],
+        image_size=BRODEN["synthetic"]["image_size"],
+        seed=SCENE_TASK["seed"],
+        val_fraction=SCENE_TASK["val_fraction"],
+    shell:
+        "python -m cnninterp.data.scenes --out {output:q} --n-images {params.n_images:q}"
+        " --image-size {params.image_size:q} --seed {params.seed:q}"
+        " --val-fraction {params.val_fraction:q} > {log:q} 2>&1"
+
+
+rule scenes_shards:
+    input:
+        folder="results/data/scenes/synthetic",
+        code=code("data.broden_shards"),
+    output:
+        manifest=f"{TASK_SHARDS}/manifest.json",
+    log:
+        "results/logs/data/scenes_shards.log",
+    benchmark:
+        "results/benchmarks/data/scenes_shards.tsv"
+    conda:
+        ENV
+    params:
+        shard_size=SCENE_TASK["shard_size"],
+        source=json.dumps(
+            {
+                "kind": "synthetic_scene_task",
+                "image_size": BRODEN["synthetic"]["image_size"],
+                **SCENE_TASK,
+            },
+            sort_keys=True,
+        ),
+        config=json.dumps(
+            {"scene_task": SCENE_TASK, "image_size": BRODEN["synthetic"]["image_size"]},
+            sort_keys=True,
+        ),
+        out=lambda wc, output: Path(output.manifest).parent,
+    shell:
+        "cnninterp data shard-broden --broden {input.folder:q} --out {params.out:q}"
+        " --shard-size {params.shard_size:q} --source {params.source:q}"
+        " --config-json {params.config:q} > {log:q} 2>&1"

@@ -1,6 +1,11 @@
 rule train_baseline:
     input:
-        manifest=f"{SHARDS}/manifest.json",
+        # the separate training task (train.<name>.data: scene_task) or the probe shards
+        manifest=lambda wc: (
+            f"{TASK_SHARDS}/manifest.json"
+            if train_setting(wc, "data") == "scene_task"
+            else f"{SHARDS}/manifest.json"
+        ),
         code=code("train.baseline"),
     output:
         # config.json is written beside model.pt: declared, so a failed retrain leaves neither

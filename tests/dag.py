@@ -20,6 +20,7 @@ broden:
   source: synthetic
   synthetic: {n_images: 240, image_size: 64, seed: 0, val_fraction: 0.25}
   shard_size: 100
+  scene_task: {n_images: 120, seed: 0, val_fraction: 0.25, shard_size: 100}
 train:
   baseline: {arch: resnet10, task: scene, epochs: 2, batch_size: 16}
 dissect:

@@ -49,9 +49,12 @@ def render(ctx: Context) -> dict:
             "iou_figure": iou_figure(ctx, model, summary, summaries.get(twin) if twin else None),
             "category_figure": None,
         }
+        entry["findings"] = None
         if model.control_of is None:
             control = summaries[model.control] if model.control else None
             entry["category_figure"] = category_figure(ctx, model, summary, control, entry["categories"])
+            if not model.random:
+                entry["findings"] = findings(summary, control, entry["categories"])
         models.append(entry)
     galleries = unit_galleries(ctx, summaries)
     for entry in models:
@@ -107,6 +110,80 @@ def downloads(ctx: Context, model: str) -> list[dict]:
     return [{"href": ctx.link(folder / name), "name": f"dissect/{model}/{name}", "what": what} for name, what in DOWNLOADS if (folder / name).is_file()]
 
 
+# -- the paper's findings ---------------------------------------------------------------------
+
+#: What Bau et al. (2017) report, for the comparison beside the measured findings.
+PAPER = {
+    "categories": "object, part, scene, material, texture and colour detectors all occur (AlexNet, Places and ImageNet)",
+    "object_part": "object and part detectors rise with depth: few in conv1-conv2, most of conv5's",
+    "color_low": "colour (and texture) detectors dominate the lowest layers",
+    "random": "AlexNet conv5: 97 unique detectors trained on ImageNet against 9 randomly initialised (about 1/10)",
+}
+HIGH_LEVEL = ("object", "part")
+
+
+def findings(summary: dict, control: dict | None, cats: list[str]) -> dict:
+    """The paper's four findings measured on one trained model's summary (and its random control).
+
+    Returns ``layers`` (per layer: name, detectors, per-category detector counts, ``object_part``
+    share of detectors or None), ``categories_found`` (categories with at least one detector, of
+    ``len(cats)``), ``object_part_grows`` (share in the last layer > share in the first, None when
+    either layer has no detector), ``color_by_layer`` and ``color_low_share`` (share of colour
+    detectors in the lower half of the layers, None without colour detectors), ``trained`` and
+    ``random`` total detectors and ``random_ratio`` (random / trained, None without a control or
+    without trained detectors).
+    """
+    layers = []
+    for name, layer in summary["layers"].items():
+        per = {c: int(layer["detectors_per_category"].get(c, 0)) for c in cats}
+        total = int(layer["detectors"])
+        share = sum(per.get(c, 0) for c in HIGH_LEVEL) / total if total else None
+        layers.append({"name": name, "detectors": total, "per_category": per, "object_part": share})
+    found = [c for c in cats if any(l["per_category"][c] for l in layers)]
+    first, last = layers[0]["object_part"], layers[-1]["object_part"]
+    color = [l["per_category"].get("color", 0) for l in layers]
+    low = color[: (len(color) + 1) // 2]
+    trained = sum(l["detectors"] for l in layers)
+    random = sum(int(l["detectors"]) for l in control["layers"].values()) if control else None
+    return {
+        "layers": layers,
+        "categories_found": found,
+        "categories_total": len(cats),
+        "object_part_grows": (last > first) if first is not None and last is not None else None,
+        "color_by_layer": color,
+        "color_low_share": sum(low) / sum(color) if sum(color) else None,
+        "trained": trained,
+        "random": random,
+        "random_ratio": random / trained if random is not None and trained else None,
+        "paper": PAPER,
+    }
+
+
+def draw_profile(fig, model: DissectedModel, summary: dict, control: dict | None, cats: list[str]) -> None:
+    """Draw the per-layer category profile into ``fig`` (a figure or subfigure): detectors per
+    category stacked per layer, one panel for the model and one for its random control, same scale."""
+    layers = list(summary["layers"])
+    panels = [(model.name, summary)] + ([(f"{model.control} (random control)", control)] if control else [])
+    palette = dict(zip(cats, ("#e6a000", "#1f6fb4", "#56b4e9", "#8c564b", "#009e73", "#cc79a7", "#7f7f7f", "#bcbd22")))
+    top = max([1] + [int(s["layers"][l]["detectors"]) for _, s in panels for l in layers if l in s["layers"]])
+    x = np.arange(len(layers))
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    for ax, (title, s) in zip(axes, panels):
+        bottom = np.zeros(len(layers))
+        for c in cats:
+            values = np.array([s["layers"][l]["detectors_per_category"].get(c, 0) if l in s["layers"] else 0 for l in layers], dtype=float)
+            ax.bar(x, values, 0.7, bottom=bottom, color=palette.get(c), label=c)
+            bottom += values
+        for xi, total in zip(x, bottom):
+            ax.text(xi, total, str(int(total)), ha="center", va="bottom", fontsize=7)
+        ax.set_title(f"{title}: detectors by category")
+        ax.set_xticks(x, layers)
+        ax.set_ylim(0, top * 1.18)
+    axes[0].set_ylabel("detectors")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right center")
+
+
 # -- charts -----------------------------------------------------------------------------------
 
 
@@ -115,14 +192,18 @@ def _image(ctx: Context, size: tuple[int, int], href: str, alt: str) -> dict:
 
 
 def category_figure(ctx: Context, model: DissectedModel, summary: dict, control: dict | None, cats: list[str]) -> dict:
-    """Bar chart per layer: unique detectors per category (in the order ``cats``), the model beside its random control."""
+    """Two rows: the per-layer category profile (detectors stacked by category, the model beside
+    its random control; see ``draw_profile``), then per layer the unique detectors per category
+    (in the order ``cats``), the model's bars beside its random control's."""
     layers = list(summary["layers"])
     x = np.arange(len(cats))
     width = 0.4 if control else 0.6
     path, href = ctx.asset("figures", "dissect", model.name, "unique_detectors.png")
     with figures.chart_style():
-        fig = figures.new_figure(max(4.0, 2.9 * len(layers)), 2.7)
-        axes = fig.subplots(1, len(layers), sharey=True, squeeze=False)[0]
+        fig = figures.new_figure(max(5.0, 2.9 * len(layers)), 5.6)
+        profile, per_layer = fig.subfigures(2, 1, height_ratios=[1.0, 1.05])
+        draw_profile(profile, model, summary, control, cats)
+        axes = per_layer.subplots(1, len(layers), sharey=True, squeeze=False)[0]
         for ax, layer in zip(axes, layers):
             series = [(model.name, summary["layers"][layer], figures.TRAINED_COLOR, -width / 2 if control else 0.0)]
             if control and layer in control["layers"]:
@@ -137,9 +218,9 @@ def category_figure(ctx: Context, model: DissectedModel, summary: dict, control:
             ax.margins(y=0.15)
         axes[0].set_ylabel("unique detectors")
         handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside upper center", ncols=2)
+        per_layer.legend(handles, labels, loc="outside upper center", ncols=2)
         size = figures.save_png(fig, path)
-    alt = f"unique detectors per category and layer, {model.name}" + (f" vs {model.control}" if control else "")
+    alt = f"detectors per category and layer, {model.name}" + (f" vs {model.control}" if control else "")
     return _image(ctx, size, href, alt)
 
 

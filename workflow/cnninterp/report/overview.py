@@ -25,8 +25,10 @@ def render(ctx: Context) -> dict:
 
 
 def dataset(manifest: dict) -> dict:
-    """Figures of the shard manifest: splits, labels per category, source."""
+    """Figures of the shard manifest: splits, labels per category, source, and each category's
+    concept coverage (images annotated; min, median, max share of their pixels) where recorded."""
     cats = list(manifest["categories"])
+    coverage = manifest.get("coverage", {})
     labels = manifest["labels"]
     source = manifest.get("source", {})
     splits = [{"name": name, "samples": s["samples"], "shards": len(s["shards"])} for name, s in manifest["splits"].items()]
@@ -37,16 +39,26 @@ def dataset(manifest: dict) -> dict:
         "content_sha256": source.get("content_sha256"),
         "splits": splits,
         "images": sum(s["samples"] for s in splits),
+        "has_coverage": bool(coverage),
         "labels": len(labels),
         "categories": [
             {
                 "name": c,
                 "labels": sum(c in lab["categories"] for lab in labels),
                 "primary": sum(lab["primary"] == c for lab in labels),
+                "coverage": _coverage_row(coverage.get(c)),
             }
             for c in cats
         ],
     }
+
+
+def _coverage_row(entry: dict | None) -> dict | None:
+    """The coverage figures of one category (shares as fractions), or None if not recorded."""
+    if not entry or "min" not in entry:
+        return None
+    keys = ("images", "concepts", "min", "median", "max", "min_label", "max_label")
+    return {k: entry[k] for k in keys}
 
 
 def trained_models(ctx: Context) -> list[dict]:
@@ -60,6 +72,7 @@ def trained_models(ctx: Context) -> list[dict]:
                 "name": name,
                 "arch": spec["arch"],
                 "task": spec["task"],
+                "data": spec.get("data", "probe"),
                 "epochs": spec.get("epochs"),
                 "classes": info.get("num_classes"),
                 "val_accuracy": info.get("summary", {}).get("val_accuracy"),

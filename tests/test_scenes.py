@@ -1,0 +1,88 @@
+"""The scene-classification training task: separate images, scene labels only, same renderer."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnninterp.data import scenes
+from cnninterp.data.synthetic_broden import SCENES, generate_broden, generate_scene_task
+
+
+def rows(root):
+    with open(root / "index.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def pixel_digests(root) -> set[str]:
+    """sha256 of each image's decoded pixels."""
+    return {hashlib.sha256(np.asarray(Image.open(root / "images" / r["image"])).tobytes()).hexdigest() for r in rows(root)}
+
+
+@pytest.fixture(scope="module")
+def task(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scenes") / "task"
+    summary = generate_scene_task(root, n_images=72, image_size=64, seed=0, val_fraction=0.25)
+    return root, summary
+
+
+def test_every_image_has_one_scene_label_and_nothing_else(task):
+    root, summary = task
+    index = rows(root)
+    assert summary["task"] is True and len(index) == 72 and summary["val"] == 18
+    names = {r["number"]: r["name"] for r in csv.DictReader(open(root / "label.csv", newline=""))}
+    for r in index:
+        assert r["scene"].isdigit() and names[r["scene"]] in SCENES
+        assert not any(r[c] for c in ("color", "object", "part", "material", "texture"))
+    assert not list((root / "images").rglob("*.png"))  # no segmentation is written
+    # balanced passes: 72 images = 3 of each of the 24 scenes
+    assert set(Counter(r["scene"] for r in index).values()) == {3}
+
+
+def test_task_images_are_not_probe_images(task, tmp_path):
+    root, _ = task
+    probe = tmp_path / "probe"
+    generate_broden(probe, n_images=72, image_size=64, seed=0)
+    assert not pixel_digests(root) & pixel_digests(probe)
+
+
+def test_same_seed_same_files_other_seed_other_images(task, tmp_path):
+    root, _ = task
+    again = tmp_path / "again"
+    generate_scene_task(again, n_images=72, image_size=64, seed=0, val_fraction=0.25)
+    for r in rows(root):
+        assert (again / "images" / r["image"]).read_bytes() == (root / "images" / r["image"]).read_bytes()
+    other = tmp_path / "other"
+    generate_scene_task(other, n_images=72, image_size=64, seed=1, val_fraction=0.25)
+    assert not pixel_digests(other) & pixel_digests(root)
+
+
+def test_the_task_shards_and_trains_through_the_broden_path(task, tmp_path):
+    """The task is read by the real Broden reader and sharder; the trainer's scene targets come out."""
+    from cnninterp.data.broden_shards import convert_broden, iter_broden
+    from cnninterp.data.shards import read_manifest, shard_paths
+    from cnninterp.train.baseline import sample_target, task_classes
+
+    root, _ = task
+    convert_broden(root, tmp_path / "shards", 40, {"kind": "synthetic_scene_task"}, {})
+    manifest = read_manifest(tmp_path / "shards")
+    assert len(task_classes(manifest, "scene")) == len(SCENES)
+    assert manifest["coverage"]["scene"]["images"] == 72 and manifest["coverage"]["scene"]["max"] == pytest.approx(3 / 72)
+    targets = [sample_target(s, "scene") for s in iter_broden(shard_paths(tmp_path / "shards"))]
+    assert len(targets) == 72 and None not in targets
+
+
+def test_command_line_replaces_an_incomplete_output_and_refuses_bad_arguments(tmp_path, capsys):
+    out = tmp_path / "task"
+    (out / "junk").mkdir(parents=True)
+    assert scenes.main(["--out", str(out), "--n-images", "4", "--image-size", "32", "--seed", "2"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["images"] == 4 and not (out / "junk").exists() and len(rows(out)) == 4
+    assert scenes.main(["--out", str(tmp_path / "bad"), "--n-images", "0"]) == 2
+    assert "n_images must be >= 1" in capsys.readouterr().err and not (tmp_path / "bad").exists()
