@@ -11,6 +11,43 @@ def caches(wildcards):
     )
 
 
+# the SLURM profile's default mem_mb: a job never asks for less
+MEM_FLOOR_MB = 2000
+
+
+def job_resources(stage):
+    """Resource callables of a dissection rule: mem_mb and disk_mb from the data and model
+    (cnninterp.dissect.resources), at least MEM_FLOOR_MB; the floor where shapes are unknown.
+    """
+    from cnninterp.dissect.resources import job_resources as estimate, layer_shapes
+
+    def figures(wildcards):
+        s = settings(wildcards)
+        kind, name = s["source"].split(":", 1)
+        arch = CFG["train"][name]["arch"] if kind == "trained" else name
+        size = (
+            BRODEN["synthetic"]["image_size"]
+            if BRODEN["source"] == "synthetic"
+            else 224
+        )
+        with open(checkpoints.broden_shards.get().output.manifest) as handle:
+            manifest = json.load(handle)
+        largest = max(
+            x["samples"] for sp in manifest["splits"].values() for x in sp["shards"]
+        )
+        per_job = shards_per_job(manifest, CFG["dissect"]["shards_per_job"]) * largest
+        labels = max(lab["number"] for lab in manifest["labels"]) + 1
+        shapes = layer_shapes(arch, s["layers"], size)
+        return estimate(
+            stage, shapes, s["batch_size"], per_job, s["top_images"], labels
+        )
+
+    out = {"mem_mb": lambda wc: max(MEM_FLOOR_MB, figures(wc).get("mem_mb", 0))}
+    if stage == "quantiles":  # the only job that writes a cache
+        out["disk_mb"] = lambda wc: figures(wc).get("disk_mb", 0)
+    return out
+
+
 rule dissect_quantiles:
     input:
         manifest=f"{SHARDS}/manifest.json",
@@ -28,6 +65,7 @@ rule dissect_quantiles:
         ENV
     threads: THREADS
     resources:
+        **job_resources("quantiles"),
         gpu=GPUS,
     params:
         model=model_args,
@@ -54,6 +92,8 @@ rule dissect_thresholds:
         "results/logs/dissect/{model}/thresholds.log",
     conda:
         ENV
+    resources:
+        **job_resources("thresholds"),
     params:
         layers=lambda wc: ",".join(settings(wc)["layers"]),
         quantile=setting("quantile"),
@@ -84,6 +124,7 @@ rule dissect_tally:
         ENV
     threads: THREADS
     resources:
+        **job_resources("tally"),
         gpu=GPUS,
     params:
         source=tally_source_args,
@@ -118,6 +159,8 @@ rule dissect_gather:
         "results/logs/dissect/{model}/gather.log",
     conda:
         ENV
+    resources:
+        **job_resources("gather"),
     params:
         layers=lambda wc: ",".join(settings(wc)["layers"]),
         denominator=setting("denominator"),

@@ -88,7 +88,12 @@ def test_state_size_does_not_depend_on_the_data_size():
     small, large = KeyHistogram(7), KeyHistogram(7)
     small.add(np.ones((2, 7, 3, 3), np.float32))
     large.add(np.random.default_rng(0).normal(size=(50, 7, 9, 9)).astype(np.float32))
-    assert {k: v.nbytes for k, v in small.state_dict().items()} == {k: v.nbytes for k, v in large.state_dict().items()}
+    assert small.result().nbytes == large.result().nbytes == 7 * 8192 * 8  # in memory: fixed
+    huge = KeyHistogram(7)
+    huge.add(np.random.default_rng(1).standard_cauchy(size=(400, 7, 9, 9)).astype(np.float32) * 1e3)
+    saved = [sum(v.nbytes for v in h.state_dict().values()) for h in (small, large, huge)]
+    assert saved[0] < saved[1] < saved[2] <= 7 * 8192 * 16 + 256  # on disk: sparse, never above the bins'
+    np.testing.assert_array_equal(KeyHistogram.from_state_dict(huge.state_dict()).result(), huge.result())
 
 
 def test_histograms_of_other_levels_or_prefixes_refuse_to_merge():

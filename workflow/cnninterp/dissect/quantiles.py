@@ -119,18 +119,21 @@ class KeyHistogram:
         return self
 
     def state_dict(self) -> dict:
-        """The state as arrays: ``level`` int64 (), ``prefixes`` uint32, ``counts`` int64."""
-        return {"level": np.array(self.level), "prefixes": self.prefixes, "counts": self.counts}
+        """The state as arrays, sparse (activations fill few of the bins): ``level`` int64 (),
+        ``prefixes`` uint32, ``shape`` int64 (3,) of the counts, ``index`` int64 (nnz,) flat
+        positions of the non-zero counts and ``counts`` int64 (nnz,)."""
+        index = np.flatnonzero(self.counts)
+        return {"level": np.array(self.level), "prefixes": self.prefixes, "shape": np.array(self.counts.shape), "index": index, "counts": self.counts.ravel()[index]}
 
     @classmethod
     def from_state_dict(cls, state: dict) -> "KeyHistogram":
         """Rebuild a histogram from ``state_dict()``'s arrays."""
-        counts = np.asarray(state["counts"], np.int64)
         level = int(state["level"])
-        out = cls(counts.shape[0], level, None if level == 0 else state["prefixes"])
-        if out.counts.shape != counts.shape:
-            raise ValueError(f"histogram counts of shape {counts.shape} at level {level}")
-        out.counts = counts.copy()
+        shape = tuple(int(x) for x in state["shape"])
+        out = cls(shape[0], level, None if level == 0 else state["prefixes"])
+        if out.counts.shape != shape:
+            raise ValueError(f"histogram counts of shape {shape} at level {level}")
+        out.counts.ravel()[np.asarray(state["index"], np.int64)] = np.asarray(state["counts"], np.int64)
         return out
 
     def result(self) -> np.ndarray:

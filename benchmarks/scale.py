@@ -1,0 +1,144 @@
+"""Benchmark: does each dissection job's memory stay flat as images and shards grow (issue 12)?
+
+For every combination of N and 8N images and 4 and 32 shards (synthetic Broden, all train), in
+one run: the per-job stages run as the pipeline runs them, each a fresh ``cnninterp`` process
+whose peak RSS (VmHWM of /proc/self/status: ru_maxrss would keep the forking parent's
+size across exec) and CPU time are read at its exit:
+- quantile job (``dissect-quantiles`` on the first shard, writing its part and cache),
+- threshold merge (``dissect-thresholds`` over every shard's part and cache),
+- tally job (``dissect-tally`` of the first shard from its cache),
+- gather (``dissect-gather`` over every shard's tally part);
+the other shards' parts, caches and tallies are made in this process (not measured). Also the
+bytes of every part file (per kind: the mean and largest over shards). Writes JSON to --out.
+
+    .venv/bin/python benchmarks/scale.py --images 80 --size 64 --out scale.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+LAYERS = ["layer1", "layer2", "layer3", "layer4"]
+MODEL = ["--model", "torchvision:resnet18", "--init-seed", "1"]
+# a child that runs the CLI and reports its own peak RSS and CPU time on stderr's last line
+CHILD = (
+    "import json, resource, sys\n"
+    "from cnninterp.cli import main\n"
+    "rc = main(sys.argv[1:])\n"
+    "r = resource.getrusage(resource.RUSAGE_SELF)\n"
+    "hwm = [int(line.split()[1]) for line in open('/proc/self/status') if line.startswith('VmHWM:')][0]\n"
+    "print(json.dumps({'rc': rc, 'rss_mb': hwm / 1024, 'cpu_s': r.ru_utime + r.ru_stime}), file=sys.stderr)\n"
+)
+
+
+def measure(argv: list[str], threads: int) -> dict:
+    """Run ``cnninterp <argv>`` in a fresh process; return rc, peak RSS (MiB), CPU and wall seconds."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", CHILD, "--threads", str(threads), *argv], capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - start
+    stats = json.loads(proc.stderr.strip().splitlines()[-1])
+    if stats["rc"] != 0:
+        raise RuntimeError(proc.stderr[-3000:])
+    return {**stats, "wall_s": round(wall, 2), "rss_mb": round(stats["rss_mb"], 1), "cpu_s": round(stats["cpu_s"], 2)}
+
+
+def make_shards(root: Path, images: int, shards: int, size: int) -> Path:
+    from cnninterp.data.broden_shards import convert_broden
+    from cnninterp.data.synthetic_broden import generate_broden
+
+    generate_broden(root / "broden", images, size, seed=0, val_fraction=0.0)
+    convert_broden(root / "broden", root / "shards", -(-images // shards), {"kind": "synthetic"}, {})
+    return root / "shards"
+
+
+def sizes(paths) -> dict:
+    """Mean and largest bytes of files."""
+    values = [p.stat().st_size for p in paths]
+    return {"files": len(values), "mean_bytes": int(sum(values) / len(values)), "max_bytes": max(values)}
+
+
+def one_case(root: Path, images: int, shards: int, size: int, q: float, batch: int, threads: int) -> dict:
+    import torch
+
+    from cnninterp.data.shards import read_manifest, shard_paths
+    from cnninterp.dissect import engine
+    from cnninterp.models.backbones import random_model
+
+    torch.set_num_threads(threads)
+    folder = make_shards(root, images, shards, size)
+    paths = shard_paths(folder)
+    manifest = read_manifest(folder)
+    total = engine.dataset_images(manifest)
+    model = random_model("resnet18", seed=1)
+    parts = root / "parts"
+    parts.mkdir()
+    run = ["--layers", ",".join(LAYERS), "--batch-size", str(batch), "--device", "cpu"]
+    common = ["--manifest", str(folder / "manifest.json")]
+    out = {"images": total, "shards": len(paths)}
+    # the first shard's quantile job measured; the others made here
+    out["quantile_job"] = measure(["dissect-quantiles", *MODEL, *run, *common, "--shard", str(paths[0]), "--quantile", str(q), "--cache", str(parts / "cache-0.acts"), "--out", str(parts / "quantiles-0.npz")], threads)
+    for i, path in enumerate(paths[1:], 1):
+        part = engine.quantile_tops(model, LAYERS, [path], total, q, "imagenet", batch, "cpu", 8, parts / f"cache-{i}.acts")
+        engine.save_arrays(parts / f"quantiles-{i}.npz", part.state_dict())
+    caches = [a for i in range(len(paths)) for a in ("--cache", str(parts / f"cache-{i}.acts"))]
+    out["threshold_merge"] = measure(["dissect-thresholds", *common, "--layers", ",".join(LAYERS), "--quantile", str(q), *caches, "--out", str(root / "thresholds.npz"), *[str(parts / f"quantiles-{i}.npz") for i in range(len(paths))]], threads)
+    out["tally_job"] = measure(["dissect-tally", *common, "--layers", ",".join(LAYERS), "--batch-size", str(batch), "--device", "cpu", "--shard", str(paths[0]), "--thresholds", str(root / "thresholds.npz"), "--cache", str(parts / "cache-0.acts"), "--out", str(parts / "tally-0.npz")], threads)
+    thresholds = engine.load_arrays(root / "thresholds.npz")
+    for i, path in enumerate(paths[1:], 1):
+        engine.save_arrays(parts / f"tally-{i}.npz", engine.tally(None, LAYERS, [path], thresholds, manifest, "imagenet", batch, "cpu", parts / f"cache-{i}.acts"))
+    out["gather"] = measure(["dissect-gather", *common, "--layers", ",".join(LAYERS), "--thresholds", str(root / "thresholds.npz"), "--out", str(root / "result"), *[str(parts / f"tally-{i}.npz") for i in range(len(paths))]], threads)
+    out["bytes"] = {kind: sizes(sorted(parts.glob(f"{kind}-*"))) for kind in ("quantiles", "cache", "tally")}
+    out["bytes"]["thresholds"] = (root / "thresholds.npz").stat().st_size
+    out["images_per_shard"] = -(-total // len(paths))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=80, help="N (the run also uses 8N)")
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--shards", default="4,32")
+    parser.add_argument("--quantile", type=float, default=0.005)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    cases = []
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        for images in (args.images, 8 * args.images):
+            for shards in (int(s) for s in args.shards.split(",")):
+                root = Path(tmp) / f"{images}-{shards}"
+                root.mkdir()
+                case = one_case(root, images, shards, args.size, args.quantile, args.batch_size, args.threads)
+                cases.append(case)
+                print(json.dumps(case), flush=True)
+    stages = ("quantile_job", "threshold_merge", "tally_job", "gather")
+    spread = {s: round(max(c[s]["rss_mb"] for c in cases) / min(c[s]["rss_mb"] for c in cases) - 1, 3) for s in stages}
+    result = {
+        "command": " ".join(sys.argv),
+        "machine": f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "model": "resnet18 (random init), layers " + ",".join(LAYERS),
+        "image_size": args.size,
+        "quantile": args.quantile,
+        "cases": cases,
+        "rss_spread": spread,
+        "wall_s": round(time.perf_counter() - start, 1),
+    }
+    print(json.dumps({"rss_spread": spread, "wall_s": result["wall_s"]}))
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
