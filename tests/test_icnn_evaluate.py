@@ -48,6 +48,7 @@ def test_evaluate_writes_every_metric_for_both_networks(tiny):
     for kind in ("icnn", "cnn"):
         assert 0 <= result["location_instability"][kind] < 1 and 0 <= result["accuracy"][kind] <= 1
         assert 0 <= result["part_detectors"][kind] <= 4
+        assert sum(result["filters_per_landmark"][kind].values()) == 4
         summary = json.loads((root / "eval" / "dissect" / kind / "summary.json").read_text())
         assert summary["images"] == 16 and summary["layers"]["top"]["units"] == 4
     fig = dict(np.load(root / "eval" / "figure.npz"))

@@ -97,7 +97,7 @@ def evaluate(shards: str | Path, probe: str | Path, models: dict, out: str | Pat
     size = test["images"].shape[1]
     objects = test["labels"] == 1
     result = {k: {} for k in ("location_instability", "location_instability_best_part", "accuracy", "part_detectors",
-                              "mean_part_iou", "detectors_per_part", "top_images")}
+                              "mean_part_iou", "detectors_per_part", "filters_per_landmark", "top_images")}
     maps, instab = {}, {}
     for kind in KINDS:
         model, spec = load_net(models[kind])
@@ -107,6 +107,8 @@ def evaluate(shards: str | Path, probe: str | Path, models: dict, out: str | Pat
         result["location_instability"][kind] = instab[kind]["mean"]
         result["location_instability_best_part"][kind] = best1["mean"]
         result["top_images"][kind] = instab[kind]["images"]
+        counts = np.bincount(instab[kind]["best_landmark"], minlength=len(test["parts"]))
+        result["filters_per_landmark"][kind] = {p: int(c) for p, c in zip(test["parts"], counts) if c}
         result["accuracy"][kind] = float((preds == test["labels"]).mean())
         scores = dissect_top(model, probe, out.parent / "dissect" / kind, quantile=quantile, iou_threshold=iou_threshold, batch_size=batch_size)
         result["part_detectors"][kind] = scores["part_detectors"]
