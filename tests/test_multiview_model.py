@@ -142,3 +142,35 @@ def test_reprojection_is_zero_for_consistent_views_and_a_hand_value_otherwise():
     shifted = uv.copy()
     shifted[0, 0, 0] += [3.0, 4.0]  # one view of four moved by 5 px
     assert reprojection_px(shifted, X, P) == pytest.approx(5.0 / 4)
+
+
+def test_report_section_renders_the_metrics_and_figures(tmp_path):
+    from types import SimpleNamespace
+
+    from cnninterp.multiview import report
+    from cnninterp.report.build import environment
+
+    torch.set_num_threads(1)
+    shards = tmp_path / "shards"
+    mvdata.write_multiview(shards, mvdata.MultiviewConfig(train=8, test=4, image_size=16))
+    paths = {}
+    for kind in ("baseline", "fusion", "canonical"):
+        paths[kind] = tmp_path / kind / "model.pt"
+        train_model(shards, paths[kind], ModelSpec(kind=kind, image_size=16, channels=2, points=4, hidden=8),
+                    epochs=1, batch_size=4, lr=1e-3, weight_3d=1.0, seed=0, device="cpu")
+    results = tmp_path / "results"
+    metrics = evaluate(shards, paths, results / "eval/multiview/metrics.json", samples=4, dlt_batch=4, dlt_repeat=1, figure_rows=1)
+
+    def asset(*parts):
+        path = tmp_path / "staging" / "/".join(parts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path, "/".join(parts)
+
+    ctx = SimpleNamespace(config={"multiview": {"enabled": True}}, results=results, asset=asset)
+    data = report.render(ctx)
+    html = environment().get_template(report.TEMPLATE).render(data=data)
+    assert f"{metrics['mpjpe_mm']['canonical']:.1f}" in html and "Canonical fusion" in html
+    assert "multiview/novel_out_of_plane.png" in html and (tmp_path / "staging/multiview/novel_in_plane.png").is_file()
+    assert "30.2 mm" in html  # the paper's figure beside ours
+    off = report.render(SimpleNamespace(config={"multiview": {"enabled": False}}, results=results, asset=asset))
+    assert "not run" in environment().get_template(report.TEMPLATE).render(data=off)
