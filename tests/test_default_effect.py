@@ -1,7 +1,10 @@
-"""The paper's effect on the default data: a trained network has more detectors than its random control.
+"""The paper's picture on the default config (issue 11, item 3), measured end to end.
 
-Uses config.yaml's own data, training and dissection settings (about a minute and a half on
-2 cores), so it checks what `make run` produces.
+Uses config.yaml's own data, training task and dissection settings: the probe set and the
+separate scene task are generated, the baseline is trained on the task, and the trained network
+and its random control are dissected on the probe set with the engine the pipeline runs
+(about 3 minutes on 2 free cores). The findings are computed by the report's own function
+(``report.dissection.findings``), so the test checks what the report states.
 """
 
 import json
@@ -13,28 +16,95 @@ from conftest import ROOT
 pytestmark = pytest.mark.slow
 
 
-def test_trained_baseline_beats_its_random_control(tmp_path):
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
     from cnninterp.config import dissect_settings, load_config
     from cnninterp.data.broden_shards import convert_broden
-    from cnninterp.data.synthetic_broden import generate_broden
+    from cnninterp.data.synthetic_broden import generate_broden, generate_scene_task
     from cnninterp.dissect.engine import dissect
     from cnninterp.models.backbones import load_model, random_model
     from cnninterp.train.baseline import train_baseline
 
+    tmp = tmp_path_factory.mktemp("default")
     config = load_config(ROOT / "config.yaml")
-    syn = config["broden"]["synthetic"]
-    generate_broden(tmp_path / "broden", syn["n_images"], syn["image_size"], syn["seed"], syn["val_fraction"])
-    shards = tmp_path / "shards"
-    convert_broden(tmp_path / "broden", shards, config["broden"]["shard_size"], {"kind": "synthetic"}, {})
+    syn, task = config["broden"]["synthetic"], config["broden"]["scene_task"]
+    generate_broden(tmp / "broden", syn["n_images"], syn["image_size"], syn["seed"], syn["val_fraction"])
+    convert_broden(tmp / "broden", tmp / "shards", config["broden"]["shard_size"], {"kind": "synthetic"}, {})
+    generate_scene_task(tmp / "task", task["n_images"], syn["image_size"], task["seed"], task["val_fraction"])
+    convert_broden(tmp / "task", tmp / "task_shards", task["shard_size"], {"kind": "synthetic_scene_task"}, {})
     t = config["train"]["baseline"]
-    train_baseline(shards, tmp_path / "model.pt", t["arch"], t["task"], t["epochs"], t["batch_size"], t["lr"], t["momentum"], t["weight_decay"], "imagenet", config["seed"])
-    counts = {}
+    assert t["data"] == "scene_task"
+    trained = train_baseline(tmp / "task_shards", tmp / "model.pt", t["arch"], t["task"], t["epochs"], t["batch_size"], t["lr"], t["momentum"], t["weight_decay"], "imagenet", config["seed"])
+    summaries = {}
     for name, model in (
-        ("baseline", load_model("checkpoint", tmp_path / "model.pt")),
+        ("baseline", load_model("checkpoint", tmp / "model.pt")),
         ("baseline_random", random_model(t["arch"], dissect_settings(config, "baseline_random")["init_seed"])),
     ):
         s = dissect_settings(config, name)
-        summary = dissect(model, s["layers"], shards, tmp_path / name, s["quantile"], s["iou_threshold"], s["denominator"], batch_size=s["batch_size"])
-        counts[name] = {layer: v["detectors"] for layer, v in summary.items()}
-    print("detectors per layer:", json.dumps(counts))
-    assert sum(counts["baseline"].values()) > sum(counts["baseline_random"].values()), counts
+        layers = dissect(model, s["layers"], tmp / "shards", tmp / name, s["quantile"], s["iou_threshold"], s["denominator"], batch_size=s["batch_size"])
+        summaries[name] = {"layers": layers}
+    return trained, summaries
+
+
+@pytest.fixture(scope="module")
+def found(default_run):
+    from cnninterp.report.dissection import findings
+
+    _, summaries = default_run
+    cats = ["color", "object", "part", "material", "scene", "texture"]
+    result = findings(summaries["baseline"], summaries["baseline_random"], cats)
+    print("findings:", json.dumps({k: v for k, v in result.items() if k != "paper"}))
+    return result
+
+
+# Measured on the default config (2026-12-03, 2 shared cores, see benchmarks/RESULTS.md), two runs
+# (training is not bit-reproducible across runs here): task accuracy 0.827 in run 1 (>= 0.8 in run 2);
+# trained detectors per layer 56/86/143/284 and 58/85/153/315 (colour 36/31/1/0 and 36/31/1/1,
+# material 15/40/99/231 and 15/39/101/232, texture 5/12/42/37 and 7/14/51/71, scene 0/0/1/11 and
+# 0/0/0/7, part 0/3/0/5 and 0/1/0/3, object 0/0/0/0 and 0/0/0/1); random control 199 and 250
+# detectors (colour 61 and more in layer1-2, texture 106 and more in layer3-4).
+
+
+def test_task_accuracy_on_held_out_task_images(default_run):
+    trained, _ = default_run
+    assert trained["val_accuracy"] >= 0.8, trained["val_accuracy"]  # issue 11's target; measured 0.827
+
+
+def test_detectors_in_at_least_four_of_six_categories(found):
+    assert len(found["categories_found"]) >= 4, found["categories_found"]  # measured 5 (no object) and 6
+
+
+def test_colour_detectors_sit_in_the_lower_layers(found):
+    assert sum(found["color_by_layer"][:2]) >= 10 and found["color_low_share"] >= 0.9, found["color_by_layer"]  # measured 67 of 68, 67 of 69
+
+
+def test_trained_network_has_more_detectors_than_its_random_control(found):
+    assert found["trained"] >= 2 * found["random"], (found["trained"], found["random"])  # measured 569 vs 199, 611 vs 250
+
+
+def test_object_and_part_share_grows_from_layer1_to_layer4(found):
+    # by the letter only: measured 0 % -> 1.8 % and 0 % -> 1.3 % of the layers' detectors
+    assert found["object_part_grows"], [l["object_part"] for l in found["layers"]]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "not the paper's picture here: object and part detectors are 4-5 of layer4's ~300 (objects 0-1), "
+    "material detectors 231-232. Not a resolution limit: an ideal unit (the concept's own mask pooled "
+    "to 4x4 and upsampled) reaches IoU 0.14-0.23 for objects at layer4's size, the trained network's "
+    "best object unit 0.039. The network does not grow object-selective units in 4 epochs: object "
+    "identity is shape only (part colours and materials are random), while the ground material is a "
+    "texture cue that narrows 24 scenes to 2-3"))
+def test_object_and_part_detectors_outnumber_material_ones_in_the_top_layer(found):
+    top = found["layers"][-1]["per_category"]
+    assert top["object"] + top["part"] > top["material"], top
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the random control has 0.35-0.41 of the trained network's detectors, not a tenth: random "
+    "layer1-2 units are colour filters (61 colour detectors, mostly 'black'), and random layer3-4 units "
+    "match texture images (106-112 texture detectors, mostly grid-30 and chequered-0): they put a median "
+    "30 % of their top-0.5 % pixels on the texture images (15 % of the probe), and the 'original' IoU "
+    "counts activation only inside a category's images, so a texture held by ~6 images reaches a median "
+    "IoU of 0.05, just above 0.04"))
+def test_random_control_has_at_most_a_tenth(found):
+    assert found["random"] <= found["trained"] / 10, (found["trained"], found["random"])
