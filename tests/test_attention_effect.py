@@ -1,17 +1,19 @@
-"""On the default settings (the schema's defaults): every model learns to steer, and deleting the
-causal pixels moves every model's output far more than deleting as many distractor pixels. The
-issue's two other targets do not show on the defaults and are strict expected failures (an
-unexpected pass fails the run, so the numbers here get updated):
+"""On the default settings (the schema's defaults): every model learns to steer, the attention model
+steers about as well as the CNN baseline (the paper's claim, within MAE_TOLERANCE), and deleting
+the causal pixels moves every model's output far more than deleting as many distractor pixels.
+The issue's on-cause target does not show on the defaults and is a strict expected failure (an
+unexpected pass fails the run, so the numbers here get updated).
 
-Measured on the defaults (2026-12-03, CPU, 1 thread, outer road on, lr 0.001, 8 epochs; chain
-45.6 s CPU): MAE attention 0.0093, attention_no_reg 0.0095, cnn 0.0038 rad (predicting the mean
-0.0148); deletion |Δû| cause / distractor 0.0049 / 0.0003 (attention), 0.0050 / 0.0003 (λ = 0),
-0.0094 / 0.0002 (cnn); attention_on_cause ratio 1.01 (λ = 0.1) and 0.99 (λ = 0). Why the ratio is
-1: the attention stays uniform (entropy / log L 0.998; replacing it by uniform weights changes the
-MAE from 0.0093 to 0.0096), so the attention model is a global average pool of the feature cube.
-The encoder's receptive field (61 px) is taller than the 40-px frame, so every cell sees the
-look-ahead band and nothing rewards attending to the band's cells; the attention score gets a
-gradient only through differences between cells. With 16 epochs see benchmarks/RESULTS.md.
+Measured on the defaults (2026-12-03, CPU, 1 thread, outer road on, lr 0.001, 12 epochs; chain
+57.9 s CPU, benchmarks/attention.py): MAE attention 0.0058, attention_no_reg 0.0058, cnn 0.0028 rad
+(predicting the mean 0.0148), i.e. attention - cnn = 0.198 of the mean predictor's MAE; deletion
+|Δû| cause / distractor 0.0068 / 0.0003 (attention), 0.0054 / 0.0004 (λ = 0), 0.0086 / 0.0002
+(cnn); attention_on_cause ratio 1.06 (λ = 0.1) and 1.03 (λ = 0). Why the ratio is about 1: the
+attention stays nearly uniform (entropy / log L 0.996; replacing it by uniform weights changes the
+MAE from 0.0058 to 0.0066), so the attention model is close to a global average pool of the
+feature cube. The encoder's receptive field (61 px) is taller than the 40-px frame, so every cell
+sees the look-ahead band and little rewards attending to the band's cells. With 16 epochs the
+attention sharpens a little (entropy 0.988 / 0.966, ratio 1.05 / 1.16 for λ = 0.1 / 0).
 """
 
 import json
@@ -52,21 +54,20 @@ def default_metrics(tmp_path_factory):
 
 def test_every_model_learns_to_steer(default_metrics):
     mae, mean = default_metrics["mae"], default_metrics["mae_predicting_the_mean"]
-    for name in ("attention", "attention_no_reg", "cnn"):  # measured 0.63, 0.64, 0.26 of the mean predictor's
-        assert mae[name] < 0.8 * mean, name
+    for name in ("attention", "attention_no_reg", "cnn"):  # measured 0.39, 0.39, 0.19 of the mean predictor's
+        assert mae[name] < 0.6 * mean, name
+
+
+def test_attention_costs_little_accuracy(default_metrics):
+    mae, mean = default_metrics["mae"], default_metrics["mae_predicting_the_mean"]
+    assert mae["attention"] <= mae["cnn"] + MAE_TOLERANCE * mean  # measured 0.198 of the mean's MAE
 
 
 def test_deleting_the_cause_moves_the_output_more_than_deleting_distractors(default_metrics):
-    for name, d in default_metrics["deletion_by_model"].items():  # measured 16x, 19x, 43x
+    for name, d in default_metrics["deletion_by_model"].items():  # measured 21x, 15x, 41x
         assert d["cause"] > 5 * d["distractor"], name
 
 
-@pytest.mark.xfail(reason="measured 0.0093 (attention) vs 0.0038 (cnn) rad on the defaults: the attention model underfits in 8 epochs", strict=True)
-def test_attention_costs_little_accuracy(default_metrics):
-    mae, mean = default_metrics["mae"], default_metrics["mae_predicting_the_mean"]
-    assert mae["attention"] <= mae["cnn"] + MAE_TOLERANCE * mean
-
-
-@pytest.mark.xfail(reason="measured ratio 1.01 on the defaults: the attention stays uniform (see the module docstring)", strict=True)
+@pytest.mark.xfail(reason="measured ratio 1.06 on the defaults: the attention stays nearly uniform (see the module docstring)", strict=True)
 def test_attention_lies_on_the_cause(default_metrics):
     assert default_metrics["attention_on_cause"]["ratio"] > 2.0
