@@ -90,6 +90,8 @@ rule dissect_thresholds:
         "results/dissect/{model}/thresholds.npz",
     log:
         "results/logs/dissect/{model}/thresholds.log",
+    benchmark:
+        "results/benchmarks/dissect/{model}/thresholds.tsv"
     conda:
         ENV
     resources:
@@ -157,6 +159,8 @@ rule dissect_gather:
         top_images="results/dissect/{model}/top_images.npz",
     log:
         "results/logs/dissect/{model}/gather.log",
+    benchmark:
+        "results/benchmarks/dissect/{model}/gather.tsv"
     conda:
         ENV
     resources:
