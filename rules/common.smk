@@ -160,20 +160,6 @@ def run_args(wildcards):
     )
 
 
-def cache_output():
-    """The quantile job's extra output: the activation cache its shard's tally reads (if enabled)."""
-    if CACHE:
-        return {"cache": temp("results/dissect/{model}/parts/cache-{shard}.acts")}
-    return {}
-
-
-def tally_source_input():
-    """The tally job's activation source: the shard's cache, or the model files to run again."""
-    if CACHE:
-        return {"cache": "results/dissect/{model}/parts/cache-{shard}.acts"}
-    return {"model": model_inputs}
-
-
 def tally_source_args(wildcards, input):
     """dissect-tally arguments naming the activation source (cache, or the model and its settings)."""
     if not CACHE:
@@ -223,3 +209,58 @@ def parts(kind):
         )
 
     return inner
+
+
+# Dissection jobs: the activation caches and each job's memory and disk request
+CACHE_FILE = "results/dissect/{model}/parts/cache-{shard}.acts"
+
+
+def caches(wildcards):
+    """Every quantile job's activation cache for the wildcard's model (the threshold merge
+    refines from them: values at or above each unit's floor; with activation_cache also what
+    the tally reads)."""
+    return expand(
+        CACHE_FILE, model=wildcards.model, shard=sorted(shard_groups(wildcards))
+    )
+
+
+# the SLURM profile's default mem_mb: a job never asks for less
+MEM_FLOOR_MB = 2000
+
+
+def job_resources(stage):
+    """Resource callables of a dissection rule: mem_mb and disk_mb from the data and model
+    (cnninterp.dissect.resources), at least MEM_FLOOR_MB; the floor where shapes are unknown.
+    """
+    from cnninterp.dissect.resources import job_resources as estimate, layer_shapes
+
+    def figures(wildcards):
+        s = settings(wildcards)
+        kind, name = s["source"].split(":", 1)
+        arch = CFG["train"][name]["arch"] if kind == "trained" else name
+        size = (
+            BRODEN["synthetic"]["image_size"]
+            if BRODEN["source"] == "synthetic"
+            else 224
+        )
+        # the manifest as it stands (not checkpoints.get(): a resource function must not wait
+        # for a checkpoint); none yet: the floor
+        try:
+            with open(f"{SHARDS}/manifest.json") as handle:
+                manifest = json.load(handle)
+        except (OSError, ValueError):
+            return {}
+        largest = max(
+            x["samples"] for sp in manifest["splits"].values() for x in sp["shards"]
+        )
+        per_job = shards_per_job(manifest, CFG["dissect"]["shards_per_job"]) * largest
+        labels = max(lab["number"] for lab in manifest["labels"]) + 1
+        shapes = layer_shapes(arch, s["layers"], size)
+        return estimate(
+            stage, shapes, s["batch_size"], per_job, s["top_images"], labels
+        )
+
+    out = {"mem_mb": lambda wc: max(MEM_FLOOR_MB, figures(wc).get("mem_mb", 0))}
+    if stage == "quantiles":  # the only job that writes a cache
+        out["disk_mb"] = lambda wc: figures(wc).get("disk_mb", 0)
+    return out

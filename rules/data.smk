@@ -17,7 +17,7 @@ rule broden_synthesize:
     shell:
         "cnninterp data synth-broden --out {output:q} --n-images {params.n_images:q}"
         " --image-size {params.image_size:q} --seed {params.seed:q}"
-        " --val-fraction {params.val_fraction:q} > {log} 2>&1"
+        " --val-fraction {params.val_fraction:q} > {log:q} 2>&1"
 
 
 rule broden_download:
@@ -38,7 +38,7 @@ rule broden_download:
     shell:
         "cnninterp data fetch-broden --url {params.url:q} {params.sha256}"
         " --archive results/data/broden/broden.zip --out {output.folder:q}"
-        " --info {output.info:q} > {log} 2>&1"
+        " --info {output.info:q} > {log:q} 2>&1"
 
 
 checkpoint broden_shards:
@@ -70,7 +70,7 @@ checkpoint broden_shards:
         "cnninterp data shard-broden --broden {input.folder:q} --out {params.out:q}"
         " --shard-size {params.shard_size:q} --source {params.source:q}"
         " {params.source_file}"
-        " --config-json {params.config:q} > {log} 2>&1"
+        " --config-json {params.config:q} > {log:q} 2>&1"
 
 
 SCENE_TASK = BRODEN["scene_task"]
@@ -79,7 +79,7 @@ TASK_SHARDS = "results/shards/scenes"
 
 rule scenes_synthesize:
     input:
-        code("data.scenes"),
+        code("data.synthetic_broden"),
     output:
         directory("results/data/scenes/synthetic"),
     log:
@@ -94,7 +94,7 @@ rule scenes_synthesize:
         seed=SCENE_TASK["seed"],
         val_fraction=SCENE_TASK["val_fraction"],
     shell:
-        "python -m cnninterp.data.scenes --out {output:q} --n-images {params.n_images:q}"
+        "cnninterp data synth-scenes --out {output:q} --n-images {params.n_images:q}"
         " --image-size {params.image_size:q} --seed {params.seed:q}"
         " --val-fraction {params.val_fraction:q} > {log:q} 2>&1"
 
@@ -122,7 +122,10 @@ rule scenes_shards:
             sort_keys=True,
         ),
         config=json.dumps(
-            {"scene_task": SCENE_TASK, "image_size": BRODEN["synthetic"]["image_size"]},
+            {
+                "scene_task": SCENE_TASK,
+                "image_size": BRODEN["synthetic"]["image_size"],
+            },
             sort_keys=True,
         ),
         out=lambda wc, output: Path(output.manifest).parent,

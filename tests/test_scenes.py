@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnninterp.data import scenes
 from cnninterp.data.synthetic_broden import SCENES, generate_broden, generate_scene_task
 
 
@@ -79,10 +78,12 @@ def test_the_task_shards_and_trains_through_the_broden_path(task, tmp_path):
 
 
 def test_command_line_replaces_an_incomplete_output_and_refuses_bad_arguments(tmp_path, capsys):
+    from cnninterp.cli import main
+
     out = tmp_path / "task"
     (out / "junk").mkdir(parents=True)
-    assert scenes.main(["--out", str(out), "--n-images", "4", "--image-size", "32", "--seed", "2"]) == 0
+    assert main(["data", "synth-scenes", "--out", str(out), "--n-images", "4", "--image-size", "32", "--seed", "2"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["images"] == 4 and not (out / "junk").exists() and len(rows(out)) == 4
-    assert scenes.main(["--out", str(tmp_path / "bad"), "--n-images", "0"]) == 2
+    assert main(["data", "synth-scenes", "--out", str(tmp_path / "bad"), "--n-images", "0"]) == 2
     assert "n_images must be >= 1" in capsys.readouterr().err and not (tmp_path / "bad").exists()

@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 TARGET = "results/dissect/baseline/summary.json"
 # threads: 1 lets two jobs share a 2-CPU node; 40 images in shards of 30 make two shards
-# (train 30, val 10), so each per-shard dissection step is two SLURM jobs
+# (train 30, val 10), so each per-shard dissection step is two SLURM jobs; the baseline trains on
+# the probe shards (data: probe), so no scene-task jobs: this test is about the executor
 TINY = """
 threads: 1
 broden:
@@ -36,7 +37,7 @@ broden:
   synthetic: {n_images: 40, image_size: 64, seed: 0, val_fraction: 0.25}
   shard_size: 30
 train:
-  baseline: {arch: resnet10, task: scene, epochs: 1, batch_size: 16}
+  baseline: {arch: resnet10, task: scene, data: probe, epochs: 1, batch_size: 16}
 dissect:
   shards_per_job: 1
   defaults: {layers: [layer4], batch_size: 32}

@@ -46,12 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="write the validated config, defaults filled in, as JSON here")
 
     data = sub.add_parser("data", help="fetch, synthesize and shard datasets").add_subparsers(dest="data_command", required=True)
-    p = data.add_parser("synth-broden", help="write a synthetic dataset in Broden's on-disk layout")
-    p.add_argument("--out", required=True)
-    p.add_argument("--n-images", type=int, default=1200)
-    p.add_argument("--image-size", type=int, default=112)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--val-fraction", type=float, default=0.2)
+    for verb, what, n_images in (
+        ("synth-broden", "a synthetic probe set in Broden's on-disk layout", 1200),
+        ("synth-scenes", "the synthetic scene-classification training task (Broden layout, scene labels only)", 3000),
+    ):
+        p = data.add_parser(verb, help=f"write {what}; a previous incomplete output is replaced")
+        p.add_argument("--out", required=True)
+        p.add_argument("--n-images", type=int, default=n_images)
+        p.add_argument("--image-size", type=int, default=112)
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--val-fraction", type=float, default=0.2)
     p = data.add_parser("fetch-broden", help="download (resumable) and safely extract a Broden zip")
     p.add_argument("--url", required=True)
     p.add_argument("--sha256", default=None)
@@ -202,15 +206,18 @@ def run(args) -> None:
 
 def _run_data(args) -> None:
     sub = args.data_command
-    if sub == "synth-broden":
-        from .data.synthetic_broden import generate_broden
+    if sub in ("synth-broden", "synth-scenes"):
+        from .data.synthetic_broden import generate_broden, generate_scene_task
 
         out = Path(args.out)
         if out.exists():
             import shutil
 
             shutil.rmtree(out)  # a previous, incomplete output of this same step
-        generate_broden(out, args.n_images, args.image_size, args.seed, args.val_fraction)
+        generate = generate_broden if sub == "synth-broden" else generate_scene_task
+        summary = generate(out, args.n_images, args.image_size, args.seed, args.val_fraction)
+        if sub == "synth-scenes":
+            print(json.dumps(summary, sort_keys=True))
     elif sub == "fetch-broden":
         from .data.download import fetch_and_extract
 

@@ -3,9 +3,12 @@
 A Snakemake job lists these files as inputs, so editing one reruns exactly the jobs whose code
 imports it (directly or through other modules). The graph is read from the source with ``ast``,
 never by importing anything, so it is cheap and has no side effects. Every ``import`` statement
-counts, including those inside functions (the package imports heavy modules lazily). Non-Python
-files a module reads are its folder's ``templates/`` (the report and the methods keep theirs
-there); they are added for every folder the closure touches.
+counts, including those inside functions (the package imports heavy modules lazily). The only
+non-Python files the package reads are the Jinja templates in ``templates/`` folders (the
+report's and each method's), and only ``report.build`` reads them: they are code of the jobs
+whose closure contains it (the report), not of every job that imports something from a folder
+that has templates (a method's evaluation that borrows a PNG writer from ``report.figures``
+does not rerun when a template changes).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 
 PACKAGE = "cnninterp"
 PACKAGE_DIR = Path(__file__).resolve().parent
+TEMPLATE_READER = f"{PACKAGE}.report.build"  # the one module that loads templates/ files
 
 
 def module_file(module: str, root: Path = PACKAGE_DIR) -> Path | None:
@@ -87,8 +91,12 @@ def import_closure(*modules: str, root: Path = PACKAGE_DIR) -> list[str]:
 
 
 def code_files(*modules: str, root: Path = PACKAGE_DIR) -> list[Path]:
-    """Source files of ``import_closure(*modules)`` plus the ``templates/`` files of their folders (sorted, absolute)."""
-    files = {module_file(m, root) for m in import_closure(*modules, root=root)}
+    """Source files of ``import_closure(*modules)``, plus, when that closure renders templates
+    (contains ``TEMPLATE_READER``), the ``templates/`` files of its folders (sorted, absolute)."""
+    closure = import_closure(*modules, root=root)
+    files = {module_file(m, root) for m in closure}
+    if TEMPLATE_READER not in closure:
+        return sorted(files)
     for folder in {f.parent for f in files}:
         templates = folder / "templates"
         if templates.is_dir():

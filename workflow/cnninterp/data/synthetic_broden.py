@@ -58,6 +58,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..errors import ConfigError
+
 __all__ = [
     "CATEGORIES",
     "COLORS",
@@ -778,13 +780,13 @@ def _write_category_csvs(out: Path, vocab: Vocabulary, stats: _Stats) -> None:
 
 
 def _check_args(n_images: int, image_size: int, val_fraction: float) -> None:
-    """Raise ``ValueError`` for arguments the generator cannot honour."""
+    """Raise ``ConfigError`` (a ``ValueError``) for arguments the generator cannot honour."""
     if int(n_images) < 1:
-        raise ValueError(f"n_images must be >= 1, got {n_images}")
+        raise ConfigError(f"n_images must be >= 1, got {n_images}")
     if int(image_size) < 16:
-        raise ValueError(f"image_size must be >= 16 pixels, got {image_size}")
+        raise ConfigError(f"image_size must be >= 16 pixels, got {image_size}")
     if not 0.0 <= float(val_fraction) < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
 
 
 def _val_mask(rng: np.random.Generator, n_images: int, val_fraction: float) -> np.ndarray:
@@ -909,6 +911,11 @@ def generate_scene_task(
     val_fraction: float = 0.2,
 ) -> dict:
     """Generate the scene-classification training task in Broden's layout (scene labels only).
+
+    As in the paper, the dissected network is trained on a task that is not the probe set: a
+    scene is defined by which two objects appear, how they are arranged and on which ground
+    material (``SCENES``), so object, part and material detectors help the classifier. Written
+    by ``cnninterp data synth-scenes``, sharded by ``cnninterp data shard-broden``.
 
     The same renderer and scene rules as :func:`generate_broden`, scene images only, each
     labelled with its scene (whole-image ``scene`` column) and nothing else (no segmentation

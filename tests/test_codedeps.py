@@ -1,0 +1,17 @@
+"""Code inputs derived from the import graph: which files a job's code is, read from the source."""
+
+from cnninterp.codedeps import PACKAGE_DIR, code_files, import_closure
+
+
+def test_lazy_imports_inside_functions_count():
+    # report.figures is imported inside a function of multiview.evaluate
+    assert "cnninterp.report.figures" in import_closure("cnninterp.multiview.evaluate")
+
+
+def test_templates_are_code_of_the_report_job_only():
+    evaluate = code_files("cnninterp.multiview.evaluate")
+    assert PACKAGE_DIR / "report" / "figures.py" in evaluate
+    assert not [p for p in evaluate if "templates" in p.parts]
+    report = code_files("cnninterp.report.build", "cnninterp.multiview.report")
+    assert PACKAGE_DIR / "report" / "templates" / "dissection.html.j2" in report
+    assert PACKAGE_DIR / "multiview" / "templates" / "multiview.html.j2" in report
