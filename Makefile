@@ -4,6 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CORES ?= all
+CONFIG ?= config.yaml
 
 .PHONY: run test install lint bench clean
 
@@ -18,8 +19,11 @@ $(STAMP): requirements.txt pyproject.toml | $(PY)
 
 install: $(STAMP)
 
+# the config is checked by our own reader first: Snakemake parses --configfile before the
+# Snakefile runs, and its message for invalid YAML names neither the file nor the line
 run: $(STAMP)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/snakemake --cores $(CORES) --configfile config.yaml
+	$(VENV)/bin/cnninterp validate-config $(CONFIG)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/snakemake --cores $(CORES) --configfile $(CONFIG)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -34,6 +34,14 @@ report: {gallery_units: 2, gallery_images: 2}
 FRAGMENTS = ROOT / "tests" / "fixtures"
 
 
+def methods_off() -> str:
+    """Config lines switching every installed method off (for tests about the Broden chain or the
+    executor; the session's DAG run covers the methods' jobs)."""
+    from cnninterp.methods import installed_methods
+
+    return "".join(f"{m}: {{enabled: false}}\n" for m in installed_methods())
+
+
 def tiny_config() -> str:
     """TINY plus each installed method's tiny block (``tests/fixtures/<method>_tiny.yaml``, a
     mapping with the method's key at the top), the config of the session's one DAG run."""

@@ -183,7 +183,16 @@ def _out_under_a_file(tmp, shards, broden):
     return _dissect(shards, tmp / "a file" / "out")
 
 
+def _invalid_yaml_config(tmp, shards, broden):
+    path = tmp / "my config.yaml"
+    path.write_text("seed: 0\ntrain:\n  baseline: {arch: resnet10\n  epochs: [\n")
+    return ["validate-config", str(path)]
+
+
 CASES = [
+    # Snakemake parses --configfile itself before the Snakefile runs (its message names neither the
+    # file nor the line), so `make run` checks the config with this command first
+    Case("invalid YAML config", _invalid_yaml_config, r"config file .*my config\.yaml is not valid YAML: expected ',' or '}', but got ':' at line 4, column 9"),
     Case("output folder under a file", _out_under_a_file, r"error: cannot access .*/a file: File exists \(check that the folder exists and is writable\)"),
     Case("vit_b_16 on 64 px images", lambda t, s, b: ["dissect", "--model", "torchvision:vit_b_16", "--layers", "encoder", "--shards", str(s), "--out", str(t / "out"), "--batch-size", "4"], r"VisionTransformer failed on a batch of shape \(4, 3, 64, 64\) \(images 64x64 px\): Wrong image height"),
     Case("iou threshold below 0", lambda t, s, b: _dissect(s, t / "out", "--iou-threshold", "-1"), r"--iou-threshold -1\.0: -1\.0 is less than the minimum of 0"),
@@ -309,7 +318,7 @@ broden:
   synthetic: {n_images: 40, image_size: 64, seed: 3, val_fraction: 0.25}
   shard_size: 12
 train:
-  baseline: {arch: resnet10, task: scene, epochs: 1, batch_size: 8}
+  baseline: {arch: resnet10, task: scene, data: probe, epochs: 1, batch_size: 8}
 dissect:
   shards_per_job: 1
   defaults: {layers: [layer4], batch_size: 8, top_images: 2}

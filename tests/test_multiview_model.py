@@ -105,8 +105,11 @@ def test_bad_model_requests_are_model_errors(tmp_path):
         ModelSpec(kind="triangulate")
     with pytest.raises(ModelError, match="multiple of 16"):
         ModelSpec(image_size=40)
-    with pytest.raises(ModelError, match="does not exist; train it first"):
+    with pytest.raises(ModelError, match="none.pt does not exist"):
         load_model(tmp_path / "none.pt")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(ModelError, match="empty.pt is empty"):  # the one checkpoint reader's errors
+        load_model(tmp_path / "empty.pt")
     with pytest.raises(ModelError, match="only the canonical model"):
         build(ModelSpec(kind="fusion")).canonical(torch.zeros(1, 4, 64, 64, 3), torch.eye(3).expand(1, 4, 3, 3))
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from services import require
 
-from dag import make_workdir
+from dag import make_workdir, methods_off
 
 ROOT = Path(__file__).resolve().parents[1]
 # the venv's bin: snakemake, and the `cnninterp` console script the jobs call
@@ -47,12 +47,6 @@ dissect:
 TIMEOUT_S = 420
 
 
-def methods_off() -> str:
-    """Config lines switching every installed method off: this test is about the executor, and
-    the session's DAG run (conftest dag_run) covers the methods' jobs."""
-    from cnninterp.methods import installed_methods
-
-    return "".join(f"{m}: {{enabled: false}}\n" for m in installed_methods())
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.")
 USABLE_STATES = {"idle", "mixed"}
 

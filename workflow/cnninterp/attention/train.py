@@ -16,11 +16,10 @@ from .model import ModelSpec, attention_regularizer, build_model, steering_loss
 
 def load_model(path: str | Path):
     """(model in eval mode on CPU, checkpoint dict) from a model.pt written by ``train_model``."""
-    import torch
-
     from ..errors import ModelError
+    from ..models.backbones import read_checkpoint
 
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = read_checkpoint(path)
     if not str(ckpt.get("arch", "")).startswith("attention_steer:"):
         raise ModelError(f"{path} is not a steering checkpoint (arch {ckpt.get('arch')!r})")
     spec = ModelSpec(**ckpt["spec"])

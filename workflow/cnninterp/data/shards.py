@@ -133,7 +133,7 @@ def read_manifest(shard_dir: str | Path) -> dict:
     try:
         manifest = json.loads(path.read_text())
     except FileNotFoundError:
-        raise DataError(f"{path} is missing: build the shards first (cnninterp data shard-broden)") from None
+        raise DataError(f"{path} is missing: build the shards first (the dataset's data step, e.g. `snakemake {path}`)") from None
     except json.JSONDecodeError as err:
         raise DataError(f"{path} is not valid JSON: {err}") from None
     if manifest.get("format_version") != FORMAT_VERSION:

@@ -79,14 +79,10 @@ def train_net(shards: str | Path, out: str | Path, spec: NetSpec, *, epochs: int
 
 def load_net(path: str | Path):
     """A network written by ``train_net`` (``torch.load`` with weights_only), in eval mode, and its NetSpec."""
-    import torch
-
     from ..errors import ModelError
+    from ..models.backbones import read_checkpoint
 
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ModelError(f"icnn checkpoint {path} does not exist; train it first (cnninterp icnn train)") from None
+    payload = read_checkpoint(path)
     try:
         spec = NetSpec(**payload["config"]["spec"])
     except (KeyError, TypeError) as err:

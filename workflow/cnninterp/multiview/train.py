@@ -76,14 +76,9 @@ def train_model(shards: str | Path, out: str | Path, spec: ModelSpec, *, epochs:
 
 def load_model(path: str | Path):
     """A model written by ``train_model`` (``torch.load`` with weights_only) in eval mode."""
-    import torch
+    from ..models.backbones import read_checkpoint
 
-    from ..errors import ModelError
-
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ModelError(f"multiview checkpoint {path} does not exist; train it first (cnninterp multiview train)") from None
+    payload = read_checkpoint(path)
     model = build(ModelSpec(**payload["config"]["spec"]))
     model.load_state_dict(payload["state_dict"])
     return model.eval()

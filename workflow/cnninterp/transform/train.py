@@ -162,14 +162,9 @@ def object_pairs(shards, rng: np.random.Generator, batch_size: int):
 
 def load_model(path: str | Path):
     """A model written by ``train_model`` (``torch.load`` with weights_only) in eval mode."""
-    import torch
+    from ..models.backbones import read_checkpoint
 
-    from ..errors import ModelError
-
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ModelError(f"transform checkpoint {path} does not exist; train it first (cnninterp transform train)") from None
+    payload = read_checkpoint(path)
     spec = ModelSpec(**payload["config"]["spec"])
     model = build(spec)
     model.load_state_dict(payload["state_dict"])
