@@ -15,6 +15,15 @@ def temp_sibling(path: str | Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
+def remove_stale_temps(path: str | Path) -> None:
+    """Delete the temporary siblings of ``path`` that earlier writers left (a process killed with
+    SIGKILL runs no cleanup). Safe because one job writes a given path at a time: when its job
+    runs again, every ``.<name>.tmp-<pid>`` beside it is a dead writer's."""
+    path = Path(path)
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):
+        _remove(stale)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path):
     """Yield a temporary file path; on success rename it to ``path``, on error delete it.
@@ -23,8 +32,8 @@ def atomic_path(path: str | Path):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)
     tmp = temp_sibling(path)
-    _remove(tmp)
     try:
         yield tmp
         if path.is_dir() and not path.is_symlink():
@@ -62,8 +71,8 @@ def atomic_files(out_dir: str | Path, names: list[str]):
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in reversed(names):
         _remove(out_dir / name)
+    remove_stale_temps(out_dir / ".staging")
     staging = temp_sibling(out_dir / ".staging")
-    _remove(staging)
     staging.mkdir()
     moved: list[Path] = []
     try:

@@ -855,8 +855,8 @@ def _generate(out_dir, n_images: int, image_size: int, seed: int, val_fraction: 
     if out.exists():
         raise FileExistsError(f"output directory already exists: {out}")
     tmp = Path(f"{out}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    for stale in out.parent.glob(f"{out.name}.tmp-*"):  # this one, or a killed writer's
+        shutil.rmtree(stale)
     tmp.parent.mkdir(parents=True, exist_ok=True)
     try:
         summary = _generate_into(tmp, int(n_images), int(image_size), int(seed), float(val_fraction), task)
