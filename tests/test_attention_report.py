@@ -1,4 +1,4 @@
-"""The "Causal attention" report section: rows and figures from metrics.json, or the not-run note."""
+"""The "Causal attention" report section: rows and figures from metrics.json; a switched-off method gets the shared not-run note."""
 
 import json
 from pathlib import Path
@@ -50,11 +50,6 @@ def test_render_gives_rows_and_the_figures_present(tmp_path):
         assert gif.n_frames == 2 and gif.size == (8 * report.SCALE, 8 * report.SCALE)
 
 
-def test_disabled_method_renders_a_note(tmp_path):
-    ctx, _ = context(tmp_path, enabled=False)
-    assert report.render(ctx) == {"enabled": False, "note": "not run (attention.enabled: false)"}
-
-
 def test_the_section_template_renders_the_rows_figures_and_effects(tmp_path):
     from cnninterp.report.build import environment
 
@@ -62,5 +57,3 @@ def test_the_section_template_renders_the_rows_figures_and_effects(tmp_path):
     html = environment().get_template(report.TEMPLATE).render(data=report.render(ctx))
     assert "CNN baseline" in html and "0.0016" in html and 'src="attention/strip.png"' in html
     assert "0.73 times" in html and "not more than chance" in html and "The paper" in html
-    disabled, _ = context(tmp_path / "off", enabled=False)
-    assert "not run" in environment().get_template(report.TEMPLATE).render(data=report.render(disabled))

@@ -175,5 +175,3 @@ def test_report_section_renders_the_metrics_and_figures(tmp_path):
     assert f"{metrics['mpjpe_mm']['canonical']:.1f}" in html and "Canonical fusion" in html
     assert "multiview/novel_out_of_plane.png" in html and (tmp_path / "staging/multiview/novel_in_plane.png").is_file()
     assert "30.2 mm" in html  # the paper's figure beside ours
-    off = report.render(SimpleNamespace(config={"multiview": {"enabled": False}}, results=results, asset=asset))
-    assert "not run" in environment().get_template(report.TEMPLATE).render(data=off)

@@ -14,6 +14,7 @@ from PIL import Image
 
 import report_fixture as rf
 from cnninterp.errors import DataError
+from cnninterp.methods import installed_methods
 from cnninterp.report import figures
 from cnninterp.report.build import Section, build_report
 from cnninterp.report.context import pair_models
@@ -195,3 +196,17 @@ def test_overlay_dims_outside_and_outlines_inside():
     assert tuple(out[7, 7]) == tuple(out[4, 0]) == (60, 60, 60)  # dimmed outside
     assert tuple(out[0, 0]) == tuple(out[2, 2]) == (200, 200, 200)  # inside, off the border
     assert tuple(out[3, 0]) == tuple(out[1, 3]) == figures.OUTLINE  # the border; image edges are no border
+
+
+@pytest.mark.parametrize("method", installed_methods())
+def test_a_switched_off_method_gets_the_shared_not_run_note_without_rendering(method, tmp_path):
+    from cnninterp.report.build import environment, render_sections
+    from cnninterp.report.context import Context
+
+    def must_not_render(ctx):
+        raise AssertionError(f"{method}'s render was called although it is switched off")
+
+    section = Section(method, method.title(), f"{method}.html.j2", lambda results: True, must_not_render)
+    ctx = Context(config={method: {"enabled": False}}, config_bytes=b"{}", results=tmp_path, out=tmp_path, staging=tmp_path)
+    [rendered] = render_sections(ctx, environment(), [section])
+    assert f'id="{method}-not-run"' in rendered["html"] and f"{method}.enabled" in rendered["html"]

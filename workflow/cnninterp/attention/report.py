@@ -30,12 +30,10 @@ def available(results: Path) -> bool:
 
 
 def render(ctx) -> dict:
-    """Template data: the metric rows and the two figures (or a not-run note)."""
+    """Template data: the metric rows and the two figures (a switched-off method never gets here: the report renders its not-run note)."""
     from ..report.context import read_json
     from ..report.figures import save_rgb_png
 
-    if not ctx.config["attention"]["enabled"]:
-        return {"enabled": False, "note": "not run (attention.enabled: false)"}
     folder = ctx.results / "eval" / "attention"
     m = read_json(folder / "metrics.json", "the attention metrics")
     mae = m["mae"]
@@ -78,7 +76,7 @@ def render(ctx) -> dict:
         width, height = save_strip_gif(np.load(strip, allow_pickle=False), int(m["figure_frames"]), out)
         figures.append({"href": href, "width": width, "height": height,
                         "caption": "The same sequence as an animation: each frame above the attention on it."})
-    return {"enabled": True, "rows": rows, "figures": figures, "paper": PAPER, "effects": effects(m),
+    return {"rows": rows, "figures": figures, "paper": PAPER, "effects": effects(m),
             "reg_weight": ctx.config["attention"]["train"]["reg_weight"], "filter": m.get("filter", {})}
 
 

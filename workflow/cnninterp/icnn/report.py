@@ -28,11 +28,9 @@ def available(results: Path) -> bool:
 
 
 def render(ctx) -> dict:
-    """Template data: the metrics rows, the measured ratio, the figure (or a not-run note)."""
+    """Template data: the metrics rows, the measured ratio, the figure (a switched-off method never gets here: the report renders its not-run note)."""
     from ..report.context import read_json
 
-    if not ctx.config["icnn"]["enabled"]:
-        return {"enabled": False, "note": "not run (icnn.enabled: false)"}
     folder = ctx.results / "eval" / "icnn"
     m = read_json(folder / "metrics.json", "the icnn metrics")
     li = m["location_instability"]
@@ -55,7 +53,7 @@ def render(ctx) -> dict:
         figure = {"href": href, "width": width, "height": height, "rows": int(len(arrays["icnn_filters"])), "cols": int(len(arrays["images"])),
                   "icnn_filters": arrays["icnn_filters"].tolist(), "cnn_filters": arrays["cnn_filters"].tolist()}
     ratio = li["icnn"] / li["cnn"] if li["cnn"] else float("nan")
-    return {"enabled": True, "rows": rows, "ratio": ratio, "figure": figure, "paper": PAPER, "metrics": m,
+    return {"rows": rows, "ratio": ratio, "figure": figure, "paper": PAPER, "metrics": m,
             "weight": ctx.config["icnn"]["train"]["filter_weight"], "detectors_per_part": m.get("detectors_per_part", {})}
 
 

@@ -28,12 +28,10 @@ def available(results: Path) -> bool:
 
 
 def render(ctx) -> dict:
-    """Template data: MPJPE rows, DLT rows, novel-view rows and figures (or a not-run note)."""
+    """Template data: MPJPE rows, DLT rows, novel-view rows and figures (a switched-off method never gets here: the report renders its not-run note)."""
     from ..report.context import read_json
     from ..report.figures import png_size
 
-    if not ctx.config["multiview"]["enabled"]:
-        return {"enabled": False, "note": "not run (multiview.enabled: false)"}
     folder = ctx.results / "eval" / "multiview"
     m = read_json(folder / "metrics.json", "the multiview metrics")
     rows = [{"name": NAMES.get(k, k), "test": m["mpjpe_mm"][k], "unseen": m["mpjpe_mm_unseen_camera"][k],
@@ -51,5 +49,5 @@ def render(ctx) -> dict:
             entry["width"], entry["height"] = png_size(path)
             entry["href"] = href
         figures.append(entry)
-    return {"enabled": True, "rows": rows, "dlt": dlt_rows, "dlt_batch": dlt.get("batch"), "figures": figures,
+    return {"rows": rows, "dlt": dlt_rows, "dlt_batch": dlt.get("batch"), "figures": figures,
             "samples": m["samples"], "paper": PAPER}

@@ -28,11 +28,9 @@ def available(results: Path) -> bool:
 
 
 def render(ctx) -> dict:
-    """Template data: metric rows per dataset and the full-turn figure (or a not-run note)."""
+    """Template data: metric rows per dataset and the full-turn figure (a switched-off method never gets here: the report renders its not-run note)."""
     from ..report.context import read_json
 
-    if not ctx.config["transform"]["enabled"]:
-        return {"enabled": False, "note": "not run (transform.enabled: false)"}
     folder = ctx.results / "eval" / "transform"
     m = read_json(folder / "metrics.json", "the transform metrics")
     rows = []
@@ -90,7 +88,7 @@ def render(ctx) -> dict:
     tr = ctx.config["transform"]
     weight = tr["train"]["equivariance_weight"]
     obj = tr.get("objects3d", {})
-    return {"enabled": True, "rows": rows, "figures": figures, "paper": PAPER, "equivariance_weight": weight,
+    return {"rows": rows, "figures": figures, "paper": PAPER, "equivariance_weight": weight,
             "objects3d": obj if obj.get("enabled") and "objects3d" in m["reconstruction_mse"] else None}
 
 
