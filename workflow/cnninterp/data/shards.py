@@ -21,6 +21,9 @@ MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 _KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 _SHARD_NAME = re.compile(r"^[a-z]+-\d{6}\.tar$")
+# webdataset's reader lower-cases every member suffix ("K.npy" comes back as "k.npy"), so a field
+# name with capitals would silently go missing on read: the writer refuses it.
+_FIELD = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
 
 
 def shard_name(split: str, index: int) -> str:
@@ -77,7 +80,8 @@ def write_shards(
     """Write ``(split, sample)`` pairs as shards under ``out_dir`` and return the manifest.
 
     Each sample is a dict with ``__key__`` (letters, digits, ``_`` or ``-``; no dots) and field
-    name -> bytes. Keys must arrive in strictly increasing order within each split. ``manifest``
+    name -> bytes; field names are lower-case (``seg.npy``), since webdataset's reader lower-cases
+    suffixes and a ``K.npy`` would come back as ``k.npy``. Keys must arrive in strictly increasing order within each split. ``manifest``
     holds the dataset-specific entries (labels, source, config), or is a function returning
     them, called once all samples are written (for entries such as a digest of the content);
     this adds ``format_version``,
@@ -102,6 +106,11 @@ def write_shards(
                 raise DataError(f"sample keys must increase within split {split!r}: {key!r} after {last_key[split]!r}")
             last_key[split] = key
             for name, value in sample.items():
+                if name != "__key__" and not _FIELD.match(name):
+                    raise DataError(
+                        f"sample {key!r}: field name {name!r} must be lower-case letters, digits and '_' "
+                        f"separated by dots (webdataset's reader lower-cases suffixes, so {name!r} would "
+                        f"come back as {name.lower()!r})")
                 if name != "__key__" and not isinstance(value, (bytes, bytearray)):
                     raise DataError(f"sample {key!r}: field {name!r} must be bytes, got {type(value).__name__}")
             sink = sinks.get(split) or sinks.setdefault(split, _ShardSink(out_dir, split, shard_size))
