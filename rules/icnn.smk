@@ -4,10 +4,18 @@ if method_enabled(CFG, "icnn"):
     PARTS = "results/shards/parts"
     PARTS_PROBE = "results/shards/parts_probe"
     METHOD_TARGETS.append(metrics_path("icnn"))
+    ICNN_CUB = ICNN["data"]["source"] == "cub"
+    if ICNN_CUB:
+        from cnninterp.data.cub import FILES as CUB_FILES, check_cub_settings
+
+        # a missing folder or annotation file is named before any job is planned
+        check_cub_settings(ICNN["data"]["cub_root"], ICNN["data"]["negatives_root"])
 
     rule icnn_data:
         input:
-            code=code("data.parts"),
+            code=code("data.cub") if ICNN_CUB else code("data.parts"),
+            # with source cub, an edit of the folder's annotation files reruns the chain (the images are not tracked)
+            cub=[str(Path(ICNN["data"]["cub_root"]) / f) for f in CUB_FILES] if ICNN_CUB else [],
         output:
             manifest=f"{PARTS}/manifest.json",
             probe=f"{PARTS_PROBE}/manifest.json",
@@ -27,12 +35,22 @@ if method_enabled(CFG, "icnn"):
             positive=ICNN["data"]["positive_fraction"],
             shard_size=ICNN["data"]["shard_size"],
             seed=ICNN["seed"],
+            # the CUB settings reach the job (and key its outputs) only with source cub
+            cub=(
+                [
+                    "--source", "cub", "--cub-root", ICNN["data"]["cub_root"],
+                    "--disc-radius", ICNN["data"]["disc_radius"],
+                    "--negatives-root", ICNN["data"]["negatives_root"],
+                ]
+                if ICNN_CUB
+                else []
+            ),
         shell:
             "cnninterp icnn data --out {params.out:q} --probe-out {params.probe:q}"
             " --train-images {params.train:q} --test-images {params.test:q}"
             " --probe-images {params.probe_images:q} --image-size {params.image_size:q}"
             " --positive-fraction {params.positive:q} --shard-size {params.shard_size:q}"
-            " --seed {params.seed:q} > {log:q} 2>&1"
+            " --seed {params.seed:q} {params.cub:q} > {log:q} 2>&1"
 
     rule icnn_train:
         input:

@@ -104,3 +104,73 @@ def test_unknown_image_id_and_bad_numbers(tmp_path):
     (root / "image_class_labels.txt").write_text("1 one\n")
     with pytest.raises(DataError, match=r"image_class_labels.txt line 1: 'one' is not a whole number"):
         cub.CubFolder(root)
+
+
+def cli_data(root, out, *extra):
+    """Run ``cnninterp icnn data --source cub`` in-process on the folder ``root``; return the exit status."""
+    from cnninterp.cli import main
+
+    return main(["icnn", "data", "--out", str(out / "parts"), "--probe-out", str(out / "probe"), "--source", "cub",
+                 "--cub-root", str(root), "--image-size", "16", "--disc-radius", "2", "--probe-images", "1", "--shard-size", "10", *extra])
+
+
+def test_the_cli_data_step_turns_a_cub_folder_into_bird_and_negative_shards(tmp_path):
+    from cnninterp.data.shards import read_manifest
+
+    root = write_cub(tmp_path / "CUB_200_2011")
+    assert cli_data(root, tmp_path) == 0
+    manifest = read_manifest(tmp_path / "parts")
+    assert manifest["parts"] == PARTS and manifest["classes"] == ["negative", "bird"]
+    assert manifest["source"]["kind"] == "cub-200-2011" and manifest["config"]["negatives"]["kind"] == "synthetic backgrounds"
+    # train_test_split.txt: images 1, 3 train, image 2 test; positive_fraction 0.5: as many negatives as birds
+    train, test = load_split(tmp_path / "parts", "train"), load_split(tmp_path / "parts", "test")
+    assert train["keys"] == ["cub_000001", "cub_000003", "neg_000000", "neg_000001"] and train["labels"].tolist() == [1, 1, 0, 0]
+    assert test["keys"] == ["cub_000002", "neg_000000"] and test["labels"].tolist() == [1, 0]
+    # image 2 is 20x20, resized to 16: back (5, 15) -> (4, 12), beak hidden, left eye (12, 4) -> (9.6, 3.2)
+    assert np.allclose(test["landmarks"][0, 0], [4.0, 12.0]) and np.allclose(test["landmarks"][0, 2], [9.6, 3.2])
+    assert test["visible"][0].tolist() == [True, False, True] and test["seg"][0, 12, 4] == 1 and test["seg"][0, 3, 9] == 3
+    # a negative: no part anywhere, no landmark, and an image with clutter (not one flat colour)
+    assert not train["visible"][2:].any() and np.isnan(train["landmarks"][2:]).all() and not train["seg"][2:].any()
+    assert train["images"][2].std() > 5
+    # the probe set for the dissection: the first test bird, the same pixels and masks as in the test split
+    probe = load_split(tmp_path / "probe", "probe")
+    assert probe["keys"] == ["cub_000002"]
+    assert np.array_equal(probe["images"][0], test["images"][0]) and np.array_equal(probe["seg"][0], test["seg"][0])
+
+
+def test_negatives_from_a_folder_split_by_position(tmp_path):
+    root = write_cub(tmp_path / "cub")
+    negatives = tmp_path / "negatives"
+    for k, name in enumerate(["a/1.jpg", "a/2.PNG", "b/3.jpeg", "notes.txt"]):
+        (negatives / name).parent.mkdir(parents=True, exist_ok=True)
+        if name.endswith(".txt"):
+            (negatives / name).write_text("not an image")
+        else:
+            Image.fromarray(np.full((12, 24, 3), 50 + 60 * k, np.uint8)).save(negatives / name)
+    assert cli_data(root, tmp_path, "--negatives-root", str(negatives)) == 0
+    train, test = load_split(tmp_path / "parts", "train"), load_split(tmp_path / "parts", "test")
+    # sorted a/1.jpg, a/2.PNG, b/3.jpeg: even positions train, odd test (flat colours survive JPEG and resizing)
+    assert train["labels"].tolist() == [1, 1, 0, 0] and test["labels"].tolist() == [1, 0]
+    assert abs(int(train["images"][2].mean()) - 50) <= 2 and abs(int(train["images"][3].mean()) - 170) <= 2
+    assert abs(int(test["images"][1].mean()) - 110) <= 2
+
+
+def test_bad_cub_settings_exit_2_naming_the_setting_or_file_and_leave_nothing(tmp_path, capsys):
+    from cnninterp.data.cub import check_cub_settings
+    from cnninterp.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="icnn.data.cub_root is not set"):
+        check_cub_settings("")
+    with pytest.raises(ConfigError, match=r"icnn.data.cub_root: '.*nowhere' is not an existing folder"):
+        check_cub_settings(str(tmp_path / "nowhere"))
+    root = write_cub(tmp_path / "cub")
+    with pytest.raises(ConfigError, match=r"icnn.data.negatives_root: '.*nonegs' is not an existing folder"):
+        check_cub_settings(str(root), str(tmp_path / "nonegs"))
+    (root / "parts/part_locs.txt").unlink()
+    assert cli_data(root, tmp_path) == 2
+    assert "--cub-root: " + str(root / "parts/part_locs.txt") + " is missing" in capsys.readouterr().err
+    write_cub(tmp_path / "cub2")
+    (tmp_path / "cub2" / "images" / IMAGES[1][1]).unlink()
+    assert cli_data(tmp_path / "cub2", tmp_path) == 2
+    assert "Black_Footed_Albatross_0002.jpg is missing" in capsys.readouterr().err
+    assert not (tmp_path / "parts" / "manifest.json").exists() and not list((tmp_path / "parts").glob("*.tar"))

@@ -183,3 +183,118 @@ def convert_cub(root: str | Path, out_dir: str | Path, *, image_size: int, disc_
     config = {"image_size": image_size, "disc_radius": disc_radius}
     manifest = part_manifest(folder.parts, folder.classes, {"kind": "cub-200-2011", "path": str(root)}, config, image_size)
     return write_shards(samples(), out_dir, shard_size, manifest)
+
+
+#: the classes of the single-category ICNN task built from CUB (class number = index)
+BIRD_CLASSES = ("negative", "bird")
+NEGATIVE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def check_cub_settings(cub_root: str, negatives_root: str = "", root_key: str = "icnn.data.cub_root",
+                       negatives_key: str = "icnn.data.negatives_root") -> None:
+    """Check, before any job is planned, that ``cub_root`` is a CUB-200-2011 folder holding every
+    annotation file in ``FILES`` and that ``negatives_root`` (if set) is a folder. ConfigError
+    naming the setting (``root_key``/``negatives_key``), the value and the missing file otherwise."""
+    from ..errors import ConfigError
+
+    if not cub_root:
+        raise ConfigError(f"{root_key} is not set but the data source is 'cub': give the CUB_200_2011 folder (with images.txt and parts/)")
+    root = Path(cub_root)
+    if not root.is_dir():
+        raise ConfigError(f"{root_key}: {cub_root!r} is not an existing folder (the data source is 'cub')")
+    missing = [name for name in FILES if not (root / name).is_file()]
+    if missing:
+        raise ConfigError(f"{root_key}: {root / missing[0]} is missing" + (f" (also {', '.join(missing[1:])})" if missing[1:] else "")
+                          + f"; a CUB-200-2011 folder needs {', '.join(FILES)}")
+    if negatives_root and not Path(negatives_root).is_dir():
+        raise ConfigError(f"{negatives_key}: {negatives_root!r} is not an existing folder (leave it empty for synthetic negatives)")
+
+
+def negative_files(folder: str | Path) -> list[Path]:
+    """The images (.jpg/.jpeg/.png, any case) under ``folder``, recursively, sorted by relative path.
+    DataError if the folder is missing or holds none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"negatives folder {folder} does not exist")
+    files = sorted((p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in NEGATIVE_SUFFIXES),
+                   key=lambda p: p.relative_to(folder).as_posix())
+    if len(files) < 2:
+        raise DataError(f"negatives folder {folder} holds {len(files)} images (.jpg/.jpeg/.png); it needs at least 2 (one train, one test)")
+    return files
+
+
+def _load_negative(path: Path, image_size: int) -> np.ndarray:
+    """uint8 (S, S, 3): one negative image, resized like the birds; DataError naming the file if unreadable."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("RGB").resize((image_size, image_size), Image.BILINEAR))
+    except (OSError, UnidentifiedImageError) as err:
+        raise DataError(f"negative image {path} cannot be read: {err}") from None
+
+
+def _synthetic_negative(seed: int, split: str, index: int, image_size: int) -> np.ndarray:
+    """uint8 (S, S, 3): a cluttered background of the parts generator (smooth colour noise, distractor
+    shapes, pixel noise), no object; drawn from its own generator seeded (seed, split, index)."""
+    from .parts import _background
+
+    rng = np.random.default_rng([seed, int.from_bytes(split.encode()[:8], "little"), index])
+    pixels = _background(rng, image_size) + rng.normal(0, 10, (image_size, image_size, 3))
+    return np.round(np.clip(pixels, 0, 255)).astype(np.uint8)
+
+
+def write_cub_parts(root: str | Path, out_dir: str | Path, probe_dir: str | Path, *, image_size: int, disc_radius: float,
+                    positive_fraction: float, probe_images: int, seed: int, shard_size: int, negatives_root: str = "") -> dict:
+    """The single-category ICNN task from a CUB-200-2011 folder: bird (class 1) against negatives (class 0).
+
+    Birds: every image of the folder, split by ``train_test_split.txt``, resized to ``image_size``²,
+    all of CUB's parts (``parts/parts.txt``, 15 in the release) as landmarks and disc masks of
+    ``disc_radius`` output pixels (see ``CubFolder.load``). Negatives (CUB has none):
+    - ``negatives_root`` empty: cluttered backgrounds of the synthetic parts generator, as many per split
+      as make birds ``positive_fraction`` of the split;
+    - ``negatives_root`` a folder: all of its images (sorted by relative path; even positions train,
+      odd test); ``positive_fraction`` is then not used.
+    The probe set (``probe_dir``, split ``probe``, for the dissection) is the first ``probe_images``
+    test birds by image id. Writes both shard folders; returns the main manifest. DataError naming
+    the file (and line) on bad input; nothing is left as a finished manifest then.
+    """
+    if not 0.0 < positive_fraction < 1.0:
+        raise DataError(f"cub: positive_fraction must lie in (0, 1), got {positive_fraction}")
+    folder = CubFolder(root)
+    birds = {split: [i for i in sorted(folder.images) if folder.images[i].train == (split == "train")] for split in ("test", "train")}
+    for split, ids in birds.items():
+        if not ids:
+            raise DataError(f"{Path(root) / 'train_test_split.txt'} puts no image in the {split} split; the ICNN task needs both")
+    files = negative_files(negatives_root) if negatives_root else None
+    if files is not None:
+        negatives = {"train": files[0::2], "test": files[1::2]}
+        counts = {s: len(v) for s, v in negatives.items()}
+    else:
+        counts = {s: max(1, round(len(ids) * (1 - positive_fraction) / positive_fraction)) for s, ids in birds.items()}
+
+    def bird(image_id: int, split: str) -> dict:
+        r = folder.load(folder.images[image_id], image_size, disc_radius)
+        return encode_sample(f"cub_{image_id:06d}", split, r["image"], r["seg"], 1, r["landmarks"], r["visible"])
+
+    empty_lm = np.full((len(folder.parts), 2), np.nan)
+    empty_vis = np.zeros(len(folder.parts), dtype=bool)
+    empty_seg = np.zeros((image_size, image_size), np.uint16)
+
+    def samples():
+        for split in ("test", "train"):
+            for image_id in birds[split]:
+                yield split, bird(image_id, split)
+            for k in range(counts[split]):
+                pixels = _load_negative(negatives[split][k], image_size) if files is not None else _synthetic_negative(seed, split, k, image_size)
+                yield split, encode_sample(f"neg_{k:06d}", split, pixels, empty_seg, 0, empty_lm, empty_vis)
+
+    negative_source = {"kind": "folder", "path": str(negatives_root)} if files is not None else {"kind": "synthetic backgrounds", "seed": seed}
+    config = {"image_size": image_size, "disc_radius": disc_radius, "positive_fraction": positive_fraction, "negatives": negative_source}
+    source = {"kind": "cub-200-2011", "path": str(root)}
+    manifest = write_shards(samples(), out_dir, shard_size, part_manifest(folder.parts, list(BIRD_CLASSES), source, config, image_size))
+    probe_ids = birds["test"][:probe_images]
+    probe_config = {**config, "probe": f"first {len(probe_ids)} test birds by image id"}
+    write_shards(((("probe", bird(i, "probe")) for i in probe_ids)), probe_dir, shard_size,
+                 part_manifest(folder.parts, list(BIRD_CLASSES), source, probe_config, image_size))
+    return manifest

@@ -21,6 +21,12 @@ def register(subparsers) -> None:
     p.add_argument("--positive-fraction", type=float, default=0.5)
     p.add_argument("--shard-size", type=int, default=5000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--source", default="synthetic", choices=["synthetic", "cub"],
+                   help="synthetic objects of five known parts, or the birds of a CUB-200-2011 folder (--cub-root) against negatives")
+    p.add_argument("--cub-root", default="", help="the CUB_200_2011 folder (with --source cub); --train-images/--test-images are then not used")
+    p.add_argument("--disc-radius", type=float, default=3.0, help="with --source cub: radius (output pixels) of each visible part's disc mask")
+    p.add_argument("--negatives-root", default="",
+                   help="with --source cub: a folder of negative images (even positions train, odd test); empty: synthetic cluttered backgrounds")
 
     p = sub.add_parser("cub", help="convert a CUB-200-2011 folder into parts shards (train/test)")
     p.add_argument("--root", required=True, help="the CUB_200_2011 folder (images.txt, parts/part_locs.txt, ...)")
@@ -63,7 +69,16 @@ def run(args: argparse.Namespace) -> None:
                  "top_images", "figure_rows", "figure_cols"):
         if getattr(args, name, 1) < 1:
             raise ConfigError(f"cnninterp icnn {args.icnn_command}: --{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if args.icnn_command == "data":
+    if args.icnn_command == "data" and args.source == "cub":
+        from ..data.cub import check_cub_settings, write_cub_parts
+
+        check_cub_settings(args.cub_root, args.negatives_root, "--cub-root", "--negatives-root")
+        manifest = write_cub_parts(args.cub_root, args.out, args.probe_out, image_size=args.image_size, disc_radius=args.disc_radius,
+                                   positive_fraction=args.positive_fraction, probe_images=args.probe_images, seed=args.seed,
+                                   shard_size=args.shard_size, negatives_root=args.negatives_root)
+        print(f"wrote CUB bird/negative parts shards to {args.out}: " + str({k: v["samples"] for k, v in manifest["splits"].items()})
+              + f"; probe set {args.probe_out}")
+    elif args.icnn_command == "data":
         from ..data.parts import write_parts
 
         kw = dict(image_size=args.image_size, positive_fraction=args.positive_fraction, shard_size=args.shard_size)
