@@ -164,3 +164,18 @@ def test_cli_rejects_bad_values(tmp_path):
 
     assert main(["transform", "train", "--shards", str(tmp_path), "--out", str(tmp_path / "m.pt"), "--kind", "ftl", "--epochs", "0"]) == 2
     assert main(["transform", "train", "--shards", str(tmp_path), "--out", str(tmp_path / "m.pt"), "--kind", "ftl"]) == 2  # no manifest
+
+
+def test_the_blocks_own_equivariance_error_sees_the_escape_into_the_identity_part():
+    """Blocks that turn the wrong way but hold 1% of the latent: the whole-latent error is small, the blocks' own is not."""
+    g = torch.Generator().manual_seed(2)
+    layout = ftl.BlockLayout(groups=((4, 2),), latent_dim=40)
+    z = torch.randn(64, 40, generator=g, dtype=torch.float64)
+    z[:, :8] *= 0.01
+    theta = torch.rand(64, generator=g, dtype=torch.float64) * 2 * math.pi - math.pi
+    exact = ftl.transform(z, layout, [ftl.rotation_2d(theta)])
+    assert metrics.group_equivariance_error(z, exact, theta, layout) < 1e-12
+    wrong = ftl.transform(z, layout, [ftl.rotation_2d(-theta)])
+    assert metrics.equivariance_error(z, wrong, theta, layout) < 0.02
+    # ‖R(−θ)b − R(θ)b‖ = 2|sin θ|·‖b‖, mean of 2|sin θ| over θ uniform: 4/π
+    assert metrics.group_equivariance_error(z, wrong, theta, layout) == pytest.approx(float((2 * theta.sin().abs()).mean()), rel=1e-9)

@@ -28,7 +28,7 @@ import numpy as np
 from ..atomic import atomic_path, write_json
 from ..data import digits, objects3d
 from ..errors import DataError
-from . import metrics
+from . import invariant, metrics
 from .train import load_model
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ def evaluate_objects3d(shards: str | Path, ftl_path: str | Path, baseline_path: 
     az = np.radians(test["azimuth_deg"])
     rec = {"ftl": {}, "baseline": {}, "ftl_azimuth_not_turned": {}}
     eq, ang, zero = {}, {f: {} for f in FACTORS}, {f: {} for f in FACTORS}
+    eqb = {f: {} for f in FACTORS}
     with torch.no_grad():
         for part, targets in (("seen", seen_idx), ("heldout", held_idx)):
             if len(targets) == 0:
@@ -76,6 +77,7 @@ def evaluate_objects3d(shards: str | Path, ftl_path: str | Path, baseline_path: 
             eq[part] = metrics.equivariance_error(z, z_t, theta, layout)
             for g, factor in enumerate(FACTORS):
                 ang[factor][part] = metrics.angle_error_deg(metrics.recover_angle(z, z_t, layout, group=g), theta[:, g])
+                eqb[factor][part] = metrics.group_equivariance_error(z, z_t, theta[:, g], layout, group=g)
                 zero[factor][part] = metrics.angle_error_deg(torch.zeros(samples), theta[:, g])
         share = metrics.latent_share(ftl_model.encode(images[:, seen_idx].reshape(-1, *images.shape[2:])), layout)
         invariant = invariant_accuracy(ftl_model, train, test, rng, roll)
@@ -84,6 +86,7 @@ def evaluate_objects3d(shards: str | Path, ftl_path: str | Path, baseline_path: 
     result = {
         "reconstruction_mse": {DATASET: rec},
         "equivariance_error": {DATASET: eq},
+        "equivariance_error_blocks": {DATASET: eqb},
         "angle_error_deg": {DATASET: {"ftl": ang, "chance": metrics.CHANCE_ANGLE_ERROR_DEG, "zero_guess": zero}},
         "inplane_range_deg": {DATASET: float(np.degrees(roll))},
         "latent_share": {DATASET: dict(zip((*FACTORS, "identity"), share))},
@@ -102,12 +105,12 @@ def evaluate_objects3d(shards: str | Path, ftl_path: str | Path, baseline_path: 
 
 
 def invariant_accuracy(model, train: dict, test: dict, rng, roll: float) -> dict:
-    """Shape accuracy (6 shapes) of a logistic regression on the block norms of both groups of e(x)
-    (invariant to roll and azimuth by construction of the FTL) against one on raw pixels, on
-    test objects at every azimuth under random rolls (uniform on [−roll, roll] radians); fit on every
-    train view under random rolls."""
+    """Shape accuracy (6 shapes) of one classifier on the block norms of both groups of e(x)
+    (invariant to roll and azimuth by construction of the FTL) against the same classifier on as
+    many PCA features of the pixels, and on all pixels (``invariant.compare``), on test objects at
+    every azimuth under random rolls (uniform on [−roll, roll] radians); fitted on every train view
+    under random rolls."""
     import torch
-    from sklearn.linear_model import LogisticRegression
 
     def views(split):
         imgs = torch.from_numpy(split["images"].reshape(-1, *split["images"].shape[2:]))
@@ -117,19 +120,9 @@ def invariant_accuracy(model, train: dict, test: dict, rng, roll: float) -> dict
 
     (tr, tr_y), (te, te_y) = views(train), views(test)
     groups = range(len(model.layout.groups))
-    feats = {
-        "block_norms": lambda imgs: torch.cat([metrics.block_norms(model.encode(imgs), model.layout, g) for g in groups], 1).numpy(),
-        "raw_pixels": lambda imgs: imgs.reshape(len(imgs), -1).numpy(),
-    }
-    out = {}
-    for name, f in feats.items():
-        a, b = f(tr), f(te)
-        mu, sd = a.mean(0), a.std(0) + 1e-6
-        clf = LogisticRegression(max_iter=500).fit((a - mu) / sd, tr_y)
-        out[name] = float(clf.score((b - mu) / sd, te_y))
-    out["features"] = {"block_norms": int(sum(n for n, _ in model.layout.groups)), "raw_pixels": int(tr[0].numel())}
-    out["chance"] = 1.0 / len(objects3d.SHAPE_NAMES)
-    return out
+    norms = lambda imgs: torch.cat([metrics.block_norms(model.encode(imgs), model.layout, g) for g in groups], 1).numpy()  # noqa: E731
+    pixels = lambda imgs: imgs.reshape(len(imgs), -1).numpy()  # noqa: E731
+    return invariant.compare(norms(tr), norms(te), pixels(tr), pixels(te), tr_y, te_y, n_classes=len(objects3d.SHAPE_NAMES))
 
 
 def turn_grid(model, test: dict, a0: int, rows: int, steps: int) -> np.ndarray:

@@ -30,6 +30,20 @@ def equivariance_error(z, z_theta, theta, layout: ftl.BlockLayout) -> float:
     return float(((z_theta - turned).norm(dim=1) / z.norm(dim=1).clamp_min(1e-12)).mean())
 
 
+def group_equivariance_error(z, z_theta, theta, layout: ftl.BlockLayout, group: int = 0) -> float:
+    """Mean ‖b_θ − R(θ) b‖ / ‖b‖ over samples, b and b_θ the blocks of group ``group`` of z and z_θ
+    (float (B, D)), theta (B,) radians for that group. Unlike ``equivariance_error`` it cannot be
+    made small by keeping the latent's norm in the identity part."""
+    import torch
+
+    a, _ = layout.split(z)
+    b, _ = layout.split(z_theta)
+    a, b = a[group], b[group]  # (B, n, 2)
+    turned = torch.einsum("bij,bnj->bni", ftl.rotation_2d(theta), a)
+    diff = (b - turned).flatten(1).norm(dim=1)
+    return float((diff / a.flatten(1).norm(dim=1).clamp_min(1e-12)).mean())
+
+
 def recover_angle(z, z_theta, layout: ftl.BlockLayout, group: int = 0):
     """The angle (radians, (B,)) that turns the blocks of z (B, D) into those of z_theta (B, D)."""
     import torch

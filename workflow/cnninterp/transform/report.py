@@ -43,6 +43,9 @@ def render(ctx) -> dict:
             ("reconstruction MSE, θ-input baseline (seen / held-out)", rec["baseline"]["seen"], rec["baseline"]["heldout"]),
             ("equivariance error ‖e(x_θ) − F_θ e(x)‖/‖e(x)‖ (seen / held-out)", eq["seen"], eq["heldout"]),
         ]
+        for factor, err in m.get("equivariance_error_blocks", {}).get(dataset, {}).items():
+            lines.append((f"equivariance error of the {FACTOR_NAMES.get(factor, factor)} blocks alone ‖b_θ − R(θ)b‖/‖b‖ (seen / held-out)",
+                          err.get("seen"), err.get("heldout")))
         if "ftl_azimuth_not_turned" in rec:
             lines.insert(1, ("reconstruction MSE, FTL with its azimuth blocks not turned (reference)",
                              rec["ftl_azimuth_not_turned"]["seen"], rec["ftl_azimuth_not_turned"]["heldout"]))
@@ -58,8 +61,8 @@ def render(ctx) -> dict:
             "heldout": m.get("heldout_deg", {}).get(dataset),
             "lines": lines,
             "classes": "digit" if dataset == "digits" else "shape",
-            "invariant": [("block norms of e(x)", inv["block_norms"], inv["features"]["block_norms"]),
-                          ("raw pixels", inv["raw_pixels"], inv["features"]["raw_pixels"])],
+            "invariant": [(INVARIANT_NAMES[name], inv[name], inv["features"][name], inv.get("parameters", {}).get(name))
+                          for name in INVARIANT_NAMES if name in inv],
             "chance": inv.get("chance"),
             "share": ", ".join(f"{FACTOR_NAMES.get(k, k)} {v:.1%}" for k, v in m.get("latent_share", {}).get(dataset, {}).items()),
         })
@@ -97,6 +100,11 @@ def in_arc(angle_deg: float, arc) -> bool:
     return (angle_deg - arc[0]) % 360.0 < (arc[1] - arc[0])
 
 
+INVARIANT_NAMES = {
+    "block_norms": "block norms of e(x) (rotation-invariant)",
+    "pixel_pca": "pixels on as many principal axes (PCA of the training images): the same classifier, the same size",
+    "raw_pixels": "all pixels (a larger classifier, for reference)",
+}
 FACTOR_NAMES = {"inplane": "in-plane", "azimuth": "azimuth (out-of-plane)"}
 DATASET_NOTES = {
     "digits": "scikit-learn's handwritten digits, turned in plane",
