@@ -56,8 +56,10 @@ def run(cfg: dict, seed: int, root: Path) -> dict:
                       root / "eval/metrics.json", top_images=e["top_images"], quantile=e["quantile"],
                       iou_threshold=e["iou_threshold"], figure_rows=e["figure_rows"], figure_cols=e["figure_cols"])
     times["evaluate"] = (time.perf_counter() - w0, cpu() - c0)
-    keys = ("location_instability", "location_instability_best_part", "accuracy", "part_detectors", "mean_part_iou", "detectors_per_part")
-    return {"seed": seed, **{k: result[k] for k in keys}, "seconds_wall_cpu": {k: [round(a, 1), round(b, 1)] for k, (a, b) in times.items()}}
+    keys = ("location_instability", "location_instability_best_part", "accuracy", "part_detectors", "mean_part_iou", "detectors_per_part",
+            "part_statistics")
+    parts = {k: {n: v for n, v in result["filter_parts"][k].items() if n != "per_filter"} for k in result["filter_parts"]}
+    return {"seed": seed, **{k: result[k] for k in keys}, "filter_parts": parts, "seconds_wall_cpu": {k: [round(a, 1), round(b, 1)] for k, (a, b) in times.items()}}
 
 
 def main() -> None:

@@ -64,3 +64,26 @@ def test_disabling_the_method_removes_its_jobs(dag_run):
         (dag_run / "tiny.yaml").write_text(original)
     assert not rules(plan) & ICNN_RULES
     assert "report" in rules(plan)
+
+
+def test_pointing_the_config_at_a_cub_folder_reruns_only_the_icnn_chain_and_a_bad_root_is_named(dag_run, tmp_path):
+    from dag import snakemake
+    from test_cub import write_cub
+
+    root = write_cub(tmp_path / "CUB_200_2011")
+    plan = edited_plan(dag_run, lambda c: c["icnn"]["data"].update(source="cub", cub_root=str(root)))
+    assert ICNN_RULES <= rules(plan)
+    assert rules(plan) <= ICNN_RULES | {"report", "config_snapshot", "all"}
+    # a CUB setting changes nothing while the source is synthetic
+    assert not rules(edited_plan(dag_run, lambda c: c["icnn"]["data"].update(disc_radius=5.0))) & ICNN_RULES
+    original = (dag_run / "tiny.yaml").read_text()
+    config = yaml.safe_load(original)
+    (root / "parts/part_locs.txt").unlink()
+    config["icnn"]["data"].update(source="cub", cub_root=str(root))
+    try:
+        (dag_run / "tiny.yaml").write_text(yaml.safe_dump(config))
+        proc = snakemake(dag_run, "-n")
+    finally:
+        (dag_run / "tiny.yaml").write_text(original)
+    assert proc.returncode != 0
+    assert f"icnn.data.cub_root: {root / 'parts/part_locs.txt'} is missing" in proc.stdout + proc.stderr

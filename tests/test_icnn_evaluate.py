@@ -49,8 +49,14 @@ def test_evaluate_writes_every_metric_for_both_networks(tiny):
         assert 0 <= result["location_instability"][kind] < 1 and 0 <= result["accuracy"][kind] <= 1
         assert 0 <= result["part_detectors"][kind] <= 4
         assert sum(result["filters_per_landmark"][kind].values()) == 4
+        parts = on_disk["filter_parts"][kind]
+        assert sum(parts["best_landmark"].values()) == sum(parts["under_peak"].values()) == len(parts["per_filter"]) == 4
+        assert set(parts["under_peak"]) == {"none", *PARTS}
+        assert {f["best_landmark"] for f in parts["per_filter"]} == {p for p, c in parts["best_landmark"].items() if c}
         summary = json.loads((root / "eval" / "dissect" / kind / "summary.json").read_text())
         assert summary["images"] == 16 and summary["layers"]["top"]["units"] == 4
+    stats = on_disk["part_statistics"]
+    assert set(stats["area_share"]) == set(PARTS) and abs(sum(stats["area_share"].values()) - 1) < 1e-3
     fig = dict(np.load(root / "eval" / "figure.npz"))
     assert fig["images"].shape[0] == 3 and fig["icnn_maps"].shape == (2, 3, 8, 8) and fig["cnn_landmark"].shape == (2, 3, 2)
 

@@ -11,6 +11,12 @@ Writes ``metrics.json`` with, at the top level, one entry per network (``icnn``,
   the dissection rules run) on the probe shards (the same parts generator, other images), part
   masks as the ``part`` category; a part detector is a unit whose best part IoU exceeds
   ``iou_threshold``; ``mean_part_iou`` is the mean over units of their best part IoU;
+- ``filter_parts``: what the filters became, per network: the histogram over parts of each filter's
+  best landmark (its most stable one, the paper's choice), of the part under its peak (the part mask at
+  the inferred location, majority over its top images; ``none`` = background), the number of
+  distinct best landmarks, and per filter both with its instability (``filter_part_summary``);
+- ``part_statistics``: of the test objects, each part's mean share of the object's part pixels and
+  the fraction of objects on which it is visible (is one part the largest, always-visible one?);
 and ``figure.npz`` beside it: the same filters' maps over several test objects (see ``figure_data``).
 """
 
@@ -23,7 +29,7 @@ import numpy as np
 
 from ..atomic import atomic_path, write_json
 from ..data import parts
-from .locate import argmax_points, filter_instability
+from .locate import argmax_points, filter_instability, peak_parts
 from .model import TOP_LAYER
 from .train import PREPROCESS, load_net, to_input
 
@@ -68,6 +74,32 @@ def dissect_top(model, probe: str | Path, out_dir: str | Path, *, quantile: floa
     return part_scores(summary, iou_threshold)
 
 
+def filter_part_summary(instab: dict, seg: np.ndarray, part_names: list) -> dict:
+    """Per network, what its filters became (from ``filter_instability``'s result and the test split's
+    seg uint16 (N, S, S)): ``best_landmark`` {part: filters} over all parts, ``under_peak`` {"none" |
+    part: filters}, ``distinct_best_landmarks`` int, ``per_filter`` [{filter, best_landmark,
+    under_peak, under_peak_share, instability}]."""
+    under = peak_parts(instab["inferred"], instab["chosen"], seg, len(part_names))
+    names = ["none", *part_names]
+    best = np.bincount(instab["best_landmark"], minlength=len(part_names))
+    per_filter = [{"filter": f, "best_landmark": part_names[int(instab["best_landmark"][f])], "under_peak": names[int(under["label"][f])],
+                   "under_peak_share": round(float(under["share"][f]), 4), "instability": round(float(instab["per_filter"][f]), 5)}
+                  for f in range(len(instab["per_filter"]))]
+    return {"best_landmark": {p: int(c) for p, c in zip(part_names, best)},
+            "under_peak": {n: int(c) for n, c in zip(names, np.bincount(under["label"], minlength=len(names)))},
+            "distinct_best_landmarks": int((best > 0).sum()), "per_filter": per_filter}
+
+
+def part_statistics(seg: np.ndarray, visible: np.ndarray, objects: np.ndarray, part_names: list) -> dict:
+    """Of the object images (``objects`` bool (N,)): each part's mean share of the object's labelled
+    pixels (seg uint16 (N, S, S), labels p + 1) and the fraction of objects where it is visible (bool (N, P))."""
+    s = seg[objects].reshape(int(objects.sum()), -1).astype(np.int64)
+    counts = np.stack([np.bincount(row, minlength=len(part_names) + 1)[1:] for row in s])  # (No, P)
+    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    return {"area_share": {p: round(float(v), 4) for p, v in zip(part_names, share.mean(axis=0))},
+            "visible": {p: round(float(v), 4) for p, v in zip(part_names, visible[objects].mean(axis=0))}}
+
+
 def figure_data(images, maps: dict, instab: dict, labels, landmarks, visible, image_size: int, rows: int, cols: int) -> dict:
     """Arrays for the Figure-1-like panel: per network its ``rows`` most stable filters (lowest per-filter
     instability) over the same ``cols`` test objects: ``images`` uint8 (cols, S, S, 3),
@@ -97,7 +129,7 @@ def evaluate(shards: str | Path, probe: str | Path, models: dict, out: str | Pat
     size = test["images"].shape[1]
     objects = test["labels"] == 1
     result = {k: {} for k in ("location_instability", "location_instability_best_part", "accuracy", "part_detectors",
-                              "mean_part_iou", "detectors_per_part", "filters_per_landmark", "top_images")}
+                              "mean_part_iou", "detectors_per_part", "filters_per_landmark", "filter_parts", "top_images")}
     maps, instab = {}, {}
     for kind in KINDS:
         model, spec = load_net(models[kind])
@@ -109,6 +141,7 @@ def evaluate(shards: str | Path, probe: str | Path, models: dict, out: str | Pat
         result["top_images"][kind] = instab[kind]["images"]
         counts = np.bincount(instab[kind]["best_landmark"], minlength=len(test["parts"]))
         result["filters_per_landmark"][kind] = {p: int(c) for p, c in zip(test["parts"], counts) if c}
+        result["filter_parts"][kind] = filter_part_summary(instab[kind], test["seg"], test["parts"])
         result["accuracy"][kind] = float((preds == test["labels"]).mean())
         scores = dissect_top(model, probe, out.parent / "dissect" / kind, quantile=quantile, iou_threshold=iou_threshold, batch_size=batch_size)
         result["part_detectors"][kind] = scores["part_detectors"]
@@ -119,6 +152,7 @@ def evaluate(shards: str | Path, probe: str | Path, models: dict, out: str | Pat
     result["map_size"] = int(maps["icnn"].shape[2])
     result["test_images"] = {"all": int(len(objects)), "objects": int(objects.sum())}
     result["parts"] = test["parts"]
+    result["part_statistics"] = part_statistics(test["seg"], test["visible"], objects, test["parts"])
     result["settings"] = {"top_images": top_images, "quantile": quantile, "iou_threshold": iou_threshold,
                           "landmarks_averaged": "all (location_instability); the most stable one (location_instability_best_part)"}
     fig = figure_data(test["images"], maps, instab, test["labels"], test["landmarks"], test["visible"], size, figure_rows, figure_cols)

@@ -42,7 +42,8 @@ def filter_instability(maps: np.ndarray, landmarks: np.ndarray, visible: np.ndar
     per landmark, std over those images of ‖inferred − landmark‖ / diagonal (S·√2); the filter's score
     is the mean over its ``best`` most stable landmarks (``best`` = P: all landmarks). Returns
     ``mean`` (float), ``per_filter`` float64 (F,), ``best_landmark`` int64 (F,) (each filter's most
-    stable landmark), ``images`` (M).
+    stable landmark), ``images`` (M), ``chosen`` int64 (F, M) the top images, ``inferred`` float64 (F, M, 2)
+    the inferred (x, y) on them.
     """
     points = argmax_points(maps, image_size)  # (N, F, 2)
     chosen = top_images(maps, candidates, top)  # (F, M)
@@ -57,4 +58,22 @@ def filter_instability(maps: np.ndarray, landmarks: np.ndarray, visible: np.ndar
         for p in range(landmarks.shape[1]):
             if vis[f, :, p].sum() >= 2:
                 per_landmark[f, p] = location_instability(inferred[f : f + 1], lm[f : f + 1, :, p : p + 1], vis[f : f + 1, :, p : p + 1], diag)
-    return {"mean": float(per.mean()), "per_filter": per, "best_landmark": per_landmark.argmin(axis=1), "images": int(chosen.shape[1])}
+    return {"mean": float(per.mean()), "per_filter": per, "best_landmark": per_landmark.argmin(axis=1), "images": int(chosen.shape[1]),
+            "chosen": chosen, "inferred": inferred}
+
+
+def peak_parts(inferred: np.ndarray, chosen: np.ndarray, seg: np.ndarray, num_parts: int) -> dict:
+    """What lies under each filter's peak: the part mask at the inferred location on its top images.
+
+    inferred float (F, M, 2) (x, y) image points (``filter_instability``'s), chosen int (F, M) their
+    image indices, seg uint (N, S, S) part label maps (0 none, p + 1 part p). Returns ``counts``
+    int64 (F, P + 1): per filter how many of its top images have label k at the peak (column 0: no
+    part), ``label`` int64 (F,) the most frequent label (ties: the lower), ``share`` float64 (F,) its fraction.
+    """
+    size = seg.shape[1]
+    cols = np.clip(np.floor(inferred[..., 0]).astype(np.int64), 0, size - 1)
+    rows = np.clip(np.floor(inferred[..., 1]).astype(np.int64), 0, size - 1)
+    labels = seg[chosen, rows, cols].astype(np.int64)  # (F, M)
+    counts = np.stack([np.bincount(row, minlength=num_parts + 1) for row in labels])
+    label = counts.argmax(axis=1)
+    return {"counts": counts, "label": label, "share": counts[np.arange(len(label)), label] / labels.shape[1]}
