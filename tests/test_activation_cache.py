@@ -32,9 +32,9 @@ def test_cached_tally_equals_running_the_model_twice(broden_shards, tmp_path):
     again = engine.tally(model, LAYERS, paths, thresholds, manifest, "imagenet", 8, "cpu")
     for name in LAYERS:
         for what in COUNTS:
-            np.testing.assert_array_equal(cached[f"{name}|{what}"], again[f"{name}|{what}"], err_msg=f"{name} {what}")
-        assert again[f"{name}|inter"].sum() > 0
-    np.testing.assert_array_equal(cached["area"], again["area"])
+            np.testing.assert_array_equal(cached.layers[name].result()[what], again.layers[name].result()[what], err_msg=f"{name} {what}")
+        assert again.layers[name].result()["inter"].sum() > 0
+    np.testing.assert_array_equal(cached.area, again.area)
     kinds = {type(item).__name__ for _, layers in read_cache(cache) for item in layers.values()}
     assert kinds == {"Tensor", "Candidates"}, "the data should exercise both ways of keeping a batch"
 
@@ -48,11 +48,11 @@ def test_per_shard_caches_add_up_to_one_job(broden_shards, tmp_path):
     parts = [_stages(model, [p], total, tmp_path / f"{i}.acts") for i, p in enumerate(paths)]
     thresholds = engine.merge_thresholds(parts, LAYERS, total, 0.05, [tmp_path / f"{i}.acts" for i in range(len(paths))])
     tallies = [engine.tally(None, LAYERS, [p], thresholds, manifest, "imagenet", 8, "cpu", tmp_path / f"{i}.acts") for i, p in enumerate(paths)]
-    summed = engine.sum_tallies(tallies, LAYERS)
+    summed = engine.sum_tallies(tallies)
     whole = engine.tally(model, LAYERS, paths, thresholds, manifest, "imagenet", 8, "cpu")
     for name in LAYERS:
         for what in COUNTS:
-            np.testing.assert_array_equal(summed[f"{name}|{what}"], whole[f"{name}|{what}"], err_msg=f"{name} {what}")
+            np.testing.assert_array_equal(summed.layers[name].result()[what], whole.layers[name].result()[what], err_msg=f"{name} {what}")
 
 
 def test_dissect_with_and_without_cache_write_the_same_results(broden_shards, tmp_path):

@@ -50,7 +50,7 @@ def engine_tally(acts, seg, image_labels, T, batches):
         area += labels.area
         tally = LayerTally(acts.shape[1], len(PRIMARY), len(CATS))
         tally.add(torch.from_numpy(acts[idx]), torch.from_numpy(T), labels)
-        arrays = tally.arrays("l")
+        arrays = {f"l|{k}": v for k, v in tally.result().items()}
         total = arrays if total is None else {k: total[k] + arrays[k] for k in total}
     total["area"] = area
     return total
@@ -118,14 +118,13 @@ def test_exact_quantile_any_split_any_order(q, seed, tmp_path):
                         hist.add(batch)
                         images.add(batch, [keys[i] for i in chunk], batch.amax(dim=(2, 3)))
                         writer.write([keys[i] for i in chunk], {"u": batch})
-            part = QuantilePart(len(pieces[p]), {"u": from_top}, {"u": LayerQuantiles((3, 5), hist, images)})
+            part = QuantilePart(len(pieces[p]), {"u": LayerQuantiles((3, 5), hist, images, from_top)})
             parts.append(tmp_path / f"{trial}-{p}.npz")
             save_arrays(parts[-1], part.state_dict())
         merged = merge_thresholds(parts, ["u"], acts.shape[0], q, caches)
-        np.testing.assert_array_equal(merged["u|threshold"], want)
-        np.testing.assert_array_equal(merged["u|top_values"], one.result()[0])
-        np.testing.assert_array_equal(merged["u|top_keys"], one.result()[1])
-        np.testing.assert_array_equal(merged["u|top_maps"], one.result()[2])
+        np.testing.assert_array_equal(merged.layers["u"].threshold, want)
+        for got, expected in zip(merged.layers["u"].tops.result(), one.result()):
+            np.testing.assert_array_equal(got, expected)
 
 
 def test_upsampling_is_bilinear_half_pixel():
@@ -148,7 +147,7 @@ def test_lite_flags_agree_for_few_and_many_categories():
         assert labels.pixel_categories.dtype == (np.uint8 if k <= 8 else np.int64)
         tally = LayerTally(acts.shape[1], len(PRIMARY), k)
         tally.add(torch.from_numpy(acts), T, labels)
-        results.append(tally.arrays("l"))
+        results.append({f"l|{k}": v for k, v in tally.result().items()})
     few, many = results
     np.testing.assert_array_equal(many["l|act_lite"][:, : len(CATS)], few["l|act_lite"])
     assert (many["l|act_lite"][:, len(CATS) :] == 0).all()

@@ -122,10 +122,17 @@ def test_a_failed_run_leaves_no_hooks_behind(broden_shards, tmp_path):
     assert not any(m._forward_hooks for m in model.modules())
 
 
+def _thresholds(layer: str, units: int):
+    """Thresholds 0 for ``units`` units of ``layer`` (no top images)."""
+    from cnninterp.dissect.states import LayerThresholds, Thresholds, TopImages
+
+    return Thresholds(40, 0.005, {layer: LayerThresholds((1, 1), np.zeros(units, np.float32), TopImages(1))})
+
+
 def test_thresholds_of_another_model_are_refused_and_hooks_removed(broden_shards):
     manifest = read_manifest(broden_shards)
     model = random_model("resnet10", seed=0)
-    wrong = {"layer4|threshold": np.zeros(7, np.float32)}
+    wrong = _thresholds("layer4", 7)
     try:
         engine.tally(model, ["layer4"], shard_paths(broden_shards), wrong, manifest, "imagenet", 16, "cpu")
     except DataError as err:
@@ -141,6 +148,6 @@ def test_shards_holding_labels_the_manifest_lacks_name_the_shard_and_images(brod
     paths = shard_paths(broden_shards)
     top = max(lab["number"] for lab in manifest["labels"])
     fewer = dict(manifest, labels=[lab for lab in manifest["labels"] if lab["number"] < top // 2])
-    layer1 = {"layer1|threshold": np.zeros(64, np.float32)}
+    layer1 = _thresholds("layer1", 64)
     with pytest.raises(DataError, match=r"image '\d{7}' of shard .*train-000000\.tar: .*label number.* end at \d+"):
         engine.tally(random_model("resnet10", seed=0), ["layer1"], paths[:1], layer1, fewer, "imagenet", 8, "cpu")

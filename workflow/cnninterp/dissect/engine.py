@@ -1,7 +1,8 @@
 """Run Network Dissection's stages over Broden shards: quantiles, thresholds, tally, gather.
 
-Each stage reads and writes ``.npz`` files of named arrays (``<layer>|<what>``), so stages can run
-as separate per-shard jobs and be merged, or all at once through ``dissect``.
+Each stage hands on a typed state (``states``: ``QuantilePart``, ``Thresholds``, ``TallyPart``),
+written to and read from disk by ``statefile``, so stages can run as separate per-shard jobs and
+be merged, or all at once through ``dissect``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from . import candidates as cand
 from .activations import activation_batches, collate
 from .cache import Centres, keep_for_tally, keep_values, open_cache, read_cache
 from .quantiles import KeyHistogram, ThresholdSearch
+from .statefile import read_state, write_state
+from .states import LayerQuantiles, LayerThresholds, QuantilePart, TallyPart, Thresholds, TopImages
 from .tally import LayerTally, make_label_batch
 
 log = logging.getLogger(__name__)
@@ -44,88 +47,16 @@ def vocabulary(manifest: dict) -> dict:
     return {"num_labels": num_labels, "categories": categories, "primary": primary, "names": names}
 
 
-def save_arrays(path: str | Path, arrays: dict) -> None:
-    """Atomically write named numpy arrays to an uncompressed ``.npz`` file."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
+def save_arrays(path: str | Path, state) -> None:
+    """Atomically write a typed state (or its ``state_dict()``) to ``path``: ``statefile.write_state``
+    under the name the CLI calls."""
+    write_state(path, state)
 
 
-def load_arrays(path: str | Path) -> dict:
-    """Read an ``.npz`` written by ``save_arrays`` into a dict; DataError naming the file if unreadable."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except FileNotFoundError:
-        raise DataError(f"{path} is missing") from None
-    except Exception as err:
-        raise DataError(f"{path} is not a readable .npz file: {err}") from None
-
-
-@dataclass
-class LayerQuantiles:
-    """One layer's state in a quantile part: map size ``hw`` (h, w), the level-0 ``histogram``
-    (``quantiles.KeyHistogram``) and the ``tops`` (``TopImages``)."""
-
-    hw: tuple
-    histogram: KeyHistogram
-    tops: "TopImages"
-
-
-@dataclass
-class QuantilePart:
-    """What the quantile pass of some shards hands to the threshold merge (mergeable state).
-
-    ``images`` read; ``floor_from_top``: the rank from the top whose level-0 bin bounded what
-    the activation cache kept (see ``KeyHistogram.floor``); ``layers`` {name: LayerQuantiles}.
-    Its size does not depend on the number of images: U x 8,192 counts and the top images per layer.
-    """
-
-    images: int
-    floor_from_top: dict
-    layers: dict
-
-    def merge(self, other: "QuantilePart") -> "QuantilePart":
-        """Add ``other`` (the same layers, the same floors) into this part; return self."""
-        if set(other.layers) != set(self.layers):
-            raise DataError(f"quantile parts of different layers: {sorted(self.layers)} and {sorted(other.layers)}")
-        if other.floor_from_top != self.floor_from_top:
-            raise DataError("quantile parts computed for different quantiles or image counts: rerun the quantile jobs")
-        self.images += other.images
-        for name, layer in self.layers.items():
-            theirs = other.layers[name]
-            if tuple(theirs.hw) != tuple(layer.hw):
-                raise DataError(f"layer {name}: maps of {tuple(layer.hw)} and {tuple(theirs.hw)} in different parts")
-            layer.histogram.merge(theirs.histogram)
-            layer.tops.merge(theirs.tops)
-        return self
-
-    def state_dict(self) -> dict:
-        """Flat arrays for ``save_arrays``: ``images``, ``layers`` (names) and, per layer i,
-        ``layer<i>/hw``, ``layer<i>/floor_from_top``, ``layer<i>/histogram/*``, ``layer<i>/tops/*``."""
-        names = list(self.layers)
-        out = {"images": np.array(self.images), "layers": np.array(names)}
-        for i, name in enumerate(names):
-            layer = self.layers[name]
-            out[f"layer{i}/hw"] = np.array(layer.hw)
-            out[f"layer{i}/floor_from_top"] = np.array(self.floor_from_top[name])
-            out.update({f"layer{i}/histogram/{k}": v for k, v in layer.histogram.state_dict().items()})
-            out.update({f"layer{i}/tops/{k}": v for k, v in layer.tops.state_dict().items()})
-        return out
-
-    @classmethod
-    def from_state_dict(cls, state: dict) -> "QuantilePart":
-        """Rebuild a part from ``state_dict()``'s arrays; DataError if some are missing."""
-        try:
-            names = [str(n) for n in state["layers"]]
-            layers, floors = {}, {}
-            for i, name in enumerate(names):
-                sub = lambda what: {k.split("/", 2)[2]: v for k, v in state.items() if k.startswith(f"layer{i}/{what}/")}
-                layers[name] = LayerQuantiles(tuple(int(x) for x in state[f"layer{i}/hw"]), KeyHistogram.from_state_dict(sub("histogram")), TopImages.from_state_dict(sub("tops")))
-                floors[name] = int(state[f"layer{i}/floor_from_top"])
-            return cls(int(state["images"]), floors, layers)
-        except (KeyError, ValueError) as err:
-            raise DataError(f"a quantile part is incomplete or from another version ({err}): rerun the quantile jobs") from None
+def load_arrays(path: str | Path):
+    """Read the typed state in ``path`` (``statefile.read_state``, any kind) under the name the CLI
+    calls; DataError naming the file if it is missing, of the old layout or not a state."""
+    return read_state(path)
 
 
 def quantile_tops(model, layers: list[str], paths, total_images: int, q: float, preset: str, batch_size: int, device, top_images: int = 8, cache: str | Path | None = None, memory_format: str = "auto", values_only: bool = False) -> QuantilePart:
@@ -161,7 +92,7 @@ def quantile_tops(model, layers: list[str], paths, total_images: int, q: float, 
             images += len(batch["keys"])
         if images == 0:
             raise DataError(f"no images in {', '.join(map(str, paths))}")
-    return QuantilePart(images, from_top, {name: LayerQuantiles(shapes[name], hists[name], tops[name]) for name in hists})
+    return QuantilePart(images, {name: LayerQuantiles(shapes[name], hists[name], tops[name], from_top[name]) for name in hists})
 
 
 def _at_floor(hist: KeyHistogram, from_top: int, acts):
@@ -181,14 +112,14 @@ def merge_thresholds(parts, layers: list[str], total_images: int, q: float, cach
 
     Memory: one merged part and one part being read (U x 8,192 counts per layer plus the top
     images), and one cache batch; each of the two refinement levels reads every cache once.
-    Returns ``<layer>|threshold`` float32 (U,), ``<layer>|hw`` and the merged top images per layer,
-    plus ``images`` and ``quantile``. DataError if the parts do not cover exactly ``total_images``
-    images, or a cache is missing.
+    Returns the ``Thresholds`` of ``layers`` (with the merged top images). DataError if the parts
+    do not cover exactly ``total_images`` images, their caches were bounded for a smaller
+    quantile than ``q``, or a cache is missing.
     """
     merged = None
     for part in parts:
         if not isinstance(part, QuantilePart):
-            part = QuantilePart.from_state_dict(load_arrays(part))
+            part = read_state(part, QuantilePart)
         merged = part if merged is None else merged.merge(part)
     if merged is None:
         raise DataError("no quantile parts to merge")
@@ -202,8 +133,8 @@ def merge_thresholds(parts, layers: list[str], total_images: int, q: float, cach
         layer = merged.layers[name]
         n = total_images * layer.hw[0] * layer.hw[1]
         searches[name] = ThresholdSearch(n, q, layer.histogram.units)
-        if merged.floor_from_top[name] != searches[name].from_top():
-            raise DataError(f"the quantile parts bound their caches for another quantile than {q}: rerun the quantile jobs")
+        if layer.floor_from_top < searches[name].from_top():
+            raise DataError(f"layer {name}: the quantile parts bounded their caches for a quantile below {q} (the {layer.floor_from_top} largest values of {n}, {q} needs {searches[name].from_top()}): rerun the quantile jobs with a cache quantile >= {q}")
         searches[name].step(layer.histogram)
     while not all(s.done for s in searches.values()):
         if not caches:
@@ -220,13 +151,7 @@ def merge_thresholds(parts, layers: list[str], total_images: int, q: float, cach
                 s.step(level[name])
             except ValueError as err:
                 raise DataError(f"layer {name}: the activation caches do not hold the values the quantile parts counted ({err}); rerun the quantile jobs") from None
-    out = {"images": np.array(total_images), "quantile": np.array(q)}
-    for name in layers:
-        layer = merged.layers[name]
-        out[f"{name}|threshold"] = searches[name].thresholds()
-        out[f"{name}|hw"] = np.array(layer.hw)
-        out.update(layer.tops.arrays(name))
-    return out
+    return Thresholds(total_images, q, {name: LayerThresholds(merged.layers[name].hw, searches[name].thresholds(), merged.layers[name].tops) for name in layers})
 
 
 def _cached_values(item):
@@ -242,104 +167,18 @@ def _cached_values(item):
     return ((item.ids // (h * w)) % u).numpy(), values.numpy()
 
 
-class TopImages:
-    """Per unit, the k images with the largest maximum activation (ties: smaller key first), with maps."""
-
-    def __init__(self, k: int):
-        self.k = k
-        self.values = self.keys = self.maps = None
-
-    def add(self, acts, keys: list[str], maxima) -> None:
-        """Add a batch: ``acts`` float32 (B, U, h, w), ``keys`` [B] sample keys, ``maxima`` (B, U) per-map maxima.
-
-        Only units where a new image beats the current k-th entry are re-sorted and copied.
-        """
-        import torch
-
-        b, u = acts.shape[:2]
-        new_vals = maxima.T.cpu().numpy()  # (U, B)
-        new_keys = np.broadcast_to(np.array(keys), (u, b))
-        if self.values is None:
-            rows = np.arange(u)
-            vals, ks, old = new_vals, new_keys, 0
-        else:
-            if self.values.shape[1] == self.k:  # full: a newcomer must beat the last (worst) entry
-                worst_v, worst_k = self.values[:, -1:], self.keys[:, -1:]
-                enters = (new_vals > worst_v) | ((new_vals == worst_v) & (new_keys < worst_k))
-                rows = np.nonzero(enters.any(1))[0]
-                if rows.size == 0:
-                    return
-            else:
-                rows = np.arange(u)
-            vals = np.concatenate([self.values[rows], new_vals[rows]], 1)
-            ks = np.concatenate([self.keys[rows], new_keys[rows]], 1)
-            old = self.values.shape[1]
-        order = np.lexsort((ks, -vals), axis=-1)[:, : self.k]
-        picked = np.arange(len(rows))[:, None]
-        from_new = torch.from_numpy(np.clip(order - old, 0, b - 1))
-        new_maps = acts[from_new, torch.from_numpy(rows)[:, None]].cpu().numpy()  # (R, k, h, w)
-        if self.maps is not None:
-            old_maps = np.take_along_axis(self.maps[rows], np.clip(order, 0, old - 1)[:, :, None, None], 1)
-            new_maps = np.where((order < old)[:, :, None, None], old_maps, new_maps)
-        if self.values is None or order.shape[1] != self.values.shape[1]:  # still filling: every unit
-            self.values, self.keys, self.maps = vals[picked, order], ks[picked, order], new_maps
-        else:
-            if ks.dtype != self.keys.dtype:  # longer keys than before: widen, never truncate
-                self.keys = self.keys.astype(ks.dtype)
-            self.values[rows], self.keys[rows], self.maps[rows] = vals[picked, order], ks[picked, order], new_maps
-
-    def arrays(self, prefix: str) -> dict:
-        """Return ``<prefix>|top_values`` (U, k) float32, ``top_keys`` (U, k) str, ``top_maps`` (U, k, h, w) float32."""
-        return {
-            f"{prefix}|top_values": self.values,
-            f"{prefix}|top_keys": self.keys.astype(str),
-            f"{prefix}|top_maps": self.maps.astype(np.float32),
-        }
-
-    def merge(self, other: "TopImages") -> "TopImages":
-        """Keep the top k of this keeper's and ``other``'s images (any order and split of the
-        data gives the same result); return self."""
-        if other.values is None:
-            return self
-        if self.values is None:
-            self.values, self.keys, self.maps = other.values, other.keys, other.maps
-            return self
-        vals = np.concatenate([self.values, other.values], 1)
-        keys = np.concatenate([self.keys.astype(str), other.keys.astype(str)], 1)
-        maps = np.concatenate([self.maps, other.maps], 1)
-        order = np.lexsort((keys, -vals), axis=-1)[:, : self.k]
-        rows = np.arange(vals.shape[0])[:, None]
-        self.values, self.keys, self.maps = vals[rows, order], keys[rows, order], np.take_along_axis(maps, order[:, :, None, None], 1)
-        return self
-
-    def state_dict(self) -> dict:
-        """``k`` int64 (), ``values`` (U, k) float32, ``keys`` (U, k) str, ``maps`` (U, k, h, w) float32."""
-        return {"k": np.array(self.k), "values": self.values, "keys": self.keys.astype(str), "maps": self.maps.astype(np.float32)}
-
-    @classmethod
-    def from_state_dict(cls, state: dict) -> "TopImages":
-        """Rebuild a keeper from ``state_dict()``'s arrays."""
-        out = cls(int(state["k"]))
-        out.values, out.keys, out.maps = np.asarray(state["values"]), np.asarray(state["keys"]).astype(str), np.asarray(state["maps"])
-        return out
-
-    def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(values (U, k) float32, keys (U, k) str, maps (U, k, h, w) float32), best first."""
-        return self.values, self.keys.astype(str), self.maps.astype(np.float32)
-
-
-def tally(model, layers: list[str], paths, thresholds: dict, manifest: dict, preset: str, batch_size: int, device, cache: str | Path | None = None, memory_format: str = "auto") -> dict:
+def tally(model, layers: list[str], paths, thresholds: Thresholds, manifest: dict, preset: str, batch_size: int, device, cache: str | Path | None = None, memory_format: str = "auto") -> TallyPart:
     """The second pass: count intersections, activation terms and label areas over the shards.
 
     With ``cache`` (written by ``quantile_tops`` over the same shards) the activations come from
     it and ``model`` is not run (it may be None); without, ``model`` runs again on ``device``
-    (the counting itself runs on the host either way, see ``tally_kernels``). Returns arrays per
-    layer (see ``LayerTally.arrays``), ``area`` int64 (C+1,) and ``images``. All counts are sums
-    over images, so per-shard results add up.
+    (the counting itself runs on the host either way, see ``tally_kernels``). ``thresholds``: the
+    ``Thresholds`` of (at least) ``layers``. Returns the ``TallyPart`` of these shards (every count
+    is a sum over images, so per-shard parts merge).
     """
     vocab = vocabulary(manifest)
     num_labels, ncat = vocab["num_labels"], len(vocab["categories"])
-    thr = {name: np.asarray(thresholds[f"{name}|threshold"], np.float32) for name in layers}
+    thr = {name: np.asarray(layer.threshold, np.float32) for name, layer in thresholds.select(layers).layers.items()}
     tallies: dict[str, LayerTally] = {}
     area = np.zeros(num_labels, dtype=np.int64)
     images = 0
@@ -364,10 +203,7 @@ def tally(model, layers: list[str], paths, thresholds: dict, manifest: dict, pre
             images += len(batch["keys"])
     if images == 0:
         raise DataError(f"no images in {', '.join(map(str, paths))}")
-    out = {"images": np.array(images), "area": area}
-    for name in layers:
-        out.update(tallies[name].arrays(name))
-    return out
+    return TallyPart(images, area, {name: tallies[name] for name in layers})
 
 
 def _blame_image(batch: dict, paths, vocab: dict) -> DataError:
@@ -418,29 +254,37 @@ def _cached_batches(cache, paths, layers: list[str]):
         raise DataError(f"activation cache {cache} ends before image {extra['key']} of the shards; rerun the quantile pass")
 
 
-def sum_tallies(parts: list[dict], layers: list[str]) -> dict:
-    """Add per-shard tallies (every count is a sum). Returns one tally dict."""
-    out = {"images": np.array(sum(int(p["images"]) for p in parts)), "area": sum(p["area"] for p in parts)}
-    for name in layers:
-        for what in ("inter", "act_original", "act_lite", "act_total"):
-            out[f"{name}|{what}"] = sum(p[f"{name}|{what}"] for p in parts)
-    return out
+def sum_tallies(parts) -> TallyPart:
+    """Merge per-shard ``TallyPart``s (or paths of saved ones, read one at a time) into one;
+    DataError if there are none."""
+    merged = None
+    for part in parts:
+        if not isinstance(part, TallyPart):
+            part = read_state(part, TallyPart)
+        merged = part if merged is None else merged.merge(part)
+    if merged is None:
+        raise DataError("no tally parts to gather")
+    return merged
 
 
-def gather(tally_parts: list[dict], thresholds: dict, manifest: dict, layers: list[str], denominator: str, iou_threshold: float, out_dir: str | Path, settings: dict) -> dict:
-    """Sum per-shard tallies, score IoU and write the results under ``out_dir``; returns the summary.
+def gather(tally_parts, thresholds: Thresholds, manifest: dict, layers: list[str], denominator: str, iou_threshold: float, out_dir: str | Path, settings: dict) -> dict:
+    """Sum per-shard tallies (``TallyPart``s or their paths), score IoU and write the results
+    under ``out_dir``; returns the summary.
 
     ``thresholds`` is the output of ``merge_thresholds`` (thresholds and top images).
     DataError if the parts do not cover every image of the shards exactly once.
     """
     from .labels import iou_table, summarize, write_results
 
-    total = int(thresholds["images"])
-    seen = sum(int(p["images"]) for p in tally_parts)
-    if seen != total:
-        raise DataError(f"tally parts cover {seen} images, the thresholds were computed over {total}: a shard is missing or repeated")
+    total = thresholds.images
+    summed = sum_tallies(tally_parts)
+    if summed.images != total:
+        raise DataError(f"tally parts cover {summed.images} images, the thresholds were computed over {total}: a shard is missing or repeated")
+    missing = [name for name in layers if name not in summed.layers]
+    if missing:
+        raise DataError(f"tally parts have no layer(s) {', '.join(missing)}: rerun the tallies")
+    thresholds = thresholds.select(layers)
     vocab = vocabulary(manifest)
-    summed = sum_tallies(tally_parts, layers)
     table = iou_table(summed, thresholds, vocab, layers, denominator)
     summary = summarize(table, layers, vocab["categories"], iou_threshold)
     write_results(out_dir, table, summary, settings, summed, thresholds, layers)

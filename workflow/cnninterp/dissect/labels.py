@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_files
+from .statefile import read_state, write_state
 from .tally import iou
 
 DENOMINATORS = ("original", "lite")
@@ -20,8 +21,9 @@ def result_files(layers: list[str]) -> list[str]:
     return RESULT_FILES[:-1] + [f"tally_{name}.csv" for name in layers] + RESULT_FILES[-1:]
 
 
-def iou_table(tallies: dict, thresholds: dict, vocab: dict, layers: list[str], denominator: str):
-    """Return a pandas DataFrame, one row per (layer, unit, concept present in the data).
+def iou_table(tallies, thresholds, vocab: dict, layers: list[str], denominator: str):
+    """Return a pandas DataFrame, one row per (layer, unit, concept present in the data), from
+    the summed ``states.TallyPart`` and the ``states.Thresholds``.
 
     Columns: layer, unit, category (primary), concept, concept_number, iou, intersection, union,
     threshold. Concepts that never occur (label area 0) are left out.
@@ -31,12 +33,13 @@ def iou_table(tallies: dict, thresholds: dict, vocab: dict, layers: list[str], d
     if denominator not in DENOMINATORS:
         raise ValueError(f"denominator must be one of {DENOMINATORS}, not {denominator!r}")
     primary, names, cats = vocab["primary"], vocab["names"], vocab["categories"]
-    area = tallies["area"]
+    area = tallies.area
     concepts = np.nonzero((area > 0) & (primary >= 0))[0]
     frames = []
     for name in layers:
-        inter = tallies[f"{name}|inter"]
-        act = tallies[f"{name}|act_{denominator}"]
+        counts = tallies.layers[name].result()
+        inter = counts["inter"]
+        act = counts[f"act_{denominator}"]
         scores, union = iou(inter, act, area, primary)
         units = inter.shape[0]
         uu, cc = np.meshgrid(np.arange(units), concepts, indexing="ij")
@@ -51,7 +54,7 @@ def iou_table(tallies: dict, thresholds: dict, vocab: dict, layers: list[str], d
                     "iou": scores[uu, cc].ravel(),
                     "intersection": inter[uu, cc].ravel(),
                     "union": union[uu, cc].ravel(),
-                    "threshold": np.repeat(thresholds[f"{name}|threshold"].astype(np.float64), len(concepts)),
+                    "threshold": np.repeat(thresholds.layers[name].threshold.astype(np.float64), len(concepts)),
                 }
             )
         )
@@ -98,8 +101,9 @@ def summarize(table, layers: list[str], categories: list[str], iou_threshold: fl
     return summary
 
 
-def write_results(out_dir: str | Path, table, summary: dict, settings: dict, tallies: dict, thresholds: dict, layers: list[str]) -> None:
-    """Write ``iou.parquet``, ``top_images.npz``, ``tally_<layer>.csv`` per layer and
+def write_results(out_dir: str | Path, table, summary: dict, settings: dict, tallies, thresholds, layers: list[str]) -> None:
+    """Write ``iou.parquet``, ``top_images.npz`` (the ``states.Thresholds`` of ``layers``, with
+    their top images), ``tally_<layer>.csv`` per layer and
     ``summary.json`` under ``out_dir`` as one set: all or none (``atomic_files``; summary.json,
     written last, marks the set complete; tally CSVs of layers not in ``layers`` are removed)."""
     import json
@@ -111,10 +115,10 @@ def write_results(out_dir: str | Path, table, summary: dict, settings: dict, tal
         for stale in Path(out_dir).glob("tally_*.csv"):  # of layers no longer dissected
             stale.unlink(missing_ok=True)
         pq.write_table(pa.Table.from_pandas(table, preserve_index=False), staging / "iou.parquet", compression="zstd")
-        _write_tops(staging / "top_images.npz", thresholds, layers)
+        write_state(staging / "top_images.npz", thresholds.select(layers))
         for name in layers:
             write_tally_csv(staging / f"tally_{name}.csv", summary[name])
-        text = json.dumps({"settings": settings, "images": int(tallies["images"]), "layers": summary}, indent=2, sort_keys=True)
+        text = json.dumps({"settings": settings, "images": int(tallies.images), "layers": summary}, indent=2, sort_keys=True)
         (staging / "summary.json").write_text(text + "\n")
 
 
@@ -140,12 +144,10 @@ def write_tally_csv(path: Path, layer_summary: dict) -> None:
             writer.writerow(row)
 
 
-def _write_tops(path: Path, thresholds: dict, layers: list[str]) -> None:
-    """The top-images arrays of ``layers`` (values, keys, maps, threshold) into the .npz at ``path``."""
-    tops = {}
-    for name in layers:
-        for what in ("top_values", "top_keys", "top_maps"):
-            tops[f"{name}|{what}"] = thresholds[f"{name}|{what}"]
-        tops[f"{name}|threshold"] = thresholds[f"{name}|threshold"]
-    with open(path, "wb") as handle:
-        np.savez(handle, **tops)
+def read_top_images(path: str | Path):
+    """Read a dissection's ``top_images.npz``: the ``states.Thresholds`` of its layers (per layer
+    ``threshold`` float32 (U,) and ``tops``: keys str (U, k), maps float32 (U, k, h, w), values).
+    DataError naming the file if it is missing, of the old layout or not a thresholds state."""
+    from .states import Thresholds
+
+    return read_state(path, Thresholds)

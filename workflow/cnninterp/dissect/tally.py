@@ -146,19 +146,11 @@ class LayerTally:
         return out
 
     def result(self) -> dict:
-        """The sums (see ``state_dict``), label 0's intersections set to 0."""
-        return {k.split("|", 1)[1]: v for k, v in self.arrays("_").items()}
-
-    def arrays(self, prefix: str) -> dict:
-        """Return the sums as numpy arrays keyed ``<prefix>|inter`` etc. (label 0, none, counts 0)."""
+        """The sums (see ``state_dict``, copies), label 0's intersections set to 0 (label 0 is
+        "unlabeled", never a concept)."""
         inter = self.inter.copy()
         inter[:, 0] = 0
-        return {
-            f"{prefix}|inter": inter,
-            f"{prefix}|act_original": self.act_original.copy(),
-            f"{prefix}|act_lite": self.act_lite.copy(),
-            f"{prefix}|act_total": self.act_total.copy(),
-        }
+        return {"inter": inter, "act_original": self.act_original.copy(), "act_lite": self.act_lite.copy(), "act_total": self.act_total.copy()}
 
 
 def _host(x) -> np.ndarray:

@@ -267,18 +267,20 @@ def select_units(unit_labels: list[dict], count: int) -> list[dict]:
     return sorted(unit_labels, key=lambda u: (-u["iou"], u["unit"]))[:count]
 
 
-def load_top_images(path: Path) -> dict:
-    """Read a top_images.npz into a dict of arrays; DataError naming the file if absent or unreadable."""
-    from ..dissect.engine import load_arrays
+def load_top_images(path: Path):
+    """Read a top_images.npz (``dissect.labels.read_top_images``: per layer the thresholds and
+    top images); DataError naming the file if absent, unreadable or of another layout."""
+    from ..dissect.labels import read_top_images
 
-    return load_arrays(path)
+    return read_top_images(path)
 
 
-def _layer_tops(tops: dict, path: Path, layer: str) -> tuple:
-    try:
-        return tops[f"{layer}|top_keys"], tops[f"{layer}|top_maps"], tops[f"{layer}|threshold"]
-    except KeyError as err:
-        raise DataError(f"{path} has no entry {err.args[0]!r}: it does not match summary.json; rerun the dissection") from None
+def _layer_tops(tops, path: Path, layer: str) -> tuple:
+    """(top keys str (U, k), top maps float32 (U, k, h, w), thresholds float32 (U,)) of ``layer``."""
+    if layer not in tops.layers:
+        raise DataError(f"{path} has no layer {layer!r}: it does not match summary.json; rerun the dissection")
+    entry = tops.layers[layer]
+    return entry.tops.keys, entry.tops.maps, entry.threshold
 
 
 def gallery_plan(ctx: Context, summaries: dict) -> list[dict]:
