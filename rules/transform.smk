@@ -63,6 +63,7 @@ if method_enabled(CFG, "transform"):
             batch_size=TRANSFORM["train"]["batch_size"],
             lr=TRANSFORM["train"]["lr"],
             weight=TRANSFORM["train"]["equivariance_weight"],
+            norm=TRANSFORM["train"]["equivariance_norm"],
             seed=TRANSFORM["seed"],
             device=CFG["device"],
         shell:
@@ -70,8 +71,8 @@ if method_enabled(CFG, "transform"):
             " --out {output.model:q} --kind {wildcards.kind:q} --channels {params.channels:q}"
             " --blocks {params.blocks:q} --identity-dim {params.identity_dim:q}"
             " --epochs {params.epochs:q} --batch-size {params.batch_size:q} --lr {params.lr:q}"
-            " --equivariance-weight {params.weight:q} --seed {params.seed:q}"
-            " --device {params.device:q} > {log:q} 2>&1"
+            " --equivariance-weight {params.weight:q} --equivariance-norm {params.norm:q}"
+            " --seed {params.seed:q} --device {params.device:q} > {log:q} 2>&1"
 
     rule transform_evaluate:
         input:

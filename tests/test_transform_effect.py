@@ -1,5 +1,6 @@
 """On the default settings (the schema's defaults), the FTL model's latent turns like the image:
-the angle read back from its latents is far below chance on seen and on held-out angles."""
+the angle read back from its latents is far below chance on seen and on held-out angles, and the
+turning blocks hold most of the latent (no escape into the identity part)."""
 
 import json
 
@@ -8,7 +9,9 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def test_default_settings_recover_angles_far_below_chance(tmp_path):
+@pytest.fixture(scope="module")
+def default_result(tmp_path_factory):
+    """The digits chain on the schema's defaults (1 thread): the evaluation's result."""
     import torch
 
     from cnninterp.config import load_schema
@@ -18,6 +21,7 @@ def test_default_settings_recover_angles_far_below_chance(tmp_path):
     from cnninterp.transform.train import train_model
 
     torch.set_num_threads(1)
+    tmp_path = tmp_path_factory.mktemp("digits_effect")
     schema = load_schema()["properties"]["transform"]["properties"]
     d = {k: v["default"] for k, v in schema["data"]["properties"].items()}
     m = {k: v["default"] for k, v in schema["model"]["properties"].items()}
@@ -29,13 +33,23 @@ def test_default_settings_recover_angles_far_below_chance(tmp_path):
     for kind in ("ftl", "baseline"):
         spec = ModelSpec(kind=kind, image_size=manifest["image_size"], **m)
         train_model(shards, tmp_path / kind / "model.pt", spec, epochs=t["epochs"], batch_size=t["batch_size"], lr=t["lr"],
-                    seed=seed, device="cpu", equivariance_weight=t["equivariance_weight"])
+                    seed=seed, device="cpu", equivariance_weight=t["equivariance_weight"], equivariance_norm=t["equivariance_norm"])
     result = evaluate(shards, tmp_path / "ftl/model.pt", tmp_path / "baseline/model.pt", tmp_path / "eval/metrics.json", seed=seed, **e)
     print(json.dumps(result, indent=1))
+    return result
+
+
+def test_default_settings_recover_angles_far_below_chance(default_result):
+    result = default_result
     angle = result["angle_error_deg"]["digits"]
+    # measured (1 thread, seeds 0-2, 2026-12-03): 3.8-4.7° seen, 5.9-8.6° held out; with the
+    # whole-latent scale of the latent term 12.6-16.3° / 22.4-26.5°
     assert angle["ftl"]["seen"] < angle["chance"] / 3
     assert angle["ftl"]["heldout"] < angle["chance"] / 3
     rec = result["reconstruction_mse"]["digits"]
     assert rec["ftl"]["seen"] < rec["baseline"]["seen"]
+    # the turning blocks carry the digit (measured 0.83-0.86 of the squared norm; 0.07 with the whole-latent scale)
+    assert result["latent_share"]["digits"]["inplane"] > 0.5
     inv = result["invariant_accuracy"]["digits"]
     assert inv["block_norms"] > 3 * inv["chance"]
+    assert inv["parameters"]["block_norms"] == inv["parameters"]["pixel_pca"]

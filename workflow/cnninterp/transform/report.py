@@ -92,6 +92,7 @@ def render(ctx) -> dict:
     weight = tr["train"]["equivariance_weight"]
     obj = tr.get("objects3d", {})
     return {"rows": rows, "figures": figures, "paper": PAPER, "equivariance_weight": weight,
+            "equivariance_norm": tr["train"].get("equivariance_norm", "latent"),
             "objects3d": obj if obj.get("enabled") and "objects3d" in m["reconstruction_mse"] else None}
 
 
