@@ -53,3 +53,23 @@ def test_default_settings_recover_angles_far_below_chance(default_result):
     inv = result["invariant_accuracy"]["digits"]
     assert inv["block_norms"] > 3 * inv["chance"]
     assert inv["parameters"]["block_norms"] == inv["parameters"]["pixel_pca"]
+
+
+def test_the_ftl_invariant_features_beat_pixels_of_the_same_size_under_rotation(default_result):
+    inv = default_result["invariant_accuracy"]["digits"]
+    # measured (seeds 0-2): norms + identity part (24 inputs) 0.70, the same classifier on 24 PCA pixel
+    # features 0.48-0.51, on all 576 pixels 0.53-0.55
+    assert inv["parameters"]["invariant_latent"] == inv["parameters"]["pixel_pca_invariant_latent"]
+    assert inv["invariant_latent"] > inv["pixel_pca_invariant_latent"] + 0.1
+    assert inv["invariant_latent"] > inv["raw_pixels"] + 0.1
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "block norms alone lose to pixels of the same size: measured (seeds 0-2, 16 inputs) 0.39-0.42 vs 0.48-0.53 "
+    "on PCA pixel features. Why (seed 0): on upright digits, no rotation at all, the 16 norms classify at 0.66 "
+    "(pixels 0.96), so the norms drop most of the digit (it sits in the blocks' relative phases and the identity "
+    "part: norms + phases 0.78, norms + identity 0.86); and they are only roughly invariant (they change by 16% "
+    "of their sum under a random rotation; 0.44 rotated vs 0.66 upright)"))
+def test_block_norms_alone_beat_pixels_of_the_same_size(default_result):
+    inv = default_result["invariant_accuracy"]["digits"]
+    assert inv["block_norms"] > inv["pixel_pca"]

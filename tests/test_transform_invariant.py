@@ -19,7 +19,7 @@ def test_block_norm_and_pca_pixel_classifiers_have_the_same_parameter_count():
     y_tr, b_tr = blobs(rng, 300, classes, k, 3.0)
     y_te, b_te = blobs(rng, 200, classes, k, 3.0)
     p_tr, p_te = rng.normal(size=(300, pixels)), rng.normal(size=(200, pixels))
-    out = invariant.compare(b_tr, b_te, p_tr, p_te, y_tr, y_te, n_classes=classes)
+    out = invariant.compare({"block_norms": (b_tr, b_te)}, p_tr, p_te, y_tr, y_te, n_classes=classes)
     assert out["features"] == {"block_norms": k, "pixel_pca": k, "raw_pixels": pixels}
     assert out["parameters"]["block_norms"] == out["parameters"]["pixel_pca"] == (k + 1) * classes
     assert out["parameters"]["raw_pixels"] == (pixels + 1) * classes
@@ -45,3 +45,23 @@ def test_pca_projection_is_fitted_on_the_training_pixels_only():
     assert np.allclose(project(off), (off - train.mean(0)) @ np.linalg.svd(train - train.mean(0), full_matrices=False)[2][:2].T)
     with pytest.raises(ConfigError, match="principal axes"):
         invariant.pca_projection(train, 21)
+
+
+def test_each_invariant_set_gets_a_pixel_twin_of_its_own_size():
+    import torch
+
+    from cnninterp.models import ftl
+
+    rng = np.random.default_rng(2)
+    layout = ftl.BlockLayout(groups=((3, 2), (2, 2)), latent_dim=14)
+    z_tr, z_te = torch.randn(120, 14, dtype=torch.float64), torch.randn(80, 14, dtype=torch.float64)
+    sets = invariant.invariant_sets(z_tr, z_te, layout)
+    # norms of 3 + 2 blocks; then the 4 identity dimensions, untouched
+    assert np.allclose(sets["block_norms"][0][:, 3], z_tr[:, 6:8].norm(dim=1).numpy())
+    assert np.array_equal(sets["invariant_latent"][1][:, 5:], z_te[:, 10:].numpy())
+    y_tr, y_te = rng.integers(0, 3, 120), rng.integers(0, 3, 80)
+    out = invariant.compare(sets, rng.normal(size=(120, 30)), rng.normal(size=(80, 30)), y_tr, y_te, n_classes=3)
+    assert out["features"] == {"block_norms": 5, "pixel_pca": 5, "invariant_latent": 9, "pixel_pca_invariant_latent": 9, "raw_pixels": 30}
+    assert out["parameters"]["invariant_latent"] == out["parameters"]["pixel_pca_invariant_latent"] == 10 * 3
+    with pytest.raises(ConfigError, match="unknown invariant feature sets"):
+        invariant.compare({"phases": sets["block_norms"]}, np.zeros((120, 30)), np.zeros((80, 30)), y_tr, y_te, n_classes=3)

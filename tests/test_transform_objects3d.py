@@ -116,8 +116,10 @@ def test_training_and_evaluation_write_per_factor_metrics_and_the_turn(tiny_run)
         assert np.array_equal(turn[0, k + 1], test["images"][0, j, 0]) and np.array_equal(turn[2, k + 1], test["images"][1, j, 0])
     assert np.array_equal(turn[1, 0], test["images"][0, a0, 0])
     inv = result["invariant_accuracy"]["objects3d"]
-    assert inv["chance"] == pytest.approx(1 / 6) and inv["features"] == {"block_norms": 4, "pixel_pca": 4, "raw_pixels": 256}
-    assert inv["parameters"] == {"block_norms": 5 * 6, "pixel_pca": 5 * 6, "raw_pixels": 257 * 6}
+    assert inv["chance"] == pytest.approx(1 / 6)
+    assert inv["features"] == {"block_norms": 4, "pixel_pca": 4, "invariant_latent": 6, "pixel_pca_invariant_latent": 6, "raw_pixels": 256}
+    assert inv["parameters"] == {"block_norms": 5 * 6, "pixel_pca": 5 * 6, "invariant_latent": 7 * 6, "pixel_pca_invariant_latent": 7 * 6,
+                                 "raw_pixels": 257 * 6}
     assert set(result["equivariance_error_blocks"]["objects3d"]) == {"inplane", "azimuth"}
     assert set(result["latent_share"]["objects3d"]) == {"inplane", "azimuth", "identity"}
     assert sum(result["latent_share"]["objects3d"].values()) == pytest.approx(1.0)
@@ -172,7 +174,7 @@ def test_merge_and_report_section(tiny_run, tmp_path):
     assert [f["dataset"] for f in data["figures"]] == ["objects3d"]  # no turn_digits.npy here
     assert "Columns 3 lie on the held-out azimuths 90°–150°" in data["figures"][0]["caption"]  # turns 0°, 90°, 180°, 270°: column 3 is 90°
     html = environment().get_template(report.TEMPLATE).render(data=data)
-    shape_rows = {name.split(" ")[0]: (n, params) for name, _, n, params in data["rows"][1]["invariant"]}
-    assert shape_rows == {"block": (4, 30), "pixels": (4, 30), "all": (256, 1542)}
+    shape_rows = {name: (n, params) for name, _, n, params in data["rows"][1]["invariant"]}
+    assert list(shape_rows.values()) == [(4, 30), (4, 30), (6, 42), (6, 42), (256, 1542)]
     assert "equivariance error of the azimuth (out-of-plane) blocks alone" in html and "the same classifier, the same size" in html
     assert "turn_objects3d.png" in html and "3-D set: also not the paper" in html and "12.5" in html and "azimuth (out-of-plane) " in data["rows"][1]["share"]

@@ -74,8 +74,9 @@ def evaluate(shards: str | Path, ftl_path: str | Path, baseline_path: str | Path
 
 def invariant_accuracy(model, train_x, train_y, test_x, test_y, rng) -> dict:
     """Digit accuracy under rotations uniform on the whole circle (test digits) of one classifier on
-    the block norms of e(x) (rotation-invariant by construction of the FTL) against the same
-    classifier on as many PCA features of the pixels, and on all pixels (``invariant.compare``);
+    the block norms of e(x) (rotation-invariant by construction of the FTL), and on the norms with
+    the identity part, against the same classifier on as many PCA features of the pixels each, and
+    on all pixels (``invariant.compare``);
     all fitted on training digits rotated uniformly on the whole circle. train_x, test_x float32
     (N, 1, S, S); train_y, test_y int (N,)."""
     import torch
@@ -85,9 +86,9 @@ def invariant_accuracy(model, train_x, train_y, test_x, test_y, rng) -> dict:
     te_theta = torch.tensor(np.radians(digits.sample_angles(rng, len(test_x), arc, heldout=False)), dtype=torch.float32)
     tr = digits.rotate_images(torch.from_numpy(train_x), tr_theta)
     te = digits.rotate_images(torch.from_numpy(test_x), te_theta)
-    norms = lambda imgs: metrics.block_norms(model.encode(imgs), model.layout).numpy()  # noqa: E731
+    sets = invariant.invariant_sets(model.encode(tr), model.encode(te), model.layout)
     pixels = lambda imgs: imgs.reshape(len(imgs), -1).numpy()  # noqa: E731
-    return invariant.compare(norms(tr), norms(te), pixels(tr), pixels(te), train_y, test_y, n_classes=10)
+    return invariant.compare(sets, pixels(tr), pixels(te), train_y, test_y, n_classes=10)
 
 
 def turn_grid(model, x, steps: int) -> np.ndarray:

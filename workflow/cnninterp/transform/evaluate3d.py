@@ -106,8 +106,8 @@ def evaluate_objects3d(shards: str | Path, ftl_path: str | Path, baseline_path: 
 
 def invariant_accuracy(model, train: dict, test: dict, rng, roll: float) -> dict:
     """Shape accuracy (6 shapes) of one classifier on the block norms of both groups of e(x)
-    (invariant to roll and azimuth by construction of the FTL) against the same classifier on as
-    many PCA features of the pixels, and on all pixels (``invariant.compare``), on test objects at
+    (invariant to roll and azimuth by construction of the FTL), and on the norms with the identity
+    part, against the same classifier on as many PCA features of the pixels each, and on all pixels (``invariant.compare``), on test objects at
     every azimuth under random rolls (uniform on [−roll, roll] radians); fitted on every train view
     under random rolls."""
     import torch
@@ -119,10 +119,9 @@ def invariant_accuracy(model, train: dict, test: dict, rng, roll: float) -> dict
         return digits.rotate_images(imgs, angle), labels
 
     (tr, tr_y), (te, te_y) = views(train), views(test)
-    groups = range(len(model.layout.groups))
-    norms = lambda imgs: torch.cat([metrics.block_norms(model.encode(imgs), model.layout, g) for g in groups], 1).numpy()  # noqa: E731
+    sets = invariant.invariant_sets(model.encode(tr), model.encode(te), model.layout)
     pixels = lambda imgs: imgs.reshape(len(imgs), -1).numpy()  # noqa: E731
-    return invariant.compare(norms(tr), norms(te), pixels(tr), pixels(te), tr_y, te_y, n_classes=len(objects3d.SHAPE_NAMES))
+    return invariant.compare(sets, pixels(tr), pixels(te), tr_y, te_y, n_classes=len(objects3d.SHAPE_NAMES))
 
 
 def turn_grid(model, test: dict, a0: int, rows: int, steps: int) -> np.ndarray:

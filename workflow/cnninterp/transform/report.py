@@ -104,6 +104,8 @@ def in_arc(angle_deg: float, arc) -> bool:
 INVARIANT_NAMES = {
     "block_norms": "block norms of e(x) (rotation-invariant)",
     "pixel_pca": "pixels on as many principal axes (PCA of the training images): the same classifier, the same size",
+    "invariant_latent": "block norms and the identity part of e(x) (all the FTL leaves invariant)",
+    "pixel_pca_invariant_latent": "pixels on as many principal axes: the same size as the row above",
     "raw_pixels": "all pixels (a larger classifier, for reference)",
 }
 FACTOR_NAMES = {"inplane": "in-plane", "azimuth": "azimuth (out-of-plane)"}
