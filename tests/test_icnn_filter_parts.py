@@ -4,7 +4,7 @@ on constructed maps and masks with hand-counted answers."""
 import numpy as np
 
 from cnninterp.icnn.evaluate import filter_part_summary, part_statistics
-from cnninterp.icnn.locate import filter_instability, peak_parts
+from cnninterp.icnn.locate import filter_instability, filter_roles, peak_parts
 
 PARTS = ["head", "body"]
 
@@ -35,16 +35,34 @@ def test_peak_parts_reads_the_mask_at_each_inferred_location():
     assert np.allclose(got["share"], [5 / 6, 1.0, 1.0])
 
 
-def test_filter_part_summary_counts_best_landmarks_and_peaks():
+def test_filter_part_summary_counts_best_landmarks_peaks_and_roles():
     seg, maps, landmarks, visible = scene()
+    maps[:, 2] = 0  # filter 2 is dead: its argmax is the first cell, centre (2, 2)
     inst = filter_instability(maps, landmarks, visible, np.ones(6, bool), 24, top=6, best=2)
-    summary = filter_part_summary(inst, seg, PARTS)
+    roles = np.array([1, 1, 0])
+    summary = filter_part_summary(inst, seg, PARTS, roles)
     # filters 0 and 1 sit exactly on their landmark (instability 0); the other part moves against them
     assert [f["best_landmark"] for f in summary["per_filter"]][:2] == ["head", "body"]
     assert summary["per_filter"][0]["instability"] > 0  # the mean over both landmarks (best=2)
+    # (2, 2) lies on the head where dx = dy = 0 (images 2, 4), on no part on the other four
+    assert summary["per_filter"][2]["under_peak"] == "none" and summary["per_filter"][2]["under_peak_share"] == round(4 / 6, 4)
     assert summary["under_peak"] == {"none": 1, "head": 1, "body": 1}
+    # pooled over the object filters 0 and 1: 6 head peaks, 6 body peaks
+    assert summary["under_peak_share"] == {"none": 0.0, "head": 0.5, "body": 0.5}
+    assert summary["roles"] == {"dead": 1, "object": 2, "negative": 0}
+    by_role = summary["location_instability_by_role"]
+    assert by_role["object"] == inst["per_filter"][:2].mean() and by_role["dead"] == inst["per_filter"][2] and by_role["negative"] is None
     assert sum(summary["best_landmark"].values()) == 3 and summary["distinct_best_landmarks"] >= 2
-    assert summary["per_filter"][2]["under_peak"] == "none" and summary["per_filter"][2]["under_peak_share"] == 1.0
+
+
+def test_filter_roles_dead_object_and_negative_preferring():
+    maps = np.zeros((4, 4, 2, 2), np.float32)  # images 0, 1 objects; 2, 3 negatives
+    maps[:, 0, 0, 0] = [0.001, 0.0, 5.0, 5.0]  # tiny on objects (below 1% of the largest peak, 10): dead
+    maps[:, 1, 1, 1] = [10.0, 8.0, 1.0, 0.0]  # higher on objects
+    maps[:, 2, 0, 1] = [2.0, 2.0, 3.0, 1.5]  # mean peak 2.0 on objects, 2.25 on negatives
+    maps[:, 3, 1, 0] = [0.2, 0.0, 0.0, 0.0]  # 2% of the largest peak: alive, and higher on objects
+    objects = np.array([True, True, False, False])
+    assert filter_roles(maps, objects).tolist() == [0, 1, 2, 1]
 
 
 def test_part_statistics_share_and_visibility_by_hand():

@@ -13,8 +13,10 @@ Writes ``metrics.json`` with, at the top level, one entry per network (``icnn``,
   ``iou_threshold``; ``mean_part_iou`` is the mean over units of their best part IoU;
 - ``filter_parts``: what the filters became, per network: the histogram over parts of each filter's
   best landmark (its most stable one, the paper's choice), of the part under its peak (the part mask at
-  the inferred location, majority over its top images; ``none`` = background), the number of
-  distinct best landmarks, and per filter both with its instability (``filter_part_summary``);
+  the inferred location, majority over its top images; ``none`` = background) and its pooled shares,
+  the number of distinct best landmarks, the filters' roles (dead, object-preferring,
+  negative-preferring: ``locate.filter_roles``) with the location instability of each role, and per
+  filter all of it (``filter_part_summary``);
 - ``part_statistics``: of the test objects, each part's mean share of the object's part pixels and
   the fraction of objects on which it is visible (is one part the largest, always-visible one?);
 and ``figure.npz`` beside it: the same filters' maps over several test objects (see ``figure_data``).
@@ -29,7 +31,8 @@ import numpy as np
 
 from ..atomic import atomic_path, write_json
 from ..data import parts
-from .locate import argmax_points, filter_instability, peak_parts
+from ..data.shards import read_manifest
+from .locate import ROLES, argmax_points, filter_instability, filter_roles, peak_parts
 from .model import TOP_LAYER
 from .train import PREPROCESS, load_net, to_input
 
@@ -74,20 +77,30 @@ def dissect_top(model, probe: str | Path, out_dir: str | Path, *, quantile: floa
     return part_scores(summary, iou_threshold)
 
 
-def filter_part_summary(instab: dict, seg: np.ndarray, part_names: list) -> dict:
-    """Per network, what its filters became (from ``filter_instability``'s result and the test split's
-    seg uint16 (N, S, S)): ``best_landmark`` {part: filters} over all parts, ``under_peak`` {"none" |
-    part: filters}, ``distinct_best_landmarks`` int, ``per_filter`` [{filter, best_landmark,
-    under_peak, under_peak_share, instability}]."""
+def filter_part_summary(instab: dict, seg: np.ndarray, part_names: list, roles: np.ndarray) -> dict:
+    """Per network, what its filters became, from ``filter_instability``'s result, the test split's
+    seg uint16 (N, S, S) and each filter's role int (F,) (``locate.filter_roles``):
+    ``best_landmark`` {part: filters} over all parts (each filter's most stable landmark, the paper's choice),
+    ``under_peak`` {"none" | part: filters} (the majority label under the filter's peak on its top images),
+    ``under_peak_share`` {"none" | part: fraction} pooled over the object filters' top images,
+    ``distinct_best_landmarks`` int, ``roles`` {dead, object, negative: filters},
+    ``location_instability_by_role`` {role: mean instability of its filters, or None},
+    ``per_filter`` [{filter, role, best_landmark, under_peak, under_peak_share, instability}]."""
     under = peak_parts(instab["inferred"], instab["chosen"], seg, len(part_names))
     names = ["none", *part_names]
     best = np.bincount(instab["best_landmark"], minlength=len(part_names))
-    per_filter = [{"filter": f, "best_landmark": part_names[int(instab["best_landmark"][f])], "under_peak": names[int(under["label"][f])],
-                   "under_peak_share": round(float(under["share"][f]), 4), "instability": round(float(instab["per_filter"][f]), 5)}
-                  for f in range(len(instab["per_filter"]))]
+    pooled = under["counts"][roles == ROLES.index("object")].sum(axis=0)
+    per = instab["per_filter"]
+    per_filter = [{"filter": f, "role": ROLES[int(roles[f])], "best_landmark": part_names[int(instab["best_landmark"][f])],
+                   "under_peak": names[int(under["label"][f])], "under_peak_share": round(float(under["share"][f]), 4),
+                   "instability": round(float(per[f]), 5)} for f in range(len(per))]
     return {"best_landmark": {p: int(c) for p, c in zip(part_names, best)},
             "under_peak": {n: int(c) for n, c in zip(names, np.bincount(under["label"], minlength=len(names)))},
-            "distinct_best_landmarks": int((best > 0).sum()), "per_filter": per_filter}
+            "under_peak_share": {n: round(float(c / max(pooled.sum(), 1)), 4) for n, c in zip(names, pooled)},
+            "distinct_best_landmarks": int((best > 0).sum()),
+            "roles": {r: int((roles == k).sum()) for k, r in enumerate(ROLES)},
+            "location_instability_by_role": {r: float(per[roles == k].mean()) if (roles == k).any() else None for k, r in enumerate(ROLES)},
+            "per_filter": per_filter}
 
 
 def part_statistics(seg: np.ndarray, visible: np.ndarray, objects: np.ndarray, part_names: list) -> dict:
@@ -141,7 +154,7 @@ def evaluate(shards: str | Path, probe: str | Path, models: dict, out: str | Pat
         result["top_images"][kind] = instab[kind]["images"]
         counts = np.bincount(instab[kind]["best_landmark"], minlength=len(test["parts"]))
         result["filters_per_landmark"][kind] = {p: int(c) for p, c in zip(test["parts"], counts) if c}
-        result["filter_parts"][kind] = filter_part_summary(instab[kind], test["seg"], test["parts"])
+        result["filter_parts"][kind] = filter_part_summary(instab[kind], test["seg"], test["parts"], filter_roles(maps[kind], objects))
         result["accuracy"][kind] = float((preds == test["labels"]).mean())
         scores = dissect_top(model, probe, out.parent / "dissect" / kind, quantile=quantile, iou_threshold=iou_threshold, batch_size=batch_size)
         result["part_detectors"][kind] = scores["part_detectors"]
@@ -152,6 +165,7 @@ def evaluate(shards: str | Path, probe: str | Path, models: dict, out: str | Pat
     result["map_size"] = int(maps["icnn"].shape[2])
     result["test_images"] = {"all": int(len(objects)), "objects": int(objects.sum())}
     result["parts"] = test["parts"]
+    result["data_source"] = read_manifest(shards)["source"]["kind"]
     result["part_statistics"] = part_statistics(test["seg"], test["visible"], objects, test["parts"])
     result["settings"] = {"top_images": top_images, "quantile": quantile, "iou_threshold": iou_threshold,
                           "landmarks_averaged": "all (location_instability); the most stable one (location_instability_best_part)"}

@@ -77,3 +77,19 @@ def peak_parts(inferred: np.ndarray, chosen: np.ndarray, seg: np.ndarray, num_pa
     counts = np.stack([np.bincount(row, minlength=num_parts + 1) for row in labels])
     label = counts.argmax(axis=1)
     return {"counts": counts, "label": label, "share": counts[np.arange(len(label)), label] / labels.shape[1]}
+
+
+ROLES = ("dead", "object", "negative")
+DEAD_FRACTION = 0.01
+
+
+def filter_roles(maps: np.ndarray, objects: np.ndarray) -> np.ndarray:
+    """Each filter's role, int64 (F,) indexing ``ROLES``, from maps float (N, F, n, n) and objects bool (N,)
+    (both classes present): ``dead`` if its peak over the object images is at most ``DEAD_FRACTION`` of the
+    largest filter's (its argmax is then the first cell, whatever the image); else ``object`` if its mean
+    per-image peak is higher on the object images than on the others, ``negative`` otherwise."""
+    peaks = maps.reshape(maps.shape[0], maps.shape[1], -1).max(axis=2)  # (N, F)
+    top = peaks[objects].max(axis=0)
+    dead = top <= DEAD_FRACTION * top.max()
+    prefers_objects = peaks[objects].mean(axis=0) > peaks[~objects].mean(axis=0)
+    return np.where(dead, 0, np.where(prefers_objects, 1, 2)).astype(np.int64)

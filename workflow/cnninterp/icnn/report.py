@@ -54,7 +54,31 @@ def render(ctx) -> dict:
                   "icnn_filters": arrays["icnn_filters"].tolist(), "cnn_filters": arrays["cnn_filters"].tolist()}
     ratio = li["icnn"] / li["cnn"] if li["cnn"] else float("nan")
     return {"rows": rows, "ratio": ratio, "figure": figure, "paper": PAPER, "metrics": m,
-            "weight": ctx.config["icnn"]["train"]["filter_weight"], "detectors_per_part": m.get("detectors_per_part", {})}
+            "weight": ctx.config["icnn"]["train"]["filter_weight"], "detectors_per_part": m.get("detectors_per_part", {}),
+            "filter_parts": filter_parts_sentence(m), "paper_parts": PAPER_PARTS,
+            "source": "CUB-200-2011 birds against negatives" if m.get("data_source") == "cub-200-2011" else "synthetic objects of five known parts"}
+
+
+PAPER_PARTS = "The paper: after training, each filter of the interpretable layer represents one object part, and different filters represent different parts."
+
+
+def part_histogram(counts: dict) -> str:
+    """'body 12, back_leg 3, head 1' from {part: filters}, largest first, zeros left out."""
+    items = sorted(((c, p) for p, c in counts.items() if c), key=lambda t: (-t[0], t[1]))
+    return ", ".join(f"{p} {c}" for c, p in items) or "none"
+
+
+def filter_parts_sentence(m: dict) -> str | None:
+    """One sentence on what the filters became (from metrics.json's ``filter_parts``), or None for
+    metrics written before that key existed."""
+    fp = m.get("filter_parts")
+    if not fp:
+        return None
+    nets = {"icnn": "interpretable", "cnn": "ordinary"}
+    best = "; ".join(f"{name} {part_histogram(fp[k]['best_landmark'])} ({fp[k]['distinct_best_landmarks']} distinct)" for k, name in nets.items())
+    peak = "; ".join(f"{name} {part_histogram(fp[k]['under_peak'])}" for k, name in nets.items())
+    return (f"What the {m['filters']} filters became, by each filter's most stable landmark: {best}; "
+            f"by the part under its peak on its top images (none = background): {peak}.")
 
 
 def tile(image: np.ndarray, amap: np.ndarray, peak: float, landmark: np.ndarray) -> np.ndarray:
