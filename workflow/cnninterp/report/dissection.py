@@ -117,7 +117,7 @@ PAPER = {
     "categories": "object, part, scene, material, texture and colour detectors all occur (AlexNet, Places and ImageNet)",
     "object_part": "object and part detectors rise with depth: few in conv1-conv2, most of conv5's",
     "color_low": "colour (and texture) detectors dominate the lowest layers",
-    "random": "AlexNet conv5: 97 unique detectors trained on ImageNet against 9 randomly initialised (about 1/10)",
+    "random": "AlexNet conv5: 97 unique detectors (distinct concepts) trained on ImageNet against 9 randomly initialised (about 1/10)",
 }
 HIGH_LEVEL = ("object", "part")
 
@@ -131,20 +131,37 @@ def findings(summary: dict, control: dict | None, cats: list[str]) -> dict:
     either layer has no detector), ``color_by_layer`` and ``color_low_share`` (share of colour
     detectors in the lower half of the layers, None without colour detectors), ``trained`` and
     ``random`` total detectors and ``random_ratio`` (random / trained, None without a control or
-    without trained detectors).
+    without trained detectors). The paper's measure of the random control is unique detectors
+    (distinct concepts with a detector) in the top layer (AlexNet conv5: 97 trained, 9 random):
+    ``unique_layer`` (the last layer's name), ``unique_trained``, ``unique_random`` and
+    ``unique_random_ratio`` (None as above); each entry of ``layers`` also has ``unique`` and
+    ``random_unique`` (None without a control, or where the control lacks the layer) and
+    ``random_detectors``.
     """
     layers = []
     for name, layer in summary["layers"].items():
         per = {c: int(layer["detectors_per_category"].get(c, 0)) for c in cats}
         total = int(layer["detectors"])
         share = sum(per.get(c, 0) for c in HIGH_LEVEL) / total if total else None
-        layers.append({"name": name, "detectors": total, "per_category": per, "object_part": share})
+        twin = control["layers"].get(name) if control else None
+        layers.append(
+            {
+                "name": name,
+                "detectors": total,
+                "per_category": per,
+                "object_part": share,
+                "unique": int(layer["unique_concepts"]),
+                "random_unique": int(twin["unique_concepts"]) if twin else None,
+                "random_detectors": int(twin["detectors"]) if twin else None,
+            }
+        )
     found = [c for c in cats if any(l["per_category"][c] for l in layers)]
     first, last = layers[0]["object_part"], layers[-1]["object_part"]
     color = [l["per_category"].get("color", 0) for l in layers]
     low = color[: (len(color) + 1) // 2]
     trained = sum(l["detectors"] for l in layers)
     random = sum(int(l["detectors"]) for l in control["layers"].values()) if control else None
+    top = layers[-1]
     return {
         "layers": layers,
         "categories_found": found,
@@ -155,6 +172,10 @@ def findings(summary: dict, control: dict | None, cats: list[str]) -> dict:
         "trained": trained,
         "random": random,
         "random_ratio": random / trained if random is not None and trained else None,
+        "unique_layer": top["name"],
+        "unique_trained": top["unique"],
+        "unique_random": top["random_unique"],
+        "unique_random_ratio": top["random_unique"] / top["unique"] if top["random_unique"] is not None and top["unique"] else None,
         "paper": PAPER,
     }
 
