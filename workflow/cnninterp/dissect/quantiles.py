@@ -3,7 +3,8 @@
 Definition. A unit's threshold is ``T = float32(numpy.quantile(a, 1 - q, method="linear"))``
 over its M values ``a`` (every image, every map position; computed in float64). Sorting the
 values ascending, ``a_(0) <= ... <= a_(M-1)``, numpy places T at the virtual index
-``v = M*(1-q) + (1 - (1-q)) - 1`` (= (1-q)(M-1) up to float rounding), ``i = floor(v)``,
+``v = (M-1)*(1-q)`` (float64, as numpy's "linear" method computes it; the generic Hyndman-Fan
+form ``M*p + (1 - p) - 1`` rounds differently at times and moved T by an ulp), ``i = floor(v)``,
 ``g = v - i``: T lies between ``a_(i)`` and ``a_(i+1)`` (the (M-i)-th and (M-i-1)-th largest),
 ``T = a_(i) + g*(a_(i+1) - a_(i))`` (numpy's ``_lerp``: ``a_(i+1) - (1-g)*(...)`` when g >= 0.5).
 So at most ``M - 1 - i`` values exceed T (all of them when ``a_(i+1) > T``), about q*M, and T is
@@ -52,7 +53,7 @@ def linear_position(n: int, q: float) -> tuple[int, int, float]:
     if n <= 0:
         raise ValueError(f"quantile over {n} values")
     p = 1.0 - q
-    v = float(np.float64(n) * p + (1.0 + p * (1.0 - 1.0 - 1.0)) - 1.0)
+    v = float(np.float64(n - 1) * p)  # numpy's "linear": get_virtual_index = (n - 1) * quantiles
     if v < 0:
         return 0, 0, 0.0
     if v >= n - 1:
