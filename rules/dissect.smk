@@ -1,4 +1,8 @@
 ENGINE = code("dissect.engine", "models.backbones")
+# kept (dissect.keep_caches): a quantile change at or below dissect.cache_quantile then reruns
+# the threshold merge, tallies and gather from them, not the model
+KEEP_CACHES = CFG["dissect"]["keep_caches"]
+QUANTILE_PART = "results/dissect/{model}/parts/quantiles-{shard}.npz"
 
 
 rule dissect_quantiles:
@@ -8,8 +12,8 @@ rule dissect_quantiles:
         model=model_inputs,
         code=ENGINE,
     output:
-        cache=temp(CACHE_FILE),
-        part=temp("results/dissect/{model}/parts/quantiles-{shard}.npz"),
+        cache=CACHE_FILE if KEEP_CACHES else temp(CACHE_FILE),
+        part=QUANTILE_PART if KEEP_CACHES else temp(QUANTILE_PART),
     log:
         "results/logs/dissect/{model}/quantiles-{shard}.log",
     benchmark:
@@ -22,7 +26,10 @@ rule dissect_quantiles:
         gpu=GPUS,
     params:
         model=model_args,
-        quantile=setting("quantile"),
+        # the cache's bound: it serves every quantile up to this one
+        quantile=lambda wc: max(
+            settings(wc)["quantile"], CFG["dissect"]["cache_quantile"]
+        ),
         top_images=setting("top_images"),
         cache="" if CACHE else "--values-only",
         shards=shard_options,
@@ -123,7 +130,7 @@ rule dissect_gather:
         denominator=setting("denominator"),
         iou_threshold=setting("iou_threshold"),
         # a run killed after a finished tally leaves that tally's (temporary) cache: swept here
-        caches="--remove-caches" if CACHE else "",
+        caches="--remove-caches" if CACHE and not KEEP_CACHES else "",
         settings=lambda wc: json.dumps(
             {"model": wc.model, **settings(wc)}, sort_keys=True
         ),

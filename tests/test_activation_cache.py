@@ -112,3 +112,35 @@ def test_cache_of_other_shards_is_refused(broden_shards, tmp_path):
         engine.tally(None, LAYERS, paths[1:2], thresholds, manifest, "imagenet", 8, "cpu", tmp_path / "first.acts")
     with pytest.raises(DataError, match="first.acts ends before image"):
         engine.tally(None, LAYERS, paths[:2], thresholds, manifest, "imagenet", 8, "cpu", tmp_path / "first.acts")
+
+
+def test_caches_bounded_for_a_larger_quantile_serve_smaller_ones_exactly(broden_shards, tmp_path):
+    """dissect.cache_quantile: the parts and caches of two jobs written for q = 0.02 give
+    np.quantile's thresholds (linear, float64 -> float32) for any q up to 0.02 without running the
+    model again; a larger q is refused, naming the rerun."""
+    from cnninterp.dissect.activations import activation_batches
+
+    manifest = read_manifest(broden_shards)
+    paths = shard_paths(broden_shards)
+    total = engine.dataset_images(manifest)
+    model = random_model("resnet10", seed=2)
+    jobs = [paths[:2], paths[2:]]
+    for i, job in enumerate(jobs):
+        engine.save_arrays(tmp_path / f"{i}.npz", _stages(model, job, total, tmp_path / f"{i}.acts", q=0.02))
+    kinds = {type(item).__name__ for i in range(len(jobs)) for _, layers in read_cache(tmp_path / f"{i}.acts") for item in layers.values()}
+    assert "Candidates" in kinds, "the caches should hold bounded values, not only whole maps"
+    maps = {name: [] for name in LAYERS}
+    for job in jobs:  # batched as the jobs ran (another batch split may move a value by an ulp)
+        for _, acts in activation_batches(model, LAYERS, job, "imagenet", 8, "cpu"):
+            for name in LAYERS:
+                maps[name].append(acts[name].numpy())
+    parts = [tmp_path / f"{i}.npz" for i in range(len(jobs))]
+    caches = [tmp_path / f"{i}.acts" for i in range(len(jobs))]
+    for q in (0.02, 0.007, 0.002):
+        got = engine.merge_thresholds(parts, LAYERS, total, q, caches)
+        for name in LAYERS:
+            values = np.concatenate(maps[name]).transpose(1, 0, 2, 3).reshape(len(got.layers[name].threshold), -1)
+            want = np.quantile(values.astype(np.float64), 1 - q, axis=1).astype(np.float32)
+            np.testing.assert_array_equal(got.layers[name].threshold, want, err_msg=f"{name} q={q}")
+    with pytest.raises(DataError, match=r"bounded their caches for a quantile below 0\.05.*cache quantile >= 0\.05"):
+        engine.merge_thresholds(parts, LAYERS, total, 0.05, caches)
