@@ -12,6 +12,18 @@ the other shards' parts, caches and tallies are made in this process (not measur
 bytes of every part file (per kind: the mean and largest over shards). Writes JSON to --out.
 
     .venv/bin/python benchmarks/scale.py --images 80 --size 64 --out scale.json
+
+``--project``: the full-Broden projection from measured figures instead. One case of
+``--images`` images at ``--size`` px in ``--shards`` shards (stages and part bytes as above),
+per-image CPU and cache bytes from it; then the activation cache of one shard job of each size
+in ``--cache-shard-images`` as a job of a dataset of ``--broden-images`` images sees it (the
+floor's rank is q x the dataset's values, so only the dataset's total matters, not the other
+shards: ``quantile_tops`` is given that total); the cache's share of the maps at each size, and
+how it depends on the cache quantile (``--cache-quantiles``). Then the projection to
+``--broden-images`` at 64 and 1,000 shards beside ``dissect/resources.py``'s formula.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/scale.py --project --images 192 --size 224 \
+        --shards 2 --batch-size 64 --out project.json
 """
 
 from __future__ import annotations
@@ -102,6 +114,70 @@ def one_case(root: Path, images: int, shards: int, size: int, q: float, batch: i
     return out
 
 
+def cache_share(root: Path, shard_images: int, dataset_images: int, size: int, quantiles, batch: int, threads: int) -> list[dict]:
+    """Bytes of one quantile job's activation cache over a shard of ``shard_images`` images of a
+    dataset of ``dataset_images``, per cache quantile, against the bytes of its maps (4 B each)."""
+    import torch
+
+    from cnninterp.data.shards import shard_paths
+    from cnninterp.dissect import engine
+    from cnninterp.dissect.cache import read_cache
+    from cnninterp.models.backbones import random_model
+
+    torch.set_num_threads(threads)
+    folder = make_shards(root, shard_images, 1, size)
+    model = random_model("resnet18", seed=1)
+    out = []
+    for q in quantiles:
+        cache = root / f"cache-{q}.acts"
+        start = time.process_time()
+        engine.quantile_tops(model, LAYERS, shard_paths(folder), dataset_images, q, "imagenet", batch, "cpu", 8, cache)
+        cpu = time.process_time() - start
+        maps = sum(4 * a.numel() if not hasattr(a, "ids") else 4 * int(torch.tensor(a.shape).prod()) for _, layers in read_cache(cache) for a in layers.values())
+        kinds = sorted({type(a).__name__ for _, layers in read_cache(cache) for a in layers.values()})
+        out.append({"shard_images": shard_images, "dataset_images": dataset_images, "cache_quantile": q, "cache_bytes": cache.stat().st_size, "map_bytes": maps, "share": round(cache.stat().st_size / maps, 4), "kinds": kinds, "cpu_s": round(cpu, 1)})
+        print(json.dumps(out[-1]), flush=True)
+        cache.unlink()
+    return out
+
+
+def project(args) -> dict:
+    """The --project run (see the module's docstring)."""
+    from cnninterp.dissect.resources import job_resources, layer_shapes
+
+    result = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "stages"
+        root.mkdir()
+        case = one_case(root, args.images, int(args.shards), args.size, args.quantile, args.batch_size, args.threads)
+        print(json.dumps(case), flush=True)
+        result["case"] = case
+        shares = []
+        for n in (int(x) for x in args.cache_shard_images.split(",") if x):
+            sub = Path(tmp) / f"cache-{n}"
+            sub.mkdir()
+            shares += cache_share(sub, n, args.broden_images, args.size, [float(q) for q in args.cache_quantiles.split(",")], args.batch_size, args.threads)
+        result["cache_share"] = shares
+    shapes = layer_shapes("resnet18", LAYERS, 224)
+    per_image_bytes = 4 * sum(u * h * w for u, h, w in shapes)
+    per_shard = case["images_per_shard"]
+    rows = {}
+    for shards in (64, 1000):
+        n = -(-args.broden_images // shards)
+        formula = {stage: job_resources(stage, shapes, args.batch_size, n, 8, 1199) for stage in ("quantiles", "thresholds", "tally", "gather")}
+        rows[shards] = {
+            "images_per_shard": n,
+            "quantile_job_cpu_s": round(case["quantile_job"]["cpu_s"] / per_shard * n, 1),
+            "tally_job_cpu_s": round(case["tally_job"]["cpu_s"] / per_shard * n, 1),
+            "cache_mb_per_job_if_all_maps": round(per_image_bytes * n / 2**20, 1),
+            "cache_gb_all_jobs_if_all_maps": round(per_image_bytes * args.broden_images / 2**30, 1),
+            "measured_rss_mb": {s: case[k]["rss_mb"] for s, k in (("quantiles", "quantile_job"), ("thresholds", "threshold_merge"), ("tally", "tally_job"), ("gather", "gather"))},
+            "formula": formula,
+        }
+    result["projection"] = rows
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=80, help="N (the run also uses 8N)")
@@ -111,7 +187,19 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--project", action="store_true", help="the full-Broden projection (see the docstring)")
+    parser.add_argument("--broden-images", type=int, default=63305)
+    parser.add_argument("--cache-shard-images", default="64,512", help="shard sizes whose cache share is measured (--project)")
+    parser.add_argument("--cache-quantiles", default="0.005,0.01", help="cache quantiles measured (--project)")
     args = parser.parse_args()
+    if args.project:
+        start = time.perf_counter()
+        result = {"command": " ".join(sys.argv), "machine": f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "quantile": args.quantile, **project(args)}
+        result["wall_s"] = round(time.perf_counter() - start, 1)
+        print(json.dumps(result["projection"], indent=1))
+        if args.out:
+            Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        return
     cases = []
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
