@@ -122,5 +122,9 @@ def test_report_section_renders_the_table_and_figure_and_the_not_run_note(tiny, 
     data = report.render(ctx)
     html = environment().get_template(report.TEMPLATE).render(data=data)
     assert "location instability" in html and "filters.png" in html and "0.55-0.65" in html
+    # what the filters became, from metrics.json, beside the paper's claim
+    fp = data["metrics"]["filter_parts"]["icnn"]
+    assert f"({fp['distinct_best_landmarks']} distinct)" in html and "different filters represent different parts" in html
+    assert "Data: synthetic objects of five known parts" in html
     assert (tmp_path / "staging" / "icnn" / "filters.png").is_file()
     assert data["ratio"] == pytest.approx(data["metrics"]["location_instability"]["icnn"] / data["metrics"]["location_instability"]["cnn"])

@@ -77,8 +77,16 @@ def filter_parts_sentence(m: dict) -> str | None:
     nets = {"icnn": "interpretable", "cnn": "ordinary"}
     best = "; ".join(f"{name} {part_histogram(fp[k]['best_landmark'])} ({fp[k]['distinct_best_landmarks']} distinct)" for k, name in nets.items())
     peak = "; ".join(f"{name} {part_histogram(fp[k]['under_peak'])}" for k, name in nets.items())
-    return (f"What the {m['filters']} filters became, by each filter's most stable landmark: {best}; "
-            f"by the part under its peak on its top images (none = background): {peak}.")
+    share = "; ".join(f"{name} " + ", ".join(f"{p} {v:.2f}" for p, v in fp[k]["under_peak_share"].items() if v >= 0.005)
+                      for k, name in nets.items())
+    roles = "; ".join(f"{name} {fp[k]['roles']['dead']} / {fp[k]['roles']['object']} / {fp[k]['roles']['negative']}" for k, name in nets.items())
+    obj = {k: fp[k]["location_instability_by_role"]["object"] for k in nets}
+    obj_text = ", ".join(f"{name} {'n/a' if obj[k] is None else f'{obj[k]:.4f}'}" for k, name in nets.items())
+    return (f"What the {m['filters']} filters became, by each filter's most stable landmark (the paper's choice): {best}. "
+            f"The part under the peak, majority over each filter's top images (none = background): {peak}; "
+            f"pooled over the object-preferring filters' top images: {share}. "
+            f"Filters dead / object-preferring / negative-preferring: {roles}; location instability of the "
+            f"object-preferring filters alone: {obj_text}.")
 
 
 def tile(image: np.ndarray, amap: np.ndarray, peak: float, landmark: np.ndarray) -> np.ndarray:
