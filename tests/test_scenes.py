@@ -87,3 +87,32 @@ def test_command_line_replaces_an_incomplete_output_and_refuses_bad_arguments(tm
     assert summary["images"] == 4 and not (out / "junk").exists() and len(rows(out)) == 4
     assert main(["data", "synth-scenes", "--out", str(tmp_path / "bad"), "--n-images", "0"]) == 2
     assert "n_images must be >= 1" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+def test_scene_rules_set_how_far_ground_and_objects_follow_the_scene():
+    """ground 0: the ground is a nuisance (every material about equally often within one scene);
+    objects 1: both of the scene's objects always appear (a third, random one at most)."""
+    import numpy as np
+
+    from cnninterp.data.synthetic_broden import MATERIALS, SceneRules, _sample_scene_image
+
+    rng = np.random.default_rng(5)
+    grounds = Counter()
+    for _ in range(2000):
+        spec = _sample_scene_image(rng, 64, "village", SceneRules(ground=0.0, objects=1.0))
+        kinds = [o.kind for o in spec.objects]
+        assert {"house", "tree"} <= set(kinds) and len(kinds) <= 3
+        grounds[spec.ground] += 1
+    assert set(grounds) == set(MATERIALS)
+    # uniform over 10 materials: 200 each, binomial sd 13.4; 5 sd either side
+    assert all(130 <= n <= 270 for n in grounds.values()), grounds
+    kept = Counter(_sample_scene_image(rng, 64, "village", SceneRules(ground=1.0, objects=0.0)).ground for _ in range(200))
+    assert kept == {"grass": 200}
+
+
+def test_rule_probabilities_outside_0_1_are_refused(tmp_path):
+    from cnninterp.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="object_rule must be a probability"):
+        generate_scene_task(tmp_path / "bad", n_images=4, image_size=32, object_rule=1.5)
+    assert not list(tmp_path.iterdir())

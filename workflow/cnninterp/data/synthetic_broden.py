@@ -374,12 +374,26 @@ class _Balanced:
         return self.queue.pop()
 
 
-def _sample_scene_image(rng: np.random.Generator, size: int, scene: str) -> ImageSpec:
-    """Sample an image of ``scene``: the scene sets the ground, two objects and their arrangement."""
+@dataclass(frozen=True)
+class SceneRules:
+    """How strictly an image follows its scene's rule (``SCENES``).
+
+    ``ground``: probability that the ground is the scene's material (else a uniformly drawn one;
+    0 makes the ground a nuisance independent of the scene); ``objects``: probability that each of
+    the scene's two objects is kept (else a uniformly drawn object).
+    """
+
+    ground: float = P_SCENE_RULE
+    objects: float = P_SCENE_RULE
+
+
+def _sample_scene_image(rng: np.random.Generator, size: int, scene: str, rules: SceneRules = SceneRules()) -> ImageSpec:
+    """Sample an image of ``scene``: the scene sets the ground, two objects and their arrangement,
+    each kept with the probabilities in ``rules``."""
     ground, pair, arrangement = SCENES[scene]
-    if rng.random() >= P_SCENE_RULE:
+    if rng.random() >= rules.ground:
         ground = _pick(rng, MATERIALS)
-    kinds = [k if rng.random() < P_SCENE_RULE else _pick(rng, OBJECTS) for k in pair]
+    kinds = [k if rng.random() < rules.objects else _pick(rng, OBJECTS) for k in pair]
     if rng.random() < P_THIRD_OBJECT:
         kinds.append(_pick(rng, OBJECTS))
     horizon = float(rng.uniform(0.64, 0.76) * size)
@@ -397,7 +411,7 @@ def _sample_texture_image(rng: np.random.Generator, size: int, texture: str) -> 
     return ImageSpec(scene=None, texture=texture, horizon=0.0, ground=None, sky=(_TEXTURE_TONES[int(i)], _TEXTURE_TONES[int(j)]))
 
 
-def _sample_image_spec(rng: np.random.Generator, size: int, texture_source: float, scenes: _Balanced, textures: _Balanced) -> ImageSpec:
+def _sample_image_spec(rng: np.random.Generator, size: int, texture_source: float, scenes: _Balanced, textures: _Balanced, rules: SceneRules = SceneRules()) -> ImageSpec:
     """Sample the layout of one image and which categories its source annotates.
 
     Scenes and textures are drawn from balanced passes, so each is about equally frequent.
@@ -405,7 +419,7 @@ def _sample_image_spec(rng: np.random.Generator, size: int, texture_source: floa
     if rng.random() < texture_source:
         spec = _sample_texture_image(rng, size, textures.draw(rng))
     else:
-        spec = _sample_scene_image(rng, size, scenes.draw(rng))
+        spec = _sample_scene_image(rng, size, scenes.draw(rng), rules)
     spec.part_annotated = bool(rng.random() < P_PART_ANNOTATED)
     spec.material_annotated = bool(rng.random() < P_MATERIAL_ANNOTATED)
     return spec
@@ -798,7 +812,7 @@ def _val_mask(rng: np.random.Generator, n_images: int, val_fraction: float) -> n
 
 
 
-def _generate_into(root: Path, n_images: int, size: int, seed: int, val_fraction: float, task: bool) -> dict:
+def _generate_into(root: Path, n_images: int, size: int, seed: int, val_fraction: float, task: bool, rules: SceneRules = SceneRules()) -> dict:
     """Write the whole dataset into the (new, empty) directory ``root``; return the summary.
 
     ``task``: scene images only, annotated with their scene label only (no segmentation).
@@ -813,7 +827,7 @@ def _generate_into(root: Path, n_images: int, size: int, seed: int, val_fraction
     index_rows = []
     scenes, textures = _Balanced(SCENES), _Balanced(TEXTURES)
     for i in range(n_images):
-        spec = _sample_image_spec(rng, size, 0.0 if task else P_TEXTURE_SOURCE, scenes, textures)
+        spec = _sample_image_spec(rng, size, 0.0 if task else P_TEXTURE_SOURCE, scenes, textures, rules)
         rendered = _render(spec, rng, size, vocab)
         layers = {cat: [] for cat in PIXEL_CATEGORIES} if task else _pixel_layers(spec, rendered, sh, sw)
         image_labels = _image_labels(spec, vocab)
@@ -848,7 +862,7 @@ def _generate_into(root: Path, n_images: int, size: int, seed: int, val_fraction
     }
 
 
-def _generate(out_dir, n_images: int, image_size: int, seed: int, val_fraction: float, task: bool) -> dict:
+def _generate(out_dir, n_images: int, image_size: int, seed: int, val_fraction: float, task: bool, rules: SceneRules = SceneRules()) -> dict:
     """Check the arguments, write the dataset atomically (temporary sibling folder + rename)."""
     _check_args(n_images, image_size, val_fraction)
     out = Path(out_dir)
@@ -859,7 +873,7 @@ def _generate(out_dir, n_images: int, image_size: int, seed: int, val_fraction: 
         shutil.rmtree(stale)
     tmp.parent.mkdir(parents=True, exist_ok=True)
     try:
-        summary = _generate_into(tmp, int(n_images), int(image_size), int(seed), float(val_fraction), task)
+        summary = _generate_into(tmp, int(n_images), int(image_size), int(seed), float(val_fraction), task, rules)
         os.rename(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -909,6 +923,8 @@ def generate_scene_task(
     image_size: int = 112,
     seed: int = 0,
     val_fraction: float = 0.2,
+    ground_rule: float = P_SCENE_RULE,
+    object_rule: float = P_SCENE_RULE,
 ) -> dict:
     """Generate the scene-classification training task in Broden's layout (scene labels only).
 
@@ -923,4 +939,8 @@ def generate_scene_task(
     the probe set's. Returns the same summary as :func:`generate_broden` with ``task`` True.
     Errors as :func:`generate_broden`.
     """
-    return _generate(out_dir, n_images, image_size, int(seed) + TASK_SEED_OFFSET, val_fraction, task=True)
+    for name, value in (("ground_rule", ground_rule), ("object_rule", object_rule)):
+        if not 0.0 <= float(value) <= 1.0:
+            raise ConfigError(f"{name} must be a probability in [0, 1], got {value}")
+    rules = SceneRules(ground=float(ground_rule), objects=float(object_rule))
+    return _generate(out_dir, n_images, image_size, int(seed) + TASK_SEED_OFFSET, val_fraction, task=True, rules=rules)
