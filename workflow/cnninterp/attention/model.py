@@ -42,7 +42,15 @@ class ModelSpec:
 
 class Encoder(nn.Module):
     """5×5 stride-2 convolutions with 24, 36, 48 channels, then 3×3 with 64, 64 (ReLU, no pooling).
-    float (N, 3, H, W) -> float (N, 64, ceil(H/8), ceil(W/8))."""
+    float (N, 3, H, W) -> float (N, 64, ceil(H/8), ceil(W/8)).
+
+    The convolutions start from He (Kaiming-normal, fan-in, ReLU gain) weights and zero biases.
+    PyTorch's default (uniform ±1/sqrt(fan_in)) shrinks the mean square of the signal about sixfold
+    per conv + ReLU layer, so after five layers the feature cube was about 0.01 in size, mostly the
+    biases, with 43 % of the units never active on road frames and the frame-to-frame variation
+    0.0016 (benchmarks/attention_diagnosis.py); on 80×160 frames every model then sat at the median
+    predictor for all 12 epochs (training MAE 0.82 standard deviations throughout). He weights keep
+    the signal's scale through the stack (features about 0.3, variation 0.13–0.15)."""
 
     def __init__(self, coords: bool = False):
         super().__init__()
@@ -52,6 +60,10 @@ class Encoder(nn.Module):
             layers += [nn.Conv2d(cin, cout, k, stride=s, padding=k // 2), nn.ReLU(inplace=True)]
             cin = cout
         self.net = nn.Sequential(*layers)
+        for layer in self.net:
+            if isinstance(layer, nn.Conv2d):  # He initialisation (see the class docstring)
+                nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+                nn.init.zeros_(layer.bias)
 
     def forward(self, x):
         x = (x - 0.5) * 4.0  # a fixed input normalisation, as PilotNet's first layer
