@@ -26,9 +26,10 @@ rule dissect_quantiles:
         gpu=GPUS,
     params:
         model=model_args,
-        # the cache's bound: it serves every quantile up to this one
+        # the cache's bound: it serves every quantile up to this one (kept caches only)
         quantile=lambda wc: max(
-            settings(wc)["quantile"], CFG["dissect"]["cache_quantile"]
+            settings(wc)["quantile"],
+            CFG["dissect"]["cache_quantile"] if KEEP_CACHES else 0,
         ),
         top_images=setting("top_images"),
         cache="" if CACHE else "--values-only",

@@ -4,5 +4,6 @@ Stages, each runnable per shard and mergeable: ``quantiles`` (the one model pass
 values, top images, and the activation cache of ``cache``/``candidates``) -> ``thresholds``
 (merge, exact T_k) -> ``tally`` (per-shard counts, upsampled cell by cell in ``bilinear``, its
 loops compiled in ``tally_kernels``) -> ``gather`` (sum, IoU, labels, Parquet + summary).
-``engine.dissect`` runs them all in one process.
+``engine.dissect`` runs them all in one process. What one stage hands the next is a typed,
+mergeable state (``states``), written to disk by ``statefile`` (format tag, kind, layout version).
 """
