@@ -35,13 +35,18 @@ if method_enabled(CFG, "icnn"):
             positive=ICNN["data"]["positive_fraction"],
             shard_size=ICNN["data"]["shard_size"],
             seed=ICNN["seed"],
-            # the CUB settings reach the job (and key its outputs) only with source cub
+            # the CUB settings reach the job (and key its outputs) only with source cub; an empty
+            # negatives_root is left out (Snakemake's :q drops an empty list item)
             cub=(
                 [
                     "--source", "cub", "--cub-root", ICNN["data"]["cub_root"],
                     "--disc-radius", ICNN["data"]["disc_radius"],
-                    "--negatives-root", ICNN["data"]["negatives_root"],
                 ]
+                + (
+                    ["--negatives-root", ICNN["data"]["negatives_root"]]
+                    if ICNN["data"]["negatives_root"]
+                    else []
+                )
                 if ICNN_CUB
                 else []
             ),
