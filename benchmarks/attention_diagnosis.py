@@ -115,7 +115,7 @@ def attention_stats(model, test: dict, train: dict, grid) -> dict:
     rest = [p for n, p in model.named_parameters() if not n.startswith(("w.", "w_x.", "w_h."))]
     return {"entropy": entropy, "peak": float(alpha.max(-1).mean() * length), "logit_std": float(scores.std(1).mean()),
             "on_cause": on, "grad_attention_mlp": gn(att), "grad_rest": gn(rest),
-            "weight_w_norm": float(model.w.weight.norm())}
+            "weight_w_norm": float(model.w.weight.detach().norm())}
 
 
 def main() -> None:
@@ -137,6 +137,7 @@ def main() -> None:
     p.add_argument("--reg", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-coords", action="store_true")
+    p.add_argument("--logit-scale", type=float, default=1.0)
     p.add_argument("--kinds", default="attention,cnn")
     p.add_argument("--tag", default="")
     a = p.parse_args()
@@ -153,7 +154,7 @@ def main() -> None:
         path = out / tag / kind / "model.pt"
         w, c = time.perf_counter(), time.process_time()
         fit = train_model(shards, path, kind, a.reg if kind == "attention" else 0.0, a.epochs, a.batch_size, a.lr, seed=a.seed,
-                          device="cpu", coords=not a.no_coords)
+                          device="cpu", coords=not a.no_coords, logit_scale=a.logit_scale)
         secs = {"wall": round(time.perf_counter() - w, 1), "cpu": round(time.process_time() - c, 1)}
         model, ckpt = load_model(path)
         from cnninterp.attention.evaluate import predict

@@ -18,11 +18,32 @@ def test_shapes_and_attention_is_a_distribution_per_step():
     h, w = SPEC.grid
     assert (h, w) == (3, 6)
     assert out["pred"].shape == (2, 3)
-    assert out["alpha"].shape == (2, 3, h * w) and out["features"].shape == (2, 3, h * w, 64)
+    assert out["alpha"].shape == (2, 3, h * w) and out["features"].shape == (2, 3, h * w, 66)
     assert torch.all(out["alpha"] >= 0)
     assert torch.allclose(out["alpha"].sum(-1), torch.ones(2, 3))
     cnn = build_model(ModelSpec(kind="cnn", height=24, width=48, hidden=8))
     assert cnn(torch.rand(2, 3, 3, 24, 48))["pred"].shape == (2, 3)
+
+
+def test_coords_append_each_cells_row_and_column_to_its_features():
+    torch.manual_seed(0)
+    enc = build_model(SPEC).encoder
+    f = enc(torch.rand(2, 3, 24, 48))  # grid 3 x 6
+    assert f.shape == (2, 66, 3, 6)
+    assert torch.equal(f[:, 64], torch.tensor([-1.0, 0.0, 1.0]).view(1, 3, 1).expand(2, 3, 6))
+    assert torch.allclose(f[:, 65], torch.linspace(-1, 1, 6).view(1, 1, 6).expand(2, 3, 6))
+    plain = build_model(ModelSpec(kind="attention", height=24, width=48, hidden=8)).encoder
+    assert plain(torch.rand(1, 3, 24, 48)).shape == (1, 64, 3, 6)
+
+
+def test_encoder_starts_from_he_weights_and_zero_biases():
+    torch.manual_seed(0)
+    convs = [m for m in build_model(SPEC).encoder.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 5
+    for conv in convs:
+        fan_in = conv.weight[0].numel()
+        assert conv.bias.abs().max() == 0
+        assert conv.weight.std().item() == pytest.approx((2 / fan_in) ** 0.5, rel=0.15)
 
 
 def test_regulariser_matches_a_hand_computation_and_has_a_gradient():
@@ -109,7 +130,7 @@ def test_blob_scores():
 def test_uniform_decoding_averages_the_feature_cube():
     torch.manual_seed(0)
     model = build_model(SPEC)
-    features = torch.rand(2, 3, 18, 64)
+    features = torch.rand(2, 3, 18, 66)
     pred, alpha = model.decode(features, uniform=True)
     assert torch.allclose(alpha, torch.full((2, 3, 18), 1 / 18))
     with torch.no_grad():  # the same as a learned attention whose scores are all equal

@@ -36,7 +36,7 @@ def register(subparsers) -> None:
     p.add_argument("--kind", required=True, choices=["attention", "cnn"])
     p.add_argument("--reg-weight", type=float, default=0.0, help="lambda of the attention regulariser")
     p.add_argument("--hidden", type=int, default=64)
-    p.add_argument("--coords", action=argparse.BooleanOptionalAction, default=False, help="append pixel-coordinate channels to the input")
+    p.add_argument("--coords", action=argparse.BooleanOptionalAction, default=False, help="append each feature cell's row and column to its features")
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--lr", type=float, default=1e-3)

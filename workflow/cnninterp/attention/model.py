@@ -2,7 +2,7 @@
 attention over its feature cube, and the same encoder as a plain CNN regressor (the baseline).
 
 Shapes: frames float32 (B, T, 3, H, W) in [0, 1]; the encoder gives per frame a feature cube of
-D = 64 channels on an h × w grid (H/8 × W/8), flattened to L = h·w positions: (B, T, L, D).
+D = 64 channels (66 with coords) on an h × w grid (H/8 × W/8), flattened to L = h·w positions: (B, T, L, D).
 
 Attention at step t (from the previous hidden state h_{t-1}):
     α_{t,i} = softmax_i( w · ReLU(W_x x_{t,i} + W_h h_{t-1} + b) ),   context y_t = Σ_i α_{t,i} x_{t,i}
@@ -23,7 +23,15 @@ KINDS = ("attention", "cnn")
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What a checkpoint needs to rebuild its model: ``kind`` attention or cnn; grid = H/8 × W/8."""
+    """What a checkpoint needs to rebuild its model: ``kind`` attention or cnn; grid = H/8 × W/8.
+
+    ``coords``: append each cell's (row, column) in [-1, 1] to its features (D = 66). Why: the soft
+    attention's context is a weighted mean of feature vectors, which keeps what was seen but not
+    where; the steering target is a lateral position. With uniform attention the appended
+    coordinates average to a constant (no information), with attention on the lane markings they
+    give the markings' position, so attending to the cause pays. (Appending them to the input
+    instead, as before, left the attention uniform: their position is mixed away by five layers
+    whose receptive field covers the frame; benchmarks/attention_diagnosis.py.)"""
 
     kind: str
     height: int
@@ -31,6 +39,7 @@ class ModelSpec:
     hidden: int = 64
     attention_dim: int = 64
     coords: bool = False
+    logit_scale: float = 1.0
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -42,7 +51,9 @@ class ModelSpec:
 
 class Encoder(nn.Module):
     """5×5 stride-2 convolutions with 24, 36, 48 channels, then 3×3 with 64, 64 (ReLU, no pooling).
-    float (N, 3, H, W) -> float (N, 64, ceil(H/8), ceil(W/8)).
+    float (N, 3, H, W) -> float (N, D, ceil(H/8), ceil(W/8)), D = 64, or 66 with ``coords``: then the
+    cell's row and column (each in [-1, 1]) are appended to its 64 features, so that the attention's
+    context, a weighted mean of feature vectors, carries where it looked (see ``ModelSpec``).
 
     The convolutions start from He (Kaiming-normal, fan-in, ReLU gain) weights and zero biases.
     PyTorch's default (uniform ±1/sqrt(fan_in)) shrinks the mean square of the signal about sixfold
@@ -55,7 +66,8 @@ class Encoder(nn.Module):
     def __init__(self, coords: bool = False):
         super().__init__()
         self.coords = coords
-        layers, cin = [], 5 if coords else 3
+        self.channels = FEATURES + (2 if coords else 0)
+        layers, cin = [], 3
         for cout, k, s in ((24, 5, 2), (36, 5, 2), (48, 5, 2), (64, 3, 1), (FEATURES, 3, 1)):
             layers += [nn.Conv2d(cin, cout, k, stride=s, padding=k // 2), nn.ReLU(inplace=True)]
             cin = cout
@@ -67,12 +79,13 @@ class Encoder(nn.Module):
 
     def forward(self, x):
         x = (x - 0.5) * 4.0  # a fixed input normalisation, as PilotNet's first layer
+        f = self.net(x)
         if self.coords:
-            n, _, h, w = x.shape
-            yy = torch.linspace(-1, 1, h, device=x.device).view(1, 1, h, 1).expand(n, 1, h, w)
-            xx = torch.linspace(-1, 1, w, device=x.device).view(1, 1, 1, w).expand(n, 1, h, w)
-            x = torch.cat([x, yy, xx], dim=1)
-        return self.net(x)
+            n, _, h, w = f.shape
+            yy = torch.linspace(-1, 1, h, device=f.device, dtype=f.dtype).view(1, 1, h, 1).expand(n, 1, h, w)
+            xx = torch.linspace(-1, 1, w, device=f.device, dtype=f.dtype).view(1, 1, 1, w).expand(n, 1, h, w)
+            f = torch.cat([f, yy, xx], dim=1)
+        return f
 
 
 def encode(encoder: nn.Module, frames: torch.Tensor) -> torch.Tensor:
@@ -88,8 +101,8 @@ class AttentionSteer(nn.Module):
     def __init__(self, spec: ModelSpec):
         super().__init__()
         self.spec = spec
-        d, hdim, a = FEATURES, spec.hidden, spec.attention_dim
         self.encoder = Encoder(spec.coords)
+        d, hdim, a = self.encoder.channels, spec.hidden, spec.attention_dim
         self.w_x = nn.Linear(d, a)
         self.w_h = nn.Linear(hdim, a, bias=False)
         self.w = nn.Linear(a, 1, bias=False)
@@ -115,7 +128,7 @@ class AttentionSteer(nn.Module):
         proj = self.w_x(features)  # (B, T, L, A)
         preds, alphas = [], []
         for step in range(t):
-            scores = self.w(torch.relu(proj[:, step] + self.w_h(h)[:, None, :])).squeeze(-1)  # (B, L)
+            scores = self.spec.logit_scale * self.w(torch.relu(proj[:, step] + self.w_h(h)[:, None, :])).squeeze(-1)  # (B, L)
             alpha = torch.full_like(scores, 1.0 / scores.shape[1]) if uniform else torch.softmax(scores, dim=1)
             context = torch.einsum("bl,bld->bd", alpha, features[:, step])
             h, c = self.lstm(context, (h, c))
@@ -133,7 +146,7 @@ class CnnSteer(nn.Module):
         self.spec = spec
         h, w = spec.grid
         self.encoder = Encoder(spec.coords)
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(h * w * FEATURES, spec.hidden), nn.ReLU(inplace=True), nn.Linear(spec.hidden, 1))
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(h * w * self.encoder.channels, spec.hidden), nn.ReLU(inplace=True), nn.Linear(spec.hidden, 1))
 
     def forward(self, frames: torch.Tensor) -> dict:
         features = encode(self.encoder, frames)
