@@ -115,3 +115,33 @@ def test_shards_per_job_groups_consecutive_shards_into_one_job(dag_run):
     quantiles = sorted(w for r, w in plan if r == "dissect_quantiles")
     assert quantiles == ["model=baseline, shard=train-000000", "model=baseline, shard=val-000000", "model=baseline_random, shard=train-000000", "model=baseline_random, shard=val-000000"]
     assert sum(r == "dissect_tally" for r, _ in plan) == 4
+
+
+def test_a_quantile_change_within_the_cache_quantile_plans_no_quantile_job(dag_run, tmp_path):
+    """dissect.keep_caches: the quantile jobs' parts and activation caches are kept, bounded for
+    max(quantile, dissect.cache_quantile), so a model's quantile at or below the cache quantile
+    reruns the threshold merge, tallies and gather from them, not the model; above it the quantile
+    jobs rerun. (On a copy of the session run: the random control's quantile jobs run once with
+    keep_caches on.)"""
+    import yaml
+
+    work = tmp_path / "copy"
+    shutil.copytree(dag_run, work, symlinks=True)
+    config = yaml.safe_load((work / "tiny.yaml").read_text())
+    config["dissect"].update(keep_caches=True, cache_quantile=0.01)
+    model = config["dissect"]["models"]["baseline_random"]
+    model["quantile"] = 0.01
+    (work / "tiny.yaml").write_text(yaml.safe_dump(config))
+    manifest = yaml.safe_load((work / "results/shards/broden/manifest.json").read_text())
+    shards = sorted(x["name"][: -len(".tar")] for split in manifest["splits"].values() for x in split["shards"])
+    proc = snakemake(work, "--cores", "1", *(f"results/dissect/baseline_random/parts/quantiles-{s}.npz" for s in shards))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(list((work / "results/dissect/baseline_random/parts").glob("cache-*.acts"))) == len(shards)
+
+    def control_jobs(quantile):
+        model["quantile"] = quantile
+        (work / "tiny.yaml").write_text(yaml.safe_dump(config))
+        return {r for r, w in planned(work) if "model=baseline_random" in w}
+
+    assert control_jobs(0.004) == {"dissect_thresholds", "dissect_tally", "dissect_gather"}
+    assert "dissect_quantiles" in control_jobs(0.02)  # above the cache quantile: the model runs again
