@@ -1,7 +1,7 @@
 """The causal-attention chain (driving data -> three steering models -> evaluation) on the schema's
 default settings, or with overrides, timed per step (wall and CPU seconds, one thread).
 
-    .venv/bin/python benchmarks/attention.py --out /tmp/attention [--set train.reg_weight=0.5 ...]
+    .venv/bin/python benchmarks/attention.py --out /tmp/attention [--set train.reg_weight=0.5 --set seed=1 ...]
 
 Prints the timings and metrics.json; writes them to <out>/benchmark.json.
 """
@@ -49,8 +49,11 @@ def main() -> None:
     cfg = defaults()
     for item in args.set:
         key, value = item.split("=", 1)
-        block, name = key.split(".")
-        cfg[block][name] = yaml.safe_load(value)
+        if "." in key:
+            block, name = key.split(".")
+            cfg[block][name] = yaml.safe_load(value)
+        else:  # a top-level key: seed
+            cfg[key] = yaml.safe_load(value)
     out = Path(args.out)
     d, m, t, e, seed = cfg["data"], cfg["model"], cfg["train"], cfg["eval"], cfg["seed"]
     times = {}

@@ -59,12 +59,26 @@ def features_of(model, frames: np.ndarray) -> np.ndarray:
     return np.concatenate(out)
 
 
+def cause_weights(cause: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """float (S*T, L): each frame's causal pixels pooled onto the feature grid, as a distribution
+    (an oracle attention that lies exactly on the cause). cause uint8 (S, T, H, W)."""
+    import torch
+    import torch.nn.functional as F
+
+    c = torch.as_tensor(cause.reshape(-1, 1, *cause.shape[2:]), dtype=torch.float32)
+    w = F.adaptive_avg_pool2d(c, grid).flatten(1).numpy()
+    return w / np.clip(w.sum(1, keepdims=True), 1e-12, None)
+
+
 def probe(model, train: dict, test: dict, grid: tuple[int, int]) -> dict:
-    """Per-cell ridge R² (see the module docstring)."""
+    """Per-cell ridge R² (see the module docstring), and R² of the context that uniform attention
+    and an oracle attention on the causal cells would hand the decoder."""
     ftr, fte = features_of(model, train["frames"]), features_of(model, test["frames"])
     ytr, yte = train["angle"].reshape(-1).astype(np.float64), test["angle"].reshape(-1).astype(np.float64)
     per_cell = np.array([ridge_r2(ftr[:, i], ytr, fte[:, i], yte) for i in range(ftr.shape[1])]).reshape(grid)
-    return {"r2_cell_by_row_mean": per_cell.mean(1).round(3).tolist(), "r2_cell_by_row_max": per_cell.max(1).round(3).tolist(),
+    wtr, wte = cause_weights(train["cause"], grid), cause_weights(test["cause"], grid)
+    oracle = ridge_r2(np.einsum("nl,nld->nd", wtr, ftr), ytr, np.einsum("nl,nld->nd", wte, fte), yte)
+    return {"r2_oracle_cause_context": oracle,"r2_cell_by_row_mean": per_cell.mean(1).round(3).tolist(), "r2_cell_by_row_max": per_cell.max(1).round(3).tolist(),
             "r2_best_cell": float(per_cell.max()), "r2_median_cell": float(np.median(per_cell)),
             "r2_mean_feature": ridge_r2(ftr.mean(1), ytr, fte.mean(1), yte),
             "r2_all_cells": ridge_r2(ftr.reshape(len(ftr), -1), ytr, fte.reshape(len(fte), -1), yte, lam=1.0)}
@@ -140,6 +154,7 @@ def main() -> None:
     p.add_argument("--logit-scale", type=float, default=1.0)
     p.add_argument("--kinds", default="attention,cnn")
     p.add_argument("--tag", default="")
+    p.add_argument("--reuse", action="store_true", help="measure the models already trained under this tag")
     a = p.parse_args()
     torch.set_num_threads(1)
     out = Path(a.out)
@@ -153,8 +168,11 @@ def main() -> None:
     for kind in a.kinds.split(","):
         path = out / tag / kind / "model.pt"
         w, c = time.perf_counter(), time.process_time()
-        fit = train_model(shards, path, kind, a.reg if kind == "attention" else 0.0, a.epochs, a.batch_size, a.lr, seed=a.seed,
-                          device="cpu", coords=not a.no_coords, logit_scale=a.logit_scale)
+        if a.reuse and path.is_file():
+            fit = {"history": load_model(path)[1]["history"]}
+        else:
+            fit = train_model(shards, path, kind, a.reg if kind == "attention" else 0.0, a.epochs, a.batch_size, a.lr, seed=a.seed,
+                              device="cpu", coords=not a.no_coords, logit_scale=a.logit_scale)
         secs = {"wall": round(time.perf_counter() - w, 1), "cpu": round(time.process_time() - c, 1)}
         model, ckpt = load_model(path)
         from cnninterp.attention.evaluate import predict

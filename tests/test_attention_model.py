@@ -63,6 +63,19 @@ def test_regulariser_matches_a_hand_computation_and_has_a_gradient():
     assert model.w.weight.grad.abs().max() > 0
 
 
+def test_regulariser_is_smallest_for_uniform_attention_when_steps_are_fewer_than_cells():
+    t_len, length = 8, 50
+    uniform = torch.full((1, t_len, length), 1 / length)
+    fixed = torch.zeros(1, t_len, length)
+    fixed[..., :4] = 0.25  # the same 4 cells at every step
+    assert attention_regularizer(uniform).item() == pytest.approx(length * (1 - t_len / length) ** 2)  # 35.28
+    assert attention_regularizer(fixed).item() == pytest.approx(4 * (1 - 2) ** 2 + 46)  # 50
+    moving = torch.zeros(1, t_len, length)
+    for t in range(t_len):
+        moving[0, t, 4 * t : 4 * t + 4] = 0.25  # 4 new cells at each step
+    assert attention_regularizer(moving).item() == pytest.approx(32 * (1 - 0.25) ** 2 + 18)  # 36: 32 cells once at 0.25, 18 never
+
+
 def test_steering_loss_sums_over_time():
     assert steering_loss(torch.tensor([[1.0, 2.0]]), torch.tensor([[0.0, 0.0]])).item() == 3.0
 

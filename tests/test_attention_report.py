@@ -57,3 +57,4 @@ def test_the_section_template_renders_the_rows_figures_and_effects(tmp_path):
     html = environment().get_template(report.TEMPLATE).render(data=report.render(ctx))
     assert "CNN baseline" in html and "0.0016" in html and 'src="attention/strip.png"' in html
     assert "0.73 times" in html and "not more than chance" in html and "The paper" in html
+    assert "Why not on the cause" in html and "receptive field" in html  # the ratio 0.73 is short of the claim
