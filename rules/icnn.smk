@@ -15,7 +15,11 @@ if method_enabled(CFG, "icnn"):
         input:
             code=code("data.cub") if ICNN_CUB else code("data.parts"),
             # with source cub, an edit of the folder's annotation files reruns the chain (the images are not tracked)
-            cub=[str(Path(ICNN["data"]["cub_root"]) / f) for f in CUB_FILES] if ICNN_CUB else [],
+            cub=(
+                [str(Path(ICNN["data"]["cub_root"]) / f) for f in CUB_FILES]
+                if ICNN_CUB
+                else []
+            ),
         output:
             manifest=f"{PARTS}/manifest.json",
             probe=f"{PARTS_PROBE}/manifest.json",
@@ -39,8 +43,12 @@ if method_enabled(CFG, "icnn"):
             # negatives_root is left out (Snakemake's :q drops an empty list item)
             cub=(
                 [
-                    "--source", "cub", "--cub-root", ICNN["data"]["cub_root"],
-                    "--disc-radius", ICNN["data"]["disc_radius"],
+                    "--source",
+                    "cub",
+                    "--cub-root",
+                    ICNN["data"]["cub_root"],
+                    "--disc-radius",
+                    ICNN["data"]["disc_radius"],
                 ]
                 + (
                     ["--negatives-root", ICNN["data"]["negatives_root"]]
