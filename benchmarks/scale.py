@@ -19,7 +19,9 @@ per-image CPU and cache bytes from it; then the activation cache of one shard jo
 in ``--cache-shard-images`` as a job of a dataset of ``--broden-images`` images sees it (the
 floor's rank is q x the dataset's values, so only the dataset's total matters, not the other
 shards: ``quantile_tops`` is given that total); the cache's share of the maps at each size, and
-how it depends on the cache quantile (``--cache-quantiles``). Then the projection to
+how it depends on the cache quantile (``--cache-quantiles``) and on the number of jobs S of the
+dataset (``--trend-shards``: one job of ``--trend-images`` images in a dataset of S such jobs);
+the merge's refinement CPU per GiB of cache that holds whole maps. Then the projection to
 ``--broden-images`` at 64 and 1,000 shards beside ``dissect/resources.py``'s formula.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/scale.py --project --images 192 --size 224 \
@@ -141,6 +143,29 @@ def cache_share(root: Path, shard_images: int, dataset_images: int, size: int, q
     return out
 
 
+def merge_rate(root: Path, images: int, size: int, batch: int, threads: int, q: float) -> dict:
+    """CPU seconds of the threshold merge's two refinement passes per GiB of activation cache,
+    when the cache holds whole maps (as every job's does at full Broden): one job over ``images``
+    images whose cache is bounded for quantile 0.5 (so it keeps the maps), merged for ``q``."""
+    import torch
+
+    from cnninterp.data.shards import shard_paths
+    from cnninterp.dissect import engine
+
+    torch.set_num_threads(threads)
+    folder = make_shards(root, images, 1, size)
+    cache = root / "maps.acts"
+    start = time.process_time()
+    part = engine.quantile_tops(__import__("cnninterp.models.backbones", fromlist=["random_model"]).random_model("resnet18", seed=1), LAYERS, shard_paths(folder), images, 0.5, "imagenet", batch, "cpu", 8, cache)
+    middle = time.process_time()
+    engine.merge_thresholds([part], LAYERS, images, q, [cache])
+    end = time.process_time()
+    gib = cache.stat().st_size / 2**30
+    out = {"images": images, "cache_bytes": cache.stat().st_size, "quantile_pass_cpu_s_per_image": round((middle - start) / images, 4), "merge_cpu_s": round(end - middle, 1), "merge_cpu_s_per_gib": round((end - middle) / gib, 1)}
+    print(json.dumps(out), flush=True)
+    return out
+
+
 def project(args) -> dict:
     """The --project run (see the module's docstring)."""
     from cnninterp.dissect.resources import job_resources, layer_shapes
@@ -157,7 +182,14 @@ def project(args) -> dict:
             sub = Path(tmp) / f"cache-{n}"
             sub.mkdir()
             shares += cache_share(sub, n, args.broden_images, args.size, [float(q) for q in args.cache_quantiles.split(",")], args.batch_size, args.threads)
+        for shards in (int(x) for x in args.trend_shards.split(",") if x):  # one job's share as S grows
+            sub = Path(tmp) / f"trend-{shards}"
+            sub.mkdir()
+            shares += cache_share(sub, args.trend_images, shards * args.trend_images, args.size, [args.quantile], args.batch_size, args.threads)
         result["cache_share"] = shares
+        sub = Path(tmp) / "merge"
+        sub.mkdir()
+        result["merge_rate"] = merge_rate(sub, args.merge_images, args.size, args.batch_size, args.threads, args.quantile)
     shapes = layer_shapes("resnet18", LAYERS, 224)
     per_image_bytes = 4 * sum(u * h * w for u, h, w in shapes)
     per_shard = case["images_per_shard"]
@@ -191,6 +223,9 @@ def main() -> None:
     parser.add_argument("--broden-images", type=int, default=63305)
     parser.add_argument("--cache-shard-images", default="64,512", help="shard sizes whose cache share is measured (--project)")
     parser.add_argument("--cache-quantiles", default="0.005,0.01", help="cache quantiles measured (--project)")
+    parser.add_argument("--trend-shards", default="1,2,4,8", help="dataset sizes, in jobs of --trend-images images, whose one-job cache share is measured (--project)")
+    parser.add_argument("--trend-images", type=int, default=128)
+    parser.add_argument("--merge-images", type=int, default=256, help="images of the merge-rate case (--project)")
     args = parser.parse_args()
     if args.project:
         start = time.perf_counter()
