@@ -35,13 +35,21 @@ def test_training_adds_the_filter_loss_only_to_the_interpretable_network(tiny):
     assert json.loads((root / "cnn" / "config.json").read_text())["config"]["filter_weight"] == 0.0
 
 
-def test_evaluate_writes_every_metric_for_both_networks(tiny):
+@pytest.fixture(scope="module")
+def evaluated(tiny):
+    """The evaluation of the two tiny networks, written under ``<root>/eval`` (every test that
+    reads it asks for this fixture, so the tests run in any order or alone)."""
     from cnninterp.icnn.evaluate import evaluate
 
     root, _ = tiny
     out = root / "eval" / "metrics.json"
     result = evaluate(root / "parts", root / "probe", {"icnn": root / "icnn/model.pt", "cnn": root / "cnn/model.pt"}, out,
                       top_images=8, quantile=0.02, iou_threshold=0.04, figure_rows=2, figure_cols=3)
+    return root, out, result
+
+
+def test_evaluate_writes_every_metric_for_both_networks(evaluated):
+    root, out, result = evaluated
     on_disk = json.loads(out.read_text())
     for key in ("location_instability", "accuracy", "part_detectors", "mean_part_iou"):
         assert set(on_disk[key]) == {"icnn", "cnn"}, key
@@ -106,12 +114,12 @@ def test_part_scores_counts_units_over_the_threshold():
     assert PARTS[0] == "head"
 
 
-def test_report_section_renders_the_table_and_figure_and_the_not_run_note(tiny, tmp_path):
+def test_report_section_renders_the_table_and_figure(evaluated, tmp_path):
     from cnninterp.icnn import report
     from cnninterp.report.build import environment
     from cnninterp.report.context import Context
 
-    root, _ = tiny
+    root, _, _ = evaluated
     results = tmp_path / "results"
     (results / "eval").mkdir(parents=True)
     import shutil
