@@ -35,6 +35,12 @@ def test_the_dag_run_writes_the_transform_metrics_and_report_section(dag_run):
     assert (dag_run / "results/shards/digits/manifest.json").is_file()
     html = (dag_run / "results/report/index.html").read_text()
     assert "Interpretable transformations" in html and "turn_digits.png" in html and "turn_objects3d.png" in html
+    for dataset in ("digits", "objects3d"):
+        params = metrics["invariant_accuracy"][dataset]["parameters"]
+        assert params["block_norms"] == params["pixel_pca"] and params["invariant_latent"] == params["pixel_pca_invariant_latent"]
+    assert "the same classifier, the same size" in html and "measured here" in html
+    trained = json.loads((dag_run / "results/models/transform_ftl/config.json").read_text())
+    assert trained["config"]["equivariance_norm"] == "part"  # the schema's default reaches the digits training
 
 
 def test_changing_a_training_setting_reruns_only_the_transform_jobs_and_the_report(dag_run):
