@@ -40,4 +40,4 @@ rule train_baseline:
         " --arch {params.arch:q} --task {params.task:q} --epochs {params.epochs:q}"
         " --batch-size {params.batch_size:q} --lr {params.lr:q} --momentum {params.momentum:q}"
         " --weight-decay {params.weight_decay:q} --preprocess {params.preprocess:q}"
-        " --seed {params.seed:q} --device {params.device:q} > {log} 2>&1"
+        " --seed {params.seed:q} --device {params.device:q} > {log:q} 2>&1"
