@@ -4,16 +4,33 @@ the causal pixels moves every model's output far more than deleting as many dist
 The issue's on-cause target does not show on the defaults and is a strict expected failure (an
 unexpected pass fails the run, so the numbers here get updated).
 
-Measured on the defaults (2026-12-03, CPU, 1 thread, outer road on, lr 0.001, 12 epochs; chain
-57.9 s CPU, benchmarks/attention.py): MAE attention 0.0058, attention_no_reg 0.0058, cnn 0.0028 rad
-(predicting the mean 0.0148), i.e. attention - cnn = 0.198 of the mean predictor's MAE; deletion
-|Δû| cause / distractor 0.0068 / 0.0003 (attention), 0.0054 / 0.0004 (λ = 0), 0.0086 / 0.0002
-(cnn); attention_on_cause ratio 1.06 (λ = 0.1) and 1.03 (λ = 0). Why the ratio is about 1: the
-attention stays nearly uniform (entropy / log L 0.996; replacing it by uniform weights changes the
-MAE from 0.0058 to 0.0066), so the attention model is close to a global average pool of the
-feature cube. The encoder's receptive field (61 px) is taller than the 40-px frame, so every cell
-sees the look-ahead band and little rewards attending to the band's cells. With 16 epochs the
-attention sharpens a little (entropy 0.988 / 0.966, ratio 1.05 / 1.16 for λ = 0.1 / 0).
+Measured on the defaults (2026-12-03, CPU, 1 thread, 40x80, He-initialised encoder, coordinates on
+the feature cube, lr 0.001, 12 epochs; chain 57.2 s CPU, benchmarks/attention.py, seed 0): MAE
+attention 0.0051, attention_no_reg 0.0058, cnn 0.0024 rad (predicting the mean 0.0148), i.e.
+attention - cnn = 0.18 of the mean predictor's MAE; deletion |Δû| cause / distractor 0.0044 /
+0.0003 (attention), 0.0038 / 0.0003 (λ = 0), 0.0081 / 0.0003 (cnn); attention_on_cause ratio 0.91
+(λ = 0.1) and 0.88 (λ = 0), entropy / log L 0.992 and 0.989. Seeds 1 and 2 (the
+same settings): MAE 0.0055 / 0.0034 / 0.0017 and 0.0043 / 0.0046 / 0.0021 (mean predictor 0.0156,
+0.0148; attention - cnn 0.24 and 0.15 of it), ratio 0.84 / 0.75 and 1.05 / 1.02 (λ = 0.1 / 0),
+deletion cause / distractor 13x, 17x, 26x and 15x, 14x, 21x.
+
+Why the ratio is about 1 (benchmarks/attention_diagnosis.py, verified, not guessed): at 40x80 the
+cause is not local in the feature cube. A ridge probe from ONE cell's features to the angle scores
+held-out R² 0.60-0.88 (mean per cell row; CNN baseline's encoder) in every cell row, the top row
+of sky cells included, while the band is cell rows 2-3: the 61-px receptive field covers the 40-px
+frame. The models do use the causal pixels (input-gradient mass on the cause 3.6-6.7x its area
+share), but every cell already carries them, so attention is not pushed to a place (an oracle
+attention on the causal cells would hand the decoder a context with probe R² 0.84 against the
+uniform mean's 0.71: a modest gain, which 12 epochs do not find). Attention that is free to
+concentrate does so OFF the cause: with λ = 0 and the logits scaled by 8 it becomes one-hot
+(entropy 0.05, peak 47x uniform) on bottom-row cells (row 4, columns 4-8: the road just ahead,
+whose field reaches up through the band), its MAE drops to 0.0030 rad (near the CNN's), and its
+on-cause ratio is 0.003; with λ = 0.1 and logits x8: entropy 0.90, ratio 1.11, MAE 0.0056. The
+regulariser holds the attention towards uniform: with T = 8 < L = 50 its minimum is uniform.
+At 80x160 (the paper's size) the top four cell rows carry nothing (R² <= 0) and the CNN learns
+(MAE 0.0021 once the encoder starts from He weights; before, every model sat at the median), but
+the attention models stay at the median predictor for all 12 epochs (input or feature
+coordinates, logit scale 1 or 8), and the chain would cost about 3.5x the 90 s budget.
 """
 
 import json
@@ -54,20 +71,22 @@ def default_metrics(tmp_path_factory):
 
 def test_every_model_learns_to_steer(default_metrics):
     mae, mean = default_metrics["mae"], default_metrics["mae_predicting_the_mean"]
-    for name in ("attention", "attention_no_reg", "cnn"):  # measured 0.39, 0.39, 0.19 of the mean predictor's
+    for name in ("attention", "attention_no_reg", "cnn"):  # measured 0.35, 0.39, 0.16 of the mean predictor's (seed 0)
         assert mae[name] < 0.6 * mean, name
 
 
 def test_attention_costs_little_accuracy(default_metrics):
     mae, mean = default_metrics["mae"], default_metrics["mae_predicting_the_mean"]
-    assert mae["attention"] <= mae["cnn"] + MAE_TOLERANCE * mean  # measured 0.198 of the mean's MAE
+    assert mae["attention"] <= mae["cnn"] + MAE_TOLERANCE * mean  # measured 0.18 of the mean's MAE (seed 0)
 
 
 def test_deleting_the_cause_moves_the_output_more_than_deleting_distractors(default_metrics):
-    for name, d in default_metrics["deletion_by_model"].items():  # measured 21x, 15x, 41x
+    for name, d in default_metrics["deletion_by_model"].items():  # measured 16x, 14x, 26x (seed 0)
         assert d["cause"] > 5 * d["distractor"], name
 
 
-@pytest.mark.xfail(reason="measured ratio 1.06 on the defaults: the attention stays nearly uniform (see the module docstring)", strict=True)
+@pytest.mark.xfail(reason="measured ratio 0.91 (λ = 0.1) / 0.88 (λ = 0) on the defaults: at 40x80 every feature cell predicts the "
+                          "target (per-cell probe R² 0.60-0.88 in every row), so attention is not drawn to the cause "
+                          "(see the module docstring)", strict=True)
 def test_attention_lies_on_the_cause(default_metrics):
     assert default_metrics["attention_on_cause"]["ratio"] > 2.0
