@@ -85,6 +85,8 @@ def one_case(root: Path, images: int, shards: int, size: int, q: float, batch: i
 
     from cnninterp.data.shards import read_manifest, shard_paths
     from cnninterp.dissect import engine
+    from cnninterp.dissect.statefile import read_state, write_state
+    from cnninterp.dissect.states import Thresholds
     from cnninterp.models.backbones import random_model
 
     torch.set_num_threads(threads)
@@ -102,13 +104,13 @@ def one_case(root: Path, images: int, shards: int, size: int, q: float, batch: i
     out["quantile_job"] = measure(["dissect-quantiles", *MODEL, *run, *common, "--shard", str(paths[0]), "--quantile", str(q), "--cache", str(parts / "cache-0.acts"), "--out", str(parts / "quantiles-0.npz")], threads)
     for i, path in enumerate(paths[1:], 1):
         part = engine.quantile_tops(model, LAYERS, [path], total, q, "imagenet", batch, "cpu", 8, parts / f"cache-{i}.acts")
-        engine.save_arrays(parts / f"quantiles-{i}.npz", part.state_dict())
+        write_state(parts / f"quantiles-{i}.npz", part.state_dict())
     caches = [a for i in range(len(paths)) for a in ("--cache", str(parts / f"cache-{i}.acts"))]
     out["threshold_merge"] = measure(["dissect-thresholds", *common, "--layers", ",".join(LAYERS), "--quantile", str(q), *caches, "--out", str(root / "thresholds.npz"), *[str(parts / f"quantiles-{i}.npz") for i in range(len(paths))]], threads)
     out["tally_job"] = measure(["dissect-tally", *common, "--layers", ",".join(LAYERS), "--batch-size", str(batch), "--device", "cpu", "--shard", str(paths[0]), "--thresholds", str(root / "thresholds.npz"), "--cache", str(parts / "cache-0.acts"), "--out", str(parts / "tally-0.npz")], threads)
-    thresholds = engine.load_arrays(root / "thresholds.npz")
+    thresholds = read_state(root / "thresholds.npz", Thresholds)
     for i, path in enumerate(paths[1:], 1):
-        engine.save_arrays(parts / f"tally-{i}.npz", engine.tally(None, LAYERS, [path], thresholds, manifest, "imagenet", batch, "cpu", parts / f"cache-{i}.acts"))
+        write_state(parts / f"tally-{i}.npz", engine.tally(None, LAYERS, [path], thresholds, manifest, "imagenet", batch, "cpu", parts / f"cache-{i}.acts"))
     out["gather"] = measure(["dissect-gather", *common, "--layers", ",".join(LAYERS), "--thresholds", str(root / "thresholds.npz"), "--out", str(root / "result"), *[str(parts / f"tally-{i}.npz") for i in range(len(paths))]], threads)
     out["bytes"] = {kind: sizes(sorted(parts.glob(f"{kind}-*"))) for kind in ("quantiles", "cache", "tally")}
     out["bytes"]["thresholds"] = (root / "thresholds.npz").stat().st_size

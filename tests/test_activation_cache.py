@@ -8,6 +8,7 @@ from cnninterp.data.shards import read_manifest, shard_paths
 from cnninterp.dissect import candidates as cand
 from cnninterp.dissect import engine
 from cnninterp.dissect.cache import CANDIDATE_BYTES, open_cache, read_cache
+from cnninterp.dissect.statefile import write_state
 from cnninterp.errors import DataError
 from cnninterp.models.backbones import random_model
 
@@ -126,7 +127,7 @@ def test_caches_bounded_for_a_larger_quantile_serve_smaller_ones_exactly(broden_
     model = random_model("resnet10", seed=2)
     jobs = [paths[:2], paths[2:]]
     for i, job in enumerate(jobs):
-        engine.save_arrays(tmp_path / f"{i}.npz", _stages(model, job, total, tmp_path / f"{i}.acts", q=0.02))
+        write_state(tmp_path / f"{i}.npz", _stages(model, job, total, tmp_path / f"{i}.acts", q=0.02))
     kinds = {type(item).__name__ for i in range(len(jobs)) for _, layers in read_cache(tmp_path / f"{i}.acts") for item in layers.values()}
     assert "Candidates" in kinds, "the caches should hold bounded values, not only whole maps"
     maps = {name: [] for name in LAYERS}

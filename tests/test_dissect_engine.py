@@ -9,8 +9,9 @@ import torch.nn.functional as F
 
 import dissect_reference as ref
 from cnninterp.dissect.cache import open_cache
-from cnninterp.dissect.engine import LayerQuantiles, QuantilePart, TopImages, merge_thresholds, save_arrays
+from cnninterp.dissect.engine import LayerQuantiles, QuantilePart, TopImages, merge_thresholds
 from cnninterp.dissect.quantiles import KeyHistogram, ThresholdSearch
+from cnninterp.dissect.statefile import write_state
 from cnninterp.dissect.tally import LayerTally, iou, make_label_batch
 
 CATS = ["color", "object", "part", "scene"]
@@ -120,7 +121,7 @@ def test_exact_quantile_any_split_any_order(q, seed, tmp_path):
                         writer.write([keys[i] for i in chunk], {"u": batch})
             part = QuantilePart(len(pieces[p]), {"u": LayerQuantiles((3, 5), hist, images, from_top)})
             parts.append(tmp_path / f"{trial}-{p}.npz")
-            save_arrays(parts[-1], part.state_dict())
+            write_state(parts[-1], part)
         merged = merge_thresholds(parts, ["u"], acts.shape[0], q, caches)
         np.testing.assert_array_equal(merged.layers["u"].threshold, want)
         for got, expected in zip(merged.layers["u"].tops.result(), one.result()):

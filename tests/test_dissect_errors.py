@@ -151,3 +151,22 @@ def test_shards_holding_labels_the_manifest_lacks_name_the_shard_and_images(brod
     layer1 = _thresholds("layer1", 64)
     with pytest.raises(DataError, match=r"image '\d{7}' of shard .*train-000000\.tar: .*label number.* end at \d+"):
         engine.tally(random_model("resnet10", seed=0), ["layer1"], paths[:1], layer1, fewer, "imagenet", 8, "cpu")
+
+
+def test_a_state_file_of_the_wrong_kind_is_named_by_the_stage_cli(broden_shards, tmp_path):
+    """The stage CLIs read typed states: a quantile part given as --thresholds is refused naming
+    the file and both kinds (it used to end in an AttributeError), and no tally part is written."""
+    shard = shard_paths(broden_shards)[0]
+    part = tmp_path / "quantiles.npz"
+    proc = run_cli("dissect-quantiles", "--model", "torchvision:resnet10", "--layers", "layer4", "--manifest",
+                   str(broden_shards / "manifest.json"), "--shard", str(shard), "--out", str(part))
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "tally.npz"
+    proc = run_cli("dissect-tally", "--model", "torchvision:resnet10", "--layers", "layer4", "--manifest",
+                   str(broden_shards / "manifest.json"), "--shard", str(shard), "--thresholds", str(part), "--out", str(out))
+    assert proc.returncode == 2, proc.stderr
+    assert str(part) in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    from cnninterp.dissect.states import QuantilePart, Thresholds
+
+    assert f"holds a {QuantilePart.KIND}, expected a {Thresholds.KIND}" in proc.stderr, proc.stderr
+    assert not out.exists()

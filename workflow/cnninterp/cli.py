@@ -242,27 +242,30 @@ def _run_data(args) -> None:
 def _run_dissect_stage(args) -> None:
     from .data.shards import read_manifest
     from .dissect import engine
+    from .dissect.statefile import read_state, write_state
+    from .dissect.states import Thresholds
 
     manifest = read_manifest(Path(args.manifest).parent)
     total = engine.dataset_images(manifest)
     if args.command == "dissect-quantiles":
         part = engine.quantile_tops(_model(args), args.layers, args.shard, total, args.quantile, args.preprocess, args.batch_size, _device(args.device), args.top_images, args.cache, memory_format=args.memory_format, values_only=args.values_only)
-        engine.save_arrays(args.out, part.state_dict())
+        write_state(args.out, part)
     elif args.command == "dissect-thresholds":
         # parts are read one at a time (streamed), the caches once per refinement level
-        engine.save_arrays(args.out, engine.merge_thresholds(args.parts, args.layers, total, args.quantile, args.cache))
+        write_state(args.out, engine.merge_thresholds(args.parts, args.layers, total, args.quantile, args.cache))
     elif args.command == "dissect-tally":
         if not args.cache and not args.model:
             raise ConfigError("dissect-tally needs --cache (an activation cache) or --model (to run the model again)")
-        thresholds = engine.load_arrays(args.thresholds)
+        thresholds = read_state(args.thresholds, Thresholds)
         model = None if args.cache else _model(args)
         counts = engine.tally(model, args.layers, args.shard, thresholds, manifest, args.preprocess, args.batch_size, _device(args.device), args.cache, memory_format=args.memory_format)
-        engine.save_arrays(args.out, counts)
+        write_state(args.out, counts)
     elif args.command == "dissect-gather":
-        parts = [engine.load_arrays(p) for p in args.parts]
         settings = json.loads(args.settings_json)
         settings.update(denominator=args.denominator, iou_threshold=args.iou_threshold, layers=args.layers)
-        summary = engine.gather(parts, engine.load_arrays(args.thresholds), manifest, args.layers, args.denominator, args.iou_threshold, args.out, settings)
+        # the tally parts go in as paths: sum_tallies reads them one at a time (a 1,000-shard
+        # run of full Broden would not fit in memory all at once)
+        summary = engine.gather(args.parts, read_state(args.thresholds, Thresholds), manifest, args.layers, args.denominator, args.iou_threshold, args.out, settings)
         for layer, s in summary.items():
             print(f"{layer}: {s['detectors']}/{s['units']} detectors, {s['unique_concepts']} unique concepts")
         if args.remove_caches:

@@ -47,18 +47,6 @@ def vocabulary(manifest: dict) -> dict:
     return {"num_labels": num_labels, "categories": categories, "primary": primary, "names": names}
 
 
-def save_arrays(path: str | Path, state) -> None:
-    """Atomically write a typed state (or its ``state_dict()``) to ``path``: ``statefile.write_state``
-    under the name the CLI calls."""
-    write_state(path, state)
-
-
-def load_arrays(path: str | Path):
-    """Read the typed state in ``path`` (``statefile.read_state``, any kind) under the name the CLI
-    calls; DataError naming the file if it is missing, of the old layout or not a state."""
-    return read_state(path)
-
-
 def quantile_tops(model, layers: list[str], paths, total_images: int, q: float, preset: str, batch_size: int, device, top_images: int = 8, cache: str | Path | None = None, memory_format: str = "auto", values_only: bool = False) -> QuantilePart:
     """The first pass: stream shards through ``model``; per layer count every activation into
     the level-0 key histograms, keep the top-activating images, and (with ``cache``, a file path)
