@@ -52,11 +52,15 @@ def shard_names(wildcards):
     )
 
 
-def code(*modules):
+def code(*modules, cli=None):
     """The package files a step runs: the import closure of ``modules`` (e.g. "dissect.engine")
-    within cnninterp, plus cli.py (the entry point), as paths relative to the workflow.
+    within cnninterp, plus cli.py (the entry point) and, for a method's verb (``cli="icnn"`` for
+    ``cnninterp icnn ...``), the method's own cli.py, which parses that verb's arguments (as a file,
+    not its closure: its lazy imports reach every step of the method), as paths relative to the
+    workflow.
     """
-    return ["workflow/cnninterp/cli.py"] + relative_code_files(
+    verbs = [f"workflow/cnninterp/{cli}/cli.py"] if cli else []
+    return ["workflow/cnninterp/cli.py"] + verbs + relative_code_files(
         *(f"cnninterp.{m}" for m in modules),
         workflow_dir=workflow.basedir,
         root=Path(workflow.basedir) / "workflow" / "cnninterp",

@@ -13,7 +13,7 @@ if method_enabled(CFG, "icnn"):
 
     rule icnn_data:
         input:
-            code=code("data.cub") if ICNN_CUB else code("data.parts"),
+            code=code("data.cub", cli="icnn") if ICNN_CUB else code("data.parts", cli="icnn"),
             # with source cub, an edit of the folder's annotation files reruns the chain (the images are not tracked)
             cub=(
                 [str(Path(ICNN["data"]["cub_root"]) / f) for f in CUB_FILES]
@@ -68,7 +68,7 @@ if method_enabled(CFG, "icnn"):
     rule icnn_train:
         input:
             manifest=f"{PARTS}/manifest.json",
-            code=code("icnn.train"),
+            code=code("icnn.train", cli="icnn"),
         output:
             model="results/models/icnn_{kind}/model.pt",
             config="results/models/icnn_{kind}/config.json",
@@ -110,7 +110,7 @@ if method_enabled(CFG, "icnn"):
             probe=f"{PARTS_PROBE}/manifest.json",
             icnn="results/models/icnn_icnn/model.pt",
             cnn="results/models/icnn_cnn/model.pt",
-            code=code("icnn.evaluate"),
+            code=code("icnn.evaluate", cli="icnn"),
         output:
             metrics=metrics_path("icnn"),
             figure="results/eval/icnn/figure.npz",

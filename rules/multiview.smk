@@ -6,7 +6,7 @@ if method_enabled(CFG, "multiview"):
 
     rule multiview_data:
         input:
-            code=code("data.multiview"),
+            code=code("data.multiview", cli="multiview"),
         output:
             manifest=f"{MULTIVIEW_SHARDS}/manifest.json",
         log:
@@ -36,7 +36,7 @@ if method_enabled(CFG, "multiview"):
     rule multiview_train:
         input:
             manifest=f"{MULTIVIEW_SHARDS}/manifest.json",
-            code=code("multiview.train"),
+            code=code("multiview.train", cli="multiview"),
         output:
             model="results/models/multiview_{kind}/model.pt",
             config="results/models/multiview_{kind}/config.json",
@@ -75,7 +75,7 @@ if method_enabled(CFG, "multiview"):
             baseline="results/models/multiview_baseline/model.pt",
             fusion="results/models/multiview_fusion/model.pt",
             canonical="results/models/multiview_canonical/model.pt",
-            code=code("multiview.evaluate"),
+            code=code("multiview.evaluate", cli="multiview"),
         output:
             metrics=metrics_path("multiview"),
             in_plane="results/eval/multiview/novel_in_plane.png",

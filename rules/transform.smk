@@ -12,7 +12,7 @@ if method_enabled(CFG, "transform"):
 
     rule transform_data:
         input:
-            code=code("data.digits"),
+            code=code("data.digits", cli="transform"),
         output:
             manifest=f"{DIGITS}/manifest.json",
         log:
@@ -39,7 +39,7 @@ if method_enabled(CFG, "transform"):
     rule transform_train:
         input:
             manifest=f"{DIGITS}/manifest.json",
-            code=code("transform.train"),
+            code=code("transform.train", cli="transform"),
         output:
             model="results/models/transform_{kind}/model.pt",
             config="results/models/transform_{kind}/config.json",
@@ -79,7 +79,7 @@ if method_enabled(CFG, "transform"):
             manifest=f"{DIGITS}/manifest.json",
             ftl="results/models/transform_ftl/model.pt",
             baseline="results/models/transform_baseline/model.pt",
-            code=code("transform.evaluate"),
+            code=code("transform.evaluate", cli="transform"),
         output:
             metrics="results/eval/transform/digits.json",
             turn="results/eval/transform/turn_digits.npy",
@@ -105,7 +105,7 @@ if method_enabled(CFG, "transform"):
     rule transform_metrics:
         input:
             parts=TRANSFORM_PARTS,
-            code=code("transform.merge"),
+            code=code("transform.merge", cli="transform"),
         output:
             metrics=metrics_path("transform"),
         log:
@@ -121,7 +121,7 @@ if method_enabled(CFG, "transform"):
 
         rule transform_objects3d_data:
             input:
-                code=code("data.objects3d"),
+                code=code("data.objects3d", cli="transform"),
             output:
                 manifest=f"{OBJECTS}/manifest.json",
             log:
@@ -154,7 +154,7 @@ if method_enabled(CFG, "transform"):
         rule transform_train_objects3d:
             input:
                 manifest=f"{OBJECTS}/manifest.json",
-                code=code("transform.train"),
+                code=code("transform.train", cli="transform"),
             output:
                 model="results/models/transform_objects3d_{kind}/model.pt",
                 config="results/models/transform_objects3d_{kind}/config.json",
@@ -196,7 +196,7 @@ if method_enabled(CFG, "transform"):
                 manifest=f"{OBJECTS}/manifest.json",
                 ftl="results/models/transform_objects3d_ftl/model.pt",
                 baseline="results/models/transform_objects3d_baseline/model.pt",
-                code=code("transform.evaluate3d"),
+                code=code("transform.evaluate3d", cli="transform"),
             output:
                 metrics="results/eval/transform/objects3d.json",
                 turn="results/eval/transform/turn_objects3d.npy",

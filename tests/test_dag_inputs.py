@@ -41,6 +41,14 @@ def test_editing_preprocessing_reruns_training_and_dissection(dag_run):
     assert not rules_of(plan) & {"broden_synthesize", "broden_shards"}
 
 
+def test_editing_a_methods_cli_reruns_that_methods_jobs_only(dag_run):
+    # the method's cli.py parses every `cnninterp transform ...` verb: its jobs depend on it
+    plan = rules_of(plan_after_edit(dag_run, "workflow/cnninterp/transform/cli.py"))
+    assert {"transform_data", "transform_train", "transform_evaluate"} <= plan and "report" in plan, plan
+    assert not plan & (DISSECT | {"train_baseline", "broden_shards"}), plan
+    assert not [r for r in plan if r.split("_")[0] in ("icnn", "attention", "multiview")], plan
+
+
 def test_editing_a_report_template_reruns_only_the_report(dag_run):
     plan = plan_after_edit(dag_run, "workflow/cnninterp/report/templates/dissection.html.j2")
     assert rules_of(plan) == {"report", "all"}
