@@ -106,7 +106,7 @@ def run_timing(args, shards: Path) -> dict:
         total = engine.dataset_images(manifest)
         cache = Path(tmp) / "layer4.acts"
         tops = engine.quantile_tops(model, ["layer4"], paths, total, 0.005, "imagenet", args.batch_size, device, 8, cache)
-        thresholds = engine.merge_thresholds([tops], ["layer4"], total, 0.005)
+        thresholds = engine.merge_thresholds([tops], ["layer4"], total, 0.005, [cache])
         start = time.perf_counter()
         engine.tally(None, ["layer4"], paths, thresholds, manifest, "imagenet", args.batch_size, device, cache)
         from_cache = time.perf_counter() - start

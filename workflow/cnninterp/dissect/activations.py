@@ -155,14 +155,24 @@ def activation_batches(model, layers: list[str], paths, preset: str, batch_size:
 
     from ..data.prefetch import prefetch
 
+    import torch
+
+    device = torch.device(device)
     model.to(device).eval()
-    prepared = ((batch, batch_tensor(batch, preset, "cpu")) for batch in iter_batches(paths, batch_size))
+    # for CUDA the prefetch thread also pins each batch, so its copy runs asynchronously
+    pin = device.type == "cuda"
+    prepared = ((batch, _pinned(batch_tensor(batch, preset, "cpu"), pin)) for batch in iter_batches(paths, batch_size))
     with LayerCapture(model, layers, memory_format) as capture:
         for batch, images in tqdm(prefetch(prepared, prefetch_depth), desc=desc, unit="batch", mininterval=2, disable=None):
-            acts = capture.run(images.to(device))
+            acts = capture.run(images.to(device, non_blocking=pin))
             if check:
                 check_finite(acts, batch["keys"])
             yield batch, acts
+
+
+def _pinned(tensor, pin: bool):
+    """``tensor`` in page-locked host memory when ``pin`` (for asynchronous copies to CUDA)."""
+    return tensor.pin_memory() if pin else tensor
 
 
 def batch_tensor(batch: dict, preset: str, device):

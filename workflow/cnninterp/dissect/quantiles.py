@@ -102,9 +102,13 @@ class KeyHistogram:
             keys = float_keys(values.astype(np.float32, copy=False))
             _count_scattered(units.astype(np.int64, copy=False), keys, self.prefixes, self.shift, LEVEL_BITS[self.level], self.level, self.counts)
             return
+        if batch.shape[1] != self.units:
+            raise ValueError(f"a batch of {batch.shape[1]} units for a histogram of {self.units}")
+        if self.level == 0 and not isinstance(batch, np.ndarray) and batch.device.type != "cpu":
+            # on an accelerator: count there and bring back U x bins counts, not the maps
+            self.counts[:, 0, :] += count_maps_on_device(batch, self.shift, self.counts.shape[2])
+            return
         maps = _host(batch)
-        if maps.shape[1] != self.units:
-            raise ValueError(f"a batch of {maps.shape[1]} units for a histogram of {self.units}")
         if self.level == 0:
             _count_maps(maps.view(np.uint32), self.shift, self.counts)
         else:
@@ -212,6 +216,19 @@ class ThresholdSearch:
             raise ValueError("the search has not reached the last level")
         values = key_floats(self.prefixes)
         return lerp(values[:, 0], values[:, 1], self.g).astype(np.float32)
+
+
+def count_maps_on_device(maps, shift: int, bins: int) -> np.ndarray:
+    """Level-0 counts of float32 maps (B, U, h, w) (a torch tensor, counted on its own device):
+    returns int64 (U, bins) on the host, equal to ``_count_maps``. Keys are built in int64 from
+    the maps' int32 bit patterns (torch has no uint32 arithmetic), then one bincount per batch."""
+    import torch
+
+    b, units, h, w = maps.shape
+    bits = maps.detach().contiguous().view(torch.int32).to(torch.int64) & 0xFFFFFFFF
+    keys = torch.where(bits >= 0x80000000, 0xFFFFFFFF - bits, bits + 0x80000000)
+    index = (keys >> shift) + torch.arange(units, device=maps.device, dtype=torch.int64).view(1, units, 1, 1) * bins
+    return torch.bincount(index.reshape(-1), minlength=units * bins).view(units, bins).cpu().numpy()
 
 
 def _host(x) -> np.ndarray:
