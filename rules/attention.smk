@@ -11,7 +11,7 @@ if method_enabled(CFG, "attention"):
 
     rule attention_data:
         input:
-            code=code("data.driving"),
+            code=code("data.driving", cli="attention"),
         output:
             manifest=f"{DRIVING}/manifest.json",
         log:
@@ -53,7 +53,7 @@ if method_enabled(CFG, "attention"):
     rule attention_train:
         input:
             manifest=f"{DRIVING}/manifest.json",
-            code=code("attention.train"),
+            code=code("attention.train", cli="attention"),
         output:
             model="results/models/attention_{variant}/model.pt",
             config="results/models/attention_{variant}/config.json",
@@ -92,7 +92,7 @@ if method_enabled(CFG, "attention"):
             reg="results/models/attention_reg/model.pt",
             noreg="results/models/attention_noreg/model.pt",
             cnn="results/models/attention_cnn/model.pt",
-            code=code("attention.evaluate"),
+            code=code("attention.evaluate", cli="attention"),
         output:
             metrics=metrics_path("attention"),
             strip="results/eval/attention/strip.npy",
