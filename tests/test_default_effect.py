@@ -25,24 +25,33 @@ def default_run(tmp_path_factory):
     from cnninterp.models.backbones import load_model, random_model
     from cnninterp.train.baseline import train_baseline
 
+    import torch
+
     tmp = tmp_path_factory.mktemp("default")
     config = load_config(ROOT / "config.yaml")
-    syn, task = config["broden"]["synthetic"], config["broden"]["scene_task"]
-    generate_broden(tmp / "broden", syn["n_images"], syn["image_size"], syn["seed"], syn["val_fraction"])
-    convert_broden(tmp / "broden", tmp / "shards", config["broden"]["shard_size"], {"kind": "synthetic"}, {})
-    generate_scene_task(tmp / "task", task["n_images"], syn["image_size"], task["seed"], task["val_fraction"])
-    convert_broden(tmp / "task", tmp / "task_shards", task["shard_size"], {"kind": "synthetic_scene_task"}, {})
-    t = config["train"]["baseline"]
-    assert t["data"] == "scene_task"
-    trained = train_baseline(tmp / "task_shards", tmp / "model.pt", t["arch"], t["task"], t["epochs"], t["batch_size"], t["lr"], t["momentum"], t["weight_decay"], "imagenet", config["seed"])
-    summaries = {}
-    for name, model in (
-        ("baseline", load_model("checkpoint", tmp / "model.pt")),
-        ("baseline_random", random_model(t["arch"], dissect_settings(config, "baseline_random")["init_seed"])),
-    ):
-        s = dissect_settings(config, name)
-        layers = dissect(model, s["layers"], tmp / "shards", tmp / name, s["quantile"], s["iou_threshold"], s["denominator"], batch_size=s["batch_size"])
-        summaries[name] = {"layers": layers}
+    # one thread count, fixed: the pipeline's two (THREADS), so that a run on another host with
+    # more cores trains the same network (float reductions depend on the thread count)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        syn, task = config["broden"]["synthetic"], config["broden"]["scene_task"]
+        generate_broden(tmp / "broden", syn["n_images"], syn["image_size"], syn["seed"], syn["val_fraction"])
+        convert_broden(tmp / "broden", tmp / "shards", config["broden"]["shard_size"], {"kind": "synthetic"}, {})
+        generate_scene_task(tmp / "task", task["n_images"], syn["image_size"], task["seed"], task["val_fraction"])
+        convert_broden(tmp / "task", tmp / "task_shards", task["shard_size"], {"kind": "synthetic_scene_task"}, {})
+        t = config["train"]["baseline"]
+        assert t["data"] == "scene_task"
+        trained = train_baseline(tmp / "task_shards", tmp / "model.pt", t["arch"], t["task"], t["epochs"], t["batch_size"], t["lr"], t["momentum"], t["weight_decay"], "imagenet", config["seed"])
+        summaries = {}
+        for name, model in (
+            ("baseline", load_model("checkpoint", tmp / "model.pt")),
+            ("baseline_random", random_model(t["arch"], dissect_settings(config, "baseline_random")["init_seed"])),
+        ):
+            s = dissect_settings(config, name)
+            layers = dissect(model, s["layers"], tmp / "shards", tmp / name, s["quantile"], s["iou_threshold"], s["denominator"], batch_size=s["batch_size"])
+            summaries[name] = {"layers": layers}
+    finally:
+        torch.set_num_threads(threads)
     return trained, summaries
 
 
@@ -57,49 +66,55 @@ def found(default_run):
     return result
 
 
-# Measured on the default config (2026-12-03, 2 shared cores, see benchmarks/RESULTS.md), two runs
-# (training is not bit-reproducible across runs here): task accuracy 0.827 in run 1 (>= 0.8 in run 2);
-# trained detectors per layer 56/86/143/284 and 58/85/153/315 (colour 36/31/1/0 and 36/31/1/1,
-# material 15/40/99/231 and 15/39/101/232, texture 5/12/42/37 and 7/14/51/71, scene 0/0/1/11 and
-# 0/0/0/7, part 0/3/0/5 and 0/1/0/3, object 0/0/0/0 and 0/0/0/1); random control 199 and 250
-# detectors (colour 61 and more in layer1-2, texture 106 and more in layer3-4).
+# Measured on the default config (2026-12-03, 2 shared cores, see benchmarks/RESULTS.md), three runs
+# (training was not bit-reproducible across runs with varying thread counts; the fixture now fixes
+# two): task accuracy 0.827, >= 0.8 and 0.818; trained detectors per layer 56/86/143/284,
+# 58/85/153/315 and 53/81/154/319 (colour 36/31/1/0, 36/31/1/1, 36/22/1/2; material 15/40/99/231,
+# 15/39/101/232, 16/40/115/228; texture 5/12/42/37, 7/14/51/71, 1/13/37/65; scene 0/0/1/11,
+# 0/0/0/7, 0/0/0/16; part 0/3/0/5, 0/1/0/3, 0/6/1/8; object 0 in all but one layer4 unit); random
+# control 199 and 250 detectors; unique detectors (distinct concepts) per layer, run 3:
+# trained 12/23/20/31, random 7/12/15/21.
 
 
 @slow
 def test_task_accuracy_on_held_out_task_images(default_run):
     trained, _ = default_run
-    assert trained["val_accuracy"] >= 0.8, trained["val_accuracy"]  # issue 11's target; measured 0.827
+    assert trained["val_accuracy"] >= 0.8, trained["val_accuracy"]  # issue 11's target; measured 0.827, 0.818
 
 
 @slow
 def test_detectors_in_at_least_four_of_six_categories(found):
-    assert len(found["categories_found"]) >= 4, found["categories_found"]  # measured 5 (no object) and 6
+    assert len(found["categories_found"]) >= 4, found["categories_found"]  # measured 5 (no object), 6 and 5
 
 
 @slow
 def test_colour_detectors_sit_in_the_lower_layers(found):
-    assert sum(found["color_by_layer"][:2]) >= 10 and found["color_low_share"] >= 0.9, found["color_by_layer"]  # measured 67 of 68, 67 of 69
+    assert sum(found["color_by_layer"][:2]) >= 10 and found["color_low_share"] >= 0.9, found["color_by_layer"]  # measured 67 of 68, 67 of 69, 58 of 61
 
 
 @slow
 def test_trained_network_has_more_detectors_than_its_random_control(found):
-    assert found["trained"] >= 2 * found["random"], (found["trained"], found["random"])  # measured 569 vs 199, 611 vs 250
+    assert found["trained"] >= 2 * found["random"], (found["trained"], found["random"])  # measured 569 vs 199, 611 vs 250, 607 vs 250
 
 
 @slow
 def test_object_and_part_share_grows_from_layer1_to_layer4(found):
-    # by the letter only: measured 0 % -> 1.8 % and 0 % -> 1.3 % of the layers' detectors
+    # by the letter only: measured 0 % -> 1.8 %, 1.3 % and 2.5 % of the layers' detectors
     assert found["object_part_grows"], [l["object_part"] for l in found["layers"]]
 
 
 @slow
 @pytest.mark.xfail(strict=True, reason=(
-    "not the paper's picture here: object and part detectors are 4-5 of layer4's ~300 (objects 0-1), "
-    "material detectors 231-232. Not a resolution limit: an ideal unit (the concept's own mask pooled "
-    "to 4x4 and upsampled) reaches IoU 0.14-0.23 for objects at layer4's size, the trained network's "
-    "best object unit 0.039. The network does not grow object-selective units in 4 epochs: object "
-    "identity is shape only (part colours and materials are random), while the ground material is a "
-    "texture cue that narrows 24 scenes to 2-3"))
+    "not the paper's picture on the default task: object and part detectors are 4-9 of layer4's "
+    "~300 (objects 0-1), material detectors 228-232. Not a resolution limit: an ideal unit (the "
+    "concept's own mask pooled to 4x4 and upsampled) reaches IoU 0.14-0.23 for objects at layer4's "
+    "size, the trained network's best object unit 0.039. Cause verified (benchmarks/"
+    "default_task_rules.py, 1 thread): the network learns the ground material, which the scene "
+    "rules tie to the scene; with the ground a nuisance (ground_rule 0, object_rule 1) object+part "
+    "become 35 of layer4's 64 detectors (material 6), parts from layer2 on, but held-out accuracy "
+    "is 0.70 (< 0.8; mirrored batches 0.71, 8 epochs overfit to 0.57) and that network has fewer "
+    "detectors than its random control (182 vs 250); ground_rule 0.5: material 80 of layer4's 203 "
+    "again, accuracy 0.71. So the default keeps the ground rule and this finding does not show"))
 def test_object_and_part_detectors_outnumber_material_ones_in_the_top_layer(found):
     top = found["layers"][-1]["per_category"]
     assert top["object"] + top["part"] > top["material"], top
@@ -107,14 +122,19 @@ def test_object_and_part_detectors_outnumber_material_ones_in_the_top_layer(foun
 
 @slow
 @pytest.mark.xfail(strict=True, reason=(
-    "the random control has 0.35-0.41 of the trained network's detectors, not a tenth: random "
-    "layer1-2 units are colour filters (61 colour detectors, mostly 'black'), and random layer3-4 units "
-    "match texture images (106-112 texture detectors, mostly grid-30 and chequered-0): they put a median "
-    "30 % of their top-0.5 % pixels on the texture images (15 % of the probe), and the 'original' IoU "
-    "counts activation only inside a category's images, so a texture held by ~6 images reaches a median "
-    "IoU of 0.05, just above 0.04"))
-def test_random_control_has_at_most_a_tenth(found):
-    assert found["random"] <= found["trained"] / 10, (found["trained"], found["random"])
+    "the paper's measure, unique detectors (distinct concepts) of the top layer: 31 trained vs 21 "
+    "random in layer4 (ratio 0.68; unit counts 607 vs 250 over all layers), not a tenth. The random "
+    "layer4's 21 are 15 textures and 6 materials: random units put their top 0.5 % on the "
+    "texture images (the only images patterned edge to edge) and the 'original' IoU counts "
+    "activation only inside texture images, so a texture held by ~6 images passes 0.04. Verified "
+    "not to be the gratings' cleanliness: DTD-like texture images (random scale 0.08-0.22, a smooth "
+    "warp of 0.25 periods, moderate contrast, pixel noise) left 16 unique random texture detectors, "
+    "random orientations 14. And the probe's vocabulary has 122 labels: a tenth of 21 would need "
+    "210 unique trained concepts (Broden has 1,197 labels; the paper's 97 vs 9)"))
+def test_random_control_has_at_most_a_tenth_of_the_unique_detectors(found):
+    """The paper's count (NetDissect's released results: AlexNet conv5 97 unique detectors trained,
+    9 random): unique concepts with a detector in the top layer."""
+    assert found["unique_random_ratio"] <= 0.1, (found["unique_layer"], found["unique_trained"], found["unique_random"])
 
 
 def _summary(per_layer):
