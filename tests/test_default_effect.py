@@ -37,7 +37,8 @@ def default_run(tmp_path_factory):
         syn, task = config["broden"]["synthetic"], config["broden"]["scene_task"]
         generate_broden(tmp / "broden", syn["n_images"], syn["image_size"], syn["seed"], syn["val_fraction"])
         convert_broden(tmp / "broden", tmp / "shards", config["broden"]["shard_size"], {"kind": "synthetic"}, {})
-        generate_scene_task(tmp / "task", task["n_images"], syn["image_size"], task["seed"], task["val_fraction"])
+        generate_scene_task(tmp / "task", task["n_images"], syn["image_size"], task["seed"], task["val_fraction"],
+                            ground_rule=task["ground_rule"], object_rule=task["object_rule"])
         convert_broden(tmp / "task", tmp / "task_shards", task["shard_size"], {"kind": "synthetic_scene_task"}, {})
         t = config["train"]["baseline"]
         assert t["data"] == "scene_task"

@@ -116,3 +116,23 @@ def test_rule_probabilities_outside_0_1_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="object_rule must be a probability"):
         generate_scene_task(tmp_path / "bad", n_images=4, image_size=32, object_rule=1.5)
     assert not list(tmp_path.iterdir())
+
+
+def test_the_cli_passes_the_task_rules_and_names_a_bad_one(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    run = lambda *a: subprocess.run([sys.executable, "-m", "cnninterp.cli", "data", "synth-scenes", "--n-images", "8",
+                                     "--image-size", "32", *a], capture_output=True, text=True)
+    bad = run("--out", str(tmp_path / "bad"), "--ground-rule", "1.5")
+    assert bad.returncode == 2 and "ground_rule must be a probability" in bad.stderr, bad.stderr
+    assert not (tmp_path / "bad").exists()
+    nuisance = run("--out", str(tmp_path / "a"), "--ground-rule", "0", "--object-rule", "1")
+    default = run("--out", str(tmp_path / "b"))
+    assert nuisance.returncode == default.returncode == 0, nuisance.stderr + default.stderr
+    assert json.loads(nuisance.stdout)["images"] == json.loads(default.stdout)["images"] == 8
+    # same seed, other rules: other grounds and objects, so other pictures
+    images = lambda d: {p.name: p.read_bytes() for p in (tmp_path / d / "images").rglob("*.jpg")}
+    a, b = images("a"), images("b")
+    assert set(a) == set(b) and sum(a[k] != b[k] for k in a) >= 4

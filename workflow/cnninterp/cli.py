@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--image-size", type=int, default=112)
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--val-fraction", type=float, default=0.2)
+        if verb == "synth-scenes":
+            p.add_argument("--ground-rule", type=float, default=0.85, help="probability that the ground is the scene's material (0: a nuisance)")
+            p.add_argument("--object-rule", type=float, default=0.85, help="probability that each of the scene's two objects is kept")
     p = data.add_parser("fetch-broden", help="download (resumable) and safely extract a Broden zip")
     p.add_argument("--url", required=True)
     p.add_argument("--sha256", default=None)
@@ -214,9 +217,11 @@ def _run_data(args) -> None:
             import shutil
 
             shutil.rmtree(out)  # a previous, incomplete output of this same step
-        generate = generate_broden if sub == "synth-broden" else generate_scene_task
-        summary = generate(out, args.n_images, args.image_size, args.seed, args.val_fraction)
-        if sub == "synth-scenes":
+        if sub == "synth-broden":
+            generate_broden(out, args.n_images, args.image_size, args.seed, args.val_fraction)
+        else:
+            summary = generate_scene_task(out, args.n_images, args.image_size, args.seed, args.val_fraction,
+                                          ground_rule=args.ground_rule, object_rule=args.object_rule)
             print(json.dumps(summary, sort_keys=True))
     elif sub == "fetch-broden":
         from .data.download import fetch_and_extract
