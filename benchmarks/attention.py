@@ -10,27 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
-import yaml
+from method_settings import apply_overrides, method_defaults, timed
 
 
-def defaults() -> dict:
-    """The attention block's defaults from the schema: {seed, data: {...}, model, train, eval}."""
-    from cnninterp.config import load_schema
-
-    schema = load_schema()["properties"]["attention"]["properties"]
-    out = {p: {k: v["default"] for k, v in schema[p]["properties"].items()} for p in ("data", "model", "train", "eval")}
-    out["seed"] = schema["seed"]["default"]
-    return out
 
 
-def timed(fn, *args, **kwargs):
-    """(result, wall s, cpu s) of fn(*args, **kwargs)."""
-    w, c = time.perf_counter(), time.process_time()
-    result = fn(*args, **kwargs)
-    return result, time.perf_counter() - w, time.process_time() - c
 
 
 def main() -> None:
@@ -46,14 +32,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="block.key=value (YAML value), e.g. train.epochs=4")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = defaults()
-    for item in args.set:
-        key, value = item.split("=", 1)
-        if "." in key:
-            block, name = key.split(".")
-            cfg[block][name] = yaml.safe_load(value)
-        else:  # a top-level key: seed
-            cfg[key] = yaml.safe_load(value)
+    cfg = apply_overrides(method_defaults("attention", ("data", "model", "train", "eval")), args.set)
     out = Path(args.out)
     d, m, t, e, seed = cfg["data"], cfg["model"], cfg["train"], cfg["eval"], cfg["seed"]
     times = {}

@@ -10,27 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
-import yaml
+from method_settings import apply_overrides, method_defaults, timed
 
 
-def defaults() -> dict:
-    """The transform block's defaults from the schema: {seed, data: {...}, model: {...}, train: {...}, eval: {...}}."""
-    from cnninterp.config import load_schema
-
-    schema = load_schema()["properties"]["transform"]["properties"]
-    out = {p: {k: v["default"] for k, v in schema[p]["properties"].items()} for p in ("data", "model", "train", "eval")}
-    out["seed"] = schema["seed"]["default"]
-    return out
 
 
-def timed(fn, *args, **kwargs):
-    """(result, wall s, cpu s) of fn(*args, **kwargs)."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    result = fn(*args, **kwargs)
-    return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
 def main() -> None:
@@ -46,14 +32,7 @@ def main() -> None:
     from cnninterp.transform.train import train_model
 
     torch.set_num_threads(1)
-    cfg = defaults()
-    for item in args.set:
-        key, value = item.split("=", 1)
-        if key == "seed":
-            cfg["seed"] = int(value)
-            continue
-        section, name = key.split(".", 1)
-        cfg[section][name] = yaml.safe_load(value)
+    cfg = apply_overrides(method_defaults("transform", ("data", "model", "train", "eval")), args.set)
     d, m, t, e, seed = cfg["data"], cfg["model"], cfg["train"], cfg["eval"], cfg["seed"]
     out = Path(args.out)
     times = {}

@@ -104,13 +104,7 @@ def merge_thresholds(parts, layers: list[str], total_images: int, q: float, cach
     do not cover exactly ``total_images`` images, their caches were bounded for a smaller
     quantile than ``q``, or a cache is missing.
     """
-    merged = None
-    for part in parts:
-        if not isinstance(part, QuantilePart):
-            part = read_state(part, QuantilePart)
-        merged = part if merged is None else merged.merge(part)
-    if merged is None:
-        raise DataError("no quantile parts to merge")
+    merged = merge_states(parts, QuantilePart, "quantile parts to merge")
     if merged.images != total_images:
         raise DataError(f"quantile parts cover {merged.images} images, the shards hold {total_images}: a shard is missing or repeated")
     missing = [name for name in layers if name not in merged.layers]
@@ -245,13 +239,19 @@ def _cached_batches(cache, paths, layers: list[str]):
 def sum_tallies(parts) -> TallyPart:
     """Merge per-shard ``TallyPart``s (or paths of saved ones, read one at a time) into one;
     DataError if there are none."""
+    return merge_states(parts, TallyPart, "tally parts to gather")
+
+
+def merge_states(states, cls, what: str):
+    """Merge mergeable states of class ``cls`` (instances, or paths of saved ones, read one at a
+    time so memory holds two) in the given order; DataError "no <what>" if there are none."""
     merged = None
-    for part in parts:
-        if not isinstance(part, TallyPart):
-            part = read_state(part, TallyPart)
-        merged = part if merged is None else merged.merge(part)
+    for state in states:
+        if not isinstance(state, cls):
+            state = read_state(state, cls)
+        merged = state if merged is None else merged.merge(state)
     if merged is None:
-        raise DataError("no tally parts to gather")
+        raise DataError(f"no {what}")
     return merged
 
 

@@ -1,0 +1,40 @@
+"""Shared by the method benchmarks: a method's schema defaults, ``--set`` overrides, timing.
+
+    from method_settings import method_defaults, apply_overrides, timed
+"""
+
+from __future__ import annotations
+
+import time
+
+import yaml
+
+
+def method_defaults(method: str, sections: tuple[str, ...]) -> dict:
+    """The defaults of ``method``'s config block from the schema: {"seed": ..., section: {key: default}}."""
+    from cnninterp.config import load_schema
+
+    schema = load_schema()["properties"][method]["properties"]
+    out = {p: {k: v["default"] for k, v in schema[p]["properties"].items()} for p in sections}
+    out["seed"] = schema["seed"]["default"]
+    return out
+
+
+def apply_overrides(cfg: dict, items: list[str]) -> dict:
+    """Apply ``section.key=value`` (or a top-level ``key=value``, e.g. ``seed=1``) overrides, values
+    read as YAML, to ``cfg`` in place; return it."""
+    for item in items:
+        key, value = item.split("=", 1)
+        if "." in key:
+            section, name = key.split(".", 1)
+            cfg[section][name] = yaml.safe_load(value)
+        else:
+            cfg[key] = yaml.safe_load(value)
+    return cfg
+
+
+def timed(fn, *args, **kwargs):
+    """(result, wall s, CPU s) of ``fn(*args, **kwargs)``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn(*args, **kwargs)
+    return result, time.perf_counter() - wall, time.process_time() - cpu
