@@ -60,10 +60,14 @@ def code(*modules, cli=None):
     workflow.
     """
     verbs = [f"workflow/cnninterp/{cli}/cli.py"] if cli else []
-    return ["workflow/cnninterp/cli.py"] + verbs + relative_code_files(
-        *(f"cnninterp.{m}" for m in modules),
-        workflow_dir=workflow.basedir,
-        root=Path(workflow.basedir) / "workflow" / "cnninterp",
+    return (
+        ["workflow/cnninterp/cli.py"]
+        + verbs
+        + relative_code_files(
+            *(f"cnninterp.{m}" for m in modules),
+            workflow_dir=workflow.basedir,
+            root=Path(workflow.basedir) / "workflow" / "cnninterp",
+        )
     )
 
 

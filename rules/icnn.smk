@@ -13,7 +13,11 @@ if method_enabled(CFG, "icnn"):
 
     rule icnn_data:
         input:
-            code=code("data.cub", cli="icnn") if ICNN_CUB else code("data.parts", cli="icnn"),
+            code=(
+                code("data.cub", cli="icnn")
+                if ICNN_CUB
+                else code("data.parts", cli="icnn")
+            ),
             # with source cub, an edit of the folder's annotation files reruns the chain (the images are not tracked)
             cub=(
                 [str(Path(ICNN["data"]["cub_root"]) / f) for f in CUB_FILES]
