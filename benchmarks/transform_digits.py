@@ -42,7 +42,7 @@ def main() -> None:
         _, *times[f"train_{kind}"] = timed(train_model, out / "shards", out / kind / "model.pt", spec, epochs=t["epochs"],
                                            batch_size=t["batch_size"], lr=t["lr"], seed=seed, device="cpu",
                                            equivariance_weight=t["equivariance_weight"],
-                                           equivariance_norm=t.get("equivariance_norm", "latent"))
+                                           equivariance_norm=t["equivariance_norm"])
     result, *times["evaluate"] = timed(evaluate, out / "shards", out / "ftl/model.pt", out / "baseline/model.pt",
                                        out / "eval/digits.json", seed=seed, **e)
     report = {"config": cfg, "seconds": {k: {"wall": round(w, 2), "cpu": round(c, 2)} for k, (w, c) in times.items()},

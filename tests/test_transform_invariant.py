@@ -40,9 +40,14 @@ def test_pca_projection_is_fitted_on_the_training_pixels_only():
     d_got = np.linalg.norm(got[:, None] - got[None], axis=-1)
     d_true = np.linalg.norm(coords[:, None] - coords[None], axis=-1)
     assert np.allclose(d_got, d_true, atol=1e-9)
-    # a test image off that plane is projected on the training axes, not refitted
-    off = 5.0 + rng.normal(size=(1, 20))
-    assert np.allclose(project(off), (off - train.mean(0)) @ np.linalg.svd(train - train.mean(0), full_matrices=False)[2][:2].T)
+    # a test image off that plane is projected on the training axes, not refitted: its coordinates
+    # have the norm of its offset's component in the known plane (basis is orthonormal), and
+    # fitting on the training images plus it would give other coordinates
+    off = 5.0 + rng.normal(size=(1, 20)) * 4
+    in_plane = (off - train.mean(0)) @ basis
+    assert np.allclose(np.linalg.norm(project(off)), np.linalg.norm(in_plane), atol=1e-9)
+    refitted = invariant.pca_projection(np.concatenate([train, off]), 2)
+    assert not np.allclose(np.linalg.norm(refitted(off)), np.linalg.norm(in_plane), atol=1e-3)
     with pytest.raises(ConfigError, match="principal axes"):
         invariant.pca_projection(train, 21)
 

@@ -179,9 +179,8 @@ def test_merge_and_report_section(tiny_run, tmp_path):
     assert list(shape_rows.values()) == [(4, 30), (4, 30), (6, 42), (6, 42), (256, 1542)]
     assert "equivariance error of the azimuth (out-of-plane) blocks alone" in html and "the same classifier, the same size" in html
     # the paper's claims beside this run's figures: the digits' 12.5° / 20.5°, the 3-D azimuth, both datasets' classifiers
-    claims = dict(data["claims"])
     assert len(data["claims"]) == 4 and "12.5° off on seen angles and 20.5°" in data["claims"][0][1]
     az = result["angle_error_deg"]["objects3d"]["ftl"]["azimuth"]
     assert f"{az['seen']:.0f}° off seen" in data["claims"][1][1] and "digits: block norms 0.800 vs" in data["claims"][2][1]
-    assert claims and "Out of plane (ShapeNet chairs" in html
+    assert "Out of plane (ShapeNet chairs" in html
     assert "turn_objects3d.png" in html and "3-D set: also not the paper" in html and "12.5" in html and "azimuth (out-of-plane) " in data["rows"][1]["share"]

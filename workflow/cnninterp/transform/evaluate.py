@@ -53,13 +53,13 @@ def evaluate(shards: str | Path, ftl_path: str | Path, baseline_path: str | Path
             eqb[part] = metrics.group_equivariance_error(z0, z_t, theta, layout)
             ang[part] = metrics.angle_error_deg(metrics.recover_angle(z0, z_t, layout), theta)
         share = metrics.latent_share(z0, layout)
-        invariant = invariant_accuracy(ftl_model, train_x, train_y, test_x, test_y, rng)
+        accuracy = invariant_accuracy(ftl_model, train_x, train_y, test_x, test_y, rng)
         turn = turn_grid(ftl_model, x[:turn_rows], turn_steps)
     result["reconstruction_mse"][DATASET] = rec
     result["equivariance_error"][DATASET] = eq
     result["equivariance_error_blocks"] = {DATASET: {"inplane": eqb}}
     result["angle_error_deg"][DATASET] = {"ftl": ang, "chance": metrics.CHANCE_ANGLE_ERROR_DEG}
-    result["invariant_accuracy"][DATASET] = invariant
+    result["invariant_accuracy"][DATASET] = accuracy
     result["heldout_deg"] = {DATASET: list(arc)}
     result["samples"] = {DATASET: int(len(x))}
     result["latent_share"] = {DATASET: {"inplane": share[0], "identity": share[1]}}

@@ -80,7 +80,7 @@ def evaluate_objects3d(shards: str | Path, ftl_path: str | Path, baseline_path: 
                 eqb[factor][part] = metrics.group_equivariance_error(z, z_t, theta[:, g], layout, group=g)
                 zero[factor][part] = metrics.angle_error_deg(torch.zeros(samples), theta[:, g])
         share = metrics.latent_share(ftl_model.encode(images[:, seen_idx].reshape(-1, *images.shape[2:])), layout)
-        invariant = invariant_accuracy(ftl_model, train, test, rng, roll)
+        accuracy = invariant_accuracy(ftl_model, train, test, rng, roll)
         a0 = int(seen_idx[np.argmin(np.abs(test["azimuth_deg"][seen_idx]))])  # the seen azimuth nearest 0°
         turn = turn_grid(ftl_model, test, a0, turn_rows, turn_steps)
     result = {
@@ -90,7 +90,7 @@ def evaluate_objects3d(shards: str | Path, ftl_path: str | Path, baseline_path: 
         "angle_error_deg": {DATASET: {"ftl": ang, "chance": metrics.CHANCE_ANGLE_ERROR_DEG, "zero_guess": zero}},
         "inplane_range_deg": {DATASET: float(np.degrees(roll))},
         "latent_share": {DATASET: dict(zip((*FACTORS, "identity"), share))},
-        "invariant_accuracy": {DATASET: invariant},
+        "invariant_accuracy": {DATASET: accuracy},
         "heldout_deg": {DATASET: list(arc)},
         "samples": {DATASET: int(samples)},
         "turn": {DATASET: {"start_azimuth_deg": float(test["azimuth_deg"][a0]), "steps": int(turn_steps)}},

@@ -52,15 +52,25 @@ class Standardised:
 def pca_projection(train_pixels: np.ndarray, k: int):
     """A function mapping float (N, P) pixels to their coordinates (N, k) on the first k principal
     axes of ``train_pixels`` (float (M, P)); fitted on these training pixels only."""
+    return pca_projections(train_pixels)(k)
+
+
+def pca_projections(train_pixels: np.ndarray):
+    """Fit the principal axes of ``train_pixels`` (float (M, P)) once; return ``k -> projection``
+    (``pca_projection``'s function for the first k axes), ConfigError for an impossible k."""
     from ..errors import ConfigError
 
-    if not 1 <= k <= min(train_pixels.shape):
-        raise ConfigError(f"transform: cannot project {train_pixels.shape[1]} pixels of {train_pixels.shape[0]} training "
-                          f"images on {k} principal axes; use fewer blocks")
     mean = train_pixels.mean(0)
     _, _, vt = np.linalg.svd(train_pixels - mean, full_matrices=False)
-    axes = vt[:k].T
-    return lambda pixels: (pixels - mean) @ axes
+
+    def first(k: int):
+        if not 1 <= k <= min(train_pixels.shape):
+            raise ConfigError(f"transform: cannot project {train_pixels.shape[1]} pixels of {train_pixels.shape[0]} training "
+                              f"images on {k} principal axes; use fewer blocks")
+        axes = vt[:k].T
+        return lambda pixels: (pixels - mean) @ axes
+
+    return first
 
 
 PIXEL_TWIN = {"block_norms": "pixel_pca", "invariant_latent": "pixel_pca_invariant_latent"}
@@ -83,8 +93,9 @@ def compare(invariant_sets: dict, pixels_train: np.ndarray, pixels_test: np.ndar
         raise ConfigError(f"transform: unknown invariant feature sets {sorted(unknown)}; known: {sorted(PIXEL_TWIN)}")
     p_tr, p_te = pixels_train.astype(np.float64), pixels_test.astype(np.float64)
     data = {}
+    projections = pca_projections(p_tr)  # one SVD for every twin
     for name, (a, b) in invariant_sets.items():
-        project = pca_projection(p_tr, a.shape[1])
+        project = projections(a.shape[1])
         data[name] = (a, b)
         data[PIXEL_TWIN[name]] = (project(p_tr), project(p_te))
     data["raw_pixels"] = (pixels_train, pixels_test)
@@ -104,10 +115,11 @@ def invariant_sets(z_train, z_test, layout) -> dict:
     (N, Σn_g + identity), which the FTL never turns} as float numpy arrays."""
     import torch
 
+    from .metrics import block_norms
+
     def parts(z):
-        blocks, rest = layout.split(z)
-        norms = torch.cat([b.norm(dim=-1) for b in blocks], 1)
-        return norms.numpy(), torch.cat([norms, rest], 1).numpy()
+        norms = torch.cat([block_norms(z, layout, g) for g in range(len(layout.groups))], 1)
+        return norms.numpy(), torch.cat([norms, layout.split(z)[1]], 1).numpy()
 
     (n_tr, i_tr), (n_te, i_te) = parts(z_train), parts(z_test)
     sets = {"block_norms": (n_tr, n_te)}

@@ -92,7 +92,7 @@ def render(ctx) -> dict:
     weight = tr["train"]["equivariance_weight"]
     obj = tr.get("objects3d", {})
     return {"rows": rows, "figures": figures, "paper": PAPER, "claims": claims(m), "equivariance_weight": weight,
-            "equivariance_norm": tr["train"].get("equivariance_norm", "latent"),
+            "equivariance_norm": tr["train"]["equivariance_norm"],
             "objects3d": obj if obj.get("enabled") and "objects3d" in m["reconstruction_mse"] else None}
 
 
@@ -114,8 +114,9 @@ def claims(m: dict) -> list[tuple[str, str]]:
         out.append(("Out of plane (ShapeNet chairs, Basel faces): turning the azimuth blocks re-renders the object from "
                     "another side, smoothly through a full turn.",
                     f"rendered polyhedra: the azimuth read from its blocks is {a['seen']:.0f}° off seen, {a['heldout']:.0f}° held out "
-                    f"(chance {ang['objects3d']['chance']:.0f}°), so the latent turns with the object; the re-renderings do not: "
-                    f"grey blobs, their MSE only {gain:.0%} below leaving the azimuth blocks unturned (see below why)."))
+                    f"(chance {ang['objects3d']['chance']:.0f}°), so the latent turns with the object; the turned re-renderings' "
+                    f"MSE is {gain:.0%} below leaving the azimuth blocks unturned (the figure shows them; on the default "
+                    f"settings they were grey blobs, see below why)."))
     for dataset, v in inv.items():
         line = (f"{dataset}: block norms {v['block_norms']:.3f} vs {v['pixel_pca']:.3f} for the same classifier on as many pixel "
                 f"features ({v['features']['block_norms']} inputs)")
