@@ -94,7 +94,7 @@ def _at_floor(hist: KeyHistogram, from_top: int, acts):
     return cand.locate(acts, torch.from_numpy(floor).to(acts.device))
 
 
-def merge_thresholds(parts, layers: list[str], total_images: int, q: float, caches=()) -> dict:
+def merge_thresholds(parts, layers: list[str], total_images: int, q: float, caches=()) -> Thresholds:
     """Merge quantile parts (``QuantilePart`` or paths of saved ones, read one at a time) and
     refine with the activation caches of the same shards into exact thresholds.
 

@@ -102,8 +102,8 @@ def summarize(table, layers: list[str], categories: list[str], iou_threshold: fl
 
 
 def write_results(out_dir: str | Path, table, summary: dict, settings: dict, tallies, thresholds, layers: list[str]) -> None:
-    """Write ``iou.parquet``, ``top_images.npz`` (the ``states.Thresholds`` of ``layers``, with
-    their top images), ``tally_<layer>.csv`` per layer and
+    """Write ``iou.parquet``, ``top_images.npz`` (``thresholds``: the ``states.Thresholds`` of
+    exactly ``layers``, with their top images), ``tally_<layer>.csv`` per layer and
     ``summary.json`` under ``out_dir`` as one set: all or none (``atomic_files``; summary.json,
     written last, marks the set complete; tally CSVs of layers not in ``layers`` are removed)."""
     import json
@@ -115,7 +115,7 @@ def write_results(out_dir: str | Path, table, summary: dict, settings: dict, tal
         for stale in Path(out_dir).glob("tally_*.csv"):  # of layers no longer dissected
             stale.unlink(missing_ok=True)
         pq.write_table(pa.Table.from_pandas(table, preserve_index=False), staging / "iou.parquet", compression="zstd")
-        write_state(staging / "top_images.npz", thresholds.select(layers))
+        write_state(staging / "top_images.npz", thresholds)  # gather selected its layers
         for name in layers:
             write_tally_csv(staging / f"tally_{name}.csv", summary[name])
         text = json.dumps({"settings": settings, "images": int(tallies.images), "layers": summary}, indent=2, sort_keys=True)

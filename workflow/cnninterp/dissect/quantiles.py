@@ -221,13 +221,15 @@ class ThresholdSearch:
 def count_maps_on_device(maps, shift: int, bins: int) -> np.ndarray:
     """Level-0 counts of float32 maps (B, U, h, w) (a torch tensor, counted on its own device):
     returns int64 (U, bins) on the host, equal to ``_count_maps``. Keys are built in int64 from
-    the maps' int32 bit patterns (torch has no uint32 arithmetic), then one bincount per batch."""
+    the maps' int32 bit patterns (torch has no uint32 arithmetic): a non-negative pattern x has
+    key x + 2^31, so bin (x >> shift) + bins / 2; a negative one has key ~x, bin (~x) >> shift.
+    One int64 index array (for bincount), in whatever memory layout the maps have."""
     import torch
 
-    b, units, h, w = maps.shape
-    bits = maps.detach().contiguous().view(torch.int32).to(torch.int64) & 0xFFFFFFFF
-    keys = torch.where(bits >= 0x80000000, 0xFFFFFFFF - bits, bits + 0x80000000)
-    index = (keys >> shift) + torch.arange(units, device=maps.device, dtype=torch.int64).view(1, units, 1, 1) * bins
+    units = maps.shape[1]
+    x = maps.detach().view(torch.int32)
+    index = torch.where(x >= 0, (x >> shift) + (bins >> 1), (~x) >> shift).to(torch.int64)
+    index += torch.arange(units, device=maps.device, dtype=torch.int64).view(1, units, 1, 1) * bins
     return torch.bincount(index.reshape(-1), minlength=units * bins).view(units, bins).cpu().numpy()
 
 

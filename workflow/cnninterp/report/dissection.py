@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..dissect.labels import read_top_images
 from ..errors import DataError
 from . import figures
 from .context import Context, DissectedModel
@@ -288,14 +289,6 @@ def select_units(unit_labels: list[dict], count: int) -> list[dict]:
     return sorted(unit_labels, key=lambda u: (-u["iou"], u["unit"]))[:count]
 
 
-def load_top_images(path: Path):
-    """Read a top_images.npz (``dissect.labels.read_top_images``: per layer the thresholds and
-    top images); DataError naming the file if absent, unreadable or of another layout."""
-    from ..dissect.labels import read_top_images
-
-    return read_top_images(path)
-
-
 def _layer_tops(tops, path: Path, layer: str) -> tuple:
     """(top keys str (U, k), top maps float32 (U, k, h, w), thresholds float32 (U,)) of ``layer``."""
     if layer not in tops.layers:
@@ -311,7 +304,7 @@ def gallery_plan(ctx: Context, summaries: dict) -> list[dict]:
     plan = []
     for model in ctx.models:
         path = ctx.dissect_dir(model.name) / TOP_IMAGES
-        tops = load_top_images(path)
+        tops = read_top_images(path)  # DataError naming the file if absent or of another layout
         for layer, data in summaries[model.name]["layers"].items():
             keys, maps, thresholds = _layer_tops(tops, path, layer)
             for unit in select_units(data["unit_labels"], n_units):
