@@ -110,12 +110,10 @@ def attention_stats(model, test: dict, train: dict, grid) -> dict:
     frames = test["frames"][:16]
     with torch.no_grad():
         out = model(to_input(frames))
-        feats = out["features"]
-        # the logits of step 0 (from the initial state) as a sample of their spread over the cells
-        mean = feats.mean(dim=(1, 2))
-        h = torch.tanh(model.init_h(mean))
-        scores = model.w(torch.relu(model.w_x(feats[:, 0]) + model.w_h(h)[:, None, :])).squeeze(-1)
     alpha = out["alpha"].numpy()
+    # the spread of step 0's logits over the cells, as the model scaled them (log-softmax differs
+    # from the logits by one constant per row, so its spread is theirs)
+    logit_std = float(np.log(np.clip(alpha[:, 0], 1e-30, None)).std(-1).mean())
     length = alpha.shape[-1]
     entropy = float((-(alpha * np.log(np.clip(alpha, 1e-12, None))).sum(-1)).mean() / np.log(length))
     cause = test["cause"][:16].astype(bool)
@@ -127,7 +125,7 @@ def attention_stats(model, test: dict, train: dict, grid) -> dict:
     att = [model.w.weight, model.w_x.weight, model.w_h.weight]
     gn = lambda ps: float(torch.sqrt(sum((p.grad**2).sum() for p in ps if p.grad is not None)))  # noqa: E731
     rest = [p for n, p in model.named_parameters() if not n.startswith(("w.", "w_x.", "w_h."))]
-    return {"entropy": entropy, "peak": float(alpha.max(-1).mean() * length), "logit_std": float(scores.std(1).mean()),
+    return {"entropy": entropy, "peak": float(alpha.max(-1).mean() * length), "logit_std": logit_std,
             "on_cause": on, "grad_attention_mlp": gn(att), "grad_rest": gn(rest),
             "weight_w_norm": float(model.w.weight.detach().norm())}
 

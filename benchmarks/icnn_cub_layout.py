@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from icnn_effect import cpu, defaults  # noqa: E402
+from icnn_effect import SECTIONS, cpu, train_and_evaluate  # noqa: E402
+from method_settings import apply_overrides, method_defaults  # noqa: E402
 
 
 def write_layout(root: Path, train: int, test: int, size: int, seed: int) -> None:
@@ -55,9 +56,6 @@ def main() -> None:
     import torch
 
     from cnninterp.data.cub import write_cub_parts
-    from cnninterp.icnn.evaluate import evaluate
-    from cnninterp.icnn.model import NetSpec
-    from cnninterp.icnn.train import train_net
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -66,33 +64,18 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[])
     args = parser.parse_args()
     torch.set_num_threads(1)
-    cfg = defaults(args.set)
-    d, m, t, e = cfg["data"], cfg["model"], cfg["train"], cfg["eval"]
+    cfg = apply_overrides(method_defaults("icnn", SECTIONS), args.set)
+    d = cfg["data"]
     print(json.dumps({"config": cfg, "objects": {"train": args.train, "test": args.test}}))
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
-            times = {}
             w0, c0 = time.perf_counter(), cpu()
             write_layout(root / "cub", args.train, args.test, d["image_size"], seed)
             write_cub_parts(root / "cub", root / "parts", root / "probe", image_size=d["image_size"], disc_radius=d["disc_radius"],
                             positive_fraction=0.5, probe_images=d["probe_images"], seed=seed, shard_size=d["shard_size"])
-            times["data"] = (time.perf_counter() - w0, cpu() - c0)
-            for kind in ("icnn", "cnn"):
-                w0, c0 = time.perf_counter(), cpu()
-                spec = NetSpec(interpretable=kind == "icnn", image_size=d["image_size"], channels=m["channels"], filters=m["filters"])
-                train_net(root / "parts", root / kind / "model.pt", spec, epochs=t["epochs"], batch_size=t["batch_size"], lr=t["lr"],
-                          filter_weight=t["filter_weight"] if kind == "icnn" else 0.0, seed=seed, device="cpu")
-                times[f"train_{kind}"] = (time.perf_counter() - w0, cpu() - c0)
-            w0, c0 = time.perf_counter(), cpu()
-            result = evaluate(root / "parts", root / "probe", {"icnn": root / "icnn/model.pt", "cnn": root / "cnn/model.pt"},
-                              root / "eval/metrics.json", **e)
-            times["evaluate"] = (time.perf_counter() - w0, cpu() - c0)
-            parts = {k: {n: v for n, v in result["filter_parts"][k].items() if n != "per_filter"} for k in result["filter_parts"]}
-            keys = ("location_instability", "location_instability_best_part", "accuracy", "part_detectors", "mean_part_iou")
-            print(json.dumps({"seed": seed, **{k: result[k] for k in keys}, "filter_parts": parts,
-                              "seconds_wall_cpu": {k: [round(a, 1), round(b, 1)] for k, (a, b) in times.items()}}), flush=True)
-
+            record = train_and_evaluate(cfg, seed, root, {"data": (time.perf_counter() - w0, cpu() - c0)})
+            print(json.dumps(record), flush=True)
 
 if __name__ == "__main__":
     main()

@@ -13,18 +13,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from method_settings import apply_overrides, method_defaults
 
-def defaults(overrides: list[str]) -> dict:
-    """The schema's icnn defaults, with ``section.key=value`` overrides (values parsed as JSON)."""
-    from cnninterp.config import load_schema
-
-    schema = load_schema()["properties"]["icnn"]["properties"]
-    cfg = {part: {k: v["default"] for k, v in schema[part]["properties"].items()} for part in ("data", "model", "train", "eval")}
-    for item in overrides:
-        key, value = item.split("=", 1)
-        part, name = key.split(".")
-        cfg[part][name] = json.loads(value)
-    return cfg
+SECTIONS = ("data", "model", "train", "eval")
 
 
 def cpu() -> float:
@@ -33,18 +24,26 @@ def cpu() -> float:
 
 
 def run(cfg: dict, seed: int, root: Path) -> dict:
+    """The default chain: synthetic parts data under ``root``, then ``train_and_evaluate``."""
     from cnninterp.data.parts import write_parts
+
+    d = cfg["data"]
+    w0, c0 = time.perf_counter(), cpu()
+    kw = dict(image_size=d["image_size"], positive_fraction=d["positive_fraction"], shard_size=d["shard_size"])
+    write_parts(root / "parts", splits={"train": d["train_images"], "test": d["test_images"]}, seed=seed, **kw)
+    write_parts(root / "probe", splits={"probe": d["probe_images"]}, seed=seed + 1, **kw)
+    return train_and_evaluate(cfg, seed, root, {"data": (time.perf_counter() - w0, cpu() - c0)})
+
+
+def train_and_evaluate(cfg: dict, seed: int, root: Path, times: dict) -> dict:
+    """Train both networks on ``root/parts``, evaluate them with ``root/probe``; return the JSON
+    record (metrics, filter parts without the per-filter list, wall and CPU seconds per step,
+    ``times`` holding the data step's)."""
     from cnninterp.icnn.evaluate import evaluate
     from cnninterp.icnn.model import NetSpec
     from cnninterp.icnn.train import train_net
 
     d, m, t, e = cfg["data"], cfg["model"], cfg["train"], cfg["eval"]
-    times = {}
-    w0, c0 = time.perf_counter(), cpu()
-    kw = dict(image_size=d["image_size"], positive_fraction=d["positive_fraction"], shard_size=d["shard_size"])
-    write_parts(root / "parts", splits={"train": d["train_images"], "test": d["test_images"]}, seed=seed, **kw)
-    write_parts(root / "probe", splits={"probe": d["probe_images"]}, seed=seed + 1, **kw)
-    times["data"] = (time.perf_counter() - w0, cpu() - c0)
     for kind in ("icnn", "cnn"):
         w0, c0 = time.perf_counter(), cpu()
         spec = NetSpec(interpretable=kind == "icnn", image_size=d["image_size"], channels=m["channels"], filters=m["filters"])
@@ -68,10 +67,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--set", action="append", default=[], help="section.key=value override of a default")
+    parser.add_argument("--set", action="append", default=[], help="section.key=value override of a default (YAML value)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = defaults(args.set)
+    cfg = apply_overrides(method_defaults("icnn", SECTIONS), args.set)
     print(json.dumps({"config": cfg, "threads": args.threads}))
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as tmp:

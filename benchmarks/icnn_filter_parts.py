@@ -42,7 +42,8 @@ def main() -> None:
     import sys
 
     sys.path.insert(0, str(sys_path))
-    from icnn_effect import defaults, run
+    from icnn_effect import SECTIONS, run
+    from method_settings import apply_overrides, method_defaults
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
@@ -52,7 +53,7 @@ def main() -> None:
     torch.set_num_threads(1)
     root = Path(args.root)
     if not (root / "eval/metrics.json").is_file():
-        print(json.dumps(run(defaults(args.set), args.seed, root)))
+        print(json.dumps(run(apply_overrides(method_defaults("icnn", SECTIONS), args.set), args.seed, root)))
     test = load_split(root / "parts", "test")
     size = test["images"].shape[1]
     objects = test["labels"] == 1

@@ -89,4 +89,6 @@ def test_deleting_the_cause_moves_the_output_more_than_deleting_distractors(defa
                           "target (per-cell probe R² 0.60-0.88 in every row), so attention is not drawn to the cause "
                           "(see the module docstring)", strict=True)
 def test_attention_lies_on_the_cause(default_metrics):
-    assert default_metrics["attention_on_cause"]["ratio"] > 2.0
+    from cnninterp.attention.report import ON_CAUSE_SHOWN
+
+    assert default_metrics["attention_on_cause"]["ratio"] > ON_CAUSE_SHOWN

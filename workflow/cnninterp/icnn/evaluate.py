@@ -152,9 +152,9 @@ def evaluate(shards: str | Path, probe: str | Path, models: dict, out: str | Pat
         result["location_instability"][kind] = instab[kind]["mean"]
         result["location_instability_best_part"][kind] = best1["mean"]
         result["top_images"][kind] = instab[kind]["images"]
-        counts = np.bincount(instab[kind]["best_landmark"], minlength=len(test["parts"]))
-        result["filters_per_landmark"][kind] = {p: int(c) for p, c in zip(test["parts"], counts) if c}
         result["filter_parts"][kind] = filter_part_summary(instab[kind], test["seg"], test["parts"], filter_roles(maps[kind], objects))
+        # the same histogram, kept under its earlier key without the zero counts
+        result["filters_per_landmark"][kind] = {p: c for p, c in result["filter_parts"][kind]["best_landmark"].items() if c}
         result["accuracy"][kind] = float((preds == test["labels"]).mean())
         scores = dissect_top(model, probe, out.parent / "dissect" / kind, quantile=quantile, iou_threshold=iou_threshold, batch_size=batch_size)
         result["part_detectors"][kind] = scores["part_detectors"]
