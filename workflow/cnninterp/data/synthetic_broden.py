@@ -58,6 +58,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..atomic import remove_stale_temps, temp_sibling
 from ..errors import ConfigError
 
 __all__ = [
@@ -868,9 +869,8 @@ def _generate(out_dir, n_images: int, image_size: int, seed: int, val_fraction: 
     out = Path(out_dir)
     if out.exists():
         raise FileExistsError(f"output directory already exists: {out}")
-    tmp = Path(f"{out}.tmp-{os.getpid()}")
-    for stale in out.parent.glob(f"{out.name}.tmp-*"):  # this one, or a killed writer's
-        shutil.rmtree(stale)
+    remove_stale_temps(out)  # a killed writer's temporary folder
+    tmp = temp_sibling(out)
     tmp.parent.mkdir(parents=True, exist_ok=True)
     try:
         summary = _generate_into(tmp, int(n_images), int(image_size), int(seed), float(val_fraction), task, rules)
