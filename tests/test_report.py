@@ -198,15 +198,22 @@ def test_overlay_dims_outside_and_outlines_inside():
     assert tuple(out[3, 0]) == tuple(out[1, 3]) == figures.OUTLINE  # the border; image edges are no border
 
 
-@pytest.mark.parametrize("method", installed_methods())
-def test_a_switched_off_method_gets_the_shared_not_run_note_without_rendering(method, tmp_path):
-    from cnninterp.report.build import environment, render_sections
+def test_a_switched_off_method_gets_the_shared_not_run_note_without_rendering(tmp_path):
+    """Every installed method's real section (the registry's, its render replaced by one that
+    fails), switched off: the shared note, and no render call."""
+    import dataclasses
+
+    from cnninterp.report.build import environment, method_sections, render_sections
     from cnninterp.report.context import Context
 
     def must_not_render(ctx):
-        raise AssertionError(f"{method}'s render was called although it is switched off")
+        raise AssertionError("a switched-off method's render was called")
 
-    section = Section(method, method.title(), f"{method}.html.j2", lambda results: True, must_not_render)
-    ctx = Context(config={method: {"enabled": False}}, config_bytes=b"{}", results=tmp_path, out=tmp_path, staging=tmp_path)
-    [rendered] = render_sections(ctx, environment(), [section])
-    assert f'id="{method}-not-run"' in rendered["html"] and f"{method}.enabled" in rendered["html"]
+    sections = [dataclasses.replace(s, render=must_not_render) for s in method_sections()]
+    assert [s.id for s in sections] == installed_methods()
+    config = {s.id: {"enabled": False} for s in sections}
+    ctx = Context(config=config, config_bytes=b"{}", results=tmp_path, out=tmp_path, staging=tmp_path)
+    rendered = render_sections(ctx, environment(), sections)
+    assert [r["id"] for r in rendered] == installed_methods()
+    for s, r in zip(sections, rendered):
+        assert f'id="{s.id}-not-run"' in r["html"] and f"{s.id}.enabled" in r["html"] and r["title"] == s.title

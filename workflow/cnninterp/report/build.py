@@ -50,7 +50,7 @@ def method_sections() -> list[Section]:
     for method in installed_methods():
         module = method_module(method, "report")
         if module is not None:
-            out.append(Section(method, module.TITLE, module.TEMPLATE, method_available(method, module), method_render(method, module)))
+            out.append(Section(method, module.TITLE, module.TEMPLATE, method_available(method, module), module.render))
     return out
 
 
@@ -62,11 +62,6 @@ def method_available(method: str, module) -> Callable[[Path], bool]:
         return (results / metrics_path(method).split("/", 1)[1]).is_file() and module.available(results)
 
     return available
-
-
-def method_render(method: str, module) -> Callable[[Context], dict]:
-    """``module.render`` (a switched-off method is rendered by ``render_sections`` as 'not run')."""
-    return module.render
 
 
 def template_folders() -> list[Path]:
