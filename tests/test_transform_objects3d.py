@@ -166,7 +166,7 @@ def test_merge_and_report_section(tiny_run, tmp_path):
         path.parent.mkdir(parents=True, exist_ok=True)
         return path, "/".join(parts)
 
-    config = {"transform": {"enabled": True, "train": {"equivariance_weight": 0.1},
+    config = {"transform": {"enabled": True, "train": {"equivariance_weight": 0.1, "equivariance_norm": "part"},
                             "objects3d": {"enabled": True, "equivariance_weight": 0.1, "equivariance_norm": "part", "epochs": 1, "objects_train": 6}}}
     ctx = SimpleNamespace(config=config, results=tmp_path / "results", asset=asset)
     data = report.render(ctx)
