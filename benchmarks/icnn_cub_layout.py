@@ -12,7 +12,6 @@ hold no scattered parts, and the part masks are discs. Prints one JSON line per 
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -23,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from icnn_effect import SECTIONS, cpu, train_and_evaluate  # noqa: E402
-from method_settings import apply_overrides, method_defaults  # noqa: E402
+from method_settings import settings_parser, apply_overrides, method_defaults  # noqa: E402
 
 
 def write_layout(root: Path, train: int, test: int, size: int, seed: int) -> None:
@@ -57,11 +56,10 @@ def main() -> None:
 
     from cnninterp.data.cub import write_cub_parts
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = settings_parser(__doc__)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--train", type=int, default=1000, help="objects in the train split (as many negatives are added)")
     parser.add_argument("--test", type=int, default=200)
-    parser.add_argument("--set", action="append", default=[])
     args = parser.parse_args()
     torch.set_num_threads(1)
     cfg = apply_overrides(method_defaults("icnn", SECTIONS), args.set)

@@ -6,14 +6,13 @@ dissection of both networks, with the CPU and wall time of each step.
 
 from __future__ import annotations
 
-import argparse
 import json
 import resource
 import tempfile
 import time
 from pathlib import Path
 
-from method_settings import apply_overrides, method_defaults
+from method_settings import settings_parser, apply_overrides, method_defaults
 
 SECTIONS = ("data", "model", "train", "eval")
 
@@ -64,10 +63,9 @@ def train_and_evaluate(cfg: dict, seed: int, root: Path, times: dict) -> dict:
 def main() -> None:
     import torch
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = settings_parser(__doc__)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--set", action="append", default=[], help="section.key=value override of a default (YAML value)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cfg = apply_overrides(method_defaults("icnn", SECTIONS), args.set)

@@ -11,7 +11,6 @@ cell), and the peak's mean offset from the body landmark in the object frame: ``
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -43,12 +42,11 @@ def main() -> None:
 
     sys.path.insert(0, str(sys_path))
     from icnn_effect import SECTIONS, run
-    from method_settings import apply_overrides, method_defaults
+    from method_settings import settings_parser, apply_overrides, method_defaults
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = settings_parser(__doc__)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--root", required=True)
-    parser.add_argument("--set", action="append", default=[])
     args = parser.parse_args()
     torch.set_num_threads(1)
     root = Path(args.root)

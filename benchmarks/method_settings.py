@@ -1,10 +1,11 @@
 """Shared by the method benchmarks: a method's schema defaults, ``--set`` overrides, timing.
 
-    from method_settings import method_defaults, apply_overrides, timed
+    from method_settings import method_defaults, apply_overrides, settings_parser, timed
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 
 import yaml
@@ -31,6 +32,15 @@ def apply_overrides(cfg: dict, items: list[str]) -> dict:
         else:
             cfg[key] = yaml.safe_load(value)
     return cfg
+
+
+def settings_parser(doc: str, example: str = "train.epochs=40") -> argparse.ArgumentParser:
+    """An argument parser described by the first line of ``doc`` with the ``--set`` option every
+    method benchmark takes (``section.key=value`` or ``seed=1``, values read as YAML, repeatable;
+    ``example`` shows one in the help)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--set", action="append", default=[], help=f"override of a default, e.g. {example} (YAML value)")
+    return parser
 
 
 def timed(fn, *args, **kwargs):

@@ -8,21 +8,15 @@ Prints the timings and the metrics; writes them to <out>/benchmark.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
-from method_settings import apply_overrides, method_defaults, timed
-
-
-
-
+from method_settings import settings_parser, apply_overrides, method_defaults, timed
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = settings_parser(__doc__, "train.epochs=40")
     parser.add_argument("--out", required=True)
-    parser.add_argument("--set", action="append", default=[], help="override, e.g. train.epochs=40 or seed=1 (YAML value)")
     args = parser.parse_args()
     import torch
 
