@@ -19,6 +19,11 @@ held-out sequences:
   ratio, and the gradient norm reaching the attention MLP (w, W_x, W_h) against the rest, on one
   training batch after training.
 - ``history``: per-epoch training MAE (standardised units), to see a collapse.
+- ``--probe-only``: no training; for He-initialised encoders (seeds 0 and 1, the model's own
+  initialisation) the ridge R² of the contexts the decoder could get: the mean feature (uniform
+  attention), the mean *located* feature [x, x·col, x·row] (``model.locate``), the same two under
+  an oracle attention on the causal cells and under attention on the bottom two cell rows (the
+  near road), and all cells flattened (what the CNN baseline's head sees).
 
 Prints and writes <out>/diagnosis-<tag>.json.
 """
@@ -82,6 +87,29 @@ def probe(model, train: dict, test: dict, grid: tuple[int, int]) -> dict:
             "r2_best_cell": float(per_cell.max()), "r2_median_cell": float(np.median(per_cell)),
             "r2_mean_feature": ridge_r2(ftr.mean(1), ytr, fte.mean(1), yte),
             "r2_all_cells": ridge_r2(ftr.reshape(len(ftr), -1), ytr, fte.reshape(len(fte), -1), yte, lam=1.0)}
+
+
+def context_probe(model, train: dict, test: dict, grid: tuple[int, int]) -> dict:
+    """Ridge R² (held out) of the decoder's possible contexts: plain or located (``model.locate``)
+    features averaged uniformly, over the causal cells (oracle) or over the bottom two cell rows."""
+    import torch
+
+    from cnninterp.attention.model import locate
+
+    ftr, fte = features_of(model, train["frames"]), features_of(model, test["frames"])
+    ytr, yte = train["angle"].reshape(-1).astype(np.float64), test["angle"].reshape(-1).astype(np.float64)
+    ltr, lte = (locate(torch.as_tensor(f)[None], grid)[0].numpy() for f in (ftr, fte))
+    near = np.zeros(grid[0] * grid[1])
+    near[-2 * grid[1]:] = 1.0 / (2 * grid[1])
+    weights = {"uniform": (None, None), "oracle_cause": (cause_weights(train["cause"], grid), cause_weights(test["cause"], grid)),
+               "near_road": (np.tile(near, (len(ftr), 1)), np.tile(near, (len(fte), 1)))}
+    out = {"r2_all_cells": ridge_r2(ftr.reshape(len(ftr), -1), ytr, fte.reshape(len(fte), -1), yte, lam=1.0)}
+    for name, (wtr, wte) in weights.items():
+        for code, (a, b) in (("plain", (ftr, fte)), ("located", (ltr, lte))):
+            ctr = a.mean(1) if wtr is None else np.einsum("nl,nld->nd", wtr, a)
+            cte = b.mean(1) if wte is None else np.einsum("nl,nld->nd", wte, b)
+            out[f"r2_{name}_{code}"] = ridge_r2(ctr, ytr, cte, yte)
+    return out
 
 
 def saliency(model, frames: np.ndarray, cause: np.ndarray) -> dict:
@@ -153,6 +181,8 @@ def main() -> None:
     p.add_argument("--kinds", default="attention,cnn")
     p.add_argument("--tag", default="")
     p.add_argument("--reuse", action="store_true", help="measure the models already trained under this tag")
+    p.add_argument("--located", action="store_true", help="the attention model's cells are [x, x*col, x*row] (ModelSpec.located)")
+    p.add_argument("--probe-only", action="store_true", help="no training: context probes of He-initialised encoders")
     a = p.parse_args()
     torch.set_num_threads(1)
     out = Path(a.out)
@@ -161,6 +191,17 @@ def main() -> None:
         spec = RoadSpec(camera=Camera(height=a.height, width=a.width), seq_len=a.seq_len)
         generate_driving(shards, spec, a.train, a.test, seed=a.seed)
     train, test = load_split(shards, "train"), load_split(shards, "test")
+    if a.probe_only:
+        from cnninterp.attention.model import ModelSpec, build_model
+
+        result = {}
+        for seed in (0, 1):
+            torch.manual_seed(seed)
+            model = build_model(ModelSpec(kind="cnn", height=a.height, width=a.width))
+            result[f"init_seed{seed}"] = context_probe(model, train, test, model.spec.grid)
+            print(seed, json.dumps(result[f"init_seed{seed}"]), flush=True)
+        (out / f"probe-{a.height}x{a.width}-s{a.seed}.json").write_text(json.dumps(result, indent=1))
+        return
     tag = a.tag or f"{a.height}x{a.width}-e{a.epochs}-lr{a.lr}-reg{a.reg}-s{a.seed}"
     result = {"args": vars(a), "mae_mean_predictor": float(np.abs(test["angle"] - train["angle"].mean()).mean())}
     for kind in a.kinds.split(","):
@@ -170,7 +211,8 @@ def main() -> None:
             fit = {"history": load_model(path)[1]["history"]}
         else:
             fit = train_model(shards, path, kind, a.reg if kind == "attention" else 0.0, a.epochs, a.batch_size, a.lr, seed=a.seed,
-                              device="cpu", coords=not a.no_coords, logit_scale=a.logit_scale)
+                              device="cpu", coords=not a.no_coords, logit_scale=a.logit_scale,
+                              located=a.located)
         secs = {"wall": round(time.perf_counter() - w, 1), "cpu": round(time.process_time() - c, 1)}
         model, ckpt = load_model(path)
         from cnninterp.attention.evaluate import predict
@@ -180,6 +222,7 @@ def main() -> None:
              "history_mae_std": [round(h["mae_std"], 3) for h in fit["history"]],
              "probe": probe(model, train, test, model.spec.grid),
              "saliency": saliency(model, test["frames"], test["cause"])}
+        r["context_probe"] = context_probe(model, train, test, model.spec.grid)
         if kind == "attention":
             r["attention"] = attention_stats(model, test, train, model.spec.grid)
         result[kind] = r

@@ -73,6 +73,7 @@ if method_enabled(CFG, "attention"):
             kind=lambda wc: ATTENTION_VARIANTS[wc.variant][0],
             reg_weight=lambda wc: ATTENTION_VARIANTS[wc.variant][1],
             coords="--coords" if ATTENTION["model"]["coords"] else "--no-coords",
+            located="--located" if ATTENTION["model"]["located"] else "--no-located",
             hidden=ATTENTION["model"]["hidden"],
             epochs=ATTENTION["train"]["epochs"],
             batch_size=ATTENTION["train"]["batch_size"],
@@ -82,7 +83,7 @@ if method_enabled(CFG, "attention"):
         shell:
             "cnninterp --threads {threads} attention train --shards {params.shards:q}"
             " --out {output.model:q} --kind {params.kind:q} --reg-weight {params.reg_weight:q}"
-            " {params.coords:q} --hidden {params.hidden:q} --epochs {params.epochs:q}"
+            " {params.coords:q} {params.located:q} --hidden {params.hidden:q} --epochs {params.epochs:q}"
             " --batch-size {params.batch_size:q} --lr {params.lr:q} --seed {params.seed:q}"
             " --device {params.device:q} > {log:q} 2>&1"
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from cnninterp.attention import causal
-from cnninterp.attention.model import ModelSpec, attention_regularizer, build_model, steering_loss
+from cnninterp.attention.model import ModelSpec, attention_regularizer, build_model, locate, steering_loss
 
 SPEC = ModelSpec(kind="attention", height=24, width=48, hidden=8, coords=True)
 
@@ -34,6 +34,36 @@ def test_coords_append_each_cells_row_and_column_to_its_features():
     assert torch.allclose(f[:, 65], torch.linspace(-1, 1, 6).view(1, 1, 6).expand(2, 3, 6))
     plain = build_model(ModelSpec(kind="attention", height=24, width=48, hidden=8)).encoder
     assert plain(torch.rand(1, 3, 24, 48)).shape == (1, 64, 3, 6)
+
+
+def test_locate_codes_each_cell_by_its_column_and_row_and_keeps_masked_cells_zero():
+    x = torch.arange(1.0, 7.0).view(1, 1, 6, 1).repeat(1, 1, 1, 2)  # grid 2 x 3, D = 2, cell i has features i + 1
+    x[0, 0, 4] = 0.0  # a masked cell
+    out = locate(x, (2, 3))
+    assert out.shape == (1, 1, 6, 6)
+    col = torch.tensor([-1.0, 0.0, 1.0, -1.0, 0.0, 1.0])
+    row = torch.tensor([-1.0, -1.0, -1.0, 1.0, 1.0, 1.0])
+    assert torch.equal(out[0, 0, :, :2], x[0, 0])
+    assert torch.equal(out[0, 0, :, 2:4], x[0, 0] * col[:, None])
+    assert torch.equal(out[0, 0, :, 4:], x[0, 0] * row[:, None])
+    assert torch.count_nonzero(out[0, 0, 4]) == 0
+
+
+def test_located_uniform_context_tells_where_a_feature_lies():
+    """The reason for ``located``: under uniform attention the plain context (the mean feature) is
+    the same wherever one active cell lies; the located one differs."""
+    torch.manual_seed(0)
+    left, right = torch.zeros(1, 2, 18, 64), torch.zeros(1, 2, 18, 64)
+    left[:, :, 6, :] = 1.0  # grid 3 x 6: row 1, column 0
+    right[:, :, 11, :] = 1.0  # row 1, column 5
+    for located, differs in ((False, False), (True, True)):
+        spec = ModelSpec(kind="attention", height=24, width=48, hidden=8, located=located)
+        model = build_model(spec)
+        assert model(torch.rand(1, 2, 3, 24, 48))["features"].shape == (1, 2, 18, 64 * (3 if located else 1))
+        cubes = [locate(c, spec.grid) if located else c for c in (left, right)]
+        with torch.no_grad():
+            a, b = (model.decode(c, uniform=True)[0] for c in cubes)
+        assert (not torch.allclose(a, b, atol=1e-6)) is differs
 
 
 def test_encoder_starts_from_he_weights_and_zero_biases():
