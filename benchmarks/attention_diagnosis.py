@@ -182,6 +182,7 @@ def main() -> None:
     p.add_argument("--tag", default="")
     p.add_argument("--reuse", action="store_true", help="measure the models already trained under this tag")
     p.add_argument("--located", action="store_true", help="the attention model's cells are [x, x*col, x*row] (ModelSpec.located)")
+    p.add_argument("--context-norm", action="store_true", help="batch-normalised context (ModelSpec.context_norm)")
     p.add_argument("--probe-only", action="store_true", help="no training: context probes of He-initialised encoders")
     a = p.parse_args()
     torch.set_num_threads(1)
@@ -212,7 +213,7 @@ def main() -> None:
         else:
             fit = train_model(shards, path, kind, a.reg if kind == "attention" else 0.0, a.epochs, a.batch_size, a.lr, seed=a.seed,
                               device="cpu", coords=not a.no_coords, logit_scale=a.logit_scale,
-                              located=a.located)
+                              located=a.located, context_norm=a.context_norm)
         secs = {"wall": round(time.perf_counter() - w, 1), "cpu": round(time.process_time() - c, 1)}
         model, ckpt = load_model(path)
         from cnninterp.attention.evaluate import predict

@@ -74,6 +74,11 @@ if method_enabled(CFG, "attention"):
             reg_weight=lambda wc: ATTENTION_VARIANTS[wc.variant][1],
             coords="--coords" if ATTENTION["model"]["coords"] else "--no-coords",
             located="--located" if ATTENTION["model"]["located"] else "--no-located",
+            context_norm=(
+                "--context-norm"
+                if ATTENTION["model"]["context_norm"]
+                else "--no-context-norm"
+            ),
             hidden=ATTENTION["model"]["hidden"],
             epochs=ATTENTION["train"]["epochs"],
             batch_size=ATTENTION["train"]["batch_size"],
@@ -83,7 +88,7 @@ if method_enabled(CFG, "attention"):
         shell:
             "cnninterp --threads {threads} attention train --shards {params.shards:q}"
             " --out {output.model:q} --kind {params.kind:q} --reg-weight {params.reg_weight:q}"
-            " {params.coords:q} {params.located:q} --hidden {params.hidden:q} --epochs {params.epochs:q}"
+            " {params.coords:q} {params.located:q} {params.context_norm:q} --hidden {params.hidden:q} --epochs {params.epochs:q}"
             " --batch-size {params.batch_size:q} --lr {params.lr:q} --seed {params.seed:q}"
             " --device {params.device:q} > {log:q} 2>&1"
 

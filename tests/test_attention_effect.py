@@ -63,7 +63,7 @@ def default_metrics(tmp_path_factory):
     for name, kind, lam in (("attention", "attention", t["reg_weight"]), ("attention_no_reg", "attention", 0.0), ("cnn", "cnn", 0.0)):
         models[name] = tmp / name / "model.pt"
         train_model(shards, models[name], kind, lam, epochs=t["epochs"], batch_size=t["batch_size"], lr=t["lr"], seed=seed,
-                    device="cpu", hidden=m["hidden"], coords=m["coords"], located=m["located"])
+                    device="cpu", hidden=m["hidden"], coords=m["coords"], located=m["located"], context_norm=m["context_norm"])
     metrics = evaluate(shards, models, tmp / "eval" / "metrics.json", seed=seed, **e)
     print(json.dumps(metrics, indent=1))
     return metrics

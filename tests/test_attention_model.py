@@ -193,3 +193,34 @@ def test_overlay_shows_uniform_attention_dim_and_flat():
     peaked[0, 0] = 0.5
     img = overlay(frame, peaked)
     assert tuple(img[0, 0]) == (140, 140, 0) and img[1, 1, 0] < 70  # saturated at the peak
+
+
+def test_context_norm_refuses_batches_of_one_sequence(tmp_path):
+    from cnninterp.attention.train import train_model
+    from cnninterp.data.driving import Camera, RoadSpec, generate_driving
+    from cnninterp.errors import ConfigError
+
+    spec = RoadSpec(camera=Camera(height=16, width=32), seq_len=2, distractors=0)
+    generate_driving(tmp_path / "d", spec, 3, 1, seed=0)
+    with pytest.raises(ConfigError, match="batch_size is 1"):
+        train_model(tmp_path / "d", tmp_path / "m" / "model.pt", "attention", 0.1, 1, 1, 1e-3, device="cpu", located=True,
+                    context_norm=True)
+    assert not (tmp_path / "m").exists()
+
+
+def test_attention_placement_splits_depth_and_side_by_hand():
+    # grid 2 x 2 upsampled to 4 x 4; causal pixels in image row 1 (25 % of the rows)
+    alpha = np.array([[0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.5, 0.5], [0.25, 0.25, 0.25, 0.25]])
+    cause = np.zeros((3, 4, 4), bool)
+    cause[0, 1, 3] = cause[1, 1, 0] = True
+    cause[2, 1, [0, 3]] = True  # centroids 3, 0, 1.5
+    out = causal.attention_placement(alpha, cause, (2, 2))
+    up = causal.upsample(alpha, (2, 2), (4, 4))  # (tested on its own): the mass is that of image row 1
+    assert out["band_rows"]["mass"] == pytest.approx(up[:, 1].sum(axis=1).mean())
+    assert out["band_rows"]["area_share"] == pytest.approx(0.25)
+    assert out["band_rows"]["ratio"] == pytest.approx(out["band_rows"]["mass"] / 0.25)
+    assert out["column_correlation"] is None  # these maps are left-right symmetric: centroid 1.5 in every frame
+    # right, left, even: the attention's centroids are c, 3 - c, 1.5, collinear with the cause's 3, 0, 1.5
+    follow = np.array([[0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0], [0.5, 0.5, 0.0, 0.0]])
+    assert causal.attention_placement(follow, cause, (2, 2))["column_correlation"] == pytest.approx(1.0)
+    assert causal.attention_placement(follow[:, [1, 0, 3, 2]], cause, (2, 2))["column_correlation"] == pytest.approx(-1.0)

@@ -118,6 +118,36 @@ def attention_on_cause(alpha: np.ndarray, cause: np.ndarray, grid: tuple[int, in
     return {"mass": mass, "area_share": share, "ratio": mass / share if share > 0 else float("nan")}
 
 
+def attention_placement(alpha: np.ndarray, cause: np.ndarray, grid: tuple[int, int]) -> dict:
+    """Where the attention lies relative to the cause, split into depth and side (a diagnosis beside
+    ``attention_on_cause``, whose mask is the thin markings only).
+
+    alpha float (N, L) per frame; cause uint8/bool (N, H, W). Returns
+    - ``band_rows``: {mass, area_share, ratio}: attention mass (upsampled as in ``attention_on_cause``)
+      on the image rows that hold causal pixels in that frame (the look-ahead band's depth, whole
+      width), those rows' share of the frame, and the ratio (1 = no preference for the band's depth);
+    - ``column_correlation``: Pearson correlation over frames between the attention's column centroid
+      and the causal pixels' column centroid (+1: the attention follows the markings sideways, −1:
+      it moves the other way; frames without causal pixels left out; None if fewer than 3).
+    """
+    up = upsample(alpha, grid, cause.shape[1:])
+    c = cause.astype(bool)
+    rows = c.any(axis=2)  # (N, H)
+    mass = float((up.sum(axis=2) * rows).sum(axis=1).mean())
+    share = float(rows.mean())
+    cols = np.arange(c.shape[2], dtype=np.float64)
+    has = c.any(axis=(1, 2))
+    corr = None
+    if has.sum() >= 3:
+        att_col = (up.sum(axis=1) * cols).sum(axis=1)[has]
+        counts = c.sum(axis=1)[has].astype(np.float64)
+        cause_col = (counts * cols).sum(axis=1) / counts.sum(axis=1)
+        if att_col.std() > 0 and cause_col.std() > 0:
+            corr = float(np.corrcoef(att_col, cause_col)[0, 1])
+    return {"band_rows": {"mass": mass, "area_share": share, "ratio": mass / share if share > 0 else float("nan")},
+            "column_correlation": corr}
+
+
 def blob_scores(blobs: list[Blob], causal_region: np.ndarray) -> tuple[int, int, int]:
     """(kept causal, kept, causal) over blobs; a blob is causal when more than half of its pixels lie
     in ``causal_region`` bool (T, H, W)."""

@@ -39,6 +39,8 @@ def register(subparsers) -> None:
     p.add_argument("--coords", action=argparse.BooleanOptionalAction, default=False, help="append each feature cell's row and column to its features")
     p.add_argument("--located", action=argparse.BooleanOptionalAction, default=False,
                    help="attention model: each cell's vector is [x, x*col, x*row], so the context carries where it looked")
+    p.add_argument("--context-norm", action=argparse.BooleanOptionalAction, default=False,
+                   help="attention model: batch-normalise the context before the LSTM and the output layer")
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -79,7 +81,7 @@ def run(args: argparse.Namespace) -> None:
 
         summary = train_model(args.shards, args.out, args.kind, args.reg_weight, epochs=args.epochs, batch_size=args.batch_size,
                               lr=args.lr, seed=args.seed, device=args.device, hidden=args.hidden, coords=args.coords,
-                              located=args.located)
+                              located=args.located, context_norm=args.context_norm)
         print(f"trained attention {args.kind} (lambda {args.reg_weight}): final train MAE {summary['final_mae_std']:.4f} target std")
     elif args.attention_command == "evaluate":
         from .evaluate import evaluate

@@ -8,6 +8,9 @@ Keys of metrics.json (top level):
   ``filter_sequences`` test sequences; a blob is causal when more than half of its pixels lie in
   the causal mask dilated by ``cause_dilation`` pixels (the blobs are as coarse as a feature cell,
   the markings one or two pixels wide);
+- ``attention_placement_by_model``: per attention model, the attention's preference for the
+  causal region's depth (``band_rows`` ratio) and whether it follows the markings sideways
+  (``column_correlation``), see ``causal.attention_placement``;
 - ``attention_use``: per attention model, how far from uniform its attention is and the MAE with
   the attention replaced by uniform weights (``attention_use``);
 - ``deletion``: {cause, distractor} of the attention model, and ``deletion_by_model``: mean
@@ -130,7 +133,7 @@ def evaluate(shards: str | Path, models: dict[str, str | Path], out: str | Path,
     from ..data.driving import load_split
     from ..data.shards import read_manifest
     from ..errors import DataError
-    from .causal import attention_maps, attention_on_cause, blob_scores, causal_filter
+    from .causal import attention_maps, attention_on_cause, attention_placement, blob_scores, causal_filter
     from .train import load_model, to_input
 
     manifest = read_manifest(shards)
@@ -150,10 +153,12 @@ def evaluate(shards: str | Path, models: dict[str, str | Path], out: str | Path,
     size = frames.shape[-2:]
     if has_cause:
         cause = test["cause"].astype(bool)
-        by_model = {}
+        by_model, placement = {}, {}
         for name in ("attention", "attention_no_reg"):
             a = outputs[name]["alpha"]
             by_model[name] = attention_on_cause(a.reshape(-1, a.shape[-1]), cause.reshape(-1, *size), grid)
+            placement[name] = attention_placement(a.reshape(-1, a.shape[-1]), cause.reshape(-1, *size), grid)
+        metrics["attention_placement_by_model"] = placement
         metrics["attention_on_cause"] = by_model["attention"]
         metrics["attention_on_cause_by_model"] = by_model
         rng = np.random.default_rng(seed)

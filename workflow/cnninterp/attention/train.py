@@ -38,12 +38,13 @@ def to_input(frames):
 
 def train_model(shards: str | Path, out: str | Path, kind: str, reg_weight: float, epochs: int, batch_size: int,
                 lr: float, seed: int = 0, device: str = "auto", hidden: int = 64, coords: bool = False,
-                logit_scale: float = 1.0, located: bool = False) -> dict:
+                logit_scale: float = 1.0, located: bool = False,
+                context_norm: bool = False) -> dict:
     """Train ``kind`` (attention or cnn) and write ``out`` (model.pt, config.json beside it).
 
     Returns {"final_loss", "final_mae_std", "history"}. ``reg_weight`` is λ of the attention
-    regulariser (ignored by the cnn); ``coords`` and ``located`` are ``ModelSpec``'s (``located``
-    applies to the attention model only: the cnn's flattened cube already keeps each cell's place).
+    regulariser (ignored by the cnn); ``coords``, ``located`` and ``context_norm`` are ``ModelSpec``'s (the
+    last two apply to the attention model only: the cnn's flattened cube already keeps each cell's place).
     """
     import numpy as np
     import torch
@@ -59,17 +60,25 @@ def train_model(shards: str | Path, out: str | Path, kind: str, reg_weight: floa
     mean, std = float(angle.mean()), float(angle.std() or 1.0)
     target = torch.as_tensor((angle - mean) / std, dtype=torch.float32)
     spec = ModelSpec(kind=kind, height=int(manifest["height"]), width=int(manifest["width"]), hidden=hidden, coords=coords,
-                     logit_scale=logit_scale, located=located and kind == "attention")
+                     logit_scale=logit_scale, located=located and kind == "attention",
+                     context_norm=context_norm and kind == "attention")
     model = build_model(spec)
     dev = pick_device(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     n = len(frames)
+    if spec.context_norm and min(n, batch_size) < 2:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"attention.model.context_norm needs batches of at least 2 sequences: attention.train.batch_size is "
+                          f"{batch_size} and {shards} holds {n} training sequences; raise them or set context_norm: false")
 
     def batches(epoch):
         order = torch.randperm(n, generator=gen).numpy()
         for s in range(0, n, batch_size):
             idx = np.sort(order[s : s + batch_size])
+            if spec.context_norm and len(idx) < 2:
+                continue  # batch normalisation needs two sequences (the order changes every epoch)
             yield to_input(frames[idx]), target[idx]
 
     def step(model, batch, device):
@@ -87,7 +96,7 @@ def train_model(shards: str | Path, out: str | Path, kind: str, reg_weight: floa
     history = fit(model, batches, step, optimizer, epochs, dev, desc=f"attention {kind}")
     config = {"kind": kind, "reg_weight": reg_weight, "epochs": epochs, "batch_size": batch_size, "lr": lr,
               "seed": seed, "hidden": hidden, "coords": coords, "logit_scale": logit_scale,
-              "located": spec.located, "shards": Path(shards).name}
+              "located": spec.located, "context_norm": spec.context_norm, "shards": Path(shards).name}
     save_checkpoint(out, model, f"attention_steer:{kind}", 1, config,
                     extra={"spec": spec.to_dict(), "target_mean": mean, "target_std": std, "history": history})
     return {"final_loss": history[-1]["loss"], "final_mae_std": history[-1]["mae_std"], "history": history}
