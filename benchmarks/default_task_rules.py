@@ -2,7 +2,8 @@
 
 Generates config.yaml's probe set (unchanged) and a scene task with the given scene rules
 (``--ground-rule``: probability that the ground is the scene's material, 0 = a nuisance;
-``--object-rule``: probability that each of the scene's two objects is kept), trains the default
+``--object-rule``: probability that each of the scene's two objects is kept; ``--third-object``:
+probability of a third, random object), trains the default
 baseline on it, dissects it and its random control on the probe set with config.yaml's settings,
 and prints the held-out task accuracy and the per-layer category profile (detectors and unique
 concepts per category) as JSON. One thread, like the measurements in benchmarks/RESULTS.md:
@@ -48,6 +49,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ground-rule", type=float, required=True)
     ap.add_argument("--object-rule", type=float, required=True)
+    ap.add_argument("--third-object", type=float, default=None, help="probability of a third, random object (default: generate_scene_task's)")
+    ap.add_argument("--bn-images", type=int, default=1024, help="training images the BatchNorm statistics are re-estimated on after training (0: off)")
     ap.add_argument("--epochs", type=int, default=None, help="default: config.yaml's")
     ap.add_argument("--out", type=Path, required=True, help="a new folder")
     ap.add_argument("--random", action="store_true", help="also dissect the random control")
@@ -59,12 +62,13 @@ def main() -> None:
     out = args.out
     generate_broden(out / "probe", syn["n_images"], syn["image_size"], syn["seed"], syn["val_fraction"])
     convert_broden(out / "probe", out / "probe_shards", config["broden"]["shard_size"], {"kind": "synthetic"}, {})
-    generate_scene_task(out / "task", task["n_images"], syn["image_size"], task["seed"], task["val_fraction"], ground_rule=args.ground_rule, object_rule=args.object_rule)
+    generate_scene_task(out / "task", task["n_images"], syn["image_size"], task["seed"], task["val_fraction"], ground_rule=args.ground_rule, object_rule=args.object_rule,
+                        **({} if args.third_object is None else {"third_object": args.third_object}))
     convert_broden(out / "task", out / "task_shards", task["shard_size"], {"kind": "synthetic_scene_task"}, {})
     epochs = args.epochs or t["epochs"]
     start = time.time()
-    trained = train_baseline(out / "task_shards", out / "model.pt", t["arch"], t["task"], epochs, t["batch_size"], t["lr"], t["momentum"], t["weight_decay"], "imagenet", config["seed"])
-    record = {"ground_rule": args.ground_rule, "object_rule": args.object_rule, "epochs": epochs, "task_images": task["n_images"], "val_accuracy": trained["val_accuracy"], "train_wall_s": round(time.time() - start, 1)}
+    trained = train_baseline(out / "task_shards", out / "model.pt", t["arch"], t["task"], epochs, t["batch_size"], t["lr"], t["momentum"], t["weight_decay"], "imagenet", config["seed"], bn_images=args.bn_images)
+    record = {"ground_rule": args.ground_rule, "object_rule": args.object_rule, "third_object": args.third_object, "bn_images": args.bn_images, "epochs": epochs, "task_images": task["n_images"], "val_accuracy": trained["val_accuracy"], "train_wall_s": round(time.time() - start, 1)}
     models = [("baseline", lambda: load_model("checkpoint", out / "model.pt"))]
     if args.random:
         models.append(("baseline_random", lambda: random_model(t["arch"], dissect_settings(config, "baseline_random")["init_seed"])))

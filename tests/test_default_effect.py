@@ -170,3 +170,30 @@ def test_findings_counts_the_random_control_as_the_paper_does():
     assert f["color_by_layer"] == [9, 0] and f["color_low_share"] == 1.0
     alone = findings(trained, None, ["color", "object", "part", "material", "scene", "texture"])
     assert alone["random"] is None and alone["unique_random"] is None and alone["unique_random_ratio"] is None
+
+
+def test_batchnorm_recalibration_sets_running_statistics_to_the_batches_average():
+    """After training, BN statistics are re-estimated on training images (the fix that lifted the
+    object-defined task from 0.12 to 0.83 held-out accuracy at 3 epochs): the running mean becomes
+    the average of the batch means, the running variance the average of the unbiased batch
+    variances (numpy, per channel), weights untouched, momentum restored, eval mode."""
+    import numpy as np
+    import torch
+
+    from cnninterp.train.baseline import recalibrate_batchnorm
+
+    rng = np.random.default_rng(0)
+    batches = [(rng.integers(0, 256, (4, 5, 6, 3), dtype=np.uint8), np.zeros(4, dtype=np.int64)) for _ in range(3)]
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1), torch.nn.BatchNorm2d(2, momentum=0.3))
+    model[1].running_mean.fill_(50.0)
+    weights = model[0].weight.detach().clone()
+    to_input = lambda images: torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
+    assert recalibrate_batchnorm(model, iter(batches), to_input, max_images=8) == 8
+    w, b = model[0].weight.detach().numpy()[:, :, 0, 0], model[0].bias.detach().numpy()
+    conv = [np.einsum("bhwc,oc->bhwo", images / 255.0, w) + b for images, _ in batches[:2]]
+    mean = np.mean([c.reshape(-1, 2).mean(0) for c in conv], axis=0)
+    var = np.mean([c.reshape(-1, 2).var(0, ddof=1) for c in conv], axis=0)
+    np.testing.assert_allclose(model[1].running_mean.numpy(), mean, rtol=1e-5)
+    np.testing.assert_allclose(model[1].running_var.numpy(), var, rtol=1e-4)
+    assert torch.equal(model[0].weight, weights) and model[1].momentum == 0.3 and not model.training
+    assert recalibrate_batchnorm(torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1)), iter(batches), to_input, 8) == 0

@@ -136,3 +136,20 @@ def test_the_cli_passes_the_task_rules_and_names_a_bad_one(tmp_path):
     images = lambda d: {p.name: p.read_bytes() for p in (tmp_path / d / "images").rglob("*.jpg")}
     a, b = images("a"), images("b")
     assert set(a) == set(b) and sum(a[k] != b[k] for k in a) >= 4
+
+
+def test_third_object_rule_sets_how_often_a_distractor_object_appears():
+    """third_object 0: exactly the scene's two objects (no third object that could form another
+    scene's pair); 1: always three. A bad probability is refused before anything is written."""
+    import numpy as np
+
+    from cnninterp.errors import ConfigError
+    from cnninterp.data.synthetic_broden import SceneRules, _sample_scene_image
+
+    for p, count in ((0.0, 2), (1.0, 3)):
+        rng = np.random.default_rng(7)
+        for _ in range(200):
+            kinds = [o.kind for o in _sample_scene_image(rng, 64, "street", SceneRules(ground=0.0, objects=1.0, third_object=p)).objects]
+            assert len(kinds) == count and {"car", "lamp"} <= set(kinds), kinds
+    with pytest.raises(ConfigError, match="third_object must be a probability"):
+        generate_scene_task("/nonexistent/never", n_images=4, image_size=32, third_object=-0.1)

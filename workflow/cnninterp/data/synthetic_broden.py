@@ -381,11 +381,13 @@ class SceneRules:
 
     ``ground``: probability that the ground is the scene's material (else a uniformly drawn one;
     0 makes the ground a nuisance independent of the scene); ``objects``: probability that each of
-    the scene's two objects is kept (else a uniformly drawn object).
+    the scene's two objects is kept (else a uniformly drawn object); ``third_object``: probability
+    of a third, uniformly drawn object (a distractor that can form another scene's pair).
     """
 
     ground: float = P_SCENE_RULE
     objects: float = P_SCENE_RULE
+    third_object: float = P_THIRD_OBJECT
 
 
 def _sample_scene_image(rng: np.random.Generator, size: int, scene: str, rules: SceneRules = SceneRules()) -> ImageSpec:
@@ -395,7 +397,7 @@ def _sample_scene_image(rng: np.random.Generator, size: int, scene: str, rules: 
     if rng.random() >= rules.ground:
         ground = _pick(rng, MATERIALS)
     kinds = [k if rng.random() < rules.objects else _pick(rng, OBJECTS) for k in pair]
-    if rng.random() < P_THIRD_OBJECT:
+    if rng.random() < rules.third_object:
         kinds.append(_pick(rng, OBJECTS))
     horizon = float(rng.uniform(0.64, 0.76) * size)
     slots = rng.permutation([0.2, 0.5, 0.8][: max(2, len(kinds))] if len(kinds) == 3 else [0.28, 0.72])
@@ -925,6 +927,7 @@ def generate_scene_task(
     val_fraction: float = 0.2,
     ground_rule: float = P_SCENE_RULE,
     object_rule: float = P_SCENE_RULE,
+    third_object: float = P_THIRD_OBJECT,
 ) -> dict:
     """Generate the scene-classification training task in Broden's layout (scene labels only).
 
@@ -949,8 +952,8 @@ def generate_scene_task(
     and the network has fewer detectors than its random control (182 vs 250); ``ground_rule=0.5``
     brings the material detectors back (80 of layer4's 203, object and part 25, accuracy 0.71).
     """
-    for name, value in (("ground_rule", ground_rule), ("object_rule", object_rule)):
+    for name, value in (("ground_rule", ground_rule), ("object_rule", object_rule), ("third_object", third_object)):
         if not 0.0 <= float(value) <= 1.0:
             raise ConfigError(f"{name} must be a probability in [0, 1], got {value}")
-    rules = SceneRules(ground=float(ground_rule), objects=float(object_rule))
+    rules = SceneRules(ground=float(ground_rule), objects=float(object_rule), third_object=float(third_object))
     return _generate(out_dir, n_images, image_size, int(seed) + TASK_SEED_OFFSET, val_fraction, task=True, rules=rules)
