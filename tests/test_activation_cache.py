@@ -69,7 +69,7 @@ def test_cache_round_trips_maps_and_candidates(tmp_path):
     acts = torch.rand(4, 3, 6, 6)
     floor = torch.full((3,), 0.97)
     found = cand.locate(acts, floor)
-    assert found.where.numel() * CANDIDATE_BYTES < acts.numel() * 4
+    assert found.count() * CANDIDATE_BYTES < acts.numel() * 4
     with open_cache(tmp_path / "c.acts") as writer:
         writer.write(["a", "b", "c", "d"], {"l": acts})
         writer.write(["e", "f", "g", "h"], {"l": found.candidates()})

@@ -23,6 +23,27 @@ def test_layouts_give_the_same_candidates():
         assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
 
 
+def test_host_kernels_equal_the_torch_passes():
+    """The compiled host passes (``HostLocated``) and the torch passes (``Located``, what runs on
+    an accelerator) find the same pixels with the same neighbourhoods and centres, for every layout,
+    with ties at the bound, -0.0 and NaN (never found) in the maps."""
+    acts = torch.randn(3, 5, 7, 6)
+    acts[0, 1, 2, 3], acts[1, 2, 0, 0], acts[2, 4, 6, 5] = float("nan"), -0.0, 0.75
+    bound = torch.tensor([0.5, -0.0, 0.75, 1.5, 0.75])
+    acts[2, 2, 3, 3] = 0.75  # exactly at its unit's bound: found (>=)
+    layouts = [acts, acts.to(memory_format=torch.channels_last), torch.randn(3, 5, 7, 12)[..., ::2]]
+    layouts[2].copy_(acts)
+    for maps in layouts:
+        host, ref = cand.locate(maps, bound), cand.locate_torch(maps, bound)
+        assert isinstance(host, cand.HostLocated) and host.count() == ref.count() > 0
+        got, want = _sorted(host.candidates()), _sorted(ref.candidates())
+        assert torch.equal(got[0], want[0])
+        torch.testing.assert_close(got[1], want[1], rtol=0, atol=0, equal_nan=True)  # NaN neighbours
+        (hi, hv), (ri, rv) = host.centres(), ref.centres()
+        assert torch.equal(hi.sort().values, ri.sort().values) and torch.equal(hv[hi.argsort()], rv[ri.argsort()])
+    assert cand.locate(acts, torch.full((5,), float("inf"))).candidates().ids.numel() == 0
+
+
 def test_neighbourhoods_are_clamped_3x3_windows():
     acts = torch.randn(2, 3, 4, 5)
     c = cand.find(acts, torch.full((3,), -10.0))  # every pixel

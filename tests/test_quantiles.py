@@ -144,3 +144,42 @@ def test_device_counting_equals_the_host_loop_on_edge_values():
     for u in range(5):
         np.add.at(expected[u], float_keys(maps[:, u]).ravel() >> 19, 1)
     np.testing.assert_array_equal(host.counts[:, 0, :], expected)
+
+
+def test_compiled_passes_equal_the_plain_definitions():
+    """The compiled paths of the threshold merge count exactly what the definitions say: values
+    by logical id (``add_ids``, strided views) and level >= 1 maps as (unit, value) pairs, and
+    the running floor is the lower edge of the bin where the reversed cumulative count first
+    reaches ``from_top`` (numpy's cumsum, by hand here)."""
+    import torch
+
+    rng = np.random.default_rng(3)
+    maps = rng.standard_normal((4, 3, 5, 6)).astype(np.float32)
+    maps[0, 0, 0, :3] = [-0.0, 0.0, np.inf]
+    b, u, h, w = maps.shape
+    units = np.broadcast_to(np.arange(u)[None, :, None, None], maps.shape).ravel()
+    search = ThresholdSearch(maps.size // u, 0.1, u)
+    level0 = KeyHistogram(u)
+    level0.add(maps)
+    search.step(level0)
+    upper = np.quantile(maps.transpose(1, 0, 2, 3).reshape(u, -1), 0.8, axis=1).astype(np.float32)
+    ids = rng.permutation(np.flatnonzero(maps >= upper[None, :, None, None]))  # every target's values, shuffled
+    wide = np.zeros((ids.size, 9), np.float32)
+    wide[:, 4] = maps.ravel()[ids]
+    for level in (0, 1):
+        plain = KeyHistogram(u) if level == 0 else search.next_histogram()
+        fast = KeyHistogram(u) if level == 0 else search.next_histogram()
+        plain.add((units.ravel()[ids], maps.ravel()[ids]))
+        fast.add_ids(torch.from_numpy(ids), torch.from_numpy(wide)[:, 4], maps.shape)  # a strided column
+        np.testing.assert_array_equal(fast.counts, plain.counts)
+        assert plain.counts.sum() > 0
+    plain, fast = search.next_histogram(), search.next_histogram()
+    plain.add((units, maps.ravel()))
+    fast.add(torch.from_numpy(maps).to(memory_format=torch.channels_last))
+    np.testing.assert_array_equal(fast.counts, plain.counts)
+    assert plain.counts.sum() >= 2  # both targets' values were counted
+    for from_top in (1, 7, 30, 31):
+        reverse = np.cumsum(level0.counts[:, 0, ::-1], 1)
+        bins = level0.counts.shape[2] - 1 - (reverse < from_top).sum(1)
+        np.testing.assert_array_equal(level0.floor(from_top), key_floats(bins.astype(np.uint32) << np.uint32(level0.shift)))
+    assert level0.floor(b * h * w + 1) is None

@@ -76,22 +76,21 @@ def open_cache(path: str | Path):
 
 def keep_for_tally(acts, found):
     """Return what the cache should keep of ``acts`` float32 (B, U, h, w): the Candidates of
-    ``found`` (``candidates.Located``, or None when no bound is known yet), or the maps themselves
+    ``found`` (``candidates.locate``'s, or None when no bound is known yet), or the maps themselves
     when those take less room."""
-    if found is None or found.where.numel() * CANDIDATE_BYTES >= acts.numel() * 4:
+    if found is None or found.count() * CANDIDATE_BYTES >= acts.numel() * 4:
         return acts
     return found.candidates()
 
 
 def keep_values(acts, found):
     """Return what a thresholds-only cache keeps of ``acts`` float32 (B, U, h, w): the ``Centres``
-    of ``found`` (``candidates.Located``, or None when no bound is known yet), or the maps when
+    of ``found`` (``candidates.locate``'s, or None when no bound is known yet), or the maps when
     those take less room."""
-    if found is None or found.where.numel() * CENTRE_BYTES >= acts.numel() * 4:
+    if found is None or found.count() * CENTRE_BYTES >= acts.numel() * 4:
         return acts
-    b, u, h, w = acts.shape
-    ids = ((found.coord(0) * u + found.coord(1)) * h + found.coord(2)) * w + found.coord(3)
-    return Centres(tuple(acts.shape), ids, found.values)
+    ids, values = found.centres()
+    return Centres(tuple(acts.shape), ids, values)
 
 
 def read_cache(path: str | Path) -> Iterator[tuple[list[str], dict]]:

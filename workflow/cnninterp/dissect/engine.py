@@ -127,7 +127,7 @@ def merge_thresholds(parts, layers: list[str], total_images: int, q: float, cach
                 for name in layers:
                     if name not in acts:
                         raise DataError(f"activation cache {path} has no layer {name}")
-                    level[name].add(_cached_values(acts[name]))
+                    _count_cached(level[name], acts[name])
         for name, s in searches.items():
             try:
                 s.step(level[name])
@@ -136,17 +136,16 @@ def merge_thresholds(parts, layers: list[str], total_images: int, q: float, cach
     return Thresholds(total_images, q, {name: LayerThresholds(merged.layers[name].hw, searches[name].thresholds(), merged.layers[name].tops) for name in layers})
 
 
-def _cached_values(item):
-    """``(units int64 (n,), values float32 (n,))`` of a cache item: maps, Candidates or Centres."""
+def _count_cached(hist: KeyHistogram, item) -> None:
+    """Count a cache item (maps float32 (B, U, h, w), Candidates or Centres) into ``hist``: the
+    maps' every value, the candidates' centres, the centres' values."""
     import torch
 
     if isinstance(item, torch.Tensor):
-        b, u, h, w = item.shape
-        units = torch.arange(u).view(1, u, 1, 1).expand(b, u, h, w)
-        return units.reshape(-1).numpy(), item.reshape(-1).numpy()
-    b, u, h, w = item.shape
+        hist.add(item)
+        return
     values = item.values[:, cand.CENTRE] if isinstance(item, cand.Candidates) else item.values
-    return ((item.ids // (h * w)) % u).numpy(), values.numpy()
+    hist.add_ids(item.ids, values, item.shape)
 
 
 def tally(model, layers: list[str], paths, thresholds: Thresholds, manifest: dict, preset: str, batch_size: int, device, cache: str | Path | None = None, memory_format: str = "auto") -> TallyPart:

@@ -112,9 +112,18 @@ class KeyHistogram:
         if self.level == 0:
             _count_maps(maps.view(np.uint32), self.shift, self.counts)
         else:
-            b, u, h, w = maps.shape
-            units = np.broadcast_to(np.arange(u, dtype=np.int64)[None, :, None, None], maps.shape).ravel()
-            self.add((units, np.ascontiguousarray(maps).ravel()))
+            _count_maps_at_level(maps.view(np.uint32), self.prefixes, self.shift, LEVEL_BITS[self.level], self.counts)
+
+    def add_ids(self, ids, values, shape) -> None:
+        """Count scattered values given by logical ids: ``ids`` int64 (n,) positions
+        ``((b*U + u)*h + i)*w + j`` in maps of ``shape`` (B, U, h, w), ``values`` float32 (n,)
+        (any strides; numpy or CPU tensors). Equal to ``add((ids // (h*w) % U, values))``, in one
+        compiled pass without the unit and key arrays."""
+        b, u, h, w = shape
+        if u != self.units:
+            raise ValueError(f"values of {u} units for a histogram of {self.units}")
+        ids, values = _host(ids), _host(values)
+        _count_ids(ids.astype(np.int64, copy=False), values.astype(np.float32, copy=False).view(np.uint32), h * w, u, self.prefixes, self.shift, LEVEL_BITS[self.level], self.level, self.counts)
 
     def merge(self, other: "KeyHistogram") -> "KeyHistogram":
         """Add ``other``'s counts (same units, level and prefixes) into this one; return self."""
@@ -150,11 +159,9 @@ class KeyHistogram:
         largest value so far, or None while a unit has fewer values. The final threshold of a
         dataset whose (from_top)-th largest value decides it is >= this edge (the dataset's
         (from_top)-th largest is at least this subset's), so values below it are never needed."""
-        counts = self.counts[:, 0, ::-1]
-        total = counts.sum(1)
-        if (total < from_top).any():
+        bins = np.zeros(self.units, np.int64)
+        if not _floor_bins(self.counts, from_top, bins):
             return None
-        bins = counts.shape[1] - 1 - (np.cumsum(counts, 1) < from_top).sum(1)
         return key_floats(bins.astype(np.uint32) << np.uint32(self.shift))
 
 
@@ -268,3 +275,58 @@ def _count_scattered(units, keys, prefixes, shift, bits, level, counts):
         for t in range(prefixes.shape[1]):
             if head == np.int64(prefixes[u, t]):
                 counts[u, t, (key >> shift) & mask] += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _count_maps_at_level(bits, prefixes, shift, nbits, counts):
+    """Level >= 1: count uint32 views of float32 maps (B, U, h, w) (any strides) whose key bits
+    above this level equal the unit's prefix of target t into counts (U, T, bins)."""
+    b, units, h, w = bits.shape
+    mask = (1 << nbits) - 1
+    for u in range(units):
+        for image in range(b):
+            for i in range(h):
+                for j in range(w):
+                    x = np.int64(bits[image, u, i, j])
+                    key = 0xFFFFFFFF - x if x >= 0x80000000 else x + 0x80000000
+                    head = key >> (shift + nbits)
+                    for t in range(prefixes.shape[1]):
+                        if head == np.int64(prefixes[u, t]):
+                            counts[u, t, (key >> shift) & mask] += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _count_ids(ids, bits, plane, units, prefixes, shift, nbits, level, counts):
+    """Count uint32 views of float32 values (n,) at logical ids (n,) (unit = id // plane % units)
+    as ``_count_scattered`` does."""
+    mask = (1 << nbits) - 1
+    for k in range(ids.shape[0]):
+        u = (ids[k] // plane) % units
+        x = np.int64(bits[k])
+        key = 0xFFFFFFFF - x if x >= 0x80000000 else x + 0x80000000
+        if level == 0:
+            counts[u, 0, key >> shift] += 1
+            continue
+        head = key >> (shift + nbits)
+        for t in range(prefixes.shape[1]):
+            if head == np.int64(prefixes[u, t]):
+                counts[u, t, (key >> shift) & mask] += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _floor_bins(counts, from_top, bins):
+    """Per unit, the bin of counts (U, 1, nbins) holding the ``from_top``-th largest value, found
+    from the top bin down, into bins int64 (U,); False (bins unfinished) if a unit has fewer."""
+    units, _, nbins = counts.shape
+    for u in range(units):
+        seen = 0
+        b = nbins - 1
+        while b >= 0:
+            seen += counts[u, 0, b]
+            if seen >= from_top:
+                break
+            b -= 1
+        if b < 0:
+            return False
+        bins[u] = b
+    return True
