@@ -20,6 +20,7 @@ from ..errors import DataError
 from . import candidates as cand
 from .activations import activation_batches, collate
 from .cache import Centres, keep_for_tally, keep_values, open_cache, read_cache
+from .layers_pool import layer_pool
 from .quantiles import KeyHistogram, ThresholdSearch
 from .statefile import read_state, write_state
 from .states import LayerQuantiles, LayerThresholds, QuantilePart, TallyPart, Thresholds, TopImages
@@ -63,18 +64,20 @@ def quantile_tops(model, layers: list[str], paths, total_images: int, q: float, 
     keep = keep_values if values_only else keep_for_tally
     images = 0
     stream = activation_batches(model, layers, paths, preset, batch_size, device, desc="quantiles", memory_format=memory_format)
-    with closing(stream), (open_cache(cache) if cache else nullcontext()) as writer:
+
+    def count_and_keep(name, a):
+        hists[name].add(a)
+        return keep(a, _at_floor(hists[name], from_top[name], a)) if writer is not None else None
+
+    with closing(stream), (open_cache(cache) if cache else nullcontext()) as writer, layer_pool() as pool:
         for batch, acts in stream:
-            kept = {}
             for name, a in acts.items():
                 if name not in hists:
                     shapes[name] = tuple(a.shape[2:])
                     hists[name] = KeyHistogram(a.shape[1])
                     from_top[name] = ThresholdSearch(total_images * a.shape[2] * a.shape[3], q, a.shape[1]).from_top()
                 tops[name].add(a, batch["keys"], a.amax(dim=(2, 3)))
-                hists[name].add(a)
-                if writer is not None:
-                    kept[name] = keep(a, _at_floor(hists[name], from_top[name], a))
+            kept = pool.map(count_and_keep, acts)  # layers in parallel, each in data order
             if writer is not None:
                 writer.write(batch["keys"], kept)
             images += len(batch["keys"])
@@ -122,12 +125,13 @@ def merge_thresholds(parts, layers: list[str], total_images: int, q: float, cach
         if not caches:
             raise DataError("exact thresholds need the activation caches of the quantile jobs (none given)")
         level = {name: s.next_histogram() for name, s in searches.items()}
-        for path in caches:
-            for _, acts in read_cache(path):
-                for name in layers:
-                    if name not in acts:
-                        raise DataError(f"activation cache {path} has no layer {name}")
-                    _count_cached(level[name], acts[name])
+        with layer_pool() as pool:
+            for path in caches:
+                for _, acts in read_cache(path):
+                    missing = [name for name in layers if name not in acts]
+                    if missing:
+                        raise DataError(f"activation cache {path} has no layer {missing[0]}")
+                    pool.map(lambda name, item: _count_cached(level[name], item), {name: acts[name] for name in layers})
         for name, s in searches.items():
             try:
                 s.step(level[name])
@@ -166,7 +170,7 @@ def tally(model, layers: list[str], paths, thresholds: Thresholds, manifest: dic
     batches = _cached_batches(cache, paths, layers) if cache else activation_batches(model, layers, paths, preset, batch_size, device, desc="tally", memory_format=memory_format)
     # closing(): hooks come off at once even when this loop raises (a traceback would keep the
     # generator alive otherwise)
-    with closing(batches) as stream:
+    with closing(batches) as stream, layer_pool() as pool:
         for batch, acts in stream:
             image_labels = [[n for ns in s["image_labels"].values() for n in ns] for s in batch["samples"]]
             try:
@@ -180,7 +184,7 @@ def tally(model, layers: list[str], paths, thresholds: Thresholds, manifest: dic
                     raise DataError(f"thresholds for layer {name} have {thr[name].size} units, the model's layer has {a.shape[1]}")
                 if name not in tallies:
                     tallies[name] = LayerTally(a.shape[1], num_labels, ncat)
-                tallies[name].add(a, thr[name], labels)
+            pool.map(lambda name, a: tallies[name].add(a, thr[name], labels), {name: acts[name] for name in layers})
             images += len(batch["keys"])
     if images == 0:
         raise DataError(f"no images in {', '.join(map(str, paths))}")
