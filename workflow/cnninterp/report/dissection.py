@@ -122,6 +122,16 @@ PAPER = {
 }
 HIGH_LEVEL = ("object", "part")
 
+#: What decides a random control's count, measured on the default probe set (issue 11,
+#: benchmarks/default_random_control.py, init seeds 1-3; benchmarks/RESULTS.md).
+RANDOM_CONTROL = (
+    "A random network's count depends on its architecture, not only on training: measured on the "
+    "default probe set over three init seeds, a random resnet10 as dissected here (BatchNorm with its initial "
+    "running statistics, the identity in eval mode) has 21-23 unique detectors in layer4 (mostly "
+    "textures); with BatchNorm statistics estimated on 256 probe images 4-8; without the residual "
+    "identity paths 8-11; a random AlexNet's conv5 has 9, the paper's random AlexNet 9."
+)
+
 
 def findings(summary: dict, control: dict | None, cats: list[str]) -> dict:
     """The paper's four findings measured on one trained model's summary (and its random control).
@@ -178,6 +188,7 @@ def findings(summary: dict, control: dict | None, cats: list[str]) -> dict:
         "unique_random": top["random_unique"],
         "unique_random_ratio": top["random_unique"] / top["unique"] if top["random_unique"] is not None and top["unique"] else None,
         "paper": PAPER,
+        "random_control": RANDOM_CONTROL,
     }
 
 
