@@ -195,17 +195,21 @@ def test_overlay_shows_uniform_attention_dim_and_flat():
     assert tuple(img[0, 0]) == (140, 140, 0) and img[1, 1, 0] < 70  # saturated at the peak
 
 
-def test_context_norm_refuses_batches_of_one_sequence(tmp_path):
-    from cnninterp.attention.train import train_model
-    from cnninterp.data.driving import Camera, RoadSpec, generate_driving
-    from cnninterp.errors import ConfigError
+def test_running_standardize_uses_running_estimates_not_the_batch():
+    from cnninterp.attention.model import RunningStandardize
 
-    spec = RoadSpec(camera=Camera(height=16, width=32), seq_len=2, distractors=0)
-    generate_driving(tmp_path / "d", spec, 3, 1, seed=0)
-    with pytest.raises(ConfigError, match="batch_size is 1"):
-        train_model(tmp_path / "d", tmp_path / "m" / "model.pt", "attention", 0.1, 1, 1, 1e-3, device="cpu", located=True,
-                    context_norm=True)
-    assert not (tmp_path / "m").exists()
+    norm = RunningStandardize(2, momentum=0.5)
+    x = torch.tensor([[1.0, 10.0], [3.0, 30.0]])  # mean (2, 20), population variance (1, 100)
+    out = norm(x)  # the first call sets the estimates
+    assert torch.allclose(out, torch.tensor([[-1.0, -1.0], [1.0, 1.0]]), atol=1e-4)
+    y = torch.tensor([[5.0, 20.0], [5.0, 20.0]])  # mean (5, 20), variance 0
+    out = norm(y)  # estimates move halfway: mean (3.5, 20), variance (0.5, 50)
+    assert torch.allclose(norm.mean, torch.tensor([3.5, 20.0])) and torch.allclose(norm.var, torch.tensor([0.5, 50.0]))
+    assert torch.allclose(out, torch.tensor([[1.5 / 0.5**0.5, 0.0]] * 2), atol=1e-4)
+    norm.eval()
+    single = norm(torch.tensor([[3.5, 20.0 + 50**0.5]]))  # a sample alone gets the same output as in any batch
+    assert torch.allclose(single, torch.tensor([[0.0, 1.0]]), atol=1e-4)
+    assert torch.allclose(norm.mean, torch.tensor([3.5, 20.0]))  # evaluation leaves the estimates
 
 
 def test_attention_placement_splits_depth_and_side_by_hand():

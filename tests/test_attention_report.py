@@ -12,6 +12,8 @@ METRICS = {
     "mae": {"attention": 0.004, "attention_no_reg": 0.0036, "cnn": 0.0016}, "mae_predicting_the_mean": 0.013,
     "attention_on_cause": {"mass": 0.005, "area_share": 0.0068, "ratio": 0.73},
     "attention_on_cause_by_model": {"attention_no_reg": {"mass": 0.0075, "area_share": 0.0068, "ratio": 1.09}},
+    "attention_placement_by_model": {"attention": {"band_rows": {"mass": 0.5, "area_share": 0.2, "ratio": 2.5}, "column_correlation": -0.875},
+                                     "attention_no_reg": {"band_rows": {"mass": 0.1, "area_share": 0.2, "ratio": 0.5}, "column_correlation": None}},
     "causal_filtering": {"blobs": 10, "kept": 4, "causal": 2, "precision": 0.25, "recall": 0.5, "precision_if_all_kept": 0.2},
     "deletion": {"cause": 0.007, "distractor": 0.0002},
     "deletion_by_model": {"attention": {"cause": 0.007, "distractor": 0.0002}},
@@ -57,4 +59,5 @@ def test_the_section_template_renders_the_rows_figures_and_effects(tmp_path):
     html = environment().get_template(report.TEMPLATE).render(data=report.render(ctx))
     assert "CNN baseline" in html and "0.0016" in html and 'src="attention/strip.png"' in html
     assert "0.73 times" in html and "not more than chance" in html and "The paper" in html
+    assert "-0.8750" in html and "undefined" in html  # the attention's placement, both models
     assert "Why not on the cause" in html and "receptive field" in html  # the ratio 0.73 is short of the claim

@@ -40,7 +40,7 @@ def register(subparsers) -> None:
     p.add_argument("--located", action=argparse.BooleanOptionalAction, default=False,
                    help="attention model: each cell's vector is [x, x*col, x*row], so the context carries where it looked")
     p.add_argument("--context-norm", action=argparse.BooleanOptionalAction, default=False,
-                   help="attention model: batch-normalise the context before the LSTM and the output layer")
+                   help="attention model: standardise the context by running estimates before the LSTM and the output layer")
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--lr", type=float, default=1e-3)

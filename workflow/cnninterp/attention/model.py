@@ -6,7 +6,7 @@ D = 64 channels (66 with coords) on an h × w grid (H/8 × W/8), flattened to L 
 
 Attention at step t (from the previous hidden state h_{t-1}):
     α_{t,i} = softmax_i( w · ReLU(W_x x_{t,i} + W_h h_{t-1} + b) ),   context y_t = Σ_i α_{t,i} x_{t,i}
-(With ``context_norm`` y_t is batch-normalised before use.) The LSTM's initial (h_0, c_0) come from the mean feature (over positions and frames) through one
+(With ``context_norm`` y_t is standardised before use.) The LSTM's initial (h_0, c_0) come from the mean feature (over positions and frames) through one
 tanh layer each; its input at step t is y_t; the output is û_t = V [h_t; y_t].
 """
 
@@ -43,12 +43,14 @@ class ModelSpec:
     context of an oracle attention on the causal cells 0.92 / 0.91 (0.14 / 0.13 without), so
     attending to the cause pays (benchmarks/attention_diagnosis.py --probe-only).
 
-    ``context_norm``: the context goes through batch normalisation (per channel; running
-    statistics at evaluation) before the LSTM and the output layer. Why: the context is a mean over
-    L cells, so it varies little from frame to frame (He-initialised encoder at 80×160: std over
-    frames 0.015–0.027 per channel against values of 0.03–0.5), and a readout of that variation
-    needs weights of ~50, which Adam at lr 0.001 grows by ~0.001 a step: the located model left the
-    median predictor only after 7 of 12 epochs, and lr 0.003 did not leave it in 6."""
+    ``context_norm``: the context is standardised per channel by running estimates of its mean and
+    variance (``RunningStandardize``) before the LSTM and the output layer. Why: the context is a
+    mean over L cells, so it varies little from frame to frame (He-initialised encoder at 80×160:
+    std over frames 0.015–0.027 per channel against values of 0.03–0.5), and a readout of that
+    variation needs weights of ~50, which Adam at lr 0.001 grows by ~0.001 a step: the located
+    model left the median predictor only after 7 of 12 epochs, and lr 0.003 did not leave it in 6.
+    Batch normalisation (the batch's own statistics) with batches of 4 sequences learned too, but
+    noisily."""
 
     kind: str
     height: int
@@ -124,6 +126,34 @@ def encode(encoder: nn.Module, frames: torch.Tensor) -> torch.Tensor:
     return f.flatten(2).transpose(1, 2).reshape(b, t, -1, f.shape[1])
 
 
+class RunningStandardize(nn.Module):
+    """Per-channel standardisation by running estimates: float (N, D) -> float (N, D).
+
+    In training each call first moves the running mean and variance (buffers, no gradient) towards
+    the batch's by ``momentum`` (the first call sets them), then standardises with the running
+    values; in evaluation it only standardises. Unlike batch normalisation a sample's output does not
+    depend on the other samples of its batch, so small batches add no noise; a batch of one sample
+    updates only the mean."""
+
+    def __init__(self, channels: int, momentum: float = 0.05, eps: float = 1e-5):
+        super().__init__()
+        self.momentum, self.eps = momentum, eps
+        self.register_buffer("mean", torch.zeros(channels))
+        self.register_buffer("var", torch.ones(channels))
+        self.register_buffer("started", torch.zeros((), dtype=torch.bool))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            with torch.no_grad():
+                m = x.mean(0)
+                v = x.var(0, unbiased=False) if len(x) > 1 else self.var
+                k = self.momentum if bool(self.started) else 1.0
+                self.mean.lerp_(m, k)
+                self.var.lerp_(v, k)
+                self.started.fill_(True)
+        return (x - self.mean) / torch.sqrt(self.var + self.eps)
+
+
 class AttentionSteer(nn.Module):
     """Encoder + attention LSTM. ``forward(frames)`` -> dict pred (B, T), alpha (B, T, L), features
     (B, T, L, D), or (B, T, L, 3D) position-coded with ``spec.located`` (what ``decode`` takes)."""
@@ -140,7 +170,7 @@ class AttentionSteer(nn.Module):
         self.init_c = nn.Linear(d, hdim)
         self.lstm = nn.LSTMCell(d, hdim)
         self.out = nn.Linear(hdim + d, 1)
-        self.norm = nn.BatchNorm1d(d) if spec.context_norm else nn.Identity()
+        self.norm = RunningStandardize(d) if spec.context_norm else nn.Identity()
 
     def forward(self, frames: torch.Tensor) -> dict:
         features = encode(self.encoder, frames)

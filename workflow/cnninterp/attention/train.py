@@ -67,18 +67,11 @@ def train_model(shards: str | Path, out: str | Path, kind: str, reg_weight: floa
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     n = len(frames)
-    if spec.context_norm and min(n, batch_size) < 2:
-        from ..errors import ConfigError
-
-        raise ConfigError(f"attention.model.context_norm needs batches of at least 2 sequences: attention.train.batch_size is "
-                          f"{batch_size} and {shards} holds {n} training sequences; raise them or set context_norm: false")
 
     def batches(epoch):
         order = torch.randperm(n, generator=gen).numpy()
         for s in range(0, n, batch_size):
             idx = np.sort(order[s : s + batch_size])
-            if spec.context_norm and len(idx) < 2:
-                continue  # batch normalisation needs two sequences (the order changes every epoch)
             yield to_input(frames[idx]), target[idx]
 
     def step(model, batch, device):
