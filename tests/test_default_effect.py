@@ -3,7 +3,7 @@
 Uses config.yaml's own data, training task and dissection settings: the probe set and the
 separate scene task are generated, the baseline is trained on the task, and the trained network
 and its random control are dissected on the probe set with the engine the pipeline runs
-(about 3 minutes on 2 free cores). The findings are computed by the report's own function
+(about 2.5 minutes on 2 free cores). The findings are computed by the report's own function
 (``report.dissection.findings``), so the test checks what the report states.
 """
 
@@ -67,72 +67,73 @@ def found(default_run):
     return result
 
 
-# Measured on the default config (2026-12-03, 2 shared cores, see benchmarks/RESULTS.md), four runs
-# (training was not bit-reproducible across runs with varying thread counts; the fixture now fixes
-# two): task accuracy 0.827, >= 0.8 and 0.818; trained detectors per layer 56/86/143/284,
-# 58/85/153/315 and 53/81/154/319 (colour 36/31/1/0, 36/31/1/1, 36/22/1/2; material 15/40/99/231,
-# 15/39/101/232, 16/40/115/228; texture 5/12/42/37, 7/14/51/71, 1/13/37/65; scene 0/0/1/11,
-# 0/0/0/7, 0/0/0/16; part 0/3/0/5, 0/1/0/3, 0/6/1/8; object 0 in all but one layer4 unit); random
-# control 199 and 250 detectors; unique detectors (distinct concepts) per layer, run 3:
-# trained 12/23/20/31, random 7/12/15/21. Run 4 (two threads fixed) repeated run 2 exactly, unique
-# 16/23/20/30 vs 7/12/15/21.
+# Measured on the default config since issue 11's task change (the scene told by its two objects and
+# their arrangement, the ground a nuisance, no distractor third object; 3 epochs; BatchNorm
+# statistics re-estimated after training), see benchmarks/RESULTS.md:
+# run 1 (1 thread, benchmarks/default_task_rules.py): accuracy 0.828; detectors per layer
+#   41/38/25/63 (colour 27/13/0/0, object+part 4/20/19/33 = 10 %/53 %/76 %/52 %, material 9/5/1/5,
+#   texture 1/0/5/24, scene 0/0/0/1); unique layer4 21 trained vs 21 random.
+# run 2 (2 threads, the pipeline through Snakemake, benchmarks/default_chain.py): accuracy 0.835;
+#   detectors 48/38/21/74 (colour 29/9/0/0, object+part 7/25/15/36 = 15 %/66 %/71 %/49 %, material
+#   9/2/2/7, texture 3/2/4/28, scene 0/0/0/3); unique layer4 21 trained vs 21 random.
+# Random control (unchanged): detectors 43/39/54/114 (layer4 texture 90, material 24), unique
+# 7/12/15/21.
 
 
 @slow
 def test_task_accuracy_on_held_out_task_images(default_run):
     trained, _ = default_run
-    assert trained["val_accuracy"] >= 0.8, trained["val_accuracy"]  # issue 11's target; measured 0.827, 0.818
+    assert trained["val_accuracy"] >= 0.8, trained["val_accuracy"]  # issue 11's target; measured 0.828, 0.835
 
 
 @slow
 def test_detectors_in_at_least_four_of_six_categories(found):
-    assert len(found["categories_found"]) >= 4, found["categories_found"]  # measured 5 (no object), 6 and 5
+    assert len(found["categories_found"]) >= 4, found["categories_found"]  # measured 6, 6
 
 
 @slow
 def test_colour_detectors_sit_in_the_lower_layers(found):
-    assert sum(found["color_by_layer"][:2]) >= 10 and found["color_low_share"] >= 0.9, found["color_by_layer"]  # measured 67 of 68, 67 of 69, 58 of 61
-
-
-@slow
-def test_trained_network_has_more_detectors_than_its_random_control(found):
-    assert found["trained"] >= 2 * found["random"], (found["trained"], found["random"])  # measured 569 vs 199, 611 vs 250, 607 vs 250
+    assert sum(found["color_by_layer"][:2]) >= 10 and found["color_low_share"] >= 0.9, found["color_by_layer"]  # measured 40 of 40, 38 of 38
 
 
 @slow
 def test_object_and_part_share_grows_from_layer1_to_layer4(found):
-    # by the letter only: measured 0 % -> 1.8 %, 1.3 % and 2.5 % of the layers' detectors
-    assert found["object_part_grows"], [l["object_part"] for l in found["layers"]]
+    # measured 10 % -> 52 %, 15 % -> 49 %; a margin of 20 points, inside both
+    first, last = found["layers"][0]["object_part"], found["layers"][-1]["object_part"]
+    assert found["object_part_grows"] and last >= first + 0.2, [l["object_part"] for l in found["layers"]]
 
 
 @slow
-@pytest.mark.xfail(strict=True, reason=(
-    "not the paper's picture on the default task: object and part detectors are 4-9 of layer4's "
-    "~300 (objects 0-1), material detectors 228-232. Not a resolution limit: an ideal unit (the "
-    "concept's own mask pooled to 4x4 and upsampled) reaches IoU 0.14-0.23 for objects at layer4's "
-    "size, the trained network's best object unit 0.039. Cause verified (benchmarks/"
-    "default_task_rules.py, 1 thread): the network learns the ground material, which the scene "
-    "rules tie to the scene; with the ground a nuisance (ground_rule 0, object_rule 1) object+part "
-    "become 35 of layer4's 64 detectors (material 6), parts from layer2 on, but held-out accuracy "
-    "is 0.70 (< 0.8; mirrored batches 0.71, 8 epochs overfit to 0.57) and that network has fewer "
-    "detectors than its random control (182 vs 250); ground_rule 0.5: material 80 of layer4's 203 "
-    "again, accuracy 0.71. So the default keeps the ground rule and this finding does not show"))
 def test_object_and_part_detectors_outnumber_material_ones_in_the_top_layer(found):
+    # measured 33 vs 5, 36 vs 7 (4 epochs without the BatchNorm re-estimation: 38 vs 6)
     top = found["layers"][-1]["per_category"]
-    assert top["object"] + top["part"] > top["material"], top
+    assert top["object"] + top["part"] >= 2 * top["material"] and top["object"] + top["part"] >= 10, top
 
 
 @slow
 @pytest.mark.xfail(strict=True, reason=(
-    "the paper's measure, unique detectors (distinct concepts) of the top layer: 30-31 trained vs 21 "
-    "random in layer4 (ratio 0.68-0.70; unit counts 607-611 vs 250 over all layers), not a tenth. The random "
-    "layer4's 21 are 15 textures and 6 materials: random units put their top 0.5 % on the "
-    "texture images (the only images patterned edge to edge) and the 'original' IoU counts "
-    "activation only inside texture images, so a texture held by ~6 images passes 0.04. Verified "
-    "not to be the gratings' cleanliness: DTD-like texture images (random scale 0.08-0.22, a smooth "
-    "warp of 0.25 periods, moderate contrast, pixel noise) left 16 unique random texture detectors, "
-    "random orientations 14. And the probe's vocabulary has 122 labels: a tenth of 21 would need "
-    "210 unique trained concepts (Broden has 1,197 labels; the paper's 97 vs 9)"))
+    "unit counts: the trained network has fewer detectors than its random control (167 and 181 "
+    "vs 250). What the counts show: the random resnet10's layer4 units are texture detectors (90 of "
+    "its 114, 15 textures; texture images are the only probe images patterned edge to edge, their "
+    "labels whole-image masks), the trained layer4 has 24-28 texture and 33-36 object and part "
+    "detectors (the task has no texture images; that this is why was "
+    "not tested further). With the old ground-defined task the count passed (611 vs 250) through "
+    "228 material (ground) detectors. Not the paper's measure (unique detectors, below)"))
+def test_trained_network_has_more_detectors_than_its_random_control(found):
+    assert found["trained"] >= 2 * found["random"], (found["trained"], found["random"])
+
+
+@slow
+@pytest.mark.xfail(strict=True, reason=(
+    "the paper's measure, unique detectors (distinct concepts) of the top layer: 21 trained vs 21 "
+    "random in layer4 in both runs, not a tenth. Verified causes (benchmarks/default_random_control.py, "
+    "init seeds 1-3): the random resnet10 is dissected with BatchNorm's initial running statistics "
+    "(mean 0, variance 1: the identity) and its residual identity paths carry lower layers' "
+    "features up: random layer4 has 21/22/23 unique concepts as dissected, 7/8/4 with BatchNorm "
+    "statistics estimated on 256 probe images, 8/9/11 without the identity paths; a random "
+    "AlexNet's conv5 has 9/9/9 on this probe set (the paper's random AlexNet: 9). And the probe "
+    "vocabulary has 122 labels: a tenth of even 4 random would need 40 unique trained concepts in "
+    "layer4 (the trained one has 21; Broden has 1,197 labels; the paper's 97 vs 9)"))
 def test_random_control_has_at_most_a_tenth_of_the_unique_detectors(found):
     """The paper's count (NetDissect's released results: AlexNet conv5 97 unique detectors trained,
     9 random): unique concepts with a detector in the top layer."""
