@@ -51,6 +51,7 @@ def main() -> None:
     ap.add_argument("--object-rule", type=float, required=True)
     ap.add_argument("--third-object", type=float, default=None, help="probability of a third, random object (default: generate_scene_task's)")
     ap.add_argument("--bn-images", type=int, default=1024, help="training images the BatchNorm statistics are re-estimated on after training (0: off)")
+    ap.add_argument("--train-seed", type=int, default=None, help="training seed (default: config.yaml's seed)")
     ap.add_argument("--epochs", type=int, default=None, help="default: config.yaml's")
     ap.add_argument("--out", type=Path, required=True, help="a new folder")
     ap.add_argument("--random", action="store_true", help="also dissect the random control")
@@ -67,8 +68,8 @@ def main() -> None:
     convert_broden(out / "task", out / "task_shards", task["shard_size"], {"kind": "synthetic_scene_task"}, {})
     epochs = args.epochs or t["epochs"]
     start = time.time()
-    trained = train_baseline(out / "task_shards", out / "model.pt", t["arch"], t["task"], epochs, t["batch_size"], t["lr"], t["momentum"], t["weight_decay"], "imagenet", config["seed"], bn_images=args.bn_images)
-    record = {"ground_rule": args.ground_rule, "object_rule": args.object_rule, "third_object": args.third_object, "bn_images": args.bn_images, "epochs": epochs, "task_images": task["n_images"], "val_accuracy": trained["val_accuracy"], "train_wall_s": round(time.time() - start, 1)}
+    trained = train_baseline(out / "task_shards", out / "model.pt", t["arch"], t["task"], epochs, t["batch_size"], t["lr"], t["momentum"], t["weight_decay"], "imagenet", config["seed"] if args.train_seed is None else args.train_seed, bn_images=args.bn_images)
+    record = {"ground_rule": args.ground_rule, "object_rule": args.object_rule, "third_object": args.third_object, "bn_images": args.bn_images, "train_seed": args.train_seed, "epochs": epochs, "task_images": task["n_images"], "val_accuracy": trained["val_accuracy"], "train_wall_s": round(time.time() - start, 1)}
     models = [("baseline", lambda: load_model("checkpoint", out / "model.pt"))]
     if args.random:
         models.append(("baseline_random", lambda: random_model(t["arch"], dissect_settings(config, "baseline_random")["init_seed"])))
