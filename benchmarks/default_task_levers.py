@@ -52,7 +52,8 @@ def main() -> None:
     epochs, lr, bs, arch = args.epochs or t["epochs"], args.lr or t["lr"], args.batch_size or t["batch_size"], args.arch or t["arch"]
     out = args.cache / f"{key}_{arch}_e{epochs}_lr{lr}_b{bs}" / "model.pt"
     start, cpu = time.time(), time.process_time()
-    trained = train_baseline(data / "shards", out, arch, t["task"], epochs, bs, lr, t["momentum"], t["weight_decay"], "imagenet", config["seed"])
+    trained = train_baseline(data / "shards", out, arch=arch, task=t["task"], epochs=epochs, batch_size=bs, lr=lr,
+                             momentum=t["momentum"], weight_decay=t["weight_decay"], preprocess="imagenet", seed=config["seed"])
     record = {"rules": key, "arch": arch, "epochs": epochs, "lr": lr, "batch_size": bs, "val_accuracy": trained["val_accuracy"],
               "train_accuracy": [round(h["accuracy"], 3) for h in trained["history"]],
               "train_wall_s": round(time.time() - start, 1), "train_cpu_s": round(time.process_time() - cpu, 1)}

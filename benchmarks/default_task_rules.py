@@ -68,7 +68,9 @@ def main() -> None:
     convert_broden(out / "task", out / "task_shards", task["shard_size"], {"kind": "synthetic_scene_task"}, {})
     epochs = args.epochs or t["epochs"]
     start = time.time()
-    trained = train_baseline(out / "task_shards", out / "model.pt", t["arch"], t["task"], epochs, t["batch_size"], t["lr"], t["momentum"], t["weight_decay"], "imagenet", config["seed"] if args.train_seed is None else args.train_seed, bn_images=args.bn_images)
+    trained = train_baseline(out / "task_shards", out / "model.pt", arch=t["arch"], task=t["task"], epochs=epochs, batch_size=t["batch_size"],
+                             lr=t["lr"], momentum=t["momentum"], weight_decay=t["weight_decay"], preprocess="imagenet",
+                             seed=config["seed"] if args.train_seed is None else args.train_seed, bn_images=args.bn_images)
     record = {"ground_rule": args.ground_rule, "object_rule": args.object_rule, "third_object": args.third_object, "bn_images": args.bn_images, "train_seed": args.train_seed, "epochs": epochs, "task_images": task["n_images"], "val_accuracy": trained["val_accuracy"], "train_wall_s": round(time.time() - start, 1)}
     models = [("baseline", lambda: load_model("checkpoint", out / "model.pt"))]
     if args.random:

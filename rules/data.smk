@@ -95,11 +95,13 @@ rule scenes_synthesize:
         val_fraction=SCENE_TASK["val_fraction"],
         ground_rule=SCENE_TASK["ground_rule"],
         object_rule=SCENE_TASK["object_rule"],
+        third_object=SCENE_TASK["third_object"],
     shell:
         "cnninterp data synth-scenes --out {output:q} --n-images {params.n_images:q}"
         " --image-size {params.image_size:q} --seed {params.seed:q}"
         " --val-fraction {params.val_fraction:q} --ground-rule {params.ground_rule:q}"
-        " --object-rule {params.object_rule:q} > {log:q} 2>&1"
+        " --object-rule {params.object_rule:q} --third-object {params.third_object:q}"
+        " > {log:q} 2>&1"
 
 
 rule scenes_shards:

@@ -31,6 +31,7 @@ rule train_baseline:
         lr=lambda wc: train_setting(wc, "lr"),
         momentum=lambda wc: train_setting(wc, "momentum"),
         weight_decay=lambda wc: train_setting(wc, "weight_decay"),
+        bn_images=lambda wc: train_setting(wc, "bn_images"),
         preprocess=lambda wc: CFG["train"][wc.model].get("preprocess", "imagenet"),
         shards=lambda wc, input: Path(input.manifest).parent,
         seed=CFG["seed"],
@@ -39,5 +40,6 @@ rule train_baseline:
         "cnninterp --threads {threads} train baseline --shards {params.shards:q} --out {output.model:q}"
         " --arch {params.arch:q} --task {params.task:q} --epochs {params.epochs:q}"
         " --batch-size {params.batch_size:q} --lr {params.lr:q} --momentum {params.momentum:q}"
-        " --weight-decay {params.weight_decay:q} --preprocess {params.preprocess:q}"
+        " --weight-decay {params.weight_decay:q} --bn-images {params.bn_images:q}"
+        " --preprocess {params.preprocess:q}"
         " --seed {params.seed:q} --device {params.device:q} > {log:q} 2>&1"

@@ -38,11 +38,13 @@ def default_run(tmp_path_factory):
         generate_broden(tmp / "broden", syn["n_images"], syn["image_size"], syn["seed"], syn["val_fraction"])
         convert_broden(tmp / "broden", tmp / "shards", config["broden"]["shard_size"], {"kind": "synthetic"}, {})
         generate_scene_task(tmp / "task", task["n_images"], syn["image_size"], task["seed"], task["val_fraction"],
-                            ground_rule=task["ground_rule"], object_rule=task["object_rule"])
+                            ground_rule=task["ground_rule"], object_rule=task["object_rule"], third_object=task["third_object"])
         convert_broden(tmp / "task", tmp / "task_shards", task["shard_size"], {"kind": "synthetic_scene_task"}, {})
         t = config["train"]["baseline"]
         assert t["data"] == "scene_task"
-        trained = train_baseline(tmp / "task_shards", tmp / "model.pt", t["arch"], t["task"], t["epochs"], t["batch_size"], t["lr"], t["momentum"], t["weight_decay"], "imagenet", config["seed"])
+        trained = train_baseline(tmp / "task_shards", tmp / "model.pt", arch=t["arch"], task=t["task"], epochs=t["epochs"],
+                                 batch_size=t["batch_size"], lr=t["lr"], momentum=t["momentum"], weight_decay=t["weight_decay"],
+                                 preprocess="imagenet", seed=config["seed"], bn_images=t["bn_images"])
         summaries = {}
         for name, model in (
             ("baseline", load_model("checkpoint", tmp / "model.pt")),

@@ -128,14 +128,17 @@ def test_the_cli_passes_the_task_rules_and_names_a_bad_one(tmp_path):
     bad = run("--out", str(tmp_path / "bad"), "--ground-rule", "1.5")
     assert bad.returncode == 2 and "ground_rule must be a probability" in bad.stderr, bad.stderr
     assert not (tmp_path / "bad").exists()
-    nuisance = run("--out", str(tmp_path / "a"), "--ground-rule", "0", "--object-rule", "1")
+    grounded = run("--out", str(tmp_path / "a"), "--ground-rule", "0.85", "--object-rule", "0.85", "--third-object", "0.5")
     default = run("--out", str(tmp_path / "b"))
-    assert nuisance.returncode == default.returncode == 0, nuisance.stderr + default.stderr
-    assert json.loads(nuisance.stdout)["images"] == json.loads(default.stdout)["images"] == 8
-    # same seed, other rules: other grounds and objects, so other pictures
+    explicit = run("--out", str(tmp_path / "c"), "--ground-rule", "0", "--object-rule", "1", "--third-object", "0")
+    assert grounded.returncode == default.returncode == explicit.returncode == 0, grounded.stderr + default.stderr
+    assert json.loads(grounded.stdout)["images"] == json.loads(default.stdout)["images"] == 8
+    # same seed, other rules: other grounds and objects, so other pictures; the CLI's defaults
+    # are generate_scene_task's (ground a nuisance, both objects, no third)
     images = lambda d: {p.name: p.read_bytes() for p in (tmp_path / d / "images").rglob("*.jpg")}
-    a, b = images("a"), images("b")
+    a, b, c = images("a"), images("b"), images("c")
     assert set(a) == set(b) and sum(a[k] != b[k] for k in a) >= 4
+    assert b == c
 
 
 def test_third_object_rule_sets_how_often_a_distractor_object_appears():

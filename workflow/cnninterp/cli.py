@@ -57,8 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--val-fraction", type=float, default=0.2)
         if verb == "synth-scenes":
-            p.add_argument("--ground-rule", type=float, default=0.85, help="probability that the ground is the scene's material (0: a nuisance)")
-            p.add_argument("--object-rule", type=float, default=0.85, help="probability that each of the scene's two objects is kept")
+            # no defaults here: generate_scene_task's own defaults apply (one place says them)
+            p.add_argument("--ground-rule", type=float, default=None, help="probability that the ground is the scene's material (0, the default: a nuisance)")
+            p.add_argument("--object-rule", type=float, default=None, help="probability that each of the scene's two objects is kept (default 1)")
+            p.add_argument("--third-object", type=float, default=None, help="probability of a third, distractor object (default 0)")
     p = data.add_parser("fetch-broden", help="download (resumable) and safely extract a Broden zip")
     p.add_argument("--url", required=True)
     p.add_argument("--sha256", default=None)
@@ -84,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--bn-images", type=int, default=1024, help="training images to re-estimate BatchNorm statistics on after the last epoch (0: keep the running averages)")
     p.add_argument("--preprocess", default="imagenet", choices=["imagenet", "netdissect_lite"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -191,7 +194,9 @@ def run(args) -> None:
     elif cmd == "train":
         from .train.baseline import train_baseline
 
-        summary = train_baseline(args.shards, args.out, args.arch, args.task, args.epochs, args.batch_size, args.lr, args.momentum, args.weight_decay, args.preprocess, args.seed, args.device)
+        summary = train_baseline(args.shards, args.out, arch=args.arch, task=args.task, epochs=args.epochs, batch_size=args.batch_size,
+                                 lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay, preprocess=args.preprocess,
+                                 seed=args.seed, device=args.device, bn_images=args.bn_images)
         log.info("trained %s: val accuracy %s", args.arch, summary["val_accuracy"])
     elif cmd == "dissect":
         from .dissect.engine import dissect
@@ -220,8 +225,8 @@ def _run_data(args) -> None:
         if sub == "synth-broden":
             generate_broden(out, args.n_images, args.image_size, args.seed, args.val_fraction)
         else:
-            summary = generate_scene_task(out, args.n_images, args.image_size, args.seed, args.val_fraction,
-                                          ground_rule=args.ground_rule, object_rule=args.object_rule)
+            rules = {k: getattr(args, k) for k in ("ground_rule", "object_rule", "third_object") if getattr(args, k) is not None}
+            summary = generate_scene_task(out, args.n_images, args.image_size, args.seed, args.val_fraction, **rules)
             print(json.dumps(summary, sort_keys=True))
     elif sub == "fetch-broden":
         from .data.download import fetch_and_extract

@@ -120,7 +120,7 @@ def recalibrate_batchnorm(model, batches: Iterator, to_input, max_images: int) -
     return seen
 
 
-def train_baseline(shard_dir: str | Path, out: str | Path, arch: str, task: str, epochs: int, batch_size: int, lr: float, momentum: float, weight_decay: float, preprocess: str, seed: int, device: str = "auto", bn_images: int = 1024) -> dict:
+def train_baseline(shard_dir: str | Path, out: str | Path, *, arch: str, task: str, epochs: int, batch_size: int, lr: float, momentum: float, weight_decay: float, preprocess: str, seed: int, device: str = "auto", bn_images: int = 1024) -> dict:
     """Train ``arch`` on the Broden train shards for ``task`` and write the checkpoint to ``out``.
 
     After the last epoch, BatchNorm running statistics are re-estimated on ``bn_images`` training
