@@ -50,7 +50,8 @@ class ModelSpec:
     variation needs weights of ~50, which Adam at lr 0.001 grows by ~0.001 a step: the located
     model left the median predictor only after 7 of 12 epochs, and lr 0.003 did not leave it in 6.
     Batch normalisation (the batch's own statistics) with batches of 4 sequences learned too, but
-    noisily."""
+    noisily. It starts the learning, it does not make it stable: over 12 epochs with batches of 2,
+    seed 0's attention models ended at the mean predictor's MAE (benchmarks/RESULTS.md)."""
 
     kind: str
     height: int
