@@ -64,7 +64,10 @@ checkpoint broden_shards:
             shell_args("--source-file", input.source_file) if input.source_file else ""
         ),
         source=broden_source,
-        config=json.dumps(BRODEN, sort_keys=True),
+        # the probe's settings only: the training task (scene_task) has shards of its own
+        config=json.dumps(
+            {k: v for k, v in BRODEN.items() if k != "scene_task"}, sort_keys=True
+        ),
         out=lambda wc, output: Path(output.manifest).parent,
     shell:
         "cnninterp data shard-broden --broden {input.folder:q} --out {params.out:q}"

@@ -142,6 +142,19 @@ def test_training_budget_reruns_training_and_downstream_only(clean_run):
     assert dissected == {"model=baseline"}  # the random control does not depend on training
 
 
+def test_a_scene_task_setting_reruns_the_task_chain_not_the_probe_shards(clean_run):
+    """The training task is not the probe set: a scene-task rule reruns the task's data, training and
+    the trained model's dissection, never the probe shards or the random control's dissection."""
+    try:
+        edit_config(clean_run, lambda c: c["broden"]["scene_task"].update(third_object=0.5))
+        plan = planned(clean_run)
+    finally:
+        (clean_run / "tiny.yaml").write_text(tiny_config())
+    assert {"scenes_synthesize", "scenes_shards", "train_baseline"} <= rules_of(plan)
+    assert not rules_of(plan) & {"broden_synthesize", "broden_shards"}
+    assert {w.split(",")[0] for r, w in plan if r.startswith("dissect_")} == {"model=baseline"}
+
+
 def test_reverting_a_change_plans_nothing(clean_run):
     edit_config(clean_run, lambda c: c["train"]["baseline"].update(epochs=5))
     assert planned(clean_run)
