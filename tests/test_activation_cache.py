@@ -101,6 +101,28 @@ def test_failed_cache_write_leaves_no_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_background_writes_equal_foreground_ones_and_fail_cleanly(tmp_path):
+    """The quantile pass writes its cache from a background thread: the same bytes as writing in
+    the caller's thread; a failed write is raised and, like a failure in the block, leaves no file."""
+    acts = torch.rand(4, 3, 6, 6)
+    found = cand.locate(acts, torch.full((3,), 0.9))
+    for background in (False, True):
+        with open_cache(tmp_path / f"{background}.acts", background=background) as writer:
+            for start in range(0, 4, 2):
+                writer.write(["a", "b", "c", "d"][start : start + 2], {"maps": acts[start : start + 2], "found": found.candidates()})
+    assert (tmp_path / "True.acts").read_bytes() == (tmp_path / "False.acts").read_bytes()
+    for path in tmp_path.iterdir():
+        path.unlink()
+    with pytest.raises(AttributeError):
+        with open_cache(tmp_path / "bad.acts", background=True) as writer:
+            writer.write(["a"], {"l": "not a tensor"})  # fails in the writer thread
+    with pytest.raises(RuntimeError, match="mid-shard"):
+        with open_cache(tmp_path / "bad.acts", background=True) as writer:
+            writer.write(["a"], {"l": acts[:1]})
+            raise RuntimeError("model failed mid-shard")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_cache_of_other_shards_is_refused(broden_shards, tmp_path):
     manifest = read_manifest(broden_shards)
     paths = shard_paths(broden_shards)

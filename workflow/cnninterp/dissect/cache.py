@@ -66,11 +66,62 @@ class CacheWriter:
                 np.save(self._handle, item.cpu().contiguous().numpy())
 
 
+class BackgroundWriter:
+    """A ``CacheWriter`` whose writes run in a background thread, in order, up to ``depth``
+    batches behind the caller (file writes release the GIL, so they overlap the next forward
+    pass; measured in benchmarks/RESULTS.md, issue 17). The batches handed over must not be
+    changed afterwards. A failed write is raised by the next ``write`` or by ``close``."""
+
+    def __init__(self, handle, depth: int = 2):
+        import queue
+        import threading
+
+        self._writer = CacheWriter(handle)
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="cnninterp-cache-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._error is None:
+                try:
+                    self._writer.write(*item)
+                except BaseException as err:  # raised in the caller's thread
+                    self._error = err
+
+    def write(self, keys: list[str], layers: dict) -> None:
+        """Queue one batch (see ``CacheWriter.write``); blocks while ``depth`` batches wait."""
+        if self._error is not None:
+            raise self._error
+        self._queue.put((list(keys), dict(layers)))
+
+    def close(self, raise_error: bool = True) -> None:
+        """Wait for every queued write; raise the first failed one (unless not ``raise_error``)."""
+        self._queue.put(None)
+        self._thread.join()
+        if raise_error and self._error is not None:
+            raise self._error
+
+
 @contextlib.contextmanager
-def open_cache(path: str | Path):
-    """Yield a ``CacheWriter`` for ``path``; the file appears, complete, only if the block succeeds."""
+def open_cache(path: str | Path, background: bool = False):
+    """Yield a ``CacheWriter`` for ``path`` (a ``BackgroundWriter`` with ``background``); the
+    file appears, complete, only if the block succeeds."""
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        yield CacheWriter(handle)
+        if not background:
+            yield CacheWriter(handle)
+        else:
+            writer = BackgroundWriter(handle)
+            try:
+                yield writer
+            except BaseException:  # the thread is done with the file before it is removed
+                writer.close(raise_error=False)
+                raise
+            writer.close()
         np.save(handle, _header({}))
 
 

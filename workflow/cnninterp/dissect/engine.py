@@ -69,7 +69,7 @@ def quantile_tops(model, layers: list[str], paths, total_images: int, q: float, 
         hists[name].add(a)
         return keep(a, _at_floor(hists[name], from_top[name], a)) if writer is not None else None
 
-    with closing(stream), (open_cache(cache) if cache else nullcontext()) as writer, layer_pool() as pool:
+    with closing(stream), (open_cache(cache, background=True) if cache else nullcontext()) as writer, layer_pool() as pool:
         for batch, acts in stream:
             for name, a in acts.items():
                 if name not in hists:
