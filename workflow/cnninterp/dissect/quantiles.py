@@ -108,11 +108,7 @@ class KeyHistogram:
             # on an accelerator: count there and bring back U x bins counts, not the maps
             self.counts[:, 0, :] += count_maps_on_device(batch, self.shift, self.counts.shape[2])
             return
-        maps = _host(batch)
-        if self.level == 0:
-            _count_maps(maps.view(np.uint32), self.shift, self.counts)
-        else:
-            _count_maps_at_level(maps.view(np.uint32), self.prefixes, self.shift, LEVEL_BITS[self.level], self.counts)
+        _count_maps_at_level(_host(batch).view(np.uint32), self.prefixes, self.shift, LEVEL_BITS[self.level], self.level, self.counts)
 
     def add_ids(self, ids, values, shape) -> None:
         """Count scattered values given by logical ids: ``ids`` int64 (n,) positions
@@ -227,7 +223,7 @@ class ThresholdSearch:
 
 def count_maps_on_device(maps, shift: int, bins: int) -> np.ndarray:
     """Level-0 counts of float32 maps (B, U, h, w) (a torch tensor, counted on its own device):
-    returns int64 (U, bins) on the host, equal to ``_count_maps``. Keys are built in int64 from
+    returns int64 (U, bins) on the host, equal to ``_count_maps_at_level`` at level 0. Keys are built in int64 from
     the maps' int32 bit patterns (torch has no uint32 arithmetic): a non-negative pattern x has
     key x + 2^31, so bin (x >> shift) + bins / 2; a negative one has key ~x, bin (~x) >> shift.
     One int64 index array (for bincount), in whatever memory layout the maps have."""
@@ -247,70 +243,53 @@ def _host(x) -> np.ndarray:
     return x.detach().cpu().numpy()
 
 
-@numba.njit(cache=True, nogil=True)
-def _count_maps(bits, shift, counts):
-    """Level 0: count uint32 views of float32 maps (B, U, h, w) (any strides) into counts (U, 1, bins)."""
-    b, units, h, w = bits.shape
-    for u in range(units):
-        for image in range(b):
-            for i in range(h):
-                for j in range(w):
-                    x = np.int64(bits[image, u, i, j])
-                    key = 0xFFFFFFFF - x if x >= 0x80000000 else x + 0x80000000
-                    counts[u, 0, key >> shift] += 1
+@numba.njit(cache=True, nogil=True, inline="always")
+def _sortable_key(bits):
+    """The uint32 bits of one float32 (as int64) -> its order-preserving key (``float_keys``), int64."""
+    x = np.int64(bits)
+    return 0xFFFFFFFF - x if x >= 0x80000000 else x + 0x80000000
 
 
-@numba.njit(cache=True, nogil=True)
-def _count_scattered(units, keys, prefixes, shift, bits, level, counts):
-    """Count keys uint32 (n,) of units (n,) into counts (U, T, bins): at level 0 every key, else
-    each key whose bits above this level equal the unit's prefix of target t."""
-    mask = (1 << bits) - 1
-    for k in range(keys.shape[0]):
-        u = units[k]
-        key = np.int64(keys[k])
-        if level == 0:
-            counts[u, 0, key >> shift] += 1
-            continue
-        head = key >> (shift + bits)
-        for t in range(prefixes.shape[1]):
-            if head == np.int64(prefixes[u, t]):
-                counts[u, t, (key >> shift) & mask] += 1
-
-
-@numba.njit(cache=True, nogil=True)
-def _count_maps_at_level(bits, prefixes, shift, nbits, counts):
-    """Level >= 1: count uint32 views of float32 maps (B, U, h, w) (any strides) whose key bits
-    above this level equal the unit's prefix of target t into counts (U, T, bins)."""
-    b, units, h, w = bits.shape
+@numba.njit(cache=True, nogil=True, inline="always")
+def _count_key(counts, u, key, prefixes, shift, nbits, level):
+    """Count one key int64 of unit u into counts (U, T, bins): at level 0 into bin key >> shift,
+    else, for each target t whose prefix (U, T) equals the key's bits above this level, into bin
+    (key >> shift) & (2**nbits - 1)."""
+    if level == 0:
+        counts[u, 0, key >> shift] += 1
+        return
+    head = key >> (shift + nbits)
     mask = (1 << nbits) - 1
+    for t in range(prefixes.shape[1]):
+        if head == np.int64(prefixes[u, t]):
+            counts[u, t, (key >> shift) & mask] += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _count_maps_at_level(bits, prefixes, shift, nbits, level, counts):
+    """Count uint32 views of float32 maps (B, U, h, w) (any strides) into counts (U, T, bins) as
+    ``_count_key`` does (level 0: every value; ``prefixes`` is then unused)."""
+    b, units, h, w = bits.shape
     for u in range(units):
         for image in range(b):
             for i in range(h):
                 for j in range(w):
-                    x = np.int64(bits[image, u, i, j])
-                    key = 0xFFFFFFFF - x if x >= 0x80000000 else x + 0x80000000
-                    head = key >> (shift + nbits)
-                    for t in range(prefixes.shape[1]):
-                        if head == np.int64(prefixes[u, t]):
-                            counts[u, t, (key >> shift) & mask] += 1
+                    _count_key(counts, u, _sortable_key(bits[image, u, i, j]), prefixes, shift, nbits, level)
+
+
+@numba.njit(cache=True, nogil=True)
+def _count_scattered(units, keys, prefixes, shift, nbits, level, counts):
+    """Count keys uint32 (n,) of units (n,) into counts (U, T, bins) as ``_count_key`` does."""
+    for k in range(keys.shape[0]):
+        _count_key(counts, units[k], np.int64(keys[k]), prefixes, shift, nbits, level)
 
 
 @numba.njit(cache=True, nogil=True)
 def _count_ids(ids, bits, plane, units, prefixes, shift, nbits, level, counts):
     """Count uint32 views of float32 values (n,) at logical ids (n,) (unit = id // plane % units)
-    as ``_count_scattered`` does."""
-    mask = (1 << nbits) - 1
+    as ``_count_key`` does."""
     for k in range(ids.shape[0]):
-        u = (ids[k] // plane) % units
-        x = np.int64(bits[k])
-        key = 0xFFFFFFFF - x if x >= 0x80000000 else x + 0x80000000
-        if level == 0:
-            counts[u, 0, key >> shift] += 1
-            continue
-        head = key >> (shift + nbits)
-        for t in range(prefixes.shape[1]):
-            if head == np.int64(prefixes[u, t]):
-                counts[u, t, (key >> shift) & mask] += 1
+        _count_key(counts, (ids[k] // plane) % units, _sortable_key(bits[k]), prefixes, shift, nbits, level)
 
 
 @numba.njit(cache=True, nogil=True)
