@@ -95,28 +95,26 @@ def recalibrate_batchnorm(model, batches: Iterator, to_input, max_images: int) -
     statistics and 0.83 after this. Returns the number of images used (0 without BatchNorm).
     """
     import torch
+    from torch.optim.swa_utils import update_bn
 
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if not norms or max_images <= 0:
+    has_norm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    if not has_norm or max_images <= 0:
         return 0
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None
-    model.train()
     seen = 0
-    try:
-        with torch.no_grad():
-            for images, _ in batches:
-                images = images[: max_images - seen]
-                model(to_input(images))
-                seen += len(images)
-                if seen >= max_images:
-                    break
-    finally:
-        for m, momentum in zip(norms, momenta):
-            m.momentum = momentum
-        model.eval()
+
+    def inputs():
+        nonlocal seen
+        for images, _ in batches:
+            images = images[: max_images - seen]
+            seen += len(images)
+            yield to_input(images)
+            if seen >= max_images:
+                return
+
+    # torch's own re-estimation: running statistics reset, momentum None (a plain average over
+    # the batches), no gradient, the momenta and the mode restored
+    update_bn(inputs(), model)
+    model.eval()
     return seen
 
 
@@ -150,9 +148,12 @@ def train_baseline(shard_dir: str | Path, out: str | Path, *, arch: str, task: s
         skipped.clear()
         return labelled_batches(train_paths, task, class_index, batch_size, rng, skipped=skipped)
 
+    def to_input(images):
+        return to_tensor(images, preprocess).to(dev).contiguous(memory_format=layout)
+
     def step(model, batch, device):
         images, targets = batch
-        x = to_tensor(images, preprocess).to(device).contiguous(memory_format=layout)
+        x = to_input(images)
         y = torch.from_numpy(targets).to(device)
         logits = model(x)
         loss = torch.nn.functional.cross_entropy(logits, y)
@@ -165,7 +166,6 @@ def train_baseline(shard_dir: str | Path, out: str | Path, *, arch: str, task: s
     if not history or history[-1]["samples"] == 0:
         raise DataError(f"no training sample in {shard_dir} has a {task} label")
     calibration = labelled_batches(train_paths, task, class_index, batch_size, np.random.default_rng([seed, epochs]))
-    to_input = lambda images: to_tensor(images, preprocess).to(dev).contiguous(memory_format=layout)
     recalibrated = recalibrate_batchnorm(model, calibration, to_input, bn_images)
     summary = {
         "classes": classes,
