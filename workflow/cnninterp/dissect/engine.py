@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_path
 from ..data.shards import read_manifest
 from ..errors import DataError
 from . import candidates as cand
@@ -22,7 +21,7 @@ from .activations import activation_batches, collate
 from .cache import Centres, keep_for_tally, keep_values, open_cache, read_cache
 from .layers_pool import layer_pool
 from .quantiles import KeyHistogram, ThresholdSearch
-from .statefile import read_state, write_state
+from .statefile import read_state
 from .states import LayerQuantiles, LayerThresholds, QuantilePart, TallyPart, Thresholds, TopImages
 from .tally import LayerTally, make_label_batch
 
