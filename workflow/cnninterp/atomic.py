@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -29,6 +30,8 @@ def atomic_path(path: str | Path):
     """Yield a temporary file path; on success rename it to ``path``, on error delete it.
 
     Works for files and for folders (the caller creates whichever it needs at the yielded path).
+    A folder replaces an existing folder; a file never replaces a folder (``IsADirectoryError``
+    naming it, the folder kept): a mistaken path must not delete a user's folder.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -37,6 +40,8 @@ def atomic_path(path: str | Path):
     try:
         yield tmp
         if path.is_dir() and not path.is_symlink():
+            if not tmp.is_dir():
+                raise IsADirectoryError(errno.EISDIR, "is a folder, not replaced by a file", str(path))
             shutil.rmtree(path)
         os.replace(tmp, path)
     finally:

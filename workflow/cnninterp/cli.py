@@ -217,16 +217,12 @@ def _run_data(args) -> None:
     if sub in ("synth-broden", "synth-scenes"):
         from .data.synthetic_broden import generate_broden, generate_scene_task
 
-        out = Path(args.out)
-        if out.exists():
-            import shutil
-
-            shutil.rmtree(out)  # a previous, incomplete output of this same step
+        out = Path(args.out)  # a previous output is replaced only once the new one is complete
         if sub == "synth-broden":
-            generate_broden(out, args.n_images, args.image_size, args.seed, args.val_fraction)
+            generate_broden(out, args.n_images, args.image_size, args.seed, args.val_fraction, replace=True)
         else:
             rules = {k: getattr(args, k) for k in ("ground_rule", "object_rule", "third_object") if getattr(args, k) is not None}
-            summary = generate_scene_task(out, args.n_images, args.image_size, args.seed, args.val_fraction, **rules)
+            summary = generate_scene_task(out, args.n_images, args.image_size, args.seed, args.val_fraction, replace=True, **rules)
             print(json.dumps(summary, sort_keys=True))
     elif sub == "fetch-broden":
         from .data.download import fetch_and_extract
@@ -295,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:
         # a full disk, a read-only or missing folder: name the file and the reason, no traceback
         where = f" {err.filename}" if err.filename else ""
-        hint = "free some space" if err.errno == 28 else "check that the folder exists and is writable"
+        hints = {28: "free some space", 21: "give a file path"}
+        hint = hints.get(err.errno, "check that the folder exists and is writable")
         print(f"cnninterp {args.command}: error: cannot access{where}: {err.strerror or err} ({hint})", file=sys.stderr)
         return 2
     return 0

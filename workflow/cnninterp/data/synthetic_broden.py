@@ -865,17 +865,21 @@ def _generate_into(root: Path, n_images: int, size: int, seed: int, val_fraction
     }
 
 
-def _generate(out_dir, n_images: int, image_size: int, seed: int, val_fraction: float, task: bool, rules: SceneRules = SceneRules()) -> dict:
-    """Check the arguments, write the dataset atomically (temporary sibling folder + rename)."""
+def _generate(out_dir, n_images: int, image_size: int, seed: int, val_fraction: float, task: bool,
+              rules: SceneRules = SceneRules(), replace: bool = False) -> dict:
+    """Check the arguments, write the dataset atomically (temporary sibling folder + rename).
+    With ``replace`` an existing ``out_dir`` folder is removed only once the new one is complete."""
     _check_args(n_images, image_size, val_fraction)
     out = Path(out_dir)
-    if out.exists():
-        raise FileExistsError(f"output directory already exists: {out}")
+    if out.exists() and not (replace and out.is_dir() and not out.is_symlink()):
+        raise FileExistsError(f"output directory already exists: {out}" + ("" if replace else " (pass replace=True to overwrite it)"))
     remove_stale_temps(out)  # a killed writer's temporary folder
     tmp = temp_sibling(out)
     tmp.parent.mkdir(parents=True, exist_ok=True)
     try:
         summary = _generate_into(tmp, int(n_images), int(image_size), int(seed), float(val_fraction), task, rules)
+        if out.exists():
+            shutil.rmtree(out)  # the previous output (replace): kept until the new one was complete
         os.rename(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -890,6 +894,7 @@ def generate_broden(
     image_size: int = 112,
     seed: int = 0,
     val_fraction: float = 0.2,
+    replace: bool = False,
 ) -> dict:
     """Generate a synthetic probe dataset in the on-disk layout of Broden (``broden1_224``).
 
@@ -909,10 +914,12 @@ def generate_broden(
     ``categories`` (labels per category) and ``annotated_images`` (images annotated per
     category).
 
-    Raises ``FileExistsError`` if ``out_dir`` already exists and ``ValueError`` for
+    Raises ``FileExistsError`` if ``out_dir`` already exists (unless ``replace``: then an existing
+    folder is removed just before the complete new one is renamed into place; a failure leaves
+    it untouched) and ``ValueError`` for
     ``n_images < 1``, ``image_size < 16`` or ``val_fraction`` outside [0, 1).
     """
-    return _generate(out_dir, n_images, image_size, seed, val_fraction, task=False)
+    return _generate(out_dir, n_images, image_size, seed, val_fraction, task=False, replace=replace)
 
 
 #: The scene task's probability of a third, random object (the probe set keeps P_THIRD_OBJECT).
@@ -933,6 +940,7 @@ def generate_scene_task(
     ground_rule: float = 0.0,
     object_rule: float = 1.0,
     third_object: float = TASK_THIRD_OBJECT,
+    replace: bool = False,
 ) -> dict:
     """Generate the scene-classification training task in Broden's layout (scene labels only).
 
@@ -945,7 +953,7 @@ def generate_scene_task(
     labelled with its scene (whole-image ``scene`` column) and nothing else (no segmentation
     PNGs). The random stream is ``default_rng(seed + TASK_SEED_OFFSET)``, so the images are not
     the probe set's. Returns the same summary as :func:`generate_broden` with ``task`` True.
-    Errors as :func:`generate_broden`; also ``ConfigError`` for a rule outside [0, 1].
+    Errors and ``replace`` as :func:`generate_broden`; also ``ConfigError`` for a rule outside [0, 1].
 
     ``ground_rule`` / ``object_rule`` / ``third_object`` (:class:`SceneRules`): how often the ground
     is the scene's material, each of its two objects is kept, and a third, random object is added.
@@ -963,4 +971,4 @@ def generate_scene_task(
         if not 0.0 <= float(value) <= 1.0:
             raise ConfigError(f"{name} must be a probability in [0, 1], got {value}")
     rules = SceneRules(ground=float(ground_rule), objects=float(object_rule), third_object=float(third_object))
-    return _generate(out_dir, n_images, image_size, int(seed) + TASK_SEED_OFFSET, val_fraction, task=True, rules=rules)
+    return _generate(out_dir, n_images, image_size, int(seed) + TASK_SEED_OFFSET, val_fraction, task=True, rules=rules, replace=replace)
