@@ -1,5 +1,6 @@
 """Config validation: the schema rejects typos and wrong types with the key's path, in the CLI and the Snakefile."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,28 @@ def test_wrong_type_names_its_path_and_value():
     config["train"]["baseline"]["epochs"] = "three"
     with pytest.raises(ConfigError, match=r"train\.baseline\.epochs: 'three' is not of type 'integer'"):
         validate_config(config)
+
+
+@pytest.mark.parametrize("text, key", [(".nan", "attention.data.lookahead_m"), (".inf", "attention.data.max_gap_s"),
+                                       ("-.inf", "dissect.defaults.iou_threshold")])
+def test_a_non_finite_number_is_refused_naming_its_key(text, key):
+    # NaN passes the schema's ranges (comparisons with NaN are false): it must not reach the data
+    config = default_config()
+    *parents, name = key.split(".")
+    block = config
+    for part in parents:
+        block = block.setdefault(part, {})
+    block[name] = yaml.safe_load(text)
+    with pytest.raises(ConfigError, match=re.escape(key) + r": .*(not a finite number|less than|greater than)"):
+        validate_config(config)
+
+
+def test_cli_options_refuse_nan(capsys):
+    from cnninterp.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["multiview", "data", "--out", "unused", "--heldout-azimuth-deg", "nan"])
+    assert exit_.value.code == 2 and "--heldout-azimuth-deg: not a finite number: 'nan'" in capsys.readouterr().err
 
 
 def test_model_override_wins_over_defaults():

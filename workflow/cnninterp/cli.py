@@ -11,6 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
+from .argtypes import finite_float
 from .errors import CnninterpError, ConfigError
 
 log = logging.getLogger("cnninterp")
@@ -55,12 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--n-images", type=int, default=n_images)
         p.add_argument("--image-size", type=int, default=112)
         p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--val-fraction", type=float, default=0.2)
+        p.add_argument("--val-fraction", type=finite_float, default=0.2)
         if verb == "synth-scenes":
             # no defaults here: generate_scene_task's own defaults apply (one place says them)
-            p.add_argument("--ground-rule", type=float, default=None, help="probability that the ground is the scene's material (0, the default: a nuisance)")
-            p.add_argument("--object-rule", type=float, default=None, help="probability that each of the scene's two objects is kept (default 1)")
-            p.add_argument("--third-object", type=float, default=None, help="probability of a third, distractor object (default 0)")
+            p.add_argument("--ground-rule", type=finite_float, default=None, help="probability that the ground is the scene's material (0, the default: a nuisance)")
+            p.add_argument("--object-rule", type=finite_float, default=None, help="probability that each of the scene's two objects is kept (default 1)")
+            p.add_argument("--third-object", type=finite_float, default=None, help="probability of a third, distractor object (default 0)")
     p = data.add_parser("fetch-broden", help="download (resumable) and safely extract a Broden zip")
     p.add_argument("--url", required=True)
     p.add_argument("--sha256", default=None)
@@ -83,9 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default="scene", choices=["scene", "object"])
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--lr", type=finite_float, default=0.05)
+    p.add_argument("--momentum", type=finite_float, default=0.9)
+    p.add_argument("--weight-decay", type=finite_float, default=5e-4)
     p.add_argument("--bn-images", type=int, default=1024, help="training images to re-estimate BatchNorm statistics on after the last epoch (0: keep the running averages)")
     p.add_argument("--preprocess", default="imagenet", choices=["imagenet", "netdissect_lite"])
     p.add_argument("--seed", type=int, default=0)
@@ -96,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shards", required=True, help="shard folder with manifest.json")
     p.add_argument("--out", required=True)
     _scoring_args(p)
-    p.add_argument("--quantile", type=float, default=0.005)
+    p.add_argument("--quantile", type=finite_float, default=0.005)
     p.add_argument("--top-images", type=int, default=8)
     p.add_argument("--no-cache", dest="cache", action="store_false", help="run the model twice instead of keeping an activation cache between the passes")
 
@@ -104,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(p)
     p.add_argument("--manifest", required=True)
     p.add_argument("--shard", action="append", required=True)
-    p.add_argument("--quantile", type=float, default=0.005)
+    p.add_argument("--quantile", type=finite_float, default=0.005)
     p.add_argument("--top-images", type=int, default=8)
     p.add_argument("--cache", default=None, help="also write the activation cache that the threshold merge (and, without --values-only, the tally) of these shards reads")
     p.add_argument("--values-only", action="store_true", help="the cache holds only the values the threshold merge needs (the tally runs the model again)")
@@ -113,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dissect-thresholds", help="merge per-shard top activations into exact thresholds")
     p.add_argument("--manifest", required=True)
     p.add_argument("--layers", type=_csv, required=True)
-    p.add_argument("--quantile", type=float, default=0.005)
+    p.add_argument("--quantile", type=finite_float, default=0.005)
     p.add_argument("--cache", action="append", default=[], help="activation cache of a quantile job (each one; the exact thresholds are refined from them)")
     p.add_argument("--out", required=True)
     p.add_argument("parts", nargs="+")
@@ -151,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _scoring_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--denominator", default="original", choices=["original", "lite"])
-    p.add_argument("--iou-threshold", type=float, default=0.04)
+    p.add_argument("--iou-threshold", type=finite_float, default=0.04)
 
 
 def _model(args):

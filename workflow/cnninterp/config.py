@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
 from .errors import ConfigError
@@ -69,7 +70,27 @@ def validate_config(config: dict, source: str = "config") -> dict:
     if errors:
         lines = [f"  {format_path(e.absolute_path)}: {e.message}" for e in errors[:10]]
         raise ConfigError(f"invalid configuration in {source}:\n" + "\n".join(lines))
+    bad = list(non_finite_numbers(config))
+    if bad:
+        lines = [f"  {format_path(where)}: {value} is not a finite number" for where, value in bad[:10]]
+        raise ConfigError(f"invalid configuration in {source}:\n" + "\n".join(lines))
     return config
+
+
+def non_finite_numbers(value, where: tuple = ()):
+    """Yield (key path, value) for every NaN or ±inf float inside ``value`` (nested dicts and lists).
+
+    Why beside the schema: its minimum/maximum checks are comparisons, and every comparison with
+    NaN is false, so YAML's ``.nan`` passed every ranged key and reached the data (a NaN look-ahead
+    gave NaN steering targets)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield where, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from non_finite_numbers(item, (*where, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from non_finite_numbers(item, (*where, index))
 
 
 def load_config(path: str | Path) -> dict:

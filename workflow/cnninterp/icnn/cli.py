@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..argtypes import finite_float
+
 
 def register(subparsers) -> None:
     """Add the ``icnn`` verb and its steps (data, train, evaluate) to the top-level parser."""
@@ -18,13 +20,13 @@ def register(subparsers) -> None:
     p.add_argument("--test-images", type=int, default=400)
     p.add_argument("--probe-images", type=int, default=200)
     p.add_argument("--image-size", type=int, default=48)
-    p.add_argument("--positive-fraction", type=float, default=0.5)
+    p.add_argument("--positive-fraction", type=finite_float, default=0.5)
     p.add_argument("--shard-size", type=int, default=5000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--source", default="synthetic", choices=["synthetic", "cub"],
                    help="synthetic objects of five known parts, or the birds of a CUB-200-2011 folder (--cub-root) against negatives")
     p.add_argument("--cub-root", default="", help="the CUB_200_2011 folder (with --source cub); --train-images/--test-images are then not used")
-    p.add_argument("--disc-radius", type=float, default=3.0, help="with --source cub: radius (output pixels) of each visible part's disc mask")
+    p.add_argument("--disc-radius", type=finite_float, default=3.0, help="with --source cub: radius (output pixels) of each visible part's disc mask")
     p.add_argument("--negatives-root", default="",
                    help="with --source cub: a folder of negative images (even positions train, odd test); empty: synthetic cluttered backgrounds")
 
@@ -32,7 +34,7 @@ def register(subparsers) -> None:
     p.add_argument("--root", required=True, help="the CUB_200_2011 folder (images.txt, parts/part_locs.txt, ...)")
     p.add_argument("--out", required=True)
     p.add_argument("--image-size", type=int, default=112)
-    p.add_argument("--disc-radius", type=float, default=6.0, help="radius (output pixels) of the disc drawn as each visible part's mask")
+    p.add_argument("--disc-radius", type=finite_float, default=6.0, help="radius (output pixels) of the disc drawn as each visible part's mask")
     p.add_argument("--shard-size", type=int, default=5000)
 
     p = sub.add_parser("train", help="train the interpretable network or the identical ordinary CNN")
@@ -43,8 +45,8 @@ def register(subparsers) -> None:
     p.add_argument("--filters", type=int, default=16)
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--filter-weight", type=float, default=3.0, help="weight of the filter loss (−MI) in the interpretable network's loss")
+    p.add_argument("--lr", type=finite_float, default=3e-3)
+    p.add_argument("--filter-weight", type=finite_float, default=3.0, help="weight of the filter loss (−MI) in the interpretable network's loss")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
@@ -55,8 +57,8 @@ def register(subparsers) -> None:
     p.add_argument("--cnn", required=True, help="the ordinary network's model.pt")
     p.add_argument("--out", required=True, help="metrics.json path")
     p.add_argument("--top-images", type=int, default=100)
-    p.add_argument("--quantile", type=float, default=0.005)
-    p.add_argument("--iou-threshold", type=float, default=0.04)
+    p.add_argument("--quantile", type=finite_float, default=0.005)
+    p.add_argument("--iou-threshold", type=finite_float, default=0.04)
     p.add_argument("--figure-rows", type=int, default=3)
     p.add_argument("--figure-cols", type=int, default=6)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..argtypes import finite_float
+
 
 def register(subparsers) -> None:
     """Add the ``multiview`` verb and its steps (data, train, evaluate) to the top-level parser."""
@@ -22,8 +24,8 @@ def register(subparsers) -> None:
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--views", type=int, default=4)
     p.add_argument("--heldout-view", type=int, default=3)
-    p.add_argument("--heldout-azimuth-deg", type=float, default=0.0)
-    p.add_argument("--occluder-probability", type=float, default=0.0)
+    p.add_argument("--heldout-azimuth-deg", type=finite_float, default=0.0)
+    p.add_argument("--occluder-probability", type=finite_float, default=0.0)
     p.add_argument("--shard-size", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
 
@@ -36,8 +38,8 @@ def register(subparsers) -> None:
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--weight-3d", type=float, default=1.0)
+    p.add_argument("--lr", type=finite_float, default=2e-3)
+    p.add_argument("--weight-3d", type=finite_float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 

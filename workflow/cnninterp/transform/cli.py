@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..argtypes import finite_float
+
 
 def register(subparsers) -> None:
     """Add the ``transform`` verb and its steps (data, train, evaluate) to the top-level parser."""
@@ -16,9 +18,9 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="shard folder, e.g. results/shards/digits")
     p.add_argument("--upsample", type=int, default=2)
     p.add_argument("--pad", type=int, default=4)
-    p.add_argument("--test-fraction", type=float, default=0.25)
-    p.add_argument("--heldout-start-deg", type=float, default=120.0)
-    p.add_argument("--heldout-width-deg", type=float, default=60.0)
+    p.add_argument("--test-fraction", type=finite_float, default=0.25)
+    p.add_argument("--heldout-start-deg", type=finite_float, default=120.0)
+    p.add_argument("--heldout-width-deg", type=finite_float, default=60.0)
     p.add_argument("--shard-size", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
 
@@ -27,11 +29,11 @@ def register(subparsers) -> None:
     p.add_argument("--objects-train", type=int, default=48)
     p.add_argument("--objects-test", type=int, default=12)
     p.add_argument("--image-size", type=int, default=24)
-    p.add_argument("--azimuth-step-deg", type=float, default=10.0)
-    p.add_argument("--elevation-deg", type=float, default=30.0)
-    p.add_argument("--inplane-range-deg", type=float, default=180.0, help="in-plane rolls are drawn on [-r, r]")
-    p.add_argument("--heldout-start-deg", type=float, default=90.0)
-    p.add_argument("--heldout-width-deg", type=float, default=60.0)
+    p.add_argument("--azimuth-step-deg", type=finite_float, default=10.0)
+    p.add_argument("--elevation-deg", type=finite_float, default=30.0)
+    p.add_argument("--inplane-range-deg", type=finite_float, default=180.0, help="in-plane rolls are drawn on [-r, r]")
+    p.add_argument("--heldout-start-deg", type=finite_float, default=90.0)
+    p.add_argument("--heldout-width-deg", type=finite_float, default=60.0)
     p.add_argument("--shard-size", type=int, default=2000)
     p.add_argument("--seed", type=int, default=0)
 
@@ -46,8 +48,8 @@ def register(subparsers) -> None:
     p.add_argument("--equivariance-norm", default="latent", choices=["latent", "part"])
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--equivariance-weight", type=float, default=0.0)
+    p.add_argument("--lr", type=finite_float, default=3e-3)
+    p.add_argument("--equivariance-weight", type=finite_float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
