@@ -88,8 +88,76 @@ def test_a_singular_camera_matrix_names_the_camera(tmp_path):
 def test_views_with_different_frame_counts_name_the_sequence(tmp_path):
     write_sequence(tmp_path, frames=2)
     (tmp_path / "S9/Walking 1/imageSequence" / h36m.CAMERA_IDS[3] / "img_000002.jpg").unlink()
-    with pytest.raises(DataError, match=r"Walking 1/imageSequence.*different frame counts"):
+    with pytest.raises(DataError, match=r"Walking 1/imageSequence.*different frames"):
         list(h36m.read_sequence(tmp_path, "S9", "Walking 1", 32))
+
+
+def test_views_are_paired_by_frame_number_not_by_position(tmp_path):
+    # same count, different frames: camera 4 has frames 1 and 3, the others 1 and 2
+    write_sequence(tmp_path, frames=3)
+    folder = tmp_path / "S9/Walking 1/imageSequence" / h36m.CAMERA_IDS[3]
+    (folder / "img_000002.jpg").unlink()
+    for cam in h36m.CAMERA_IDS[:3]:
+        (tmp_path / "S9/Walking 1/imageSequence" / cam / "img_000003.jpg").unlink()
+    with pytest.raises(DataError, match=r"different frames .*\[2, 3\]"):
+        list(h36m.read_sequence(tmp_path, "S9", "Walking 1", 32))
+
+
+def test_a_subsampled_sequence_takes_each_frames_own_joints_row(tmp_path):
+    poses, _ = write_sequence(tmp_path, frames=3)
+    for cam in h36m.CAMERA_IDS:
+        (tmp_path / "S9/Walking 1/imageSequence" / cam / "img_000002.jpg").unlink()
+    out = list(h36m.read_sequence(tmp_path, "S9", "Walking 1", 32))
+    assert [n for n, _ in out] == [1, 3]
+    np.testing.assert_allclose(out[1][1]["joints3d"], poses[2], rtol=1e-6)
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("nan joint", r"joints_3d.npy: frame 2 \(row 1\) holds a non-finite joint"),
+    ("behind", r"joints_3d.npy: frame 1 has a joint at or behind camera"),
+    ("nan camera", r"cameras.json \['S9'\]\['54138969'\]: t holds a non-finite number"),
+    ("cameras list", r"cameras.json: expected"),
+    ("frame name", r"img_x2.jpg: not a frame image name"),
+])
+def test_bad_values_name_the_file_and_frame(tmp_path, damage, message):
+    write_sequence(tmp_path, frames=2)
+    seq = tmp_path / "S9/Walking 1"
+    joints = np.load(seq / "joints_3d.npy")
+    cams = json.loads((tmp_path / "cameras.json").read_text())
+    if damage == "nan joint":
+        joints[1, 5, 0] = np.nan
+    elif damage == "behind":
+        joints[0] += 8000.0 * np.asarray(cams["S9"][h36m.CAMERA_IDS[0]]["R"])[2] * -1  # far behind camera 1
+    elif damage == "nan camera":
+        cams["S9"][h36m.CAMERA_IDS[0]]["t"][0] = float("nan")
+    elif damage == "cameras list":
+        cams = [cams]
+    else:
+        (seq / "imageSequence" / h36m.CAMERA_IDS[0] / "img_000001.jpg").rename(seq / "imageSequence" / h36m.CAMERA_IDS[0] / "img_x2.jpg")
+    np.save(seq / "joints_3d.npy", joints)
+    (tmp_path / "cameras.json").write_text(json.dumps(cams))
+    with pytest.raises(DataError, match=message):
+        list(h36m.read_sequence(tmp_path, "S9", "Walking 1", 32))
+
+
+def test_a_subject_in_both_splits_is_refused(tmp_path):
+    from cnninterp.errors import ConfigError
+
+    write_sequence(tmp_path / "h36m", frames=1, subject="S1")
+    with pytest.raises(ConfigError, match=r"\['S1'\] are in both"):
+        h36m.write_h36m(tmp_path / "h36m", tmp_path / "shards", train_subjects=["S1"], test_subjects=["S1"], image_size=32)
+    assert not (tmp_path / "shards").exists()
+
+
+def test_sequences_with_different_camera_counts_are_refused(tmp_path):
+    write_sequence(tmp_path / "h36m", frames=1, subject="S1")
+    write_sequence(tmp_path / "h36m", frames=1, subject="S9")
+    import shutil
+
+    shutil.rmtree(tmp_path / "h36m/S9/Walking 1/imageSequence" / h36m.CAMERA_IDS[3])
+    with pytest.raises(DataError, match=r"S1/Walking 1/imageSequence: 4 views, but earlier sequences have 3"):
+        h36m.write_h36m(tmp_path / "h36m", tmp_path / "shards", train_subjects=["S1"], test_subjects=["S9"], image_size=32)
+    assert not (tmp_path / "shards").exists()
 
 
 def test_joints_of_the_wrong_count_name_the_file(tmp_path):

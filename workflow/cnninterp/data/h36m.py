@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from . import multiview
 
 CAMERAS = "cameras.json"
@@ -62,6 +62,8 @@ def _camera(entry, where: str) -> dict:
     for k, shape in shapes.items():
         if cam[k].shape != shape:
             raise DataError(f"{where}: {k} has shape {cam[k].shape}, expected {shape}")
+        if not np.isfinite(cam[k]).all():
+            raise DataError(f"{where}: {k} holds a non-finite number ({cam[k].tolist()})")
     if abs(np.linalg.det(cam["K"])) < 1e-9 or abs(np.linalg.det(cam["R"]) - 1.0) > 1e-3 or not np.allclose(cam["R"] @ cam["R"].T, np.eye(3), atol=1e-3):
         raise DataError(f"{where}: singular camera (det K = {np.linalg.det(cam['K']):.3g}, det R = {np.linalg.det(cam['R']):.3g}); "
                         "K must be invertible and R a rotation")
@@ -77,6 +79,8 @@ def read_cameras(root: str | Path) -> dict:
         raise DataError(f"{path} is missing: a Human3.6M-style root needs its camera file") from None
     except json.JSONDecodeError as err:
         raise DataError(f"{path} is not valid JSON: {err}") from None
+    if not isinstance(raw, dict) or not all(isinstance(cams, dict) and all(isinstance(e, dict) for e in cams.values()) for cams in raw.values()):
+        raise DataError(f"{path}: expected {{subject: {{camera id: {{R, t, K, dist}}}}}} objects")
     return {s: {c: _camera(e, f"{path} [{s!r}][{c!r}]") for c, e in cams.items()} for s, cams in raw.items()}
 
 
@@ -92,17 +96,27 @@ def sequences(root: str | Path, subjects=None) -> list[tuple[str, str]]:
     return out
 
 
-def _frames(folder: Path) -> list[Path]:
-    return sorted(folder.glob("img_*.jpg"))
+def _frames(folder: Path) -> dict[int, Path]:
+    """{frame number: path} of ``folder``'s ``img_<frame>.jpg`` files; DataError for a name whose
+    frame is not a number >= 1."""
+    frames = {}
+    for path in sorted(folder.glob("img_*.jpg")):
+        digits = path.stem[len("img_"):]
+        if not digits.isdigit() or int(digits) < 1:
+            raise DataError(f"{path}: not a frame image name (img_<frame>.jpg, frames numbered from 1)")
+        frames[int(digits)] = path
+    return frames
 
 
 def read_sequence(root: str | Path, subject: str, action: str, image_size: int, cameras: dict | None = None,
                   camera_ids=None):
     """Yield (frame number, fields) of one sequence; fields as ``data.multiview.make_sample``'s.
 
-    Views are the camera folders under imageSequence (or ``camera_ids``), in sorted order.
-    DataError names the file or key when a camera is missing for a view, a camera is singular,
-    views have different frame counts, or the joints file has the wrong shape.
+    Views are the camera folders under imageSequence (or ``camera_ids``), in sorted order; a frame's
+    views and joints are paired by its number (joints row = frame − 1), never by position.
+    DataError names the file or key when a camera is missing for a view, a camera is singular or
+    non-finite, views hold different frame numbers, the joints file has the wrong shape, too few
+    rows or a non-finite value, or a joint lies at or behind a camera.
     """
     from PIL import Image
 
@@ -118,9 +132,13 @@ def read_sequence(root: str | Path, subject: str, action: str, image_size: int, 
         if v not in cameras[subject]:
             raise DataError(f"{root / CAMERAS}: no camera {v!r} for subject {subject!r}, but {seq / 'imageSequence' / v} exists")
     frames = {v: _frames(seq / "imageSequence" / v) for v in views}
-    counts = {v: len(f) for v, f in frames.items()}
-    if len(set(counts.values())) != 1:
-        raise DataError(f"{seq / 'imageSequence'}: views have different frame counts {counts}")
+    numbers = sorted(frames[views[0]])
+    for v in views[1:]:
+        if set(frames[v]) != set(numbers):
+            only = sorted(set(frames[v]) ^ set(numbers))[:5]
+            counts = {v: len(f) for v, f in frames.items()}
+            raise DataError(f"{seq / 'imageSequence'}: views have different frames (frame counts {counts}); "
+                            f"frames {only} are in only one of {views[0]} and {v}")
     joints_path = seq / JOINTS_FILE
     try:
         joints = np.load(joints_path, allow_pickle=False)
@@ -128,21 +146,27 @@ def read_sequence(root: str | Path, subject: str, action: str, image_size: int, 
         raise DataError(f"{joints_path} is missing (float array (frames, 17, 3), world mm)") from None
     except ValueError as err:
         raise DataError(f"{joints_path} is not a readable .npy array: {err}") from None
-    n = counts[views[0]]
     if joints.ndim != 3 or joints.shape[1:] != (len(multiview.JOINTS), 3):
         raise DataError(f"{joints_path}: shape {joints.shape}, expected (frames, {len(multiview.JOINTS)}, 3)")
-    if joints.shape[0] != n:
-        raise DataError(f"{joints_path}: {joints.shape[0]} frames of joints but {n} images per view")
+    if numbers and joints.shape[0] < numbers[-1]:
+        raise DataError(f"{joints_path}: {joints.shape[0]} frames of joints but images up to frame {numbers[-1]} (row i = frame i + 1)")
     cams = [cameras[subject][v] for v in views]
     K = np.stack([c["K"] for c in cams])
     R = np.stack([c["R"] for c in cams])
     t = np.stack([c["t"] for c in cams])
-    for i in range(n):
-        X = joints[i].astype(np.float64)
+    for number in numbers:
+        X = joints[number - 1].astype(np.float64)
+        if not np.isfinite(X).all():
+            raise DataError(f"{joints_path}: frame {number} (row {number - 1}) holds a non-finite joint")
+        depth = np.einsum("vij,nj->vni", R, X)[..., 2] + t[:, None, 2]  # (V, 17) camera z in mm
+        if (depth <= 0).any():
+            v = int(np.argwhere(depth <= 0)[0, 0])
+            raise DataError(f"{joints_path}: frame {number} has a joint at or behind camera {views[v]} "
+                            f"(depth {depth[v].min():.0f} mm; check its R and t in {root / CAMERAS})")
         Kc = multiview.crop_intrinsics(K, R, t, X[0], image_size)
         images, uv = [], []
         for v, cam, kc in zip(views, cams, Kc):
-            path = frames[v][i]
+            path = frames[v][number]
             try:
                 with Image.open(path) as im:
                     img = im.convert("RGB")
@@ -154,7 +178,6 @@ def read_sequence(root: str | Path, subject: str, action: str, image_size: int, 
             box = (x0, y0, x0 + side, y0 + side)
             images.append(np.asarray(img.transform((image_size, image_size), Image.Transform.EXTENT, box, Image.Resampling.BILINEAR)))
             uv.append((project_distorted(cam, X) - [x0, y0]) * s)
-        number = int(frames[views[0]][i].stem.split("_")[-1])
         yield number, {"images": np.stack(images).astype(np.uint8), "joints3d": X.astype(np.float32),
                        "joints2d": np.stack(uv).astype(np.float32), "K": Kc, "R": R, "t": t,
                        "azimuth": azimuths(R, t)}
@@ -169,6 +192,9 @@ def azimuths(R, t):
 def write_h36m(root: str | Path, out_dir: str | Path, *, train_subjects, test_subjects, image_size: int,
                shard_size: int = 1000) -> dict:
     """Shards (splits ``train``, ``test``) of a Human3.6M-style root, in the ``multiview`` format; returns the manifest."""
+    both = sorted(set(train_subjects) & set(test_subjects))
+    if both:
+        raise ConfigError(f"subjects {both} are in both the training and the test split: the test set would hold training data")
     cameras = read_cameras(root)
     views = None
 
@@ -177,6 +203,9 @@ def write_h36m(root: str | Path, out_dir: str | Path, *, train_subjects, test_su
         for split, subjects in (("test", test_subjects), ("train", train_subjects)):
             for subject, action in sequences(root, subjects):
                 for number, fields in read_sequence(root, subject, action, image_size, cameras):
+                    if views is not None and len(fields["R"]) != views:
+                        raise DataError(f"{Path(root) / subject / action / 'imageSequence'}: {len(fields['R'])} views, "
+                                        f"but earlier sequences have {views} (every sequence needs the same cameras)")
                     views = len(fields["R"])
                     key = f"{split}_{subject}_{action.replace(' ', '-').replace('.', '-')}_{number:06d}"
                     yield split, multiview.encode_sample(key, fields)
