@@ -3,6 +3,7 @@
 import csv
 import hashlib
 import io
+import re
 import tarfile
 
 import numpy as np
@@ -200,6 +201,29 @@ def test_a_label_in_two_categories_takes_the_larger_coverage_as_primary(broden_c
         csv.writer(handle, lineterminator="\n").writerow([99, red["number"], "red", 1, "0.9"])
     label = BrodenFolder(broden_copy).labels[int(red["number"])]
     assert label.categories == {"color": float(red["coverage"]), "material": 0.9} and label.primary == "material"
+
+
+@pytest.mark.parametrize("coverage", ["nan", "-0.5", "inf"])
+def test_a_coverage_that_is_not_a_finite_share_names_the_file_and_line(broden_copy, coverage):
+    # NaN made max() keep the first category as primary, silently (a label's primary decides its row)
+    with open(broden_copy / "c_color.csv", newline="") as handle:
+        red = next(r for r in csv.DictReader(handle) if r["name"] == "red")
+    with open(broden_copy / "c_material.csv", "a", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerow([99, red["number"], "red", 1, coverage])
+    with pytest.raises(DataError, match=rf"c_material.csv line \d+: coverage '{re.escape(coverage)}' is not a finite number >= 0"):
+        BrodenFolder(broden_copy)
+
+
+def test_a_negative_segmentation_size_names_the_file_and_line(broden_copy, tmp_path):
+    def change(fields, rows):
+        rows[0]["sh"] = "-3"
+        return fields, rows
+
+    _rewrite_index(broden_copy, change)
+    out = tmp_path / "out"
+    with pytest.raises(DataError, match=r"index.csv line 2: sh = -3"):
+        convert_broden(broden_copy, out, 10, {}, {})
+    _assert_nothing_written(out)
 
 
 def test_manifest_coverage_is_each_concepts_share_of_its_categorys_pixels(broden_dir, broden_shards):

@@ -125,9 +125,12 @@ class BrodenFolder:
                 if number not in names:
                     raise DataError(f"{cpath} line {line}: label number {number} is not in {path}")
                 try:
-                    coverage[number][cat] = float(rec["coverage"])
-                except ValueError:
-                    raise DataError(f"{cpath} line {line}: coverage {rec['coverage']!r} is not a number") from None
+                    value = float(rec["coverage"])
+                except (TypeError, ValueError):
+                    value = float("nan")
+                if not 0.0 <= value < float("inf"):  # NaN fails too: it made max() keep the first category
+                    raise DataError(f"{cpath} line {line}: coverage {rec['coverage']!r} is not a finite number >= 0") from None
+                coverage[number][cat] = value
         labels = {}
         for number, name in names.items():
             cats = coverage[number] or {c: float(n) for c, n in counts[number].items()}
@@ -169,6 +172,9 @@ class BrodenFolder:
                 split=rec["split"],
                 **{k: _int(rec[k], path, line, k) for k in ("ih", "iw", "sh", "sw")},
             )
+            for k in ("ih", "iw", "sh", "sw"):
+                if getattr(row, k) < 1:
+                    raise DataError(f"{path} line {line}: {k} = {getattr(row, k)}; image and segmentation sizes must be >= 1")
             for cat in self.categories:
                 for item in filter(None, (rec[cat] or "").split(";")):
                     if item.isdigit():
