@@ -106,6 +106,27 @@ def test_unknown_image_id_and_bad_numbers(tmp_path):
         cub.CubFolder(root)
 
 
+@pytest.mark.parametrize("name", ["image_class_labels.txt", "train_test_split.txt", "bounding_boxes.txt"])
+def test_an_image_without_its_line_in_a_per_image_file_is_named(tmp_path, name):
+    # it had kept the defaults silently: class 0 (cls -1) or the train split
+    root = write_cub(tmp_path / "cub")
+    lines = (root / name).read_text().splitlines()
+    (root / name).write_text("\n".join(lines[:2]) + "\n")
+    with pytest.raises(DataError, match=rf"{name}: 1 image\(s\) of images.txt have no line, e.g. id 3 \(002.Laysan"):
+        cub.CubFolder(root)
+    (root / name).write_text("\n".join(lines + lines[:1]) + "\n")
+    with pytest.raises(DataError, match=rf"{name} line 4: image id 1 is listed twice \(first on line 1\)"):
+        cub.CubFolder(root)
+
+
+@pytest.mark.parametrize("option, value", [("--disc-radius", "-3"), ("--image-size", "0")])
+def test_a_size_out_of_range_exits_2_naming_it(tmp_path, capsys, option, value):
+    root = write_cub(tmp_path / "cub")
+    assert cli_data(root, tmp_path, option, value) == 2
+    assert option.lstrip("-").replace("-", "_") in capsys.readouterr().err
+    assert not (tmp_path / "parts").exists() or not list((tmp_path / "parts").iterdir())
+
+
 def cli_data(root, out, *extra):
     """Run ``cnninterp icnn data --source cub`` in-process on the folder ``root``; return the exit status."""
     from cnninterp.cli import main

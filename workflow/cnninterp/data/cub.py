@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from .parts import encode_sample, part_manifest
 from .shards import write_shards
 
@@ -98,9 +98,20 @@ class CubFolder:
         return self.images[image_id]
 
     def _per_image(self, name: str, fields: int, setter) -> None:
+        """Apply ``setter`` to each line of a one-line-per-image file; every image of images.txt
+        must have exactly one line (a missing one had silently kept the defaults: class 0, train)."""
         path = self.root / name
+        seen: dict[int, int] = {}
         for n, values in _rows(path, fields):
-            setter(self._id(path, n, values[0]), path, n, values[1:])
+            image = self._id(path, n, values[0])
+            if image.image_id in seen:
+                raise DataError(f"{path} line {n}: image id {image.image_id} is listed twice (first on line {seen[image.image_id]})")
+            seen[image.image_id] = n
+            setter(image, path, n, values[1:])
+        missing = sorted(set(self.images) - set(seen))
+        if missing:
+            names = ", ".join(f"{i} ({self.images[i].name})" for i in missing[:3])
+            raise DataError(f"{path}: {len(missing)} image(s) of images.txt have no line, e.g. id {names}")
 
     def _read_parts(self) -> list[str]:
         path = self.root / "parts" / "parts.txt"
@@ -166,9 +177,19 @@ def disc_masks(landmarks: np.ndarray, visible: np.ndarray, size: int, radius: fl
     return seg
 
 
+def check_sizes(image_size: int, disc_radius: float) -> None:
+    """ConfigError unless ``image_size`` >= 1 and ``disc_radius`` a finite number > 0 (a NaN radius drew
+    no part masks at all, a negative one behaved as its absolute value)."""
+    if int(image_size) < 1:
+        raise ConfigError(f"icnn.data.image_size must be >= 1, got {image_size}")
+    if not 0.0 < float(disc_radius) < float("inf"):
+        raise ConfigError(f"icnn.data.disc_radius must be a finite number > 0, got {disc_radius}")
+
+
 def convert_cub(root: str | Path, out_dir: str | Path, *, image_size: int, disc_radius: float, shard_size: int) -> dict:
     """Convert a CUB-200-2011 folder into parts shards (splits ``train``/``test``); return the manifest.
-    ``cls`` is the CUB class id − 1."""
+    ``cls`` is the CUB class id − 1. ConfigError for sizes ``check_sizes`` refuses."""
+    check_sizes(image_size, disc_radius)
     folder = CubFolder(root)
 
     def samples():
@@ -261,6 +282,7 @@ def write_cub_parts(root: str | Path, out_dir: str | Path, probe_dir: str | Path
     """
     if not 0.0 < positive_fraction < 1.0:
         raise DataError(f"cub: positive_fraction must lie in (0, 1), got {positive_fraction}")
+    check_sizes(image_size, disc_radius)
     folder = CubFolder(root)
     birds = {split: [i for i in sorted(folder.images) if folder.images[i].train == (split == "train")] for split in ("test", "train")}
     for split, ids in birds.items():
