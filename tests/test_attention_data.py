@@ -189,10 +189,11 @@ def test_udacity_recordings_in_sub_folders_are_cut_at_the_folder_boundary(tmp_pa
     write_udacity(tmp_path / "ud" / "b", n=5)
     recs = driving.read_udacity(tmp_path / "ud", 20, 40)
     assert [len(r.angle) for r in recs] == [4, 5]  # same timestamps, but two recordings
-    manifest = driving.convert_recordings(recs, tmp_path / "shards", seq_len=3, test_every=5, source={"kind": "udacity"})
-    assert manifest["splits"]["train"]["samples"] == 2  # 4 -> 1 sequence, 5 -> 1; none spans both folders
-    data = driving.load_split(tmp_path / "shards", "train")
-    assert np.allclose(data["angle"][1], [0.0, 0.01, 0.02])  # folder b starts again at frame 0
+    manifest = driving.convert_recordings(recs, tmp_path / "shards", seq_len=3, test_every=2, source={"kind": "udacity"})
+    assert manifest["splits"]["train"]["samples"] == 1 == manifest["splits"]["test"]["samples"]  # 4 -> 1 sequence, 5 -> 1; none spans both folders
+    assert manifest["dropped"] == {"frames": 3, "recordings": []}  # the tails: 1 + 2 frames
+    data = driving.load_split(tmp_path / "shards", "test")
+    assert np.allclose(data["angle"][0], [0.0, 0.01, 0.02])  # folder b starts again at frame 0
 
 
 def test_udacity_reader_needs_interpolated_csv(tmp_path):

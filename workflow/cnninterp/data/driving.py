@@ -341,13 +341,15 @@ def read_udacity(folder: str | Path, height: int, width: int, max_gap_s: float =
             raise DataError(f"{csv_path}: missing column(s) {', '.join(missing)} (expected header {','.join(UDACITY_COLUMNS)})")
         rows = []
         for line, row in enumerate(reader, start=2):
+            where = f"{csv_path} line {line}"
+            if any(row[c] is None for c in UDACITY_COLUMNS):
+                raise DataError(f"{where}: fewer fields than the header's {len(UDACITY_COLUMNS)}")
             if row["frame_id"] != "center_camera":
                 continue
-            where = f"{csv_path} line {line}"
             try:
                 stamp = int(float(row["timestamp"]))
-            except ValueError:
-                raise DataError(f"{where}: timestamp {row['timestamp']!r} is not a number") from None
+            except (ValueError, OverflowError):  # OverflowError: inf
+                raise DataError(f"{where}: timestamp {row['timestamp']!r} is not a finite number") from None
             rows.append((stamp, row["filename"], _finite_angle(row["angle"], where), line))
     if not rows:
         raise DataError(f"{csv_path}: no center_camera rows")
@@ -369,8 +371,11 @@ def read_udacity(folder: str | Path, height: int, width: int, max_gap_s: float =
         if last is not None and (stamp - last) / 1e9 > max_gap_s:
             close()
         last = stamp
-        with Image.open(path) as img:
-            frames.append(_resize(np.asarray(img.convert("RGB")), height, width))
+        try:
+            with Image.open(path) as img:
+                frames.append(_resize(np.asarray(img.convert("RGB")), height, width))
+        except OSError as err:
+            raise DataError(f"{csv_path} line {line}: frame {path} is not a readable image ({err})") from None
         angles.append(angle)
     close()
     return recordings
@@ -390,14 +395,14 @@ def read_comma(root: str | Path, height: int, width: int) -> list[Recording]:
         log_path = root / "log" / cam_path.name
         if not log_path.is_file():
             raise DataError(f"{cam_path} has no log file {log_path}")
-        with h5py.File(cam_path, "r") as cam, h5py.File(log_path, "r") as log:
-            if "X" not in cam:
+        with _open_h5(cam_path) as cam, _open_h5(log_path) as log:
+            x = cam.get("X")
+            if not isinstance(x, h5py.Dataset):
                 raise DataError(f"{cam_path}: no dataset 'X' (uint8 (N, 3, 160, 320))")
-            x = cam["X"]
-            if x.ndim != 4 or x.shape[1] != 3:
-                raise DataError(f"{cam_path}: X has shape {x.shape}, expected (N, 3, H, W)")
+            if x.ndim != 4 or x.shape[1] != 3 or x.dtype != np.uint8:
+                raise DataError(f"{cam_path}: X is {x.dtype} {x.shape}, expected uint8 (N, 3, H, W)")
             for key in ("cam1_ptr", "steering_angle"):
-                if key not in log:
+                if not isinstance(log.get(key), h5py.Dataset):
                     raise DataError(f"{log_path}: no dataset {key!r}")
             ptr = np.asarray(log["cam1_ptr"][()], np.float64).reshape(-1)
             steer = np.asarray(log["steering_angle"][()], np.float64).reshape(-1)
@@ -410,6 +415,9 @@ def read_comma(root: str | Path, height: int, width: int) -> list[Recording]:
                 raise DataError(f"{log_path}: the log is empty")
             if not np.isfinite(ptr).all() or ptr.min() < 0:
                 raise DataError(f"{log_path}: cam1_ptr holds negative or non-finite frame numbers")
+            fractional = np.flatnonzero(ptr != np.round(ptr))
+            if fractional.size:  # truncating would move a log row to the frame before its own
+                raise DataError(f"{log_path}: cam1_ptr is {ptr[fractional[0]]} at log row {fractional[0]}; frame numbers must be whole")
             if int(ptr.max()) >= n:
                 raise DataError(f"{log_path}: cam1_ptr reaches frame {int(ptr.max())} but {cam_path} holds {n} frames (camera/log length mismatch)")
             bad = np.flatnonzero(~np.isfinite(steer))
@@ -432,8 +440,26 @@ def read_comma(root: str | Path, height: int, width: int) -> list[Recording]:
     return recordings
 
 
+def _open_h5(path: Path):
+    """h5py.File(path, "r"), a DataError naming ``path`` when it is not a readable HDF5 file."""
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        raise DataError(f"{path} is not a readable HDF5 file ({err})") from None
+
+
+def dropped_frames(recordings: list[Recording], seq_len: int) -> dict:
+    """What ``cut_sequences`` leaves out: {"frames": tails and short recordings' frames, "recordings":
+    names of recordings shorter than ``seq_len`` (none of their frames is used)}."""
+    return {"frames": int(sum(len(r.angle) % seq_len for r in recordings)),
+            "recordings": [r.name for r in recordings if len(r.angle) < seq_len]}
+
+
 def cut_sequences(recordings: list[Recording], seq_len: int) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
-    """Non-overlapping windows of ``seq_len`` frames inside each recording (tails dropped)."""
+    """Non-overlapping windows of ``seq_len`` frames inside each recording (tails dropped, counted
+    by ``dropped_frames``)."""
     for rec in recordings:
         for s in range(0, len(rec.angle) - seq_len + 1, seq_len):
             yield rec.name, {"frames": rec.frames[s : s + seq_len], "angle": rec.angle[s : s + seq_len]}
@@ -447,6 +473,13 @@ def convert_recordings(recordings: list[Recording], out_dir: str | Path, seq_len
         raise DataError(f"{source.get('path')}: no recording holds {seq_len} consecutive frames")
     height, width = seqs[0][1]["frames"].shape[2:]
     split_of = ["test" if i % test_every == test_every - 1 else "train" for i in range(len(seqs))]
+    if "test" not in split_of:
+        raise DataError(f"{source.get('path')}: {len(seqs)} sequence(s) of {seq_len} frames, fewer than test_every = {test_every}: "
+                        "the test split would be empty (shorten seq_len or lower test_every)")
+    dropped = dropped_frames(recordings, seq_len)
+    if dropped["frames"]:
+        print(f"driving: {dropped['frames']} frame(s) left out (recording tails shorter than {seq_len} frames; "
+              f"recordings too short for one sequence: {dropped['recordings'] or 'none'})")
 
     def samples():
         for split in ("test", "train"):
@@ -457,7 +490,7 @@ def convert_recordings(recordings: list[Recording], out_dir: str | Path, seq_len
     manifest = {"dataset": "driving", "source": source, "has_cause": False, "height": int(height), "width": int(width),
                 "seq_len": seq_len, "angle_unit": "rad", "fields": ["frames", "angle"],
                 "config": {"seq_len": seq_len, "test_every": test_every, "shard_size": shard_size},
-                "recordings": [r.name for r in recordings]}
+                "recordings": [r.name for r in recordings], "dropped": dropped}
     return write_shards(samples(), out_dir, shard_size, manifest)
 
 
