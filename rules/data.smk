@@ -26,6 +26,8 @@ rule broden_download:
         info="results/data/broden/download.json",
     log:
         "results/logs/data/broden_download.log",
+    benchmark:
+        "results/benchmarks/data/broden_download.tsv"
     conda:
         ENV
     params:

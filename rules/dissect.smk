@@ -38,7 +38,7 @@ rule dissect_quantiles:
         "cnninterp --threads {threads} dissect-quantiles {params.model}"
         " --manifest {input.manifest:q} {params.shards} --quantile {params.quantile:q}"
         " --top-images {params.top_images:q} --cache {output.cache:q} {params.cache}"
-        " --out {output.part:q} > {log} 2>&1"
+        " --out {output.part:q} > {log:q} 2>&1"
 
 
 rule dissect_thresholds:
@@ -66,7 +66,7 @@ rule dissect_thresholds:
     shell:
         "cnninterp dissect-thresholds --manifest {input.manifest:q} --layers {params.layers:q}"
         " --quantile {params.quantile:q} {params.caches} --out {output:q} {input.parts:q}"
-        " > {log} 2>&1"
+        " > {log:q} 2>&1"
 
 
 rule dissect_tally:
@@ -95,7 +95,7 @@ rule dissect_tally:
     shell:
         "cnninterp --threads {threads} dissect-tally {params.source}"
         " --manifest {input.manifest:q} {params.shards} --thresholds {input.thresholds:q}"
-        " --out {output:q} > {log} 2>&1"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 rule dissect_gather:
@@ -135,9 +135,10 @@ rule dissect_gather:
         settings=lambda wc: json.dumps(
             {"model": wc.model, **settings(wc)}, sort_keys=True
         ),
+        out=lambda wc, output: Path(output.summary).parent,
     shell:
         "cnninterp dissect-gather --manifest {input.manifest:q} --layers {params.layers:q}"
         " --thresholds {input.thresholds:q} --denominator {params.denominator:q}"
         " --iou-threshold {params.iou_threshold:q}"
-        " --settings-json {params.settings:q} {params.caches} --out results/dissect/{wildcards.model}"
-        " {input.parts:q} > {log} 2>&1"
+        " --settings-json {params.settings:q} {params.caches} --out {params.out:q}"
+        " {input.parts:q} > {log:q} 2>&1"

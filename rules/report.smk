@@ -3,12 +3,14 @@ rule config_snapshot:
         "results/config.json",
     log:
         "results/logs/config_snapshot.log",
+    benchmark:
+        "results/benchmarks/config_snapshot.tsv"
     conda:
         ENV
     params:
         config=json.dumps(CFG, sort_keys=True),
     shell:
-        "cnninterp validate-config --json {params.config:q} --out {output:q} > {log} 2>&1"
+        "cnninterp validate-config --json {params.config:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule report:
@@ -26,8 +28,12 @@ rule report:
         ),
     log:
         "results/logs/report.log",
+    benchmark:
+        "results/benchmarks/report.tsv"
     conda:
         ENV
+    params:
+        out=lambda wc, output: Path(output[0]).parent,
     shell:
         "cnninterp report --config {input.config:q} --results results"
-        " --out results/report > {log} 2>&1"
+        " --out {params.out:q} > {log:q} 2>&1"

@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .argtypes import finite_float
+from .argtypes import finite_float, json_object
 from .errors import CnninterpError, ConfigError
 
 log = logging.getLogger("cnninterp")
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate-config", help="check a config against the schema; optionally write it resolved")
     p.add_argument("config", nargs="?", help="a YAML config file")
-    p.add_argument("--json", default=None, help="the config as a JSON string instead of a file")
+    p.add_argument("--json", type=json_object, default=None, help="the config as a JSON string instead of a file")
     p.add_argument("--out", default=None, help="write the validated config, defaults filled in, as JSON here")
 
     data = sub.add_parser("data", help="fetch, synthesize and shard datasets").add_subparsers(dest="data_command", required=True)
@@ -72,9 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--broden", required=True, help="unpacked Broden folder (with index.csv)")
     p.add_argument("--out", required=True, help="shard folder, e.g. results/shards/broden")
     p.add_argument("--shard-size", type=int, default=1000)
-    p.add_argument("--source", default="{}", help="JSON: where the folder came from (kind, url/path, sha256)")
+    p.add_argument("--source", type=json_object, default={}, help="JSON: where the folder came from (kind, url/path, sha256)")
     p.add_argument("--source-file", default=None, help="a JSON file merged into --source (e.g. fetch-broden --info)")
-    p.add_argument("--config-json", default="{}", help="JSON: the config fragment that made these shards")
+    p.add_argument("--config-json", type=json_object, default={}, help="JSON: the config fragment that made these shards")
 
     train = sub.add_parser("train", help="train models").add_subparsers(dest="train_command", required=True)
     p = train.add_parser("baseline", help="train a torchvision CNN to classify Broden images by scene or object")
@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", type=_csv, required=True)
     p.add_argument("--thresholds", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--settings-json", default="{}")
+    p.add_argument("--settings-json", type=json_object, default={})
     p.add_argument("--remove-caches", action="store_true", help="after writing the results, delete activation caches (cache-*.acts) left beside the tally parts (a run killed after a finished tally leaves its cache behind)")
     _scoring_args(p)
     p.add_argument("parts", nargs="+")
@@ -186,7 +186,7 @@ def run(args) -> None:
 
         if (args.config is None) == (args.json is None):
             raise CnninterpError("validate-config needs a config file or --json, not both")
-        config = load_config(args.config) if args.config else validate_config(json.loads(args.json), "--json")
+        config = load_config(args.config) if args.config else validate_config(args.json, "--json")
         if args.out:
             write_json(args.out, config)
         print(f"{args.config or '--json'}: valid")
@@ -238,12 +238,25 @@ def _run_data(args) -> None:
     elif sub == "shard-broden":
         from .data.broden_shards import convert_broden
 
-        source = json.loads(args.source)
+        source = dict(args.source)
         if args.source_file:
-            source.update(json.loads(Path(args.source_file).read_text()))
-        manifest = convert_broden(args.broden, args.out, args.shard_size, source, json.loads(args.config_json))
+            source.update(_json_file(args.source_file))
+        manifest = convert_broden(args.broden, args.out, args.shard_size, source, args.config_json)
         counts = {k: v["samples"] for k, v in manifest["splits"].items()}
         print(f"wrote shards to {args.out}: {counts}")
+
+
+def _json_file(path: str) -> dict:
+    """The JSON object in the file ``path``; DataError naming the file otherwise."""
+    from .errors import DataError
+
+    try:
+        value = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path} is not valid JSON: {err}") from None
+    if not isinstance(value, dict):
+        raise DataError(f"{path}: expected a JSON object {{...}}, got {type(value).__name__}")
+    return value
 
 
 def _run_dissect_stage(args) -> None:
@@ -268,7 +281,7 @@ def _run_dissect_stage(args) -> None:
         counts = engine.tally(model, args.layers, args.shard, thresholds, manifest, args.preprocess, args.batch_size, _device(args.device), args.cache, memory_format=args.memory_format)
         write_state(args.out, counts)
     elif args.command == "dissect-gather":
-        settings = json.loads(args.settings_json)
+        settings = dict(args.settings_json)
         settings.update(denominator=args.denominator, iou_threshold=args.iou_threshold, layers=args.layers)
         # the tally parts go in as paths: sum_tallies reads them one at a time (a 1,000-shard
         # run of full Broden would not fit in memory all at once)
