@@ -37,8 +37,17 @@ if method_enabled(CFG, "icnn"):
             out=lambda wc, output: Path(output.manifest).parent,
             probe=lambda wc, output: Path(output.probe).parent,
             image_size=ICNN["data"]["image_size"],
-            train=ICNN["data"]["train_images"],
-            test=ICNN["data"]["test_images"],
+            # synthetic images only: with source cub the folder's split decides (no needless rerun)
+            counts=(
+                []
+                if ICNN_CUB
+                else [
+                    "--train-images",
+                    ICNN["data"]["train_images"],
+                    "--test-images",
+                    ICNN["data"]["test_images"],
+                ]
+            ),
             probe_images=ICNN["data"]["probe_images"],
             positive=ICNN["data"]["positive_fraction"],
             shard_size=ICNN["data"]["shard_size"],
@@ -64,8 +73,7 @@ if method_enabled(CFG, "icnn"):
             ),
         shell:
             "cnninterp icnn data --out {params.out:q} --probe-out {params.probe:q}"
-            " --train-images {params.train:q} --test-images {params.test:q}"
-            " --probe-images {params.probe_images:q} --image-size {params.image_size:q}"
+            " {params.counts:q} --probe-images {params.probe_images:q} --image-size {params.image_size:q}"
             " --positive-fraction {params.positive:q} --shard-size {params.shard_size:q}"
             " --seed {params.seed:q} {params.cub:q} > {log:q} 2>&1"
 
