@@ -120,6 +120,23 @@ def _rewrite_index(folder, change):
     return rows
 
 
+def _set_index_cell(folder, row, column, value):
+    def change(fields, rows):
+        rows[row][column] = value
+        return fields, rows
+
+    _rewrite_index(folder, change)
+
+
+def _red_also_in_material(folder, coverage):
+    """List the colour label red in c_material.csv too, with ``coverage``; return red's number."""
+    with open(folder / "c_color.csv", newline="") as handle:
+        red = next(r for r in csv.DictReader(handle) if r["name"] == "red")
+    with open(folder / "c_material.csv", "a", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerow([99, red["number"], "red", 1, coverage])
+    return red
+
+
 def _assert_nothing_written(out):
     left = sorted(p.name for p in out.iterdir()) if out.exists() else []
     assert left == [], f"partial output left behind: {left}"
@@ -171,11 +188,7 @@ def test_label_absent_from_label_csv_in_a_mask(broden_copy, tmp_path):
 
 
 def test_label_absent_from_label_csv_as_whole_image_label(broden_copy, tmp_path):
-    def change(fields, rows):
-        rows[5]["scene"] = "4242"
-        return fields, rows
-
-    _rewrite_index(broden_copy, change)
+    _set_index_cell(broden_copy, 5, "scene", "4242")
     with pytest.raises(DataError, match=r"index\.csv line 7, column scene: label number 4242"):
         BrodenFolder(broden_copy)
 
@@ -195,10 +208,7 @@ def test_error_during_conversion_leaves_previous_shards_consistent(broden_copy, 
 
 def test_a_label_in_two_categories_takes_the_larger_coverage_as_primary(broden_copy, tmp_path):
     """Real Broden lists some labels in two categories; the reader's primary is the larger coverage."""
-    with open(broden_copy / "c_color.csv", newline="") as handle:
-        red = next(r for r in csv.DictReader(handle) if r["name"] == "red")
-    with open(broden_copy / "c_material.csv", "a", newline="") as handle:
-        csv.writer(handle, lineterminator="\n").writerow([99, red["number"], "red", 1, "0.9"])
+    red = _red_also_in_material(broden_copy, "0.9")
     label = BrodenFolder(broden_copy).labels[int(red["number"])]
     assert label.categories == {"color": float(red["coverage"]), "material": 0.9} and label.primary == "material"
 
@@ -206,20 +216,13 @@ def test_a_label_in_two_categories_takes_the_larger_coverage_as_primary(broden_c
 @pytest.mark.parametrize("coverage", ["nan", "-0.5", "inf"])
 def test_a_coverage_that_is_not_a_finite_share_names_the_file_and_line(broden_copy, coverage):
     # NaN made max() keep the first category as primary, silently (a label's primary decides its row)
-    with open(broden_copy / "c_color.csv", newline="") as handle:
-        red = next(r for r in csv.DictReader(handle) if r["name"] == "red")
-    with open(broden_copy / "c_material.csv", "a", newline="") as handle:
-        csv.writer(handle, lineterminator="\n").writerow([99, red["number"], "red", 1, coverage])
+    _red_also_in_material(broden_copy, coverage)
     with pytest.raises(DataError, match=rf"c_material.csv line \d+: coverage '{re.escape(coverage)}' is not a finite number >= 0"):
         BrodenFolder(broden_copy)
 
 
 def test_a_negative_segmentation_size_names_the_file_and_line(broden_copy, tmp_path):
-    def change(fields, rows):
-        rows[0]["sh"] = "-3"
-        return fields, rows
-
-    _rewrite_index(broden_copy, change)
+    _set_index_cell(broden_copy, 0, "sh", "-3")
     out = tmp_path / "out"
     with pytest.raises(DataError, match=r"index.csv line 2: sh = -3"):
         convert_broden(broden_copy, out, 10, {}, {})
