@@ -200,16 +200,36 @@ def test_running_standardize_uses_running_estimates_not_the_batch():
 
     norm = RunningStandardize(2, momentum=0.5)
     x = torch.tensor([[1.0, 10.0], [3.0, 30.0]])  # mean (2, 20), population variance (1, 100)
-    out = norm(x)  # the first call sets the estimates
+    out = norm(x)  # the first call in training sets the estimates
     assert torch.allclose(out, torch.tensor([[-1.0, -1.0], [1.0, 1.0]]), atol=1e-4)
     y = torch.tensor([[5.0, 20.0], [5.0, 20.0]])  # mean (5, 20), variance 0
-    out = norm(y)  # estimates move halfway: mean (3.5, 20), variance (0.5, 50)
+    out = norm(y)  # standardised with the estimates as they were: this batch does not enter its own output
+    assert torch.allclose(out, torch.tensor([[3.0, 0.0]] * 2), atol=1e-4)
+    assert torch.allclose(norm(y[:1]), out[:1])  # alone or in a batch, the same output
+    assert torch.allclose(norm.mean, torch.tensor([2.0, 20.0])) and torch.allclose(norm.var, torch.tensor([1.0, 100.0]))
+    norm.update(y)  # estimates move halfway: mean (3.5, 20), variance (0.5, 50)
     assert torch.allclose(norm.mean, torch.tensor([3.5, 20.0])) and torch.allclose(norm.var, torch.tensor([0.5, 50.0]))
-    assert torch.allclose(out, torch.tensor([[1.5 / 0.5**0.5, 0.0]] * 2), atol=1e-4)
     norm.eval()
-    single = norm(torch.tensor([[3.5, 20.0 + 50**0.5]]))  # a sample alone gets the same output as in any batch
+    single = norm(torch.tensor([[3.5, 20.0 + 50**0.5]]))
     assert torch.allclose(single, torch.tensor([[0.0, 1.0]]), atol=1e-4)
     assert torch.allclose(norm.mean, torch.tensor([3.5, 20.0]))  # evaluation leaves the estimates
+
+
+def test_context_norm_output_of_a_sequence_does_not_depend_on_its_batch_in_training():
+    from cnninterp.attention.model import ModelSpec, build_model
+
+    torch.manual_seed(0)
+    model = build_model(ModelSpec(kind="attention", height=16, width=32, located=True, context_norm=True, coords=True))
+    frames = torch.rand(3, 2, 3, 16, 32)
+    with torch.no_grad():
+        model(frames)  # the first pass sets the estimates
+        features = model(frames)["features"]
+        state = {k: v.clone() for k, v in model.norm.state_dict().items()}
+        alone = model.decode(features[:1])[0]
+        assert not torch.equal(model.norm.mean, state["mean"])  # a training pass moves the estimates (after it)
+        model.norm.load_state_dict(state)
+        batch = model.decode(features)[0]
+    assert torch.allclose(alone, batch[:1], atol=1e-6)
 
 
 def test_attention_placement_splits_depth_and_side_by_hand():
