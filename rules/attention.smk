@@ -80,6 +80,11 @@ if method_enabled(CFG, "attention"):
                 else "--no-context-norm"
             ),
             hidden=ATTENTION["model"]["hidden"],
+            logit_scale=ATTENTION["model"]["logit_scale"],
+            learn_scale=(
+                "--learn-scale" if ATTENTION["model"]["learn_scale"] else "--no-learn-scale"
+            ),
+            clip_grad=ATTENTION["train"]["clip_grad"],
             epochs=ATTENTION["train"]["epochs"],
             batch_size=ATTENTION["train"]["batch_size"],
             lr=ATTENTION["train"]["lr"],
@@ -89,6 +94,7 @@ if method_enabled(CFG, "attention"):
             "cnninterp --threads {threads} attention train --shards {params.shards:q}"
             " --out {output.model:q} --kind {params.kind:q} --reg-weight {params.reg_weight:q}"
             " {params.coords:q} {params.located:q} {params.context_norm:q} --hidden {params.hidden:q} --epochs {params.epochs:q}"
+            " --logit-scale {params.logit_scale:q} {params.learn_scale:q} --clip-grad {params.clip_grad:q}"
             " --batch-size {params.batch_size:q} --lr {params.lr:q} --seed {params.seed:q}"
             " --device {params.device:q} > {log:q} 2>&1"
 

@@ -78,7 +78,8 @@ def default_metrics(tmp_path_factory):
     for name, kind, lam in (("attention", "attention", t["reg_weight"]), ("attention_no_reg", "attention", 0.0), ("cnn", "cnn", 0.0)):
         models[name] = tmp / name / "model.pt"
         train_model(shards, models[name], kind, lam, epochs=t["epochs"], batch_size=t["batch_size"], lr=t["lr"], seed=seed,
-                    device="cpu", hidden=m["hidden"], coords=m["coords"], located=m["located"], context_norm=m["context_norm"])
+                    device="cpu", hidden=m["hidden"], coords=m["coords"], located=m["located"], context_norm=m["context_norm"],
+                    logit_scale=m["logit_scale"], learn_scale=m["learn_scale"], clip_grad=t["clip_grad"])
     metrics = evaluate(shards, models, tmp / "eval" / "metrics.json", seed=seed, **e)
     print(json.dumps(metrics, indent=1))
     return metrics

@@ -248,3 +248,41 @@ def test_attention_placement_splits_depth_and_side_by_hand():
     follow = np.array([[0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0], [0.5, 0.5, 0.0, 0.0]])
     assert causal.attention_placement(follow, cause, (2, 2))["column_correlation"] == pytest.approx(1.0)
     assert causal.attention_placement(follow[:, [1, 0, 3, 2]], cause, (2, 2))["column_correlation"] == pytest.approx(-1.0)
+
+
+def test_clipped_optimizer_rescales_the_global_gradient_norm_by_hand():
+    from cnninterp.attention.train import ClippedOptimizer
+
+    p = torch.nn.Parameter(torch.zeros(2))
+    opt = ClippedOptimizer(torch.optim.SGD([p], lr=1.0), max_norm=1.0)
+    (3 * p[0] + 4 * p[1]).backward()  # gradient (3, 4), norm 5 -> (0.6, 0.8)
+    opt.step()
+    assert torch.allclose(p.detach(), torch.tensor([-0.6, -0.8]))
+    opt.zero_grad()
+    (0.3 * p[0]).backward()  # norm 0.3 <= 1: unchanged
+    opt.step()
+    assert p.grad is not None and torch.allclose(p.detach(), torch.tensor([-0.9, -0.8]))
+
+
+def test_learned_logit_scale_starts_at_the_given_scale_and_gets_a_gradient():
+    from cnninterp.attention.model import ModelSpec, build_model
+
+    torch.manual_seed(0)
+    model = build_model(ModelSpec(kind="attention", height=16, width=32, coords=True, logit_scale=4.0, learn_scale=True))
+    assert float(model.scale().detach()) == pytest.approx(4.0)
+    out = model(torch.rand(2, 3, 3, 16, 32))
+    (out["pred"].sum() + out["alpha"].max()).backward()
+    assert model.log_scale.grad is not None and float(model.log_scale.grad.abs().detach()) > 0
+    fixed = build_model(ModelSpec(kind="attention", height=16, width=32, logit_scale=4.0))
+    assert fixed.scale() == 4.0 and not hasattr(fixed, "log_scale")
+
+
+def test_cli_train_exits_2_on_a_bad_logit_scale_or_clip_and_writes_nothing(tmp_path, capsys):
+    from cnninterp.cli import main
+
+    out = tmp_path / "m" / "model.pt"
+    base = ["attention", "train", "--shards", str(tmp_path / "none"), "--out", str(out), "--kind", "attention"]
+    assert main(base + ["--logit-scale", "0"]) == 2
+    assert "--logit-scale must be > 0" in capsys.readouterr().err
+    assert main(base + ["--clip-grad", "-1"]) == 2
+    assert "--clip-grad >= 0" in capsys.readouterr().err and not out.parent.exists()

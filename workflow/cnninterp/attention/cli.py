@@ -41,6 +41,9 @@ def register(subparsers) -> None:
                    help="attention model: each cell's vector is [x, x*col, x*row], so the context carries where it looked")
     p.add_argument("--context-norm", action=argparse.BooleanOptionalAction, default=False,
                    help="attention model: standardise the context by running estimates before the LSTM and the output layer")
+    p.add_argument("--logit-scale", type=float, default=1.0, help="attention logits' scale (its start with --learn-scale)")
+    p.add_argument("--learn-scale", action=argparse.BooleanOptionalAction, default=False, help="learn the attention logits' scale")
+    p.add_argument("--clip-grad", type=float, default=0.0, help="clip each step's gradient to this global L2 norm (0: off)")
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -70,6 +73,8 @@ def run(args: argparse.Namespace) -> None:
     """Execute ``cnninterp attention <step>``."""
     from ..errors import ConfigError
 
+    if args.attention_command == "train" and (args.logit_scale <= 0 or args.clip_grad < 0):
+        raise ConfigError(f"cnninterp attention train: --logit-scale must be > 0 and --clip-grad >= 0, got {args.logit_scale} and {args.clip_grad}")
     for name in POSITIVE:
         if getattr(args, name, 1) < 1:
             raise ConfigError(f"cnninterp attention {args.attention_command}: --{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
@@ -81,7 +86,8 @@ def run(args: argparse.Namespace) -> None:
 
         summary = train_model(args.shards, args.out, args.kind, args.reg_weight, epochs=args.epochs, batch_size=args.batch_size,
                               lr=args.lr, seed=args.seed, device=args.device, hidden=args.hidden, coords=args.coords,
-                              located=args.located, context_norm=args.context_norm)
+                              located=args.located, context_norm=args.context_norm, logit_scale=args.logit_scale,
+                              learn_scale=args.learn_scale, clip_grad=args.clip_grad)
         print(f"trained attention {args.kind} (lambda {args.reg_weight}): final train MAE {summary['final_mae_std']:.4f} target std")
     elif args.attention_command == "evaluate":
         from .evaluate import evaluate
