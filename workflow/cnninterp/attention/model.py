@@ -50,8 +50,15 @@ class ModelSpec:
     variation needs weights of ~50, which Adam at lr 0.001 grows by ~0.001 a step: the located
     model left the median predictor only after 7 of 12 epochs, and lr 0.003 did not leave it in 6.
     Batch normalisation (the batch's own statistics) with batches of 4 sequences learned too, but
-    noisily. It starts the learning, it does not make it stable: over 12 epochs with batches of 2,
-    seed 0's attention models ended at the mean predictor's MAE (benchmarks/RESULTS.md)."""
+    noisily. (Over 12 epochs seed 0's attention models once ended at the mean predictor's MAE: the
+    standardisation then let 5 % of each batch's own mean into its output, which the model came to
+    rely on; ``RunningStandardize`` no longer does, see there.)
+
+    ``logit_scale`` / ``learn_scale`` (attention model): the logits w·ReLU(...) are multiplied by
+    the scale, fixed or learned (log-parametrised, starting at ``logit_scale``). With scale 1 over
+    L = 200 cells (80×160) the softmax stayed near uniform (entropy 0.99 of log L after 8 epochs);
+    from 16 (learned) it concentrates (entropy 0.82-0.85 with λ = 0.1) and the scale itself moves
+    little (16 -> 15-15.9 in 8 epochs) (benchmarks/RESULTS.md, issue 14)."""
 
     kind: str
     height: int
