@@ -83,6 +83,13 @@ def broden_folder(wildcards):
     return path
 
 
+BRODEN_SOURCES = (
+    "synthetic",
+    "local",
+    "download",
+)  # broden.source's values, each with its block
+
+
 def broden_source_file(wildcards):
     """For downloads, the file recording the archive's computed sha256 (goes into the manifest)."""
     if BRODEN["source"] == "download":

@@ -66,9 +66,16 @@ checkpoint broden_shards:
             shell_args("--source-file", input.source_file) if input.source_file else ""
         ),
         source=broden_source,
-        # the probe's settings only: the training task (scene_task) has shards of its own
+        # the probe's settings only: the training task (scene_task) has shards of its own, and
+        # the blocks of the sources not in use do not make these shards
         config=json.dumps(
-            {k: v for k, v in BRODEN.items() if k != "scene_task"}, sort_keys=True
+            {
+                k: v
+                for k, v in BRODEN.items()
+                if k != "scene_task"
+                and (k == BRODEN["source"] or k not in BRODEN_SOURCES)
+            },
+            sort_keys=True,
         ),
         out=lambda wc, output: Path(output.manifest).parent,
     shell:

@@ -62,8 +62,15 @@ if method_enabled(CFG, "transform"):
             epochs=TRANSFORM["train"]["epochs"],
             batch_size=TRANSFORM["train"]["batch_size"],
             lr=TRANSFORM["train"]["lr"],
-            weight=TRANSFORM["train"]["equivariance_weight"],
-            norm=TRANSFORM["train"]["equivariance_norm"],
+            # the baseline trains without the equivariance term: its settings do not key it
+            weight=lambda wc: (
+                TRANSFORM["train"]["equivariance_weight"] if wc.kind == "ftl" else 0.0
+            ),
+            norm=lambda wc: (
+                TRANSFORM["train"]["equivariance_norm"]
+                if wc.kind == "ftl"
+                else "latent"
+            ),
             seed=TRANSFORM["seed"],
             device=CFG["device"],
         shell:
@@ -178,8 +185,13 @@ if method_enabled(CFG, "transform"):
                 epochs=OBJ3D["epochs"],
                 batch_size=TRANSFORM["train"]["batch_size"],
                 lr=OBJ3D["lr"],
-                weight=OBJ3D["equivariance_weight"],
-                norm=OBJ3D["equivariance_norm"],
+                # the baseline trains without the equivariance term: its settings do not key it
+                weight=lambda wc: (
+                    OBJ3D["equivariance_weight"] if wc.kind == "ftl" else 0.0
+                ),
+                norm=lambda wc: (
+                    OBJ3D["equivariance_norm"] if wc.kind == "ftl" else "latent"
+                ),
                 seed=TRANSFORM["seed"],
                 device=CFG["device"],
             shell:

@@ -155,6 +155,17 @@ def test_a_scene_task_setting_reruns_the_task_chain_not_the_probe_shards(clean_r
     assert {w.split(",")[0] for r, w in plan if r.startswith("dissect_")} == {"model=baseline"}
 
 
+def test_a_setting_of_a_broden_source_not_in_use_reruns_nothing(clean_run):
+    """The synthetic probe does not depend on the download block: editing it re-shards and
+    re-dissects nothing (only the recorded config and the report that shows it are rewritten)."""
+    try:
+        edit_config(clean_run, lambda c: c["broden"].setdefault("download", {}).update(url="https://example.org/other.zip"))
+        plan = planned(clean_run)
+    finally:
+        (clean_run / "tiny.yaml").write_text(tiny_config())
+    assert rules_of(plan) <= {"config_snapshot", "report", "all"}
+
+
 def test_reverting_a_change_plans_nothing(clean_run):
     edit_config(clean_run, lambda c: c["train"]["baseline"].update(epochs=5))
     assert planned(clean_run)

@@ -50,6 +50,12 @@ def test_changing_a_training_setting_reruns_only_the_transform_jobs_and_the_repo
     assert "report" in rules(plan)
 
 
+def test_an_equivariance_setting_retrains_the_ftl_model_not_the_baseline(dag_run):
+    # the baseline trains without the term, so its weight does not key the baseline's training
+    plan = edited_plan(dag_run, lambda c: c["transform"]["train"].update(equivariance_weight=0.5))
+    assert ("transform_train", "kind=ftl") in plan and ("transform_train", "kind=baseline") not in plan
+
+
 def test_changing_a_3d_setting_reruns_only_the_3d_chain_and_the_merge(dag_run):
     plan = edited_plan(dag_run, lambda c: c["transform"]["objects3d"].update(heldout_start_deg=0))
     assert OBJECTS_RULES | {"transform_metrics"} <= rules(plan)

@@ -76,7 +76,7 @@ def train_model(shards: str | Path, out: str | Path, spec: ModelSpec, *, epochs:
     history = fit(model, batches, step, optimizer, epochs, dev, desc=f"transform {dataset} {spec.kind}")
     config = {"spec": spec.to_dict(), "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
               "heldout_deg": list(arc), "shards": str(shards), "dataset": dataset,
-              "equivariance_weight": weight, "equivariance_norm": equivariance_norm}
+              "equivariance_weight": weight, "equivariance_norm": equivariance_norm if weight > 0 else None}
     save_checkpoint(out, model.cpu(), arch=f"transform_{spec.kind}", num_classes=0, config=config, extra={"history": history})
     return {"final_mse": history[-1]["mse"] if history else math.nan, "history": history}
 
