@@ -62,6 +62,16 @@ def test_cli_options_refuse_nan(capsys):
     assert exit_.value.code == 2 and "--heldout-azimuth-deg: not a finite number: 'nan'" in capsys.readouterr().err
 
 
+def test_a_trained_model_is_dissected_with_its_trainings_preprocessing():
+    config = default_config()
+    config["train"]["baseline"]["preprocess"] = "netdissect_lite"
+    with pytest.raises(ConfigError, match=r"dissect.models.baseline.preprocess is 'imagenet' but train.baseline.preprocess is 'netdissect_lite'"):
+        dissect_settings(validate_config(config), "baseline")
+    for name in config["dissect"]["models"]:
+        config["dissect"]["models"][name]["preprocess"] = "netdissect_lite"
+    assert dissect_settings(validate_config(config), "baseline")["preprocess"] == "netdissect_lite"
+
+
 def test_model_override_wins_over_defaults():
     config = default_config()
     config["dissect"]["models"]["baseline"]["quantile"] = 0.01

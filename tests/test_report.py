@@ -154,6 +154,22 @@ def test_section_without_results_is_left_out(results, tmp_path):
     assert page.attr("img", "src") == []
 
 
+def test_a_trained_model_shows_its_own_settings_and_says_when_the_config_moved_on(results, tmp_path):
+    # a model the run does not retrain keeps its file: the accuracy must stand beside the settings that gave it
+    work = tmp_path / "results"
+    shutil.copytree(results, work, ignore=shutil.ignore_patterns("report", "dissect"))
+    config = json.loads((work / "config.json").read_text())
+    trained = dict(config["train"][rf.TRAINED], epochs=3)
+    (work / "models" / rf.TRAINED).mkdir(parents=True)
+    (work / "models" / rf.TRAINED / "config.json").write_text(json.dumps(
+        {"arch": trained["arch"], "num_classes": 5, "config": trained, "summary": {"val_accuracy": 0.5}}))
+    config["train"][rf.TRAINED]["epochs"] = 7
+    (work / "config.json").write_text(json.dumps(config))
+    html = build_report(work / "config.json", work, work / "report").read_text()
+    row = html.split("<h3>Trained models</h3>", 1)[1].split(f'<th scope="row">{rf.TRAINED}', 1)[1].split("</tr>", 1)[0]
+    assert "trained before the config changed epochs" in row and '<td class="n">3</td>' in row
+
+
 def test_registry_renders_only_available_sections(results, tmp_path):
     calls = []
     never = Section("never", "Never", "missing.html.j2", lambda r: False, lambda ctx: calls.append(ctx) or {})
@@ -186,6 +202,15 @@ def test_models_pair_with_their_random_control(results):
     models = {m.name: m for m in pair_models(config)}
     assert models[rf.TRAINED].control == rf.CONTROL and models[rf.TRAINED].control_of is None
     assert models[rf.CONTROL].control_of == rf.TRAINED and models[rf.CONTROL].random
+
+
+@pytest.mark.parametrize("change", [{"layers": ["layer4"]}, {"iou_threshold": 0.01}, {"quantile": 0.01}])
+def test_a_control_dissected_otherwise_is_no_control(results, change):
+    # its detector counts would not compare (other layers summed, another threshold)
+    config = json.loads((results / "config.json").read_text())
+    config["dissect"]["models"][rf.CONTROL].update(change)
+    models = {m.name: m for m in pair_models(config)}
+    assert models[rf.TRAINED].control is None and models[rf.CONTROL].control_of is None
 
 
 def test_overlay_dims_outside_and_outlines_inside():

@@ -114,6 +114,7 @@ def dissect_settings(config: dict, model: str) -> dict:
     """Return the effective dissection settings of ``model``: dissect.defaults overridden by its entry.
 
     Also fills ``random_init`` (False), ``init_seed`` (1) and ``checkpoint`` (None) when absent.
+    ConfigError when a ``trained:`` source would be dissected with another preprocessing than its training's.
     """
     models = config["dissect"]["models"]
     if model not in models:
@@ -124,6 +125,13 @@ def dissect_settings(config: dict, model: str) -> dict:
     kind, name = merged["source"].split(":", 1)
     if kind == "trained" and name not in config.get("train", {}):
         raise ConfigError(f"dissect.models.{model}.source: no train entry {name!r} (train has {', '.join(config.get('train', {})) or 'none'})")
+    if kind == "trained":
+        trained_with = config["train"][name].get("preprocess", "imagenet")
+        if merged["preprocess"] != trained_with:
+            # thresholds and IoUs would be measured on inputs the network never saw
+            raise ConfigError(f"dissect.models.{model}.preprocess is {merged['preprocess']!r} but train.{name}.preprocess is "
+                              f"{trained_with!r}: dissect a trained model with its training's preprocessing "
+                              f"(set dissect.models.{model}.preprocess: {trained_with})")
     return merged
 
 

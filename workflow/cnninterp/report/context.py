@@ -52,18 +52,28 @@ def is_random(settings: dict) -> bool:
     return bool(settings.get("random_init")) or (settings["source"].startswith("torchvision:") and not settings.get("checkpoint"))
 
 
+#: Settings a model and its random control must share for their detector counts to compare.
+COMPARED = ("layers", "quantile", "iou_threshold", "denominator", "preprocess")
+
+
 def pair_models(config: dict) -> list[DissectedModel]:
     """Return the dissected models in config order, each trained one paired with its random control.
 
-    A trained model's control is the first random model with the same ``source``; a model
-    without a random twin has ``control`` None.
+    A trained model's control is the first random model with the same ``source`` and the same
+    ``COMPARED`` settings (layers, quantile, IoU threshold, denominator, preprocessing): a control
+    dissected otherwise is no control, its counts do not compare. A model without such a twin has
+    ``control`` None.
     """
     names = list(config["dissect"]["models"])
     settings = {name: dissect_settings(config, name) for name in names}
     random = {name: is_random(settings[name]) for name in names}
+
+    def compared(name):
+        return [settings[name].get(key) for key in ("source", *COMPARED)]
+
     out = []
     for name in names:
-        twins = [other for other in names if other != name and settings[other]["source"] == settings[name]["source"] and random[other] != random[name]]
+        twins = [other for other in names if other != name and compared(other) == compared(name) and random[other] != random[name]]
         twin = twins[0] if twins else None
         out.append(
             DissectedModel(

@@ -62,20 +62,27 @@ def _coverage_row(entry: dict | None) -> dict | None:
 
 
 def trained_models(ctx: Context) -> list[dict]:
-    """The ``train`` entries, with their validation accuracy when the model has been trained."""
+    """The ``train`` entries, with their validation accuracy when the model has been trained.
+
+    Settings are the trained model's own (its config.json), so they always belong to the accuracy
+    beside them; ``stale`` lists the settings the config now asks for otherwise (a model not in
+    this run's DAG is not retrained, so its file can be older than the config)."""
     out = []
     for name, spec in ctx.config.get("train", {}).items():
         info_path = ctx.results / "models" / name / "config.json"
         info = read_json(info_path, f"config of trained model {name!r}") if info_path.is_file() else {}
+        used = info.get("config", {})
+        stale = sorted(k for k, v in used.items() if k in spec and spec[k] != v)
         out.append(
             {
                 "name": name,
-                "arch": spec["arch"],
-                "task": spec["task"],
+                "arch": used.get("arch", spec["arch"]),
+                "task": used.get("task", spec["task"]),
                 "data": spec.get("data", "probe"),
-                "epochs": spec.get("epochs"),
+                "epochs": used.get("epochs", spec.get("epochs")),
                 "classes": info.get("num_classes"),
                 "val_accuracy": info.get("summary", {}).get("val_accuracy"),
+                "stale": stale,
             }
         )
     return out
