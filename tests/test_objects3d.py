@@ -109,6 +109,8 @@ def test_a_view_with_its_factor_outside_the_declared_range_is_refused(tmp_path):
         (lambda: objects3d.azimuth_grid(7.0), "must divide 360"),
         (lambda: objects3d.check_heldout(0.0, 350.0, 10.0), "held-out arc"),
         (lambda: objects3d.check_heldout(190.0, 10.0, 10.0), "held-out arc"),
+        (lambda: objects3d.check_heldout(95.0, 5.0, 10.0), r"holds no azimuth of the 10.0° grid"),
+        (lambda: objects3d.check_heldout(90.0, 0.0, 10.0), r"holds no azimuth"),
         (lambda: objects3d.write_objects3d("unused", objects_train=0, objects_test=1, image_size=16, azimuth_step_deg=30,
                                            elevation_deg=0, heldout_start_deg=0, heldout_width_deg=60, seed=0, shard_size=5), "objects_train"),
         (lambda: objects3d.write_objects3d("unused", objects_train=1, objects_test=1, image_size=18, azimuth_step_deg=30,

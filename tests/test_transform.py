@@ -96,13 +96,13 @@ def test_held_out_angles_are_never_drawn_for_training():
 
 
 def test_shards_record_the_split_and_the_factor(tmp_path):
-    manifest = digits.write_digits(tmp_path / "d", upsample=1, pad=2, test_fraction=0.25, heldout_start_deg=-30,
+    manifest = digits.write_digits(tmp_path / "d", upsample=1, pad=2, test_fraction=0.25, heldout_start_deg=30,
                                    heldout_width_deg=60, seed=0, shard_size=800)
     assert manifest["splits"]["test"]["samples"] == 449 and manifest["splits"]["train"]["samples"] == 1348
-    assert manifest["factors"]["rotation_deg"]["heldout"] == [-30.0, 30.0]
+    assert manifest["factors"]["rotation_deg"]["heldout"] == [30.0, 90.0]
     x, y = digits.load_split(tmp_path / "d", "test")
     assert x.shape == (449, 1, 12, 12) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1 and len(y) == 449
-    again = digits.write_digits(tmp_path / "e", upsample=1, pad=2, test_fraction=0.25, heldout_start_deg=-30,
+    again = digits.write_digits(tmp_path / "e", upsample=1, pad=2, test_fraction=0.25, heldout_start_deg=30,
                                 heldout_width_deg=60, seed=0, shard_size=800)
     assert [s["sha256"] for s in again["splits"]["train"]["shards"]] == [s["sha256"] for s in manifest["splits"]["train"]["shards"]]
 
@@ -136,6 +136,8 @@ def test_the_ftl_model_turns_its_latent_before_decoding():
         (lambda: metrics.equivariance_error(torch.zeros(2, 7), torch.zeros(2, 7), torch.zeros(2), LAYOUT), ModelError, r"shape \(batch, 8\)"),
         (lambda: digits.check_angles(np.array([10.0, 200.0])), DataError, "200.0° lies outside the declared range"),
         (lambda: digits.check_heldout(170.0, 400.0), DataError, "held-out arc"),
+        (lambda: digits.check_heldout(-30.0, 60.0), DataError, "holds 0°, the upright angle"),
+        (lambda: digits.check_heldout(120.0, 0.0), DataError, r"width in \(0, 360"),
         (lambda: digits.write_digits("unused", upsample=1, pad=0, test_fraction=1.5, heldout_start_deg=0, heldout_width_deg=10, seed=0, shard_size=10), DataError, "test_fraction"),
     ],
 )

@@ -75,10 +75,15 @@ def write_digits(out_dir: str | Path, *, upsample: int, pad: int, test_fraction:
 
 
 def check_heldout(start_deg: float, width_deg: float) -> None:
-    """DataError unless the held-out arc lies inside the factor's range and leaves angles to train on."""
+    """DataError unless the held-out arc lies inside the factor's range, is not empty, leaves angles
+    to train on and does not hold 0°: the evaluation feeds upright digits (0°) as the seen inputs, so
+    an arc over 0° would make every "seen" figure one of held-out inputs."""
     lo, hi = ANGLE_RANGE_DEG
-    if not (lo <= start_deg < hi) or not (0.0 <= width_deg < hi - lo):
-        raise DataError(f"digits: held-out arc start {start_deg}° width {width_deg}° must have start in [{lo}, {hi}) and width in [0, {hi - lo})")
+    if not (lo <= start_deg < hi) or not (0.0 < width_deg < hi - lo):
+        raise DataError(f"digits: held-out arc start {start_deg}° width {width_deg}° must have start in [{lo}, {hi}) and width in (0, {hi - lo})")
+    if in_arc(np.array([0.0]), (start_deg, start_deg + width_deg))[0]:
+        raise DataError(f"digits: held-out arc [{start_deg}°, {start_deg + width_deg}°) holds 0°, the upright angle the evaluation "
+                        "takes as the seen input; move the arc off 0°")
 
 
 def load_split(shard_dir: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -165,11 +165,16 @@ def in_arc(theta_deg, arc: tuple[float, float]) -> np.ndarray:
 
 
 def check_heldout(start_deg: float, width_deg: float, step_deg: float) -> None:
-    """DataError unless the held-out arc lies in the range and leaves at least two azimuths to train on."""
+    """DataError unless the held-out arc lies in the range, holds at least one azimuth of the grid
+    (an empty arc left every held-out metric out and the report without its numbers) and leaves at
+    least two azimuths to train on."""
     lo, hi = ANGLE_RANGE_DEG
     if not (lo <= start_deg < hi) or not (0.0 <= width_deg <= hi - lo - 2 * step_deg):
         raise DataError(f"objects3d: held-out arc start {start_deg}° width {width_deg}° must have start in [{lo}, {hi}) "
                         f"and width in [0, {hi - lo - 2 * step_deg}] (two azimuths of the {step_deg}° grid left to train on)")
+    if not in_arc(azimuth_grid(step_deg), (start_deg, start_deg + width_deg)).any():
+        raise DataError(f"objects3d: held-out arc [{start_deg}°, {start_deg + width_deg}°) holds no azimuth of the {step_deg}° grid: "
+                        "nothing would be held out (widen it or move its start onto the grid)")
 
 
 def face_levels(shape: str) -> np.ndarray:
