@@ -170,3 +170,30 @@ def test_a_state_file_of_the_wrong_kind_is_named_by_the_stage_cli(broden_shards,
 
     assert f"holds a {QuantilePart.KIND}, expected a {Thresholds.KIND}" in proc.stderr, proc.stderr
     assert not out.exists()
+
+
+def test_gather_records_the_quantile_its_thresholds_were_computed_at(broden_shards, tmp_path):
+    """The stage CLIs chained in-process on one shard; a --settings-json naming another quantile
+    than the thresholds' is refused (the summary would have recorded it), and nothing is written."""
+    import json
+
+    from cnninterp.cli import main
+
+    manifest, shards = str(broden_shards / "manifest.json"), [str(p) for p in shard_paths(broden_shards)]
+    model = ["--model", "torchvision:resnet10", "--layers", "layer4", "--manifest", manifest]
+    parts, caches = [], []
+    for i, shard in enumerate(shards):
+        parts.append(str(tmp_path / f"q{i}.npz"))
+        caches += ["--cache", str(tmp_path / f"c{i}.acts")]
+        assert main(["dissect-quantiles", *model, "--shard", shard, "--quantile", "0.02", "--cache", caches[-1], "--out", parts[-1]]) == 0
+    thresholds = str(tmp_path / "thresholds.npz")
+    assert main(["dissect-thresholds", "--manifest", manifest, "--layers", "layer4", "--quantile", "0.02", *caches, "--out", thresholds, *parts]) == 0
+    tallies = []
+    for i, shard in enumerate(shards):
+        tallies.append(str(tmp_path / f"t{i}.npz"))
+        assert main(["dissect-tally", *model, "--shard", shard, "--thresholds", thresholds, "--out", tallies[-1]]) == 0
+    gather = ["dissect-gather", "--manifest", manifest, "--layers", "layer4", "--thresholds", thresholds]
+    assert main([*gather, "--settings-json", '{"quantile": 0.005}', "--out", str(tmp_path / "bad"), *tallies]) == 2
+    assert not (tmp_path / "bad" / "summary.json").exists()
+    assert main([*gather, "--settings-json", '{"model": "m"}', "--out", str(tmp_path / "ok"), *tallies]) == 0
+    assert json.loads((tmp_path / "ok" / "summary.json").read_text())["settings"]["quantile"] == 0.02

@@ -264,6 +264,7 @@ def _run_dissect_stage(args) -> None:
     from .dissect import engine
     from .dissect.statefile import read_state, write_state
     from .dissect.states import Thresholds
+    from .errors import DataError
 
     manifest = read_manifest(Path(args.manifest).parent)
     total = engine.dataset_images(manifest)
@@ -282,10 +283,14 @@ def _run_dissect_stage(args) -> None:
         write_state(args.out, counts)
     elif args.command == "dissect-gather":
         settings = dict(args.settings_json)
-        settings.update(denominator=args.denominator, iou_threshold=args.iou_threshold, layers=args.layers)
+        thresholds = read_state(args.thresholds, Thresholds)
+        if "quantile" in settings and float(settings["quantile"]) != thresholds.quantile:
+            # the summary records the quantile: it must be the one the thresholds were merged at
+            raise DataError(f"--settings-json gives quantile {settings['quantile']} but {args.thresholds} was computed at {thresholds.quantile}")
+        settings.update(denominator=args.denominator, iou_threshold=args.iou_threshold, layers=args.layers, quantile=thresholds.quantile)
         # the tally parts go in as paths: sum_tallies reads them one at a time (a 1,000-shard
         # run of full Broden would not fit in memory all at once)
-        summary = engine.gather(args.parts, read_state(args.thresholds, Thresholds), manifest, args.layers, args.denominator, args.iou_threshold, args.out, settings)
+        summary = engine.gather(args.parts, thresholds, manifest, args.layers, args.denominator, args.iou_threshold, args.out, settings)
         for layer, s in summary.items():
             print(f"{layer}: {s['detectors']}/{s['units']} detectors, {s['unique_concepts']} unique concepts")
         if args.remove_caches:
