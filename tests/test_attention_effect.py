@@ -69,8 +69,12 @@ attention model alone at 1 thread, then the chain benchmarks/attention.py at 2 t
   0.0041 / 0.0034 rad, CNN 0.0020 / 0.0016 / 0.0022 (gap 0.13 / 0.16 / 0.08 of the mean predictor's:
   within MAE_TOLERANCE), on-cause ratio 2.09 / 1.48 / 3.75 (λ = 0.1; a 1-thread run of seed 0: 1.27),
   band-row ratio 1.72 / 1.66 / 2.51, column correlation -0.57 / -0.58 / +0.34; the λ = 0 model went
-  one-hot beside the markings (entropy 0.01-0.19, ratio 0.00-0.09). Not above ON_CAUSE_SHOWN on
-  three seeds: which side of the road (grass or markings) the attention settles on is left to chance.
+  one-hot beside the markings (entropy 0.01-0.19, ratio 0.00-0.09). Seeds 3 / 4: ratio 4.75 / 3.08,
+  MAE gap 0.13 / 0.38 (seed 4 outside MAE_TOLERANCE). The same chain at 1 thread (what this test's
+  fixture runs), seed 0: ratio 1.27, band-row ratio 2.77, column correlation -0.75, MAE 0.0038 against
+  0.0012, 116 s. So 3 of 5 seeds meet both criteria at 2 threads, and seed 0 does not at 1 thread:
+  which side of the road edge (the grass or the markings) the attention settles on is left to chance,
+  and the default stays 40x80. Chain time at 2 threads on a free machine: 64.5 s in-process (seed 3).
 """
 
 import json
@@ -131,7 +135,7 @@ def test_deleting_the_cause_moves_the_output_more_than_deleting_distractors(defa
                           "(see the module docstring); at 80x160 with located cells and a standardised context (3 seeds, 6 epochs) 1.10-1.43: "
                           "the attention finds the band's depth but moves against the markings sideways (column correlation "
                           "-0.14 to -0.68), onto cells whose 61-px field sees them; with a learned logit scale from 16 and "
-                          "gradient clipping (8 epochs) 2.09 / 1.48 / 3.75 on seeds 0-2 (1.27 for seed 0 at 1 thread): "
+                          "gradient clipping (8 epochs, 2 threads) 2.09 / 1.48 / 3.75 / 4.75 / 3.08 on seeds 0-4 (1.27 for seed 0 at 1 thread): "
                           "the attention settles on the markings or on the grass beside them by chance", strict=True)
 def test_attention_lies_on_the_cause(default_metrics):
     from cnninterp.attention.report import ON_CAUSE_SHOWN
