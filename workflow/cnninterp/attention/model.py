@@ -57,7 +57,7 @@ class ModelSpec:
     ``logit_scale`` / ``learn_scale`` (attention model): the logits w·ReLU(...) are multiplied by
     the scale, fixed or learned (log-parametrised, starting at ``logit_scale``). With scale 1 over
     L = 200 cells (80×160) the softmax stayed near uniform (entropy 0.99 of log L after 8 epochs);
-    from 16 (learned) it concentrates (entropy 0.82-0.85 with λ = 0.1) and the scale itself moves
+    from 16 (learned) it concentrates (entropy 0.63-0.85 with λ = 0.1) and the scale itself moves
     little (16 -> 15-15.9 in 8 epochs) (benchmarks/RESULTS.md, issue 14)."""
 
     kind: str
