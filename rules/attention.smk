@@ -82,7 +82,9 @@ if method_enabled(CFG, "attention"):
             hidden=ATTENTION["model"]["hidden"],
             logit_scale=ATTENTION["model"]["logit_scale"],
             learn_scale=(
-                "--learn-scale" if ATTENTION["model"]["learn_scale"] else "--no-learn-scale"
+                "--learn-scale"
+                if ATTENTION["model"]["learn_scale"]
+                else "--no-learn-scale"
             ),
             clip_grad=ATTENTION["train"]["clip_grad"],
             epochs=ATTENTION["train"]["epochs"],
