@@ -96,7 +96,7 @@ def evaluate(shards: str | Path, models: dict, out: str | Path, *, samples: int,
     result["novel_view_px"] = {}
     out = Path(out)
     for name, (mode, angles) in FIGURES.items():
-        pred, true = novel.novel_views(loaded["canonical"], test["images"], test["R"], test["joints3d"], test["t"], mode, angles)
+        pred, true = novel.novel_views(loaded["canonical"], test["images"], test["K"], test["R"], test["joints3d"], test["t"], mode, angles)
         err = np.linalg.norm(pred - true, axis=-1).mean(axis=(0, 2))  # per angle
         unrotated = np.linalg.norm(pred[:, :1] - true, axis=-1).mean(axis=(0, 2))
         result["novel_view_px"][name] = {"angles_deg": list(angles), "canonical_px": err.tolist(), "unrotated_px": unrotated.tolist()}

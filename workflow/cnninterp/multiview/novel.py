@@ -1,7 +1,11 @@
 """Novel views of the canonical representation: virtual cameras rotated in plane and out of plane.
 
-A virtual camera keeps view 0's distance to the pelvis and looks straight at it (the pelvis on
-its optical axis, at the crop centre), with rotation
+A virtual camera is view 0's camera turned about the pelvis: the pelvis keeps its camera
+coordinates of view 0 (same depth, same direction), so the crop of view 0 (its intrinsics ``K``,
+the pelvis at the crop centre, the same scale) stays the virtual camera's crop, and at angle 0 the
+virtual view is view 0 itself. (It used to be a camera with the pelvis on its optical axis, which
+differs from the data's crops, whose pelvis is up to ~17° off axis, by 1.0 px on average at
+angle 0.) Its rotation is
 
 - in plane: R = R_z(α) · R_0 (turned about its own optical axis by α),
 - out of plane: R = R_0 · R_z(φ) (orbiting the person about the world's vertical axis by φ).
@@ -31,28 +35,28 @@ def virtual_rotations(R0, angles_deg, mode: str):
     return (Rz @ R0 if mode == "in" else R0 @ Rz).float()
 
 
-def virtual_truth(X, R0, t0, R, image_size: int):
-    """Crop pixels (n, A, J, 2) of joints X (n, J, 3) mm through virtual cameras R (n, A, 3, 3) looking at the pelvis
-    from view 0's distance (R0 (n, 3, 3), t0 (n, 3) the real view 0)."""
-    X = np.asarray(X, np.float64)
-    R = np.asarray(R, np.float64)
+def virtual_truth(X, K0, R0, t0, R):
+    """Crop pixels (n, A, J, 2) of joints X (n, J, 3) mm through the virtual cameras of rotations R (n, A, 3, 3):
+    view 0 (crop intrinsics K0, rotation R0 (n, 3, 3), translation t0 (n, 3)) turned about the pelvis, i.e.
+    x_cam = R (X − p) + R0 p + t0 with p the pelvis, projected through K0 (see the module docstring)."""
+    X, K0, R0, t0, R = (np.asarray(a, np.float64) for a in (X, K0, R0, t0, R))
     pelvis = X[:, 0]
-    d = np.linalg.norm(np.einsum("nij,nj->ni", R0, pelvis) + t0, axis=-1)  # distance along view 0
-    f = image_size * d / mvdata.CROP_MM
-    cam = np.einsum("naij,nkj->naki", R, X - pelvis[:, None])  # (n, A, J, 3), pelvis at the camera's axis
-    cam[..., 2] += d[:, None, None]
-    return f[:, None, None, None] * cam[..., :2] / cam[..., 2:3] + image_size / 2
+    at = np.einsum("nij,nj->ni", R0, pelvis) + t0  # the pelvis in view 0's camera frame (n, 3)
+    cam = np.einsum("naij,nkj->naki", R, X - pelvis[:, None]) + at[:, None, None, :]  # (n, A, J, 3)
+    pix = np.einsum("nij,nakj->naki", K0, cam)
+    return pix[..., :2] / pix[..., 2:3]
 
 
-def novel_views(model, images, R, X, t, mode: str, angles_deg) -> tuple[np.ndarray, np.ndarray]:
-    """(predicted, true) crop pixels (n, A, J, 2) of the canonical model's latent seen through the virtual cameras."""
+def novel_views(model, images, K, R, X, t, mode: str, angles_deg) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted, true) crop pixels (n, A, J, 2) of the canonical model's latent seen through the virtual cameras;
+    K, R (n, V, 3, 3) and t (n, V, 3) the samples' crop cameras, X (n, J, 3) their joints."""
     import torch
 
     with torch.no_grad():
         zc = model.canonical(torch.as_tensor(images), torch.as_tensor(R).float())
         Rv = virtual_rotations(R[:, 0], angles_deg, mode)
         pred = model.decode_rotated(zc, Rv).numpy()
-    true = virtual_truth(X, R[:, 0], t[:, 0], Rv.numpy(), images.shape[2])
+    true = virtual_truth(X, K[:, 0], R[:, 0], t[:, 0], Rv.numpy())
     return pred, true
 
 
