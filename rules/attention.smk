@@ -23,32 +23,49 @@ if method_enabled(CFG, "attention"):
         params:
             out=lambda wc, output: Path(output.manifest).parent,
             source=ATTENTION["data"]["source"],
-            path=ATTENTION["data"]["path"],
             height=ATTENTION["data"]["height"],
             width=ATTENTION["data"]["width"],
             seq_len=ATTENTION["data"]["seq_len"],
-            train=ATTENTION["data"]["train_sequences"],
-            test=ATTENTION["data"]["test_sequences"],
-            distractors=ATTENTION["data"]["distractors"],
-            lookahead=ATTENTION["data"]["lookahead_m"],
-            band=ATTENTION["data"]["band"],
-            outer=(
-                "--outer-road"
-                if ATTENTION["data"]["outer_road"]
-                else "--no-outer-road"
-            ),
-            test_every=ATTENTION["data"]["test_every"],
-            max_gap=ATTENTION["data"]["max_gap_s"],
             shard_size=ATTENTION["data"]["shard_size"],
-            seed=ATTENTION["seed"],
+            # each source's own settings only: a setting the source does not use must not key
+            # its shards (it reran the data job, three trainings and the evaluation for nothing)
+            source_args=(
+                [
+                    "--train-sequences",
+                    ATTENTION["data"]["train_sequences"],
+                    "--test-sequences",
+                    ATTENTION["data"]["test_sequences"],
+                    "--distractors",
+                    ATTENTION["data"]["distractors"],
+                    "--lookahead-m",
+                    ATTENTION["data"]["lookahead_m"],
+                    "--band",
+                    ATTENTION["data"]["band"],
+                    (
+                        "--outer-road"
+                        if ATTENTION["data"]["outer_road"]
+                        else "--no-outer-road"
+                    ),
+                    "--seed",
+                    ATTENTION["seed"],
+                ]
+                if ATTENTION["data"]["source"] == "synthetic"
+                else [
+                    f"--path={ATTENTION['data']['path']}",
+                    "--test-every",
+                    ATTENTION["data"]["test_every"],
+                ]
+                + (
+                    ["--max-gap-s", ATTENTION["data"]["max_gap_s"]]
+                    if ATTENTION["data"]["source"] == "udacity"
+                    else []
+                )
+            ),
         shell:
             "cnninterp attention data --out {params.out:q} --source {params.source:q}"
-            " --path={params.path:q} --height {params.height:q} --width {params.width:q}"
-            " --seq-len {params.seq_len:q} --train-sequences {params.train:q}"
-            " --test-sequences {params.test:q} --distractors {params.distractors:q}"
-            " --lookahead-m {params.lookahead:q} --band {params.band:q} {params.outer:q}"
-            " --test-every {params.test_every:q} --max-gap-s {params.max_gap:q}"
-            " --shard-size {params.shard_size:q} --seed {params.seed:q} > {log:q} 2>&1"
+            " --height {params.height:q} --width {params.width:q}"
+            " --seq-len {params.seq_len:q} --shard-size {params.shard_size:q}"
+            " {params.source_args:q} > {log:q} 2>&1"
 
     rule attention_train:
         input:

@@ -44,6 +44,12 @@ def test_changing_a_data_setting_reruns_the_whole_attention_chain(dag_run):
     assert rules(plan) <= ATTENTION_RULES | AROUND
 
 
+def test_a_real_data_setting_does_not_rerun_the_synthetic_chain(dag_run):
+    # max_gap_s and test_every are the Udacity/comma readers' settings: the synthetic shards do not depend on them
+    plan = edited_plan(dag_run, lambda c: c["attention"]["data"].update(max_gap_s=2.0, test_every=3))
+    assert not rules(plan) & ATTENTION_RULES
+
+
 def test_changing_an_eval_setting_reruns_only_the_evaluation(dag_run):
     plan = edited_plan(dag_run, lambda c: c["attention"]["eval"].update(threshold=0.3))
     assert rules(plan) == {"attention_evaluate"} | (rules(plan) & AROUND) and "report" in rules(plan)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..argtypes import finite_float
+
 
 def register(subparsers) -> None:
     """Add the ``attention`` verb and its steps (data, train, evaluate) to the top-level parser."""
@@ -21,12 +23,12 @@ def register(subparsers) -> None:
     p.add_argument("--train-sequences", type=int, default=128)
     p.add_argument("--test-sequences", type=int, default=32)
     p.add_argument("--distractors", type=int, default=5)
-    p.add_argument("--lookahead-m", type=float, default=10.0)
-    p.add_argument("--band", type=float, default=1.3)
+    p.add_argument("--lookahead-m", type=finite_float, default=10.0)
+    p.add_argument("--band", type=finite_float, default=1.3)
     p.add_argument("--outer-road", action=argparse.BooleanOptionalAction, default=True,
                    help="outside the look-ahead band the road follows an independent cubic (the band is then the only cause)")
     p.add_argument("--test-every", type=int, default=5)
-    p.add_argument("--max-gap-s", type=float, default=0.5)
+    p.add_argument("--max-gap-s", type=finite_float, default=0.5)
     p.add_argument("--shard-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
 
@@ -34,19 +36,19 @@ def register(subparsers) -> None:
     p.add_argument("--shards", required=True)
     p.add_argument("--out", required=True, help="checkpoint path (model.pt); config.json is written beside it")
     p.add_argument("--kind", required=True, choices=["attention", "cnn"])
-    p.add_argument("--reg-weight", type=float, default=0.0, help="lambda of the attention regulariser")
+    p.add_argument("--reg-weight", type=finite_float, default=0.0, help="lambda of the attention regulariser")
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--coords", action=argparse.BooleanOptionalAction, default=False, help="append each feature cell's row and column to its features")
     p.add_argument("--located", action=argparse.BooleanOptionalAction, default=False,
                    help="attention model: each cell's vector is [x, x*col, x*row], so the context carries where it looked")
     p.add_argument("--context-norm", action=argparse.BooleanOptionalAction, default=False,
                    help="attention model: standardise the context by running estimates before the LSTM and the output layer")
-    p.add_argument("--logit-scale", type=float, default=1.0, help="attention logits' scale (its start with --learn-scale)")
+    p.add_argument("--logit-scale", type=finite_float, default=1.0, help="attention logits' scale (its start with --learn-scale)")
     p.add_argument("--learn-scale", action=argparse.BooleanOptionalAction, default=False, help="learn the attention logits' scale")
-    p.add_argument("--clip-grad", type=float, default=0.0, help="clip each step's gradient to this global L2 norm (0: off)")
+    p.add_argument("--clip-grad", type=finite_float, default=0.0, help="clip each step's gradient to this global L2 norm (0: off)")
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=finite_float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
@@ -57,9 +59,9 @@ def register(subparsers) -> None:
     p.add_argument("--cnn", required=True, help="model.pt of the cnn baseline")
     p.add_argument("--out", required=True, help="metrics.json path")
     p.add_argument("--filter-sequences", type=int, default=8)
-    p.add_argument("--level", type=float, default=0.5)
-    p.add_argument("--sigma", type=float, default=2.0)
-    p.add_argument("--threshold", type=float, default=0.1)
+    p.add_argument("--level", type=finite_float, default=0.5)
+    p.add_argument("--sigma", type=finite_float, default=2.0)
+    p.add_argument("--threshold", type=finite_float, default=0.1)
     p.add_argument("--cause-dilation", type=int, default=3)
     p.add_argument("--strip-frames", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
