@@ -39,7 +39,8 @@ def default_result(tmp_path_factory):
 def test_the_canonical_latent_renders_cameras_orbited_out_of_plane(default_result):
     # turning the fused latent about the vertical axis moves the decoded skeleton as the truth moves:
     # at 150 and 180 degrees its 2D error stays below that of the unturned decoding. Measured on the
-    # defaults (6 epochs): 2.76 vs 3.65 px at 150°, 2.78 vs 3.72 px at 180° (ratio 0.75); after
+    # defaults (6 epochs): 2.79 vs 3.66 px at 150°, 2.81 vs 3.74 px at 180° (ratio 0.75; with the truth
+    # camera on the pelvis's axis, before 2026-12-03: 2.76 vs 3.65 and 2.78 vs 3.72); after
     # 30 epochs on 1,000 poses: 1.39 vs 4.53 and 1.37 vs 4.74 px (ratio 0.3)
     nv = default_result["novel_view_px"]["out_of_plane"]
     for i, angle in enumerate(nv["angles_deg"]):
