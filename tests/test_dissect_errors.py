@@ -197,3 +197,9 @@ def test_gather_records_the_quantile_its_thresholds_were_computed_at(broden_shar
     assert not (tmp_path / "bad" / "summary.json").exists()
     assert main([*gather, "--settings-json", '{"model": "m"}', "--out", str(tmp_path / "ok"), *tallies]) == 0
     assert json.loads((tmp_path / "ok" / "summary.json").read_text())["settings"]["quantile"] == 0.02
+    # thresholds of another merge (here another quantile): the parts were not counted at them
+    other = str(tmp_path / "other.npz")
+    assert main(["dissect-thresholds", "--manifest", manifest, "--layers", "layer4", "--quantile", "0.01", *caches, "--out", other, *parts]) == 0
+    gather[gather.index(thresholds)] = other
+    assert main([*gather, "--out", str(tmp_path / "mixed"), *tallies]) == 2
+    assert not (tmp_path / "mixed" / "summary.json").exists()

@@ -43,7 +43,7 @@ def _tally_part(seed):
         tally = LayerTally(units, len(PRIMARY), 2)
         tally.add(_acts(seed, n=4, units=units), np.full(units, 0.5, np.float32), labels)
         layers[name] = tally
-    return TallyPart(4, labels.area.copy(), layers)
+    return TallyPart(4, labels.area.copy(), layers, "digest of thresholds 0.5")
 
 
 def _assert_tops_equal(a: TopImages, b: TopImages):
@@ -89,6 +89,13 @@ def test_thresholds_file_round_trip_and_select(tmp_path):
     assert list(back.select(["layer1"]).layers) == ["layer1"]
     with pytest.raises(DataError, match="no layer.*layer3"):
         back.select(["layer3"])
+
+
+def test_tally_parts_counted_at_different_thresholds_do_not_merge():
+    other = _tally_part(1)
+    other.thresholds = "digest of other thresholds"
+    with pytest.raises(DataError, match="counted at different thresholds"):
+        _tally_part(0).merge(other)
 
 
 def test_tally_part_file_round_trip_and_merge_in_any_order(tmp_path):

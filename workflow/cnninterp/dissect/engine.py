@@ -187,7 +187,7 @@ def tally(model, layers: list[str], paths, thresholds: Thresholds, manifest: dic
             images += len(batch["keys"])
     if images == 0:
         raise DataError(f"no images in {', '.join(map(str, paths))}")
-    return TallyPart(images, area, {name: tallies[name] for name in layers})
+    return TallyPart(images, area, {name: tallies[name] for name in layers}, thresholds.digest(layers))
 
 
 def _blame_image(batch: dict, paths, vocab: dict) -> DataError:
@@ -262,7 +262,8 @@ def gather(tally_parts, thresholds: Thresholds, manifest: dict, layers: list[str
     under ``out_dir``; returns the summary.
 
     ``thresholds`` is the output of ``merge_thresholds`` (thresholds and top images).
-    DataError if the parts do not cover every image of the shards exactly once.
+    DataError if the parts do not cover every image of the shards exactly once, or were counted at
+    other thresholds than ``thresholds`` (``TallyPart.thresholds``).
     """
     from .labels import iou_table, summarize, write_results
 
@@ -273,6 +274,9 @@ def gather(tally_parts, thresholds: Thresholds, manifest: dict, layers: list[str
     missing = [name for name in layers if name not in summed.layers]
     if missing:
         raise DataError(f"tally parts have no layer(s) {', '.join(missing)}: rerun the tallies")
+    if summed.thresholds != thresholds.digest(list(summed.layers)):
+        raise DataError("the tally parts were counted at other thresholds than the ones given (another model's, "
+                        "quantile's or merge's): rerun the tallies with these thresholds")
     thresholds = thresholds.select(layers)
     vocab = vocabulary(manifest)
     table = iou_table(summed, thresholds, vocab, layers, denominator)

@@ -234,17 +234,32 @@ class Thresholds:
         """{layer: threshold float32 (U,)}."""
         return {name: layer.threshold for name, layer in self.layers.items()}
 
+    def digest(self, layers: list[str]) -> str:
+        """sha256 hex of what a tally counted at: the quantile, the image count and the thresholds of
+        ``layers`` (names and float32 values, in that order). A ``TallyPart`` records it, so gather can
+        refuse parts counted at other thresholds (another model's, another quantile's)."""
+        import hashlib
+
+        h = hashlib.sha256(f"{self.quantile!r}|{self.images}".encode())
+        for name, layer in self.select(layers).layers.items():
+            h.update(f"|{name}|".encode())
+            h.update(np.ascontiguousarray(layer.threshold, np.float32).tobytes())
+        return h.hexdigest()
+
 
 @dataclass
 class TallyPart:
     """What the tally of some shards counted (mergeable state): ``images``, ``area`` int64 (C+1,)
-    (pixels of each label, per dataset) and ``layers`` {name: ``tally.LayerTally``}."""
+    (pixels of each label, per dataset), ``layers`` {name: ``tally.LayerTally``} and ``thresholds``,
+    the ``Thresholds.digest`` of the thresholds it counted at (version 2; parts of different
+    thresholds do not merge, and gather checks the digest against its thresholds file)."""
 
     KIND = "tally_part"
-    VERSION = 1
+    VERSION = 2
     images: int
     area: np.ndarray
     layers: dict
+    thresholds: str
 
     def merge(self, other: "TallyPart") -> "TallyPart":
         """Add ``other``'s counts (same layers and labels) into this part; return self."""
@@ -252,6 +267,8 @@ class TallyPart:
             raise DataError(f"tally parts of different layers: {list(self.layers)} and {list(other.layers)}")
         if other.area.shape != self.area.shape:
             raise DataError(f"tally parts over {self.area.size} and {other.area.size} label numbers: rerun the tallies")
+        if other.thresholds != self.thresholds:
+            raise DataError("tally parts counted at different thresholds: rerun the tallies")
         self.images += other.images
         self.area = self.area + other.area
         for name, layer in self.layers.items():
@@ -262,14 +279,16 @@ class TallyPart:
         return self
 
     def state_dict(self) -> dict:
-        """``kind``, ``version``, ``images`` int64 (), ``area`` int64 (C+1,), ``layer_names`` and per layer its ``LayerTally`` state."""
-        return {"kind": np.array(self.KIND), "version": np.array(self.VERSION), "images": np.array(self.images), "area": self.area, **_layers_state(self.layers, LayerTally.state_dict)}
+        """``kind``, ``version``, ``images`` int64 (), ``area`` int64 (C+1,), ``thresholds`` (the digest), ``layer_names`` and per layer its ``LayerTally`` state."""
+        return {"kind": np.array(self.KIND), "version": np.array(self.VERSION), "images": np.array(self.images), "area": self.area,
+                "thresholds": np.array(self.thresholds), **_layers_state(self.layers, LayerTally.state_dict)}
 
     @classmethod
     def from_state_dict(cls, state: dict) -> "TallyPart":
         """Rebuild from ``state_dict()``; ValueError or KeyError if it is not one."""
         _check_kind(cls, state)
-        return cls(int(state["images"]), np.asarray(state["area"], np.int64).copy(), _layers_from(state, LayerTally.from_state_dict))
+        return cls(int(state["images"]), np.asarray(state["area"], np.int64).copy(), _layers_from(state, LayerTally.from_state_dict),
+                   str(state["thresholds"]))
 
     def result(self) -> dict:
         """{layer: ``LayerTally.result()``}."""
