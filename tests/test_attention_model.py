@@ -250,18 +250,18 @@ def test_attention_placement_splits_depth_and_side_by_hand():
     assert causal.attention_placement(follow[:, [1, 0, 3, 2]], cause, (2, 2))["column_correlation"] == pytest.approx(-1.0)
 
 
-def test_clipped_optimizer_rescales_the_global_gradient_norm_by_hand():
-    from cnninterp.attention.train import ClippedOptimizer
+def test_fit_clips_the_global_gradient_norm_by_hand():
+    from cnninterp.train.loop import fit
 
-    p = torch.nn.Parameter(torch.zeros(2))
-    opt = ClippedOptimizer(torch.optim.SGD([p], lr=1.0), max_norm=1.0)
-    (3 * p[0] + 4 * p[1]).backward()  # gradient (3, 4), norm 5 -> (0.6, 0.8)
-    opt.step()
-    assert torch.allclose(p.detach(), torch.tensor([-0.6, -0.8]))
-    opt.zero_grad()
-    (0.3 * p[0]).backward()  # norm 0.3 <= 1: unchanged
-    opt.step()
-    assert p.grad is not None and torch.allclose(p.detach(), torch.tensor([-0.9, -0.8]))
+    model = torch.nn.Linear(2, 1, bias=False)
+    torch.nn.init.zeros_(model.weight)
+    grads = [torch.tensor([3.0, 4.0]), torch.tensor([0.3, 0.0])]  # norm 5 -> (0.6, 0.8); norm 0.3 <= 1: unchanged
+
+    def step(m, g, device):
+        return (m.weight[0] * g).sum(), {}, 1
+
+    fit(model, lambda epoch: grads, step, torch.optim.SGD(model.parameters(), lr=1.0), 1, "cpu", clip_grad=1.0)
+    assert torch.allclose(model.weight.detach()[0], torch.tensor([-0.9, -0.8]))
 
 
 def test_learned_logit_scale_starts_at_the_given_scale_and_gets_a_gradient():

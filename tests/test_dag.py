@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from cnninterp.config import method_enabled
-from dag import TINY, command, digests, env, make_workdir, methods_off, planned, snakemake, tiny_config
+from dag import TINY, command, digests, edited_plan, env, make_workdir, methods_off, planned, snakemake, tiny_config
 
 pytestmark = pytest.mark.slow
 
@@ -145,11 +145,7 @@ def test_training_budget_reruns_training_and_downstream_only(clean_run):
 def test_a_scene_task_setting_reruns_the_task_chain_not_the_probe_shards(clean_run):
     """The training task is not the probe set: a scene-task rule reruns the task's data, training and
     the trained model's dissection, never the probe shards or the random control's dissection."""
-    try:
-        edit_config(clean_run, lambda c: c["broden"]["scene_task"].update(third_object=0.5))
-        plan = planned(clean_run)
-    finally:
-        (clean_run / "tiny.yaml").write_text(tiny_config())
+    plan = edited_plan(clean_run, lambda c: c["broden"]["scene_task"].update(third_object=0.5))
     assert {"scenes_synthesize", "scenes_shards", "train_baseline"} <= rules_of(plan)
     assert not rules_of(plan) & {"broden_synthesize", "broden_shards"}
     assert {w.split(",")[0] for r, w in plan if r.startswith("dissect_")} == {"model=baseline"}
@@ -158,11 +154,7 @@ def test_a_scene_task_setting_reruns_the_task_chain_not_the_probe_shards(clean_r
 def test_a_setting_of_a_broden_source_not_in_use_reruns_nothing(clean_run):
     """The synthetic probe does not depend on the download block: editing it re-shards and
     re-dissects nothing (only the recorded config and the report that shows it are rewritten)."""
-    try:
-        edit_config(clean_run, lambda c: c["broden"].setdefault("download", {}).update(url="https://example.org/other.zip"))
-        plan = planned(clean_run)
-    finally:
-        (clean_run / "tiny.yaml").write_text(tiny_config())
+    plan = edited_plan(clean_run, lambda c: c["broden"].setdefault("download", {}).update(url="https://example.org/other.zip"))
     assert rules_of(plan) <= {"config_snapshot", "report", "all"}
 
 

@@ -6,6 +6,7 @@ Heavy libraries are imported inside the commands that need them, so ``--help`` s
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import sys
@@ -247,13 +248,11 @@ def _run_data(args) -> None:
 
 
 def _json_file(path: str) -> dict:
-    """The JSON object in the file ``path``; DataError naming the file otherwise."""
+    """The JSON object in the file ``path`` (``report.context.read_json``); DataError naming the file otherwise."""
     from .errors import DataError
+    from .report.context import read_json
 
-    try:
-        value = json.loads(Path(path).read_text())
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path} is not valid JSON: {err}") from None
+    value = read_json(path, "--source-file")
     if not isinstance(value, dict):
         raise DataError(f"{path}: expected a JSON object {{...}}, got {type(value).__name__}")
     return value
@@ -264,7 +263,6 @@ def _run_dissect_stage(args) -> None:
     from .dissect import engine
     from .dissect.statefile import read_state, write_state
     from .dissect.states import Thresholds
-    from .errors import DataError
 
     manifest = read_manifest(Path(args.manifest).parent)
     total = engine.dataset_images(manifest)
@@ -282,12 +280,8 @@ def _run_dissect_stage(args) -> None:
         counts = engine.tally(model, args.layers, args.shard, thresholds, manifest, args.preprocess, args.batch_size, _device(args.device), args.cache, memory_format=args.memory_format)
         write_state(args.out, counts)
     elif args.command == "dissect-gather":
-        settings = dict(args.settings_json)
+        settings = dict(args.settings_json, denominator=args.denominator, iou_threshold=args.iou_threshold, layers=args.layers)
         thresholds = read_state(args.thresholds, Thresholds)
-        if "quantile" in settings and float(settings["quantile"]) != thresholds.quantile:
-            # the summary records the quantile: it must be the one the thresholds were merged at
-            raise DataError(f"--settings-json gives quantile {settings['quantile']} but {args.thresholds} was computed at {thresholds.quantile}")
-        settings.update(denominator=args.denominator, iou_threshold=args.iou_threshold, layers=args.layers, quantile=thresholds.quantile)
         # the tally parts go in as paths: sum_tallies reads them one at a time (a 1,000-shard
         # run of full Broden would not fit in memory all at once)
         summary = engine.gather(args.parts, thresholds, manifest, args.layers, args.denominator, args.iou_threshold, args.out, settings)
@@ -310,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:
         # a full disk, a read-only or missing folder: name the file and the reason, no traceback
         where = f" {err.filename}" if err.filename else ""
-        hints = {28: "free some space", 21: "give a file path"}
+        hints = {errno.ENOSPC: "free some space", errno.EISDIR: "give a file path"}
         hint = hints.get(err.errno, "check that the folder exists and is writable")
         print(f"cnninterp {args.command}: error: cannot access{where}: {err.strerror or err} ({hint})", file=sys.stderr)
         return 2

@@ -123,9 +123,9 @@ def dissect_settings(config: dict, model: str) -> dict:
     merged.update(config["dissect"].get("defaults", {}))
     merged.update(models[model])
     kind, name = merged["source"].split(":", 1)
-    if kind == "trained" and name not in config.get("train", {}):
-        raise ConfigError(f"dissect.models.{model}.source: no train entry {name!r} (train has {', '.join(config.get('train', {})) or 'none'})")
     if kind == "trained":
+        if name not in config.get("train", {}):
+            raise ConfigError(f"dissect.models.{model}.source: no train entry {name!r} (train has {', '.join(config.get('train', {})) or 'none'})")
         trained_with = config["train"][name].get("preprocess", "imagenet")
         if merged["preprocess"] != trained_with:
             # thresholds and IoUs would be measured on inputs the network never saw

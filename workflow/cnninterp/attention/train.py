@@ -29,30 +29,6 @@ def load_model(path: str | Path):
     return model, ckpt
 
 
-class ClippedOptimizer:
-    """An optimizer whose ``step`` first rescales the gradients of all its parameters together to a
-    global L2 norm of at most ``max_norm`` (``torch.nn.utils.clip_grad_norm_``); ``zero_grad`` and
-    ``param_groups`` are the wrapped optimizer's. What the shared training loop calls, unchanged.
-
-    Why: at 80x160 (located cells, standardised context) single batches of 4 sequences moved an
-    attention model's held-out MAE between epochs by up to 3x; with clipping at 1.0 seed 0 ended at
-    0.0028 rad after 12 epochs against 0.0058 without (benchmarks/RESULTS.md, issue 14)."""
-
-    def __init__(self, optimizer, max_norm: float):
-        self.optimizer, self.max_norm = optimizer, float(max_norm)
-        self.param_groups = optimizer.param_groups
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        self.optimizer.zero_grad(set_to_none=set_to_none)
-
-    def step(self) -> None:
-        import torch
-
-        params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
-        torch.nn.utils.clip_grad_norm_(params, self.max_norm)
-        self.optimizer.step()
-
-
 def to_input(frames):
     """uint8 numpy/tensor (B, T, 3, H, W) -> float32 tensor in [0, 1]."""
     import torch
@@ -70,7 +46,10 @@ def train_model(shards: str | Path, out: str | Path, kind: str, reg_weight: floa
     regulariser (ignored by the cnn); ``coords``, ``located``, ``context_norm``, ``logit_scale`` and
     ``learn_scale`` are ``ModelSpec``'s (all but ``coords`` apply to the attention model only: the cnn's
     flattened cube already keeps each cell's place). ``clip_grad`` > 0 rescales each step's gradient to at
-    most that global L2 norm (``ClippedOptimizer``; 0: no clipping), in every model.
+    most that global L2 norm (``train.loop.fit``'s ``clip_grad``; 0: no clipping), in every model. Why: at
+    80x160 (located cells, standardised context) single batches of 4 sequences moved an attention
+    model's held-out MAE between epochs by up to 3x; with clipping at 1.0 seed 0 ended at 0.0028 rad
+    after 12 epochs against 0.0058 without (benchmarks/RESULTS.md, issue 14).
     """
     import numpy as np
     import torch
@@ -91,8 +70,6 @@ def train_model(shards: str | Path, out: str | Path, kind: str, reg_weight: floa
     model = build_model(spec)
     dev = pick_device(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    if clip_grad > 0:
-        optimizer = ClippedOptimizer(optimizer, clip_grad)
     gen = torch.Generator().manual_seed(seed)
     n = len(frames)
 
@@ -114,7 +91,7 @@ def train_model(shards: str | Path, out: str | Path, kind: str, reg_weight: floa
             metrics["regularizer"] = float(reg.detach())
         return loss, metrics, len(y)
 
-    history = fit(model, batches, step, optimizer, epochs, dev, desc=f"attention {kind}")
+    history = fit(model, batches, step, optimizer, epochs, dev, desc=f"attention {kind}", clip_grad=clip_grad)
     config = {"kind": kind, "reg_weight": reg_weight, "epochs": epochs, "batch_size": batch_size, "lr": lr,
               "seed": seed, "hidden": hidden, "coords": coords, "logit_scale": logit_scale,
               "located": spec.located, "context_norm": spec.context_norm, "learn_scale": spec.learn_scale,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,9 +128,9 @@ class BrodenFolder:
                 try:
                     value = float(rec["coverage"])
                 except (TypeError, ValueError):
-                    value = float("nan")
-                if not 0.0 <= value < float("inf"):  # NaN fails too: it made max() keep the first category
-                    raise DataError(f"{cpath} line {line}: coverage {rec['coverage']!r} is not a finite number >= 0") from None
+                    value = -1.0  # refused below
+                if not 0.0 <= value < math.inf:  # NaN fails too: it made max() keep the first category
+                    raise DataError(f"{cpath} line {line}: coverage {rec['coverage']!r} is not a finite number >= 0")
                 coverage[number][cat] = value
         labels = {}
         for number, name in names.items():

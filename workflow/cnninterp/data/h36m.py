@@ -158,7 +158,7 @@ def read_sequence(root: str | Path, subject: str, action: str, image_size: int, 
         X = joints[number - 1].astype(np.float64)
         if not np.isfinite(X).all():
             raise DataError(f"{joints_path}: frame {number} (row {number - 1}) holds a non-finite joint")
-        depth = np.einsum("vij,nj->vni", R, X)[..., 2] + t[:, None, 2]  # (V, 17) camera z in mm
+        _, depth = multiview.project_np(K, R, t, X)  # (V, 17) camera z in mm
         if (depth <= 0).any():
             v = int(np.argwhere(depth <= 0)[0, 0])
             raise DataError(f"{joints_path}: frame {number} has a joint at or behind camera {views[v]} "

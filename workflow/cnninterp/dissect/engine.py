@@ -263,10 +263,14 @@ def gather(tally_parts, thresholds: Thresholds, manifest: dict, layers: list[str
 
     ``thresholds`` is the output of ``merge_thresholds`` (thresholds and top images).
     DataError if the parts do not cover every image of the shards exactly once, or were counted at
-    other thresholds than ``thresholds`` (``TallyPart.thresholds``).
+    other thresholds than ``thresholds`` (``TallyPart.thresholds``), or ``settings`` name another
+    quantile than the thresholds were merged at; the summary records the thresholds' quantile.
     """
     from .labels import iou_table, summarize, write_results
 
+    if "quantile" in settings and float(settings["quantile"]) != thresholds.quantile:
+        raise DataError(f"the settings give quantile {settings['quantile']} but the thresholds were merged at {thresholds.quantile}")
+    settings = dict(settings, quantile=thresholds.quantile)
     total = thresholds.images
     summed = sum_tallies(tally_parts)
     if summed.images != total:

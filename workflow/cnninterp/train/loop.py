@@ -57,12 +57,14 @@ def fit(
     device,
     scheduler=None,
     desc: str = "train",
+    clip_grad: float = 0.0,
 ) -> list[dict]:
     """Train ``model`` for ``epochs`` and return one dict of mean metrics per epoch.
 
     ``batches(epoch)`` yields batches for that epoch; ``step(model, batch, device)`` returns
     ``(loss tensor, metrics dict of floats, batch size)``. The optimizer steps once per batch and
-    the scheduler (if any) once per epoch.
+    the scheduler (if any) once per epoch. ``clip_grad`` > 0 first rescales each step's gradients,
+    all parameters together, to at most that global L2 norm (``clip_grad_norm_``).
     """
     import torch
     from tqdm import tqdm
@@ -79,6 +81,8 @@ def fit(
                 raise FloatingPointError(f"{desc}: loss became {loss.item()} at epoch {epoch + 1}; lower the learning rate")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if clip_grad > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
             optimizer.step()
             seen += size
             for key, value in {"loss": float(loss.detach()), **metrics}.items():
