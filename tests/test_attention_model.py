@@ -286,3 +286,20 @@ def test_cli_train_exits_2_on_a_bad_logit_scale_or_clip_and_writes_nothing(tmp_p
     assert "--logit-scale must be > 0" in capsys.readouterr().err
     assert main(base + ["--clip-grad", "-1"]) == 2
     assert "--clip-grad >= 0" in capsys.readouterr().err and not out.parent.exists()
+
+
+@pytest.mark.parametrize("spec", [SPEC, ModelSpec(kind="attention", height=24, width=48, hidden=8, located=True, context_norm=True, learn_scale=True)])
+def test_the_steering_output_is_causal(spec):
+    """A steering model must not see the future: perturbing frames after t leaves pred[:, :t + 1]
+    unchanged (the LSTM's initial state once came from the mean over all frames)."""
+    torch.manual_seed(0)
+    model = build_model(spec).eval()
+    frames = torch.rand(2, 5, 3, 24, 48)
+    with torch.no_grad():
+        base = model(frames)["pred"]
+        for t in range(4):
+            alt = frames.clone()
+            alt[:, t + 1:] = torch.rand_like(alt[:, t + 1:])
+            pred = model(alt)["pred"]
+            assert torch.equal(pred[:, :t + 1], base[:, :t + 1])
+            assert not torch.allclose(pred[:, t + 1:], base[:, t + 1:])

@@ -6,8 +6,9 @@ D = 64 channels (66 with coords) on an h × w grid (H/8 × W/8), flattened to L 
 
 Attention at step t (from the previous hidden state h_{t-1}):
     α_{t,i} = softmax_i( w · ReLU(W_x x_{t,i} + W_h h_{t-1} + b) ),   context y_t = Σ_i α_{t,i} x_{t,i}
-(With ``context_norm`` y_t is standardised before use.) The LSTM's initial (h_0, c_0) come from the mean feature (over positions and frames) through one
-tanh layer each; its input at step t is y_t; the output is û_t = V [h_t; y_t].
+(With ``context_norm`` y_t is standardised before use.) The LSTM's initial (h_0, c_0) come from frame 0's mean feature (over positions) through one
+tanh layer each (frame 0 only, so that the output at frame t depends on frames 0..t alone: a
+steering model is causal); its input at step t is y_t; the output is û_t = V [h_t; y_t].
 """
 
 from __future__ import annotations
@@ -209,7 +210,7 @@ class AttentionSteer(nn.Module):
         learned attention by 1/L everywhere (the evaluation's test of whether the attention matters).
         """
         b, t, _, _ = features.shape
-        mean = features.mean(dim=(1, 2))
+        mean = features[:, 0].mean(dim=1)  # frame 0 only: the state must not see later frames
         h, c = torch.tanh(self.init_h(mean)), torch.tanh(self.init_c(mean))
         proj = self.w_x(features)  # (B, T, L, A)
         preds, alphas, raws = [], [], []
