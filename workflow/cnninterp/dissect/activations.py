@@ -37,15 +37,19 @@ class LayerCapture:
         self._handles = [modules[name].register_forward_hook(self._hook(name)) for name in self.layers]
 
     def _hook(self, name):
+        import torch
+
         def hook(module, inputs, output):
             if not self._running:  # another caller's forward pass: not ours to capture or stop
                 return
             if not hasattr(output, "dim") or output.dim() != 4:
                 shape = tuple(getattr(output, "shape", ()))
                 raise ModelError(f"layer {name} outputs shape {shape}; dissection needs (batch, units, height, width) maps")
-            # maps go on in NCHW order whatever format the model ran in (a copy of the hooked maps
-            # only, measured at a few ms per batch against the ~30% the channels-last forward saves)
-            self._out[name] = output.detach().float().contiguous()
+            # always a copy, in NCHW order whatever format the model ran in: a later in-place op
+            # (ReLU(inplace=True), `out += identity`) would otherwise overwrite the captured maps
+            # when the forward pass goes on to a later asked layer (a copy of the hooked maps only,
+            # measured at a few ms per batch against the ~30% the channels-last forward saves)
+            self._out[name] = output.detach().to(torch.float32, memory_format=torch.contiguous_format, copy=True)
             if len(self._out) == len(self.layers):
                 raise _Enough
 
