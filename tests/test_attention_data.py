@@ -275,3 +275,22 @@ def test_only_the_band_determines_the_target_when_the_outer_road_is_on(outer):
         assert from_outside < 0.1
     else:  # one cubic: four depths anywhere give X(L) exactly
         assert from_outside > 0.99
+
+
+@pytest.mark.parametrize("step,option,value", [
+    ("evaluate", "--cause-dilation", "-1"), ("evaluate", "--level", "1.5"), ("evaluate", "--sigma", "-1"),
+    ("evaluate", "--threshold", "-0.1"), ("data", "--band", "0.9"), ("data", "--lookahead-m", "2"),
+    ("data", "--height", "8"), ("data", "--distractors", "-1"), ("train", "--lr", "2"), ("train", "--seed", "-1")])
+def test_cli_steps_apply_the_schema_bounds_exit_2_naming_the_option_and_write_nothing(tmp_path, capsys, step, option, value):
+    """A value the config would refuse (e.g. --cause-dilation -1 scored the whole frame as causal,
+    --band 0.9 gave empty causal masks with has_cause true) is refused by the step too."""
+    from cnninterp.cli import main
+
+    out = tmp_path / "out" / "result"
+    args = {"data": ["--out", str(out)],
+            "train": ["--shards", str(tmp_path / "none"), "--out", str(out), "--kind", "cnn"],
+            "evaluate": ["--shards", str(tmp_path / "none"), "--out", str(out), "--attention", "a", "--attention-no-reg", "b", "--cnn", "c"]}[step]
+    assert main(["attention", step, *args, option, value]) == 2
+    err = capsys.readouterr().err
+    assert f"{option} {float(value) if '.' in value else int(value)!r}" in err and "attention.schema.yaml" in err
+    assert not (tmp_path / "out").exists()

@@ -67,6 +67,31 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
+SECTIONS = {"data": ("data",), "train": ("model", "train"), "evaluate": ("eval",)}  # the schema blocks a step's options share
+
+
+def check_ranges(command: str, values: dict) -> None:
+    """Check a step's option values against the bounds of the attention schema's blocks (``SECTIONS``)
+    and its seed, as the config is checked. ``reg_weight`` is left out: the config's λ is > 0, the
+    step trains the λ = 0 model too. Raises ConfigError naming the option, its value and the bound."""
+    from jsonschema import Draft202012Validator
+
+    from ..config import load_schema
+    from ..errors import ConfigError
+
+    schema = load_schema()["properties"]["attention"]["properties"]
+    props = {"seed": schema["seed"]}
+    for section in SECTIONS[command]:
+        props.update(schema[section]["properties"])
+    known = {k: v for k, v in values.items() if k in props and k != "reg_weight" and v is not None}
+    errors = sorted(Draft202012Validator({"type": "object", "properties": {k: props[k] for k in known}}).iter_errors(known),
+                    key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        lines = [f"  --{str(e.absolute_path[0]).replace('_', '-')} {known[e.absolute_path[0]]!r}: {e.message}" for e in errors]
+        raise ConfigError(f"invalid option value(s) for cnninterp attention {command} (the bounds of "
+                          f"workflow/schemas/attention.schema.yaml):\n" + "\n".join(lines))
+
+
 POSITIVE = ("height", "width", "seq_len", "train_sequences", "test_sequences", "test_every", "shard_size", "epochs",
             "batch_size", "hidden", "filter_sequences", "strip_frames")
 
@@ -80,6 +105,7 @@ def run(args: argparse.Namespace) -> None:
     for name in POSITIVE:
         if getattr(args, name, 1) < 1:
             raise ConfigError(f"cnninterp attention {args.attention_command}: --{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    check_ranges(args.attention_command, vars(args))
     if args.attention_command == "data":
         manifest = write_data(args)
         print(f"wrote driving shards to {args.out}: " + str({k: v["samples"] for k, v in manifest["splits"].items()}))
