@@ -90,17 +90,30 @@ if method_enabled(CFG, "attention"):
             kind=lambda wc: ATTENTION_VARIANTS[wc.variant][0],
             reg_weight=lambda wc: ATTENTION_VARIANTS[wc.variant][1],
             coords="--coords" if ATTENTION["model"]["coords"] else "--no-coords",
-            located="--located" if ATTENTION["model"]["located"] else "--no-located",
-            context_norm=(
+            # the attention's own settings: the CNN baseline is trained without them (train.py
+            # forces them off), so editing one must not retrain it
+            located=lambda wc: (
+                "--located"
+                if ATTENTION_VARIANTS[wc.variant][0] == "attention"
+                and ATTENTION["model"]["located"]
+                else "--no-located"
+            ),
+            context_norm=lambda wc: (
                 "--context-norm"
-                if ATTENTION["model"]["context_norm"]
+                if ATTENTION_VARIANTS[wc.variant][0] == "attention"
+                and ATTENTION["model"]["context_norm"]
                 else "--no-context-norm"
             ),
             hidden=ATTENTION["model"]["hidden"],
-            logit_scale=ATTENTION["model"]["logit_scale"],
-            learn_scale=(
+            logit_scale=lambda wc: (
+                ATTENTION["model"]["logit_scale"]
+                if ATTENTION_VARIANTS[wc.variant][0] == "attention"
+                else 1.0
+            ),
+            learn_scale=lambda wc: (
                 "--learn-scale"
-                if ATTENTION["model"]["learn_scale"]
+                if ATTENTION_VARIANTS[wc.variant][0] == "attention"
+                and ATTENTION["model"]["learn_scale"]
                 else "--no-learn-scale"
             ),
             clip_grad=ATTENTION["train"]["clip_grad"],

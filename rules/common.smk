@@ -11,7 +11,7 @@ from cnninterp.config import (
     method_enabled,
     validate_config,
 )
-from cnninterp.codedeps import relative_code_files
+from cnninterp.codedeps import direct_imports, relative_code_files
 from cnninterp.dissect.jobs import shards_per_job
 from cnninterp.methods import metrics_path
 
@@ -54,19 +54,23 @@ def shard_names(wildcards):
 
 def code(*modules, cli=None):
     """The package files a step runs: the import closure of ``modules`` (e.g. "dissect.engine")
-    within cnninterp, plus cli.py (the entry point) and, for a method's verb (``cli="icnn"`` for
-    ``cnninterp icnn ...``), the method's own cli.py, which parses that verb's arguments (as a file,
-    not its closure: its lazy imports reach every step of the method), as paths relative to the
-    workflow.
+    within cnninterp, plus cli.py (the entry point) and the closure of what cli.py imports at
+    module level (argument types, errors: run for every command) and, for a method's verb
+    (``cli="icnn"`` for ``cnninterp icnn ...``), the method's own cli.py, which parses that verb's
+    arguments (as a file, not its closure: its lazy imports reach every step of the method), as
+    paths relative to the workflow. What a command imports lazily is named in ``modules``.
     """
+    root = Path(workflow.basedir) / "workflow" / "cnninterp"
     verbs = [f"workflow/cnninterp/{cli}/cli.py"] if cli else []
+    entry = direct_imports("cnninterp.cli", root, top_level=True)
     return (
         ["workflow/cnninterp/cli.py"]
         + verbs
         + relative_code_files(
+            *entry,
             *(f"cnninterp.{m}" for m in modules),
             workflow_dir=workflow.basedir,
-            root=Path(workflow.basedir) / "workflow" / "cnninterp",
+            root=root,
         )
     )
 

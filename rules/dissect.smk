@@ -1,4 +1,6 @@
-ENGINE = code("dissect.engine", "models.backbones")
+# the dissect commands also run, lazily imported by cli.py, the CLI values' check (config) and
+# the device choice (train.loop)
+ENGINE = code("dissect.engine", "models.backbones", "config", "train.loop")
 # kept (dissect.keep_caches): a quantile change at or below dissect.cache_quantile then reruns
 # the threshold merge, tallies and gather from them, not the model
 KEEP_CACHES = CFG["dissect"]["keep_caches"]

@@ -49,7 +49,13 @@ if method_enabled(CFG, "icnn"):
                 ]
             ),
             probe_images=ICNN["data"]["probe_images"],
-            positive=ICNN["data"]["positive_fraction"],
+            # with source cub and a negatives folder every negative image is used and the
+            # fraction is not (write_cub_parts): then it must not key the chain
+            positive=(
+                []
+                if ICNN_CUB and ICNN["data"]["negatives_root"]
+                else ["--positive-fraction", ICNN["data"]["positive_fraction"]]
+            ),
             shard_size=ICNN["data"]["shard_size"],
             seed=ICNN["seed"],
             # the CUB settings reach the job (and key its outputs) only with source cub; an empty
@@ -74,7 +80,7 @@ if method_enabled(CFG, "icnn"):
         shell:
             "cnninterp icnn data --out {params.out:q} --probe-out {params.probe:q}"
             " {params.counts:q} --probe-images {params.probe_images:q} --image-size {params.image_size:q}"
-            " --positive-fraction {params.positive:q} --shard-size {params.shard_size:q}"
+            " {params.positive:q} --shard-size {params.shard_size:q}"
             " --seed {params.seed:q} {params.cub:q} > {log:q} 2>&1"
 
     rule icnn_train:

@@ -37,6 +37,16 @@ def test_changing_the_regulariser_reruns_only_its_model_the_evaluation_and_the_r
     assert rules(plan) <= {"attention_train", "attention_evaluate"} | AROUND and "report" in rules(plan)
 
 
+def test_the_attention_only_model_settings_do_not_retrain_the_cnn_baseline(dag_run):
+    """The CNN baseline is trained without these switches (train.py forces them off), so they must
+    not key its job (they did: every variant took them as params). All four at once: any one of
+    them keying the baseline plans it."""
+    setting = {"located": True, "context_norm": True, "logit_scale": 4.0, "learn_scale": True}
+    plan = edited_plan(dag_run, lambda c: c["attention"].setdefault("model", {}).update(setting))
+    assert {("attention_train", "variant=reg"), ("attention_train", "variant=noreg")} <= set(plan)
+    assert ("attention_train", "variant=cnn") not in plan
+
+
 def test_changing_a_data_setting_reruns_the_whole_attention_chain(dag_run):
     plan = edited_plan(dag_run, lambda c: c["attention"]["data"].update(distractors=3))
     assert ATTENTION_RULES <= rules(plan)

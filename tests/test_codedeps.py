@@ -15,3 +15,14 @@ def test_templates_are_code_of_the_report_job_only():
     report = code_files("cnninterp.report.build", "cnninterp.multiview.report")
     assert PACKAGE_DIR / "report" / "templates" / "dissection.html.j2" in report
     assert PACKAGE_DIR / "multiview" / "templates" / "multiview.html.j2" in report
+
+
+def test_top_level_imports_are_what_importing_the_module_runs():
+    from cnninterp.codedeps import direct_imports
+
+    everywhere, top = direct_imports("cnninterp.cli"), direct_imports("cnninterp.cli", top_level=True)
+    # cli.py parses every command's floats with argtypes at module level; it imports the
+    # dissection engine only inside the commands that run it
+    assert "cnninterp.argtypes" in top and "cnninterp.errors" in top
+    assert "cnninterp.dissect.engine" in everywhere and "cnninterp.dissect.engine" not in top
+    assert top < everywhere

@@ -201,3 +201,17 @@ def test_snakemake_report_zip_is_built(clean_run):
         names = zf.namelist()
     assert any(n.endswith("report.html") for n in names)
     assert any("index.html" in n for n in names) and any("summary.json" in n for n in names)
+
+
+def test_a_dissection_jobs_code_inputs_include_what_its_command_runs(clean_run):
+    """The dissect commands parse their floats with argtypes (imported by cli.py at module level),
+    check them with config.validate_cli_values and pick the device with train.loop.pick_device
+    (both imported lazily by cli.py): each is code of the job, so an edit reruns it (none was)."""
+    proc = snakemake(clean_run, "--detailed-summary")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line.split("\t") for line in proc.stdout.splitlines()]
+    header = rows[0]
+    inputs = [set(r[header.index("input-file(s)")].split(",")) for r in rows[1:] if r[header.index("rule")] == "dissect_quantiles"]
+    assert inputs
+    for files in inputs:
+        assert {"workflow/cnninterp/argtypes.py", "workflow/cnninterp/config.py", "workflow/cnninterp/train/loop.py"} <= files

@@ -39,15 +39,17 @@ def _package_of(module: str, path: Path) -> str:
     return module if path.name == "__init__.py" else module.rpartition(".")[0]
 
 
-def direct_imports(module: str, root: Path = PACKAGE_DIR) -> set[str]:
-    """Modules of the package that ``module``'s source imports anywhere (absolute or relative)."""
+def direct_imports(module: str, root: Path = PACKAGE_DIR, top_level: bool = False) -> set[str]:
+    """Modules of the package that ``module``'s source imports anywhere (absolute or relative), or
+    with ``top_level`` only in its module-level statements (what importing it runs, whichever of
+    its functions is called: for an entry point like ``cli``, the code of every command)."""
     path = module_file(module, root)
     if path is None:
         raise ValueError(f"{module!r} is not a module of the {PACKAGE} package under {root}")
     tree = ast.parse(path.read_text(), filename=str(path))
     found: set[str] = set()
     here = _package_of(module, path)
-    for node in ast.walk(tree):
+    for node in (tree.body if top_level else ast.walk(tree)):
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
