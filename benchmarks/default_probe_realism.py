@@ -34,6 +34,27 @@ def profile(layers: dict) -> dict:
     }
 
 
+def permute_texture_labels(index_csv: Path, seed: int) -> None:
+    """Rewrite ``index_csv`` (Broden's index.csv) with its texture cells permuted among the rows that
+    have one (``numpy.random.default_rng(seed)``): each label keeps its image count, but no longer
+    says anything about the image. The label files' statistics stay valid (same counts)."""
+    import csv
+
+    import numpy as np
+
+    with open(index_csv, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        header, rows = list(reader.fieldnames or []), list(reader)
+    textured = [i for i, r in enumerate(rows) if r["texture"]]
+    cells = [rows[i]["texture"] for i in textured]
+    for i, k in zip(textured, np.random.default_rng(seed).permutation(len(cells))):
+        rows[i]["texture"] = cells[k]
+    with open(index_csv, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, header, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def main() -> None:
     """Run the experiment (see the module docstring) and print its JSON record."""
     import torch
@@ -52,6 +73,11 @@ def main() -> None:
     ap.add_argument("--realism", nargs="*", default=None, choices=switches, help="switches on (default: the generator's own default; none given: all off)")
     ap.add_argument("--train", action="store_true", help="also train and dissect the baseline on the scene task")
     ap.add_argument("--probe-seed", type=int, default=None, help="the probe set's seed (default: config.yaml's; another seed measures the sampling noise)")
+    ap.add_argument("--n-images", type=int, default=None, help="probe images (default: config.yaml's)")
+    ap.add_argument("--texture-share", type=float, default=None, help="share of texture (DTD-source) images in the probe (default: the generator's)")
+    ap.add_argument("--permute-textures", type=int, default=None, metavar="SEED",
+                    help="chance level: permute the texture labels among the probe's texture images (seeded) before sharding, so they say nothing about the image")
+    ap.add_argument("--checkpoint", type=Path, default=None, help="also dissect this trained model (instead of --train)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, required=True, help="a new folder")
     args = ap.parse_args()
@@ -64,8 +90,11 @@ def main() -> None:
     out, record, times = args.out, {"realism": dataclasses.asdict(realism)}, {}
 
     start = time.time()
-    generate_broden(out / "probe", syn["n_images"], syn["image_size"], syn["seed"] if args.probe_seed is None else args.probe_seed, syn["val_fraction"], realism=realism)
+    generate_broden(out / "probe", args.n_images or syn["n_images"], syn["image_size"], syn["seed"] if args.probe_seed is None else args.probe_seed, syn["val_fraction"], realism=realism,
+                    **({} if args.texture_share is None else {"texture_share": args.texture_share}))
     times["generate probe"] = time.time() - start
+    if args.permute_textures is not None:
+        permute_texture_labels(out / "probe" / "index.csv", args.permute_textures)
     record["coverage"] = {c: {k: round(e[k] * 100, 2) for k in ("min", "median", "max")} for c, e in coverage_statistics(BrodenFolder(out / "probe")).items()}
     start = time.time()
     convert_broden(out / "probe", out / "probe_shards", config["broden"]["shard_size"], {"kind": "synthetic"}, {})
@@ -85,6 +114,8 @@ def main() -> None:
         times["train"] = time.time() - start
         record["val_accuracy"] = trained["val_accuracy"]
         models.insert(0, ("baseline", lambda: load_model("checkpoint", out / "model.pt")))
+    elif args.checkpoint:
+        models.insert(0, ("baseline", lambda: load_model("checkpoint", args.checkpoint)))
     summaries = {}
     for name, make in models:
         s = dissect_settings(config, name)
@@ -92,7 +123,7 @@ def main() -> None:
         summaries[name] = {"layers": dissect(make(), s["layers"], out / "probe_shards", out / name, s["quantile"], s["iou_threshold"], s["denominator"], batch_size=s["batch_size"])}
         times[f"dissect {name}"] = time.time() - start
         record[name] = profile(summaries[name]["layers"])
-    if args.train:
+    if "baseline" in summaries:
         f = findings(summaries["baseline"], summaries["baseline_random"], CATEGORIES)
         record["findings"] = {k: v for k, v in f.items() if k not in ("paper", "random_control", "layers")}
         record["findings"]["object_part_share"] = [None if l["object_part"] is None else round(l["object_part"], 3) for l in f["layers"]]

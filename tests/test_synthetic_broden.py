@@ -493,3 +493,17 @@ def test_free_vocabulary_writes_24_texture_labels_deterministically(tmp_path: Pa
         assert ds.labels[int(number)]["name"] in sb.TEXTURE_KINDS_FREE
     synonyms = {r["name"]: r["syns"] for r in ds.label}
     assert synonyms["chequered"] == "checkered"
+
+
+def test_texture_share_sets_the_share_of_texture_images(tmp_path: Path) -> None:
+    """``texture_share`` is the probability of a texture ("DTD" source) image: 0 gives none, 0.5
+    about half (binomial, 200 images: 0.5 +- 0.1 is over 2.8 standard deviations); outside [0, 1)
+    is a ConfigError naming the argument, and nothing is left behind."""
+    generate_broden(tmp_path / "none", n_images=30, image_size=32, seed=0, texture_share=0.0)
+    assert not any(split_cell(r["texture"]) for r in Dataset(tmp_path / "none", {}).index)
+    generate_broden(tmp_path / "half", n_images=200, image_size=32, seed=0, texture_share=0.5)
+    share = np.mean([bool(split_cell(r["texture"])) for r in Dataset(tmp_path / "half", {}).index])
+    assert 0.4 <= share <= 0.6, share
+    with pytest.raises(sb.ConfigError, match="texture_share"):
+        generate_broden(tmp_path / "bad", n_images=4, image_size=32, seed=0, texture_share=1.0)
+    assert not (tmp_path / "bad").exists() and not list(tmp_path.glob("bad.tmp-*"))

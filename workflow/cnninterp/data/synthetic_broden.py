@@ -1044,7 +1044,8 @@ def _val_mask(rng: np.random.Generator, n_images: int, val_fraction: float) -> n
 
 
 
-def _generate_into(root: Path, n_images: int, size: int, seed: int, val_fraction: float, task: bool, rules: SceneRules = SceneRules(), realism: Realism = REALISM) -> dict:
+def _generate_into(root: Path, n_images: int, size: int, seed: int, val_fraction: float, task: bool, rules: SceneRules = SceneRules(), realism: Realism = REALISM,
+                   texture_share: float = P_TEXTURE_SOURCE) -> dict:
     """Write the whole dataset into the (new, empty) directory ``root``; return the summary.
 
     ``task``: scene images only, annotated with their scene label only (no segmentation).
@@ -1059,7 +1060,7 @@ def _generate_into(root: Path, n_images: int, size: int, seed: int, val_fraction
     index_rows = []
     scenes, textures = _Balanced(SCENES), _Balanced(vocab.members["texture"])
     for i in range(n_images):
-        spec = _sample_image_spec(rng, size, 0.0 if task else P_TEXTURE_SOURCE, scenes, textures, rules)
+        spec = _sample_image_spec(rng, size, 0.0 if task else texture_share, scenes, textures, rules)
         rendered = _render(spec, rng, size, vocab, realism)
         layers = {cat: [] for cat in PIXEL_CATEGORIES} if task else _pixel_layers(spec, rendered, sh, sw)
         image_labels = _image_labels(spec, vocab)
@@ -1095,10 +1096,12 @@ def _generate_into(root: Path, n_images: int, size: int, seed: int, val_fraction
 
 
 def _generate(out_dir, n_images: int, image_size: int, seed: int, val_fraction: float, task: bool,
-              rules: SceneRules = SceneRules(), replace: bool = False, realism: Realism = REALISM) -> dict:
+              rules: SceneRules = SceneRules(), replace: bool = False, realism: Realism = REALISM, texture_share: float = P_TEXTURE_SOURCE) -> dict:
     """Check the arguments, write the dataset atomically (temporary sibling folder + rename).
     With ``replace`` an existing ``out_dir`` folder is removed only once the new one is complete."""
     _check_args(n_images, image_size, val_fraction)
+    if not 0.0 <= float(texture_share) < 1.0:
+        raise ConfigError(f"texture_share must be in [0, 1), got {texture_share}")
     out = Path(out_dir)
     if out.exists() and not (replace and out.is_dir() and not out.is_symlink()):
         raise FileExistsError(f"output directory already exists: {out}" + ("" if replace else " (pass replace=True to overwrite it)"))
@@ -1106,7 +1109,7 @@ def _generate(out_dir, n_images: int, image_size: int, seed: int, val_fraction: 
     tmp = temp_sibling(out)
     tmp.parent.mkdir(parents=True, exist_ok=True)
     try:
-        summary = _generate_into(tmp, int(n_images), int(image_size), int(seed), float(val_fraction), task, rules, realism)
+        summary = _generate_into(tmp, int(n_images), int(image_size), int(seed), float(val_fraction), task, rules, realism, float(texture_share))
         if out.exists():
             shutil.rmtree(out)  # the previous output (replace): kept until the new one was complete
         os.rename(tmp, out)
@@ -1125,6 +1128,7 @@ def generate_broden(
     val_fraction: float = 0.2,
     replace: bool = False,
     realism: Realism = REALISM,
+    texture_share: float = P_TEXTURE_SOURCE,
 ) -> dict:
     """Generate a synthetic probe dataset in the on-disk layout of Broden (``broden1_224``).
 
@@ -1132,7 +1136,9 @@ def generate_broden(
     and their half-resolution segmentation PNGs, label = ``R + 256 * G``), ``index.csv``,
     ``label.csv``, ``category.csv`` and ``c_<category>.csv`` for the six categories color,
     object, part, material, scene and texture (see the module docstring for the concepts).
-    ``round(n_images * val_fraction)`` images get split ``val``, the rest ``train``.
+    ``round(n_images * val_fraction)`` images get split ``val``, the rest ``train``. Each image is a
+    texture image (the "DTD" source) with probability ``texture_share``, else a scene image;
+    ``realism`` (:class:`Realism`) switches on photograph-like variation.
 
     The dataset is built in the sibling folder ``<out_dir>.tmp-<pid>`` and renamed to
     ``out_dir`` only when complete; on failure the temporary folder is removed. All
@@ -1149,7 +1155,7 @@ def generate_broden(
     it untouched) and ``ValueError`` for
     ``n_images < 1``, ``image_size < 16`` or ``val_fraction`` outside [0, 1).
     """
-    return _generate(out_dir, n_images, image_size, seed, val_fraction, task=False, replace=replace, realism=realism)
+    return _generate(out_dir, n_images, image_size, seed, val_fraction, task=False, replace=replace, realism=realism, texture_share=texture_share)
 
 
 #: The scene task's probability of a third, random object (the probe set keeps P_THIRD_OBJECT).
