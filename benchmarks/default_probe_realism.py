@@ -5,9 +5,15 @@ Generates config.yaml's probe set with the asked photograph-like variation switc
 today's renderer), shards it and dissects the random control (config.yaml's ``baseline_random``);
 with ``--train`` also generates the scene task with the same renderer, trains the default baseline
 on it and dissects it, and adds the report's findings (``report.dissection.findings``). Prints per
-layer detectors and unique concepts per category and the stage times as JSON. One thread:
+layer detectors and unique concepts per category and the stage times as JSON. ``--checkpoint``
+dissects an already trained model instead (the probe-only switches, texture_variation and
+texture_kinds, leave the task's images unchanged). The chance level of the texture detectors:
+``--permute-textures SEED`` shuffles the texture labels among the texture images before sharding;
+``--n-images`` and ``--texture-share`` change the probe's size and its share of texture images.
+One thread:
 
-    OMP_NUM_THREADS=1 PYTHONPATH=workflow .venv/bin/python benchmarks/default_probe_realism.py --realism clutter shading --train --out /tmp/realism
+    OMP_NUM_THREADS=1 PYTHONPATH=workflow .venv/bin/python benchmarks/default_probe_realism.py --realism shading --train --out /tmp/realism
+    OMP_NUM_THREADS=1 PYTHONPATH=workflow .venv/bin/python benchmarks/default_probe_realism.py --realism --permute-textures 0 --checkpoint /tmp/realism/model.pt --out /tmp/chance
 """
 
 from __future__ import annotations
@@ -62,7 +68,7 @@ def main() -> None:
     from cnninterp.config import dissect_settings, load_config
     from cnninterp.data.broden import BrodenFolder, coverage_statistics
     from cnninterp.data.broden_shards import convert_broden
-    from cnninterp.data.synthetic_broden import Realism, generate_broden, generate_scene_task
+    from cnninterp.data.synthetic_broden import REALISM, Realism, generate_broden, generate_scene_task
     from cnninterp.dissect.engine import dissect
     from cnninterp.models.backbones import load_model, random_model
     from cnninterp.report.dissection import findings
@@ -85,7 +91,6 @@ def main() -> None:
     root = Path(__file__).resolve().parents[1]
     config = load_config(root / "config.yaml")
     syn, task, t = config["broden"]["synthetic"], config["broden"]["scene_task"], config["train"]["baseline"]
-    from cnninterp.data.synthetic_broden import REALISM
     realism = REALISM if args.realism is None else Realism(**{k: k in args.realism for k in switches})
     out, record, times = args.out, {"realism": dataclasses.asdict(realism)}, {}
 

@@ -35,13 +35,17 @@ threshold for every category. Vocabulary (122 labels):
   of and their arrangement (:data:`SCENES`), each rule kept with probability 0.85, so a scene is
   recognisable from which objects appear, where, on what ground.
 * texture (32, whole image): a tiled pattern (8 kinds at 4 orientations) filling a texture
-  image (the "DTD" source: texture label only, no other annotation).
+  image (the "DTD" source: texture label only, no other annotation); with
+  ``Realism.texture_kinds`` instead 24 orientation-free structures (:data:`TEXTURE_KINDS_FREE`).
 
 As in the real dataset, images come from "sources" that annotate different categories:
-``P_TEXTURE_SOURCE`` of them are texture images, and of the scene images about 30 % have no
+``P_TEXTURE_SOURCE`` of them (``texture_share``) are texture images, and of the scene images about 30 % have no
 part and about 20 % no material annotation. :func:`generate_scene_task` writes the
 separate training task (scene images only, whole-image scene labels only) with the same
 renderer; its images are drawn from a different random stream, so they are not probe images.
+
+:class:`Realism` switches photograph-like variation on (within-label texture and material
+variation, unlabelled clutter, shading and grain); all are off by default.
 
 Everything random comes from one ``numpy.random.default_rng(seed)``; the same arguments
 give byte-identical files.
@@ -403,14 +407,21 @@ class Realism:
     two tones (any colours, contrast 0.35-1), and its orientation (+-9 degrees around the label's)
     vary within a label. ``material_variation``: a material's scale (x0.6-1.6), orientation
     (+-34 degrees), palette (+-25 per channel) and contrast (0.5-1) vary per use. ``clutter``:
-    scene images get 4-9 unlabelled patterned blobs (foliage, fences, pebbles: a random pattern at
-    a random scale and orientation in random colours) behind the objects, over sky and ground (the
-    ground's material label is removed where a blob covers it), and soft clouds in the sky.
+    scene images get 4-9 unlabelled patterned blobs (bushes, fences, rocks: a random pattern at a
+    random scale and orientation in random colours) behind the objects, centred from a fifth of the
+    image above the horizon to the bottom (the ground's material label is removed where a blob
+    covers it), and soft clouds in the sky.
     ``shading``: every image gets a directional illumination gradient (x0.75-1.25 across the
     image), every object part a shading gradient, and sensor grain (Gaussian, sigma 2-6 levels).
     ``texture_kinds``: the texture vocabulary is :data:`TEXTURE_KINDS_FREE` (24 structures, each
     drawn at a uniformly random orientation) instead of :data:`TEXTURES` (8 kinds x 4 fixed
     orientations), as DTD's classes are named by structure, not orientation.
+
+    All off by default (:data:`REALISM`). Measured on the default experiment (issue 11,
+    ``benchmarks/default_probe_realism.py``, benchmarks/RESULTS.md): no switch lowers the random
+    control's detector count at the default probe size (its texture detectors are at chance level
+    there, as permuting the texture labels shows), and clutter drops the scene task's held-out
+    accuracy to 0.45 at the default training budget.
     """
 
     texture_variation: bool = False
