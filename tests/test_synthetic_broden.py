@@ -423,3 +423,87 @@ def test_every_concept_covers_between_0_1_and_5_percent_of_its_category(tmp_path
     for cat, entry in stats.items():
         assert entry["concepts"] == len(sb.build_vocabulary().members[cat]), cat
         assert 0.001 <= entry["min"] <= entry["median"] <= entry["max"] <= 0.05, (cat, entry["min_label"], entry["min"], entry["max_label"], entry["max"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Realism (issue 11: within-label variation of the probe's textures)
+# ---------------------------------------------------------------------------------------------
+
+FREE = sb.Realism(texture_variation=True, texture_kinds=True)
+
+
+def _texture_tone(texture: str, realism, seed: int, size: int = 96) -> np.ndarray:
+    """Render one texture image of label ``texture`` and return its grey level (float (size, size))."""
+    spec = sb.ImageSpec(scene=None, texture=texture, horizon=0.0, ground=None, sky=(sb._TEXTURE_TONES[0], sb._TEXTURE_TONES[3]))
+    rendered = sb._render(spec, np.random.default_rng(seed), size, sb.build_vocabulary(realism), realism)
+    return rendered.rgb.astype(np.float64).mean(axis=2)
+
+
+def _dominant_frequency(tone: np.ndarray) -> tuple[float, float]:
+    """(orientation of the wave vector in degrees mod 180, cycles per image) of the strongest
+    Fourier component of ``tone`` (numpy FFT, the mean removed)."""
+    spectrum = np.abs(np.fft.fftshift(np.fft.fft2(tone - tone.mean())))
+    n = tone.shape[0]
+    iy, ix = np.unravel_index(int(spectrum.argmax()), spectrum.shape)
+    fy, fx = iy - n // 2, ix - n // 2
+    return float(np.degrees(np.arctan2(fy, fx)) % 180.0), float(np.hypot(fy, fx))
+
+
+def test_oriented_texture_labels_are_one_orientation_and_scale_free_labels_are_not() -> None:
+    """Today's vocabulary draws ``striped-20`` at one orientation and a 1.4x range of periods; the
+    free vocabulary's ``striped`` spans orientations and a 3.6x range of periods (FFT peak)."""
+    fixed = [_dominant_frequency(_texture_tone("striped-20", sb.Realism(), seed)) for seed in range(12)]
+    free = [_dominant_frequency(_texture_tone("striped", FREE, seed)) for seed in range(12)]
+    fixed_angles = np.array([a for a, _ in fixed])
+    assert np.ptp(fixed_angles) <= 12.0, fixed_angles  # wave vector at 110 deg, FFT bins ~5 deg
+    angles = np.sort([a for a, _ in free])
+    gaps = np.diff(np.concatenate([angles, angles[:1] + 180.0]))
+    assert gaps.max() <= 90.0, angles  # no half-circle of orientations left out
+    radii = [r for _, r in free]
+    assert max(radii) >= 2.0 * min(radii), radii
+    assert max(r for _, r in fixed) <= 1.6 * min(r for _, r in fixed), fixed
+
+
+@pytest.mark.parametrize("kind", sb.TEXTURE_KINDS_FREE)
+def test_every_free_texture_kind_paints_both_tones(kind: str) -> None:
+    """Each of the 24 structures covers between 3 % and 97 % of the image with its second tone
+    at the smallest, a middle and the largest period, and two seeds give different images."""
+    for period in (0.07 * 96, 0.13 * 96, 0.25 * 96):
+        tone = sb._texture_free(np.random.default_rng(0), kind, 96, period, 0.4)
+        assert tone.shape == (96, 96) and 0.0 <= tone.min() and tone.max() <= 1.0
+        assert 0.03 <= tone.mean() <= 0.97, (kind, period, tone.mean())
+    a = sb._texture_free(np.random.default_rng(1), kind, 96, 12.0, 0.4)
+    b = sb._texture_free(np.random.default_rng(2), kind, 96, 12.0, 1.1)
+    assert not np.array_equal(a, b)
+
+
+def test_free_vocabulary_writes_24_texture_labels_deterministically(tmp_path: Path) -> None:
+    """With ``texture_kinds`` the written label files carry the 24 structures as the texture
+    category, every texture image one of them, and the same seed gives byte-identical files."""
+    generate_broden(tmp_path / "a", n_images=60, image_size=48, seed=3, realism=FREE)
+    generate_broden(tmp_path / "b", n_images=60, image_size=48, seed=3, realism=FREE)
+    assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b")
+    ds = Dataset(tmp_path / "a", {})
+    assert [r["name"] for r in ds.c_rows["texture"]] == list(sb.TEXTURE_KINDS_FREE)
+    assert len(ds.label) == sb.build_vocabulary(FREE).size == 122 - 32 + 24
+    texture_rows = [r for r in ds.index if split_cell(r["texture"])]
+    assert texture_rows
+    for r in texture_rows:
+        (number,) = split_cell(r["texture"])
+        assert ds.labels[int(number)]["name"] in sb.TEXTURE_KINDS_FREE
+    synonyms = {r["name"]: r["syns"] for r in ds.label}
+    assert synonyms["chequered"] == "checkered"
+
+
+def test_texture_share_sets_the_share_of_texture_images(tmp_path: Path) -> None:
+    """``texture_share`` is the probability of a texture ("DTD" source) image: 0 gives none, 0.5
+    about half (binomial, 200 images: 0.5 +- 0.1 is over 2.8 standard deviations); outside [0, 1)
+    is a ConfigError naming the argument, and nothing is left behind."""
+    generate_broden(tmp_path / "none", n_images=30, image_size=32, seed=0, texture_share=0.0)
+    assert not any(split_cell(r["texture"]) for r in Dataset(tmp_path / "none", {}).index)
+    generate_broden(tmp_path / "half", n_images=200, image_size=32, seed=0, texture_share=0.5)
+    share = np.mean([bool(split_cell(r["texture"])) for r in Dataset(tmp_path / "half", {}).index])
+    assert 0.4 <= share <= 0.6, share
+    with pytest.raises(sb.ConfigError, match="texture_share"):
+        generate_broden(tmp_path / "bad", n_images=4, image_size=32, seed=0, texture_share=1.0)
+    assert not (tmp_path / "bad").exists() and not list(tmp_path.glob("bad.tmp-*"))

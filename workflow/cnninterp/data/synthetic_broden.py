@@ -35,13 +35,17 @@ threshold for every category. Vocabulary (122 labels):
   of and their arrangement (:data:`SCENES`), each rule kept with probability 0.85, so a scene is
   recognisable from which objects appear, where, on what ground.
 * texture (32, whole image): a tiled pattern (8 kinds at 4 orientations) filling a texture
-  image (the "DTD" source: texture label only, no other annotation).
+  image (the "DTD" source: texture label only, no other annotation); with
+  ``Realism.texture_kinds`` instead 24 orientation-free structures (:data:`TEXTURE_KINDS_FREE`).
 
 As in the real dataset, images come from "sources" that annotate different categories:
-``P_TEXTURE_SOURCE`` of them are texture images, and of the scene images about 30 % have no
+``P_TEXTURE_SOURCE`` of them (``texture_share``) are texture images, and of the scene images about 30 % have no
 part and about 20 % no material annotation. :func:`generate_scene_task` writes the
 separate training task (scene images only, whole-image scene labels only) with the same
 renderer; its images are drawn from a different random stream, so they are not probe images.
+
+:class:`Realism` switches photograph-like variation on (within-label texture and material
+variation, unlabelled clutter, shading and grain); all are off by default.
 
 Everything random comes from one ``numpy.random.default_rng(seed)``; the same arguments
 give byte-identical files.
@@ -221,6 +225,7 @@ SCENES: dict[str, tuple[str, tuple[str, str], str]] = {
 SYNONYMS: dict[str, tuple[str, ...]] = {
     "grey": ("gray",),
     "chequered-0": ("checkered-0",),
+    "chequered": ("checkered",),
 }
 
 INDEX_HEADER = ["image", "split", "ih", "iw", "sh", "sw", *CATEGORIES]
@@ -264,18 +269,21 @@ class Vocabulary:
         return len(self.names) - 1
 
 
-def build_vocabulary() -> Vocabulary:
+def build_vocabulary(realism: "Realism | None" = None) -> Vocabulary:
     """Build the fixed vocabulary: global numbers grouped by category, in category order.
 
-    Every name belongs to exactly one category. Returns a :class:`Vocabulary`.
+    Every name belongs to exactly one category. The texture labels are :data:`TEXTURES`, or
+    :data:`TEXTURE_KINDS_FREE` where ``realism.texture_kinds`` (default: :data:`REALISM`).
+    Returns a :class:`Vocabulary`.
     """
+    realism = REALISM if realism is None else realism
     members = {
         "color": tuple(COLORS),
         "object": tuple(OBJECTS),
         "part": tuple(part_names()),
         "material": tuple(MATERIALS),
         "scene": tuple(SCENES),
-        "texture": TEXTURES,
+        "texture": TEXTURE_KINDS_FREE if realism.texture_kinds else TEXTURES,
     }
     names = ["-"]
     number: dict[str, int] = {}
@@ -388,6 +396,43 @@ class SceneRules:
     ground: float = P_SCENE_RULE
     objects: float = P_SCENE_RULE
     third_object: float = P_THIRD_OBJECT
+
+
+@dataclass(frozen=True)
+class Realism:
+    """Photograph-like variation the renderer adds (issue 11: is the probe too easy for random filters?).
+
+    Each switch adds variation a photograph has and the flat renderer lacked; none adds a label.
+    ``texture_variation``: a texture image's scale (period 0.07-0.25 of the image, log-uniform), its
+    two tones (any colours, contrast 0.35-1), and its orientation (+-9 degrees around the label's)
+    vary within a label. ``material_variation``: a material's scale (x0.6-1.6), orientation
+    (+-34 degrees), palette (+-25 per channel) and contrast (0.5-1) vary per use. ``clutter``:
+    scene images get 4-9 unlabelled patterned blobs (bushes, fences, rocks: a random pattern at a
+    random scale and orientation in random colours) behind the objects, centred from a fifth of the
+    image above the horizon to the bottom (the ground's material label is removed where a blob
+    covers it), and soft clouds in the sky.
+    ``shading``: every image gets a directional illumination gradient (x0.75-1.25 across the
+    image), every object part a shading gradient, and sensor grain (Gaussian, sigma 2-6 levels).
+    ``texture_kinds``: the texture vocabulary is :data:`TEXTURE_KINDS_FREE` (24 structures, each
+    drawn at a uniformly random orientation) instead of :data:`TEXTURES` (8 kinds x 4 fixed
+    orientations), as DTD's classes are named by structure, not orientation.
+
+    All off by default (:data:`REALISM`). Measured on the default experiment (issue 11,
+    ``benchmarks/default_probe_realism.py``, benchmarks/RESULTS.md): no switch lowers the random
+    control's detector count at the default probe size (its texture detectors are at chance level
+    there, as permuting the texture labels shows), and clutter drops the scene task's held-out
+    accuracy to 0.45 at the default training budget.
+    """
+
+    texture_variation: bool = False
+    material_variation: bool = False
+    clutter: bool = False
+    shading: bool = False
+    texture_kinds: bool = False
+
+
+#: The renderer's default realism (see :class:`Realism`).
+REALISM = Realism()
 
 
 def _sample_scene_image(rng: np.random.Generator, size: int, scene: str, rules: SceneRules = SceneRules()) -> ImageSpec:
@@ -505,6 +550,111 @@ def _pattern(rng: np.random.Generator, kind: str, size: int, period: float, angl
     raise ValueError(f"unknown pattern {kind!r}")
 
 
+#: The orientation-free texture vocabulary (``Realism.texture_kinds``): 24 kinds, most of them DTD
+#: class names, each drawn at a random orientation, scale and phase, so a label is a structure,
+#: not one orientation and frequency.
+TEXTURE_KINDS_FREE = (
+    "striped", "zigzagged", "wavy", "grid", "dotted", "chequered", "banded", "scaly",
+    "crosshatched", "honeycombed", "cracked", "bubbly", "spiralled", "veined", "marbled", "blotchy",
+    "speckled", "studded", "stratified", "woven", "bricked", "fibrous", "polka-dotted", "lined",
+)
+
+
+def _lattice(u: np.ndarray, v: np.ndarray, pu: float, pv: float, du: float = 0.0, dv: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets (float arrays like ``u``) from each pixel to the nearest point of the lattice
+    ``(du + i * pu, dv + j * pv)``."""
+    return (u - du + pu / 2) % pu - pu / 2, (v - dv + pv / 2) % pv - pv / 2
+
+
+def _cells(rng: np.random.Generator, u: np.ndarray, v: np.ndarray, period: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Jittered-lattice Voronoi of cell size ``period``: distances to the nearest and second-nearest
+    seed and the nearest seed's random radius factor in [0.5, 1] (float arrays like ``u``)."""
+    iu, iv = np.floor(u / period).astype(np.int64), np.floor(v / period).astype(np.int64)
+    n = 64
+    jitter = rng.random((n, n, 2))
+    radius = rng.uniform(0.5, 1.0, (n, n))
+    d1 = np.full(u.shape, np.inf)
+    d2 = np.full(u.shape, np.inf)
+    r1 = np.zeros(u.shape)
+    for a in (-1, 0, 1):
+        for b in (-1, 0, 1):
+            cu, cv = (iu + a) % n, (iv + b) % n
+            d = np.hypot((iu + a + jitter[cu, cv, 0]) * period - u, (iv + b + jitter[cu, cv, 1]) * period - v)
+            closer = d < d1
+            d2 = np.where(closer, d1, np.minimum(d2, d))
+            r1 = np.where(closer, radius[cu, cv], r1)
+            d1 = np.where(closer, d, d1)
+    return d1, d2, r1
+
+
+def _texture_free(rng: np.random.Generator, kind: str, size: int, period: float, angle: float) -> np.ndarray:
+    """Return the tone map (float (size, size) in [0, 1]) of orientation-free texture ``kind``
+    (:data:`TEXTURE_KINDS_FREE`) at scale ``period`` (pixels) and orientation ``angle`` (radians)."""
+    if kind in ("striped", "zigzagged", "wavy", "grid", "dotted", "chequered", "banded", "scaly"):
+        return _pattern(rng, kind, size, period, angle)
+    y, x = _grid(size)
+    c, s = np.cos(angle), np.sin(angle)
+    phase_u, phase_v = rng.uniform(0.0, 4 * period, size=2)
+    u = x * c + y * s + phase_u
+    v = -x * s + y * c + phase_v
+    u, v = u * np.ones((1, size)), v * np.ones((size, 1))
+    w = max(1.0, period / 8)
+    if kind == "crosshatched":
+        v2 = u * np.sin(np.pi / 3) + v * np.cos(np.pi / 3)
+        return ((v % period < w) | (v2 % period < w)).astype(np.float64)
+    if kind in ("honeycombed", "polka-dotted"):
+        h = period * np.sqrt(3.0)  # a hexagonal lattice: two rectangular ones, offset by half a cell
+        (ua, va), (ub, vb) = _lattice(u, v, period, h), _lattice(u, v, period, h, period / 2, h / 2)
+        d = np.sort(np.stack([np.hypot(uu + k * period, vv) for uu, vv in ((ua, va), (ub, vb)) for k in (-1, 0, 1)]), axis=0)
+        if kind == "polka-dotted":
+            return (d[0] < 0.3 * period).astype(np.float64)
+        return (d[1] - d[0] < w).astype(np.float64)  # the hexagonal cells' edges
+    if kind in ("cracked", "bubbly"):
+        d1, d2, r1 = _cells(rng, u, v, period)
+        if kind == "cracked":
+            return (d2 - d1 < w).astype(np.float64)
+        return (np.abs(d1 - 0.4 * period * r1) < w).astype(np.float64)
+    if kind == "spiralled":
+        cy, cx = rng.uniform(0.2, 0.8, size=2) * size
+        r, theta = np.hypot(x - cx, y - cy), np.arctan2(y - cy, x - cx)
+        return _bands(r + period * theta / (2 * np.pi), period)
+    if kind in ("veined", "marbled", "blotchy"):
+        cells = max(2, int(round(size / (1.5 * period))))
+        n = _smooth_noise(rng, size, cells)
+        if kind == "veined":
+            return ((n * 6.0) % 1.0 < 0.12).astype(np.float64)
+        if kind == "marbled":
+            return (np.sin(2 * np.pi * v / (2 * period) + 6.0 * n) > 0.3).astype(np.float64)
+        return (n > 0.5).astype(np.float64)
+    if kind == "speckled":
+        return (rng.random((size, size)) > 0.8).astype(np.float64)
+    if kind == "studded":
+        du, dv = _lattice(u, v, period, period)
+        return ((np.abs(du) < period / 6) & (np.abs(dv) < period / 6)).astype(np.float64)
+    if kind == "stratified":
+        edges = np.cumsum(rng.uniform(0.2, 1.0, 256) * period)
+        layer = np.searchsorted(edges, v % edges[-1])
+        return (layer % 2).astype(np.float64)
+    if kind == "woven":
+        return _pattern(rng, "weave", size, period, angle)
+    if kind == "bricked":
+        q = period / 2
+        row = np.floor(v / q)
+        return ((v % q < max(1.0, q / 5)) | ((u + q * (row % 2)) % (2 * q) < max(1.0, q / 5))).astype(np.float64)
+    if kind == "fibrous":
+        canvas = Image.new("L", (size, size), 0)
+        draw = ImageDraw.Draw(canvas)
+        for _ in range(int(3 * (size / period) ** 2)):
+            x0, y0 = rng.uniform(0, size, size=2)
+            t = angle + rng.normal(0.0, 0.3)
+            length = period * rng.uniform(0.5, 1.0)
+            draw.line([x0, y0, x0 + length * np.cos(t), y0 + length * np.sin(t)], fill=255, width=1)
+        return (np.asarray(canvas) > 0).astype(np.float64)
+    if kind == "lined":
+        return (v % period < w).astype(np.float64)
+    raise ValueError(f"unknown texture {kind!r}")
+
+
 def _mix(tone: np.ndarray, a, b) -> np.ndarray:
     """Return the colours ``(1 - tone) * a + tone * b`` (shape ``tone.shape + (3,)``)."""
     a = np.asarray(a, dtype=np.float64)
@@ -512,12 +662,68 @@ def _mix(tone: np.ndarray, a, b) -> np.ndarray:
     return a + tone[..., None] * (b - a)
 
 
-def _material_rgb(rng: np.random.Generator, name: str, size: int, period: float) -> np.ndarray:
-    """Render material ``name`` over a whole ``size`` x ``size`` canvas (float RGB)."""
+def _material_rgb(rng: np.random.Generator, name: str, size: int, period: float, realism: Realism = REALISM) -> np.ndarray:
+    """Render material ``name`` over a whole ``size`` x ``size`` canvas (float RGB, shape (size, size, 3)).
+
+    With ``realism.material_variation`` the scale, orientation, palette and contrast vary per use.
+    """
     kind, (a, b) = MATERIALS[name]
-    jitter = rng.uniform(-12, 12, size=3)
-    angle = float(rng.uniform(-0.25, 0.25))
-    return _mix(_pattern(rng, kind, size, period, angle), np.add(a, jitter), np.add(b, jitter))
+    if not realism.material_variation:
+        jitter = rng.uniform(-12, 12, size=3)
+        angle = float(rng.uniform(-0.25, 0.25))
+        return _mix(_pattern(rng, kind, size, period, angle), np.add(a, jitter), np.add(b, jitter))
+    period *= float(np.exp(rng.uniform(np.log(0.6), np.log(1.6))))
+    jitter = rng.uniform(-25, 25, size=3)
+    angle = float(rng.uniform(-0.6, 0.6))
+    a, b = np.add(a, jitter), np.add(b, jitter)
+    b = a + float(rng.uniform(0.5, 1.0)) * (b - a)
+    return _mix(_pattern(rng, kind, size, period, angle), a, b)
+
+
+#: Pattern kinds of the unlabelled clutter (``Realism.clutter``): foliage, stones, fences, pebbles, ripples.
+CLUTTER_KINDS = ("speckle", "blotch", "striped", "grid", "dotted", "wavy", "zigzagged", "scaly")
+
+
+def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
+    """Smooth noise in [0, 1] (float (size, size)): ``cells`` x ``cells`` random values, bilinearly upsampled."""
+    grid = rng.random((cells + 1, cells + 1))
+    t = np.linspace(0.0, cells, size)
+    i = np.minimum(t.astype(int), cells - 1)
+    f = t - i
+    rows = grid[i] * (1 - f)[:, None] + grid[i + 1] * f[:, None]  # (size, cells + 1)
+    return rows[:, i] * (1 - f)[None, :] + rows[:, i + 1] * f[None, :]
+
+
+def _clutter(rng: np.random.Generator, rgb: np.ndarray, size: int, horizon: float) -> np.ndarray:
+    """Paint 4-9 unlabelled patterned blobs (bushes, rocks, fences) centred between 0.2 ``size`` above
+    ``horizon`` and the bottom into ``rgb`` (float (size, size, 3), in place); return their union mask
+    (bool (size, size))."""
+    covered = np.zeros((size, size), dtype=bool)
+    for _ in range(int(rng.integers(4, 10))):
+        w, h = rng.uniform(0.08, 0.3, size=2) * size
+        cx, cy = float(rng.uniform(0, size)), float(rng.uniform(horizon - 0.2 * size, size))
+        canvas = Image.new("L", (size, size), 0)
+        ImageDraw.Draw(canvas).ellipse([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], fill=255)
+        mask = np.asarray(canvas) > 0
+        if not mask.any():
+            continue
+        kind = _pick(rng, CLUTTER_KINDS)
+        period = float(size * np.exp(rng.uniform(np.log(0.03), np.log(0.2))))
+        a, b = rng.uniform(20, 235, size=3), rng.uniform(20, 235, size=3)
+        tone = _pattern(rng, kind, size, period, float(rng.uniform(0, np.pi)))
+        rgb[mask] = _mix(tone, a, b)[mask]
+        covered |= mask
+    return covered
+
+
+def _shade(rng: np.random.Generator, rgb: np.ndarray, size: int) -> np.ndarray:
+    """Return ``rgb`` (float (size, size, 3)) under a directional illumination gradient plus sensor grain."""
+    y, x = _grid(size)
+    theta = float(rng.uniform(0, 2 * np.pi))
+    ramp = ((x * np.cos(theta) + y * np.sin(theta)) / size - 0.5 * (np.cos(theta) + np.sin(theta)))  # about [-0.7, 0.7]
+    gain = 1.0 + float(rng.uniform(0.1, 0.35)) * ramp
+    grain = rng.normal(0.0, float(rng.uniform(2.0, 6.0)), size=(size, size, 1))
+    return rgb * gain[..., None] + grain
 
 
 # ---------------------------------------------------------------------------------------
@@ -560,39 +766,73 @@ class Rendered:
     material: np.ndarray
 
 
-def _render(spec: ImageSpec, rng: np.random.Generator, size: int, vocab: Vocabulary) -> Rendered:
+def _render(spec: ImageSpec, rng: np.random.Generator, size: int, vocab: Vocabulary, realism: Realism = REALISM) -> Rendered:
     """Render ``spec``: paint sky, ground and objects, and fill the label maps as it goes.
+
+    ``realism`` (:class:`Realism`) adds within-label variation, unlabelled clutter and shading.
 
     Later objects cover earlier ones in the image and in every label map.
     """
     maps = {k: np.zeros((size, size), dtype=np.int32) for k in ("color", "object", "part", "material")}
+    if spec.texture is not None and realism.texture_kinds:
+        if realism.texture_variation:
+            period = float(size * np.exp(rng.uniform(np.log(0.07), np.log(0.25))))
+            tone = _texture_free(rng, spec.texture, size, period, float(rng.uniform(0, np.pi)))
+            a, b = rng.uniform(20, 235, size=3), rng.uniform(20, 235, size=3)
+            rgb = _mix(tone, a, a + float(rng.uniform(0.35, 1.0)) * (b - a))
+        else:
+            period = float(rng.uniform(0.14, 0.2) * size)
+            rgb = _mix(_texture_free(rng, spec.texture, size, period, float(rng.uniform(0, np.pi))), *spec.sky)
+        if realism.shading:
+            rgb = _shade(rng, rgb, size)
+        return Rendered(rgb=np.clip(np.rint(rgb), 0, 255).astype(np.uint8), **maps)
     if spec.texture is not None:
         kind, angle = spec.texture.rsplit("-", 1)
-        period = float(rng.uniform(0.14, 0.2) * size)
-        tone = _pattern(rng, kind, size, period, np.deg2rad(float(angle)) + rng.uniform(-0.05, 0.05))
-        rgb = _mix(tone, *spec.sky)
+        if realism.texture_variation:
+            period = float(size * np.exp(rng.uniform(np.log(0.07), np.log(0.25))))
+            tone = _pattern(rng, kind, size, period, np.deg2rad(float(angle)) + rng.uniform(-0.15, 0.15))
+            a, b = rng.uniform(20, 235, size=3), rng.uniform(20, 235, size=3)
+            rgb = _mix(tone, a, a + float(rng.uniform(0.35, 1.0)) * (b - a))
+        else:
+            period = float(rng.uniform(0.14, 0.2) * size)
+            tone = _pattern(rng, kind, size, period, np.deg2rad(float(angle)) + rng.uniform(-0.05, 0.05))
+            rgb = _mix(tone, *spec.sky)
+        if realism.shading:
+            rgb = _shade(rng, rgb, size)
         return Rendered(rgb=np.clip(np.rint(rgb), 0, 255).astype(np.uint8), **maps)
     y, _ = _grid(size)
     sky = _mix(np.clip(y / size, 0, 1) * np.ones((1, size)), *spec.sky)
+    if realism.clutter:  # soft clouds
+        sky = _mix(np.clip(_smooth_noise(rng, size, 4) * 1.6 - 0.6, 0, 1) * 0.6, sky, np.array([248.0, 248.0, 250.0]))
     rgb = sky.copy()
     ground = (y >= spec.horizon) & np.ones((1, size), dtype=bool)
-    rgb[ground] = _material_rgb(rng, spec.ground, size, float(rng.uniform(0.1, 0.16) * size))[ground]
+    rgb[ground] = _material_rgb(rng, spec.ground, size, float(rng.uniform(0.1, 0.16) * size), realism)[ground]
     maps["material"][ground] = vocab.number[spec.ground]
+    if realism.clutter:
+        maps["material"][_clutter(rng, rgb, size, spec.horizon)] = 0
     for obj in spec.objects:
         for (part, prims), (how, name) in zip(OBJECTS[obj.kind][1], obj.fills):
             mask = _part_mask(prims, obj, size)
             if not mask.any():
                 continue
             if how == "color":
-                rgb[mask] = COLORS[name]
+                if realism.shading:  # light from above: x1.1 at the part's top to x0.85 at its bottom
+                    rows = np.nonzero(mask.any(axis=1))[0]
+                    t = np.clip((np.arange(size) - rows[0]) / max(1, rows[-1] - rows[0]), 0, 1)
+                    gain = float(rng.uniform(1.0, 1.15)) - float(rng.uniform(0.1, 0.25)) * t
+                    rgb[mask] = (np.asarray(COLORS[name], dtype=np.float64) * gain[:, None, None] * np.ones((1, size, 1)))[mask]
+                else:
+                    rgb[mask] = COLORS[name]
                 maps["color"][mask] = vocab.number[name]
                 maps["material"][mask] = 0
             else:
-                rgb[mask] = _material_rgb(rng, name, size, float(rng.uniform(0.25, 0.4) * obj.width))[mask]
+                rgb[mask] = _material_rgb(rng, name, size, float(rng.uniform(0.25, 0.4) * obj.width), realism)[mask]
                 maps["color"][mask] = 0
                 maps["material"][mask] = vocab.number[name]
             maps["object"][mask] = vocab.number[obj.kind]
             maps["part"][mask] = vocab.number[f"{obj.kind}-{part}"]
+    if realism.shading:
+        rgb = _shade(rng, rgb, size)
     return Rendered(rgb=np.clip(np.rint(rgb), 0, 255).astype(np.uint8), **maps)
 
 
@@ -815,23 +1055,24 @@ def _val_mask(rng: np.random.Generator, n_images: int, val_fraction: float) -> n
 
 
 
-def _generate_into(root: Path, n_images: int, size: int, seed: int, val_fraction: float, task: bool, rules: SceneRules = SceneRules()) -> dict:
+def _generate_into(root: Path, n_images: int, size: int, seed: int, val_fraction: float, task: bool, rules: SceneRules = SceneRules(), realism: Realism = REALISM,
+                   texture_share: float = P_TEXTURE_SOURCE) -> dict:
     """Write the whole dataset into the (new, empty) directory ``root``; return the summary.
 
     ``task``: scene images only, annotated with their scene label only (no segmentation).
     """
     rng = np.random.default_rng(seed)
-    vocab = build_vocabulary()
+    vocab = build_vocabulary(realism)
     images_dir = root / "images"
     (images_dir / IMAGE_SUBDIR).mkdir(parents=True)
     sh, sw = size // 2, size // 2
     is_val = _val_mask(rng, n_images, val_fraction)
     stats = _Stats(vocab)
     index_rows = []
-    scenes, textures = _Balanced(SCENES), _Balanced(TEXTURES)
+    scenes, textures = _Balanced(SCENES), _Balanced(vocab.members["texture"])
     for i in range(n_images):
-        spec = _sample_image_spec(rng, size, 0.0 if task else P_TEXTURE_SOURCE, scenes, textures, rules)
-        rendered = _render(spec, rng, size, vocab)
+        spec = _sample_image_spec(rng, size, 0.0 if task else texture_share, scenes, textures, rules)
+        rendered = _render(spec, rng, size, vocab, realism)
         layers = {cat: [] for cat in PIXEL_CATEGORIES} if task else _pixel_layers(spec, rendered, sh, sw)
         image_labels = _image_labels(spec, vocab)
         cells = _write_image(images_dir, f"syn_{i + 1:06d}", rendered.rgb, layers)
@@ -866,10 +1107,12 @@ def _generate_into(root: Path, n_images: int, size: int, seed: int, val_fraction
 
 
 def _generate(out_dir, n_images: int, image_size: int, seed: int, val_fraction: float, task: bool,
-              rules: SceneRules = SceneRules(), replace: bool = False) -> dict:
+              rules: SceneRules = SceneRules(), replace: bool = False, realism: Realism = REALISM, texture_share: float = P_TEXTURE_SOURCE) -> dict:
     """Check the arguments, write the dataset atomically (temporary sibling folder + rename).
     With ``replace`` an existing ``out_dir`` folder is removed only once the new one is complete."""
     _check_args(n_images, image_size, val_fraction)
+    if not 0.0 <= float(texture_share) < 1.0:
+        raise ConfigError(f"texture_share must be in [0, 1), got {texture_share}")
     out = Path(out_dir)
     if out.exists() and not (replace and out.is_dir() and not out.is_symlink()):
         raise FileExistsError(f"output directory already exists: {out}" + ("" if replace else " (pass replace=True to overwrite it)"))
@@ -877,7 +1120,7 @@ def _generate(out_dir, n_images: int, image_size: int, seed: int, val_fraction: 
     tmp = temp_sibling(out)
     tmp.parent.mkdir(parents=True, exist_ok=True)
     try:
-        summary = _generate_into(tmp, int(n_images), int(image_size), int(seed), float(val_fraction), task, rules)
+        summary = _generate_into(tmp, int(n_images), int(image_size), int(seed), float(val_fraction), task, rules, realism, float(texture_share))
         if out.exists():
             shutil.rmtree(out)  # the previous output (replace): kept until the new one was complete
         os.rename(tmp, out)
@@ -895,6 +1138,8 @@ def generate_broden(
     seed: int = 0,
     val_fraction: float = 0.2,
     replace: bool = False,
+    realism: Realism = REALISM,
+    texture_share: float = P_TEXTURE_SOURCE,
 ) -> dict:
     """Generate a synthetic probe dataset in the on-disk layout of Broden (``broden1_224``).
 
@@ -902,7 +1147,9 @@ def generate_broden(
     and their half-resolution segmentation PNGs, label = ``R + 256 * G``), ``index.csv``,
     ``label.csv``, ``category.csv`` and ``c_<category>.csv`` for the six categories color,
     object, part, material, scene and texture (see the module docstring for the concepts).
-    ``round(n_images * val_fraction)`` images get split ``val``, the rest ``train``.
+    ``round(n_images * val_fraction)`` images get split ``val``, the rest ``train``. Each image is a
+    texture image (the "DTD" source) with probability ``texture_share``, else a scene image;
+    ``realism`` (:class:`Realism`) switches on photograph-like variation.
 
     The dataset is built in the sibling folder ``<out_dir>.tmp-<pid>`` and renamed to
     ``out_dir`` only when complete; on failure the temporary folder is removed. All
@@ -919,7 +1166,7 @@ def generate_broden(
     it untouched) and ``ValueError`` for
     ``n_images < 1``, ``image_size < 16`` or ``val_fraction`` outside [0, 1).
     """
-    return _generate(out_dir, n_images, image_size, seed, val_fraction, task=False, replace=replace)
+    return _generate(out_dir, n_images, image_size, seed, val_fraction, task=False, replace=replace, realism=realism, texture_share=texture_share)
 
 
 #: The scene task's probability of a third, random object (the probe set keeps P_THIRD_OBJECT).
@@ -941,6 +1188,7 @@ def generate_scene_task(
     object_rule: float = 1.0,
     third_object: float = TASK_THIRD_OBJECT,
     replace: bool = False,
+    realism: Realism = REALISM,
 ) -> dict:
     """Generate the scene-classification training task in Broden's layout (scene labels only).
 
@@ -971,4 +1219,4 @@ def generate_scene_task(
         if not 0.0 <= float(value) <= 1.0:
             raise ConfigError(f"{name} must be a probability in [0, 1], got {value}")
     rules = SceneRules(ground=float(ground_rule), objects=float(object_rule), third_object=float(third_object))
-    return _generate(out_dir, n_images, image_size, int(seed) + TASK_SEED_OFFSET, val_fraction, task=True, rules=rules, replace=replace)
+    return _generate(out_dir, n_images, image_size, int(seed) + TASK_SEED_OFFSET, val_fraction, task=True, rules=rules, replace=replace, realism=realism)
