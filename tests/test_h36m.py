@@ -165,3 +165,40 @@ def test_joints_of_the_wrong_count_name_the_file(tmp_path):
     np.save(tmp_path / "S9/Walking 1/joints_3d.npy", np.zeros((1, 16, 3)))
     with pytest.raises(DataError, match=r"joints_3d.npy.*\(frames, 17, 3\)"):
         list(h36m.read_sequence(tmp_path, "S9", "Walking 1", 32))
+
+
+def test_h36m_shards_train_evaluate_and_report_without_an_unseen_camera_split(tmp_path):
+    """The layout has no moved camera (splits train and test only): evaluation scores the test split
+    and writes the unseen-camera metrics as null, which the report shows as a dash."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from cnninterp.multiview import report
+    from cnninterp.multiview.evaluate import evaluate
+    from cnninterp.multiview.model import ModelSpec
+    from cnninterp.multiview.train import train_model
+    from cnninterp.report.build import environment
+
+    torch.set_num_threads(1)
+    write_sequence(tmp_path / "h36m", frames=2, subject="S1")
+    write_sequence(tmp_path / "h36m", frames=2, subject="S9")
+    h36m.write_h36m(tmp_path / "h36m", tmp_path / "shards", train_subjects=["S1"], test_subjects=["S9"], image_size=16)
+    paths = {kind: tmp_path / kind / "model.pt" for kind in ("baseline", "fusion", "canonical")}
+    for kind, path in paths.items():
+        train_model(tmp_path / "shards", path, ModelSpec(kind=kind, image_size=16, channels=2, points=4, hidden=8),
+                    epochs=1, batch_size=2, lr=1e-3, weight_3d=1.0, seed=0, device="cpu")
+    results = tmp_path / "results"
+    m = evaluate(tmp_path / "shards", paths, results / "eval/multiview/metrics.json", samples=2, dlt_batch=4, dlt_repeat=1, figure_rows=1)
+    assert m["samples"] == {"test": 2, "unseen": 0}
+    assert all(np.isfinite(v) and v > 0 for v in m["mpjpe_mm"].values()) and set(m["mpjpe_mm"]) == set(paths)
+    assert m["mpjpe_mm_unseen_camera"] == dict.fromkeys(paths) and m["error_2d_px"]["unseen"] == dict.fromkeys(paths)
+
+    def asset(*parts):
+        path = tmp_path / "staging" / "/".join(parts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path, "/".join(parts)
+
+    ctx = SimpleNamespace(config={"multiview": {"enabled": True}}, results=results, asset=asset)
+    html = environment().get_template(report.TEMPLATE).render(data=report.render(ctx))
+    assert f"<td>{m['mpjpe_mm']['canonical']:.1f}</td><td>—</td>" in html

@@ -4,7 +4,8 @@ Writes ``metrics.json`` with, at the top level:
 
 - ``mpjpe_mm``: {baseline, fusion, canonical} on the ``test`` split (held-out poses, the rig's cameras);
 - ``mpjpe_mm_unseen_camera``: the same on the ``unseen`` split (one camera moved to a position
-  never used in training);
+  never used in training); {model: null} when the shards have no such split (Human3.6M's layout,
+  ``data.h36m``, has train and test only), as are the unseen entries below;
 - ``error_2d_px``: {split: {model: mean 2D error in crop pixels}};
 - ``reprojection_px``: {split: {model: mean distance between each view's 2D joints and the
   reprojection of the triangulated joints}}: how far the views disagree (0 = consistent views,
@@ -28,6 +29,7 @@ import numpy as np
 
 from ..atomic import write_json
 from ..data import multiview as mvdata
+from ..data.shards import read_manifest
 from . import novel
 from .model import KINDS
 from .timing import time_dlt
@@ -76,7 +78,13 @@ def evaluate(shards: str | Path, models: dict, out: str | Path, *, samples: int,
     result = {"mpjpe_mm": {}, "mpjpe_mm_unseen_camera": {}, "error_2d_px": {"test": {}, "unseen": {}},
               "reprojection_px": {"test": {}, "unseen": {}}, "samples": {}}
     raw = {}
+    present = read_manifest(shards)["splits"]
     for split, key in (("test", "mpjpe_mm"), ("unseen", "mpjpe_mm_unseen_camera")):
+        if split == "unseen" and split not in present:  # no moved camera in these shards: nothing to score
+            result["samples"][split] = 0
+            for table in (result[key], result["error_2d_px"][split], result["reprojection_px"][split]):
+                table.update(dict.fromkeys(loaded))
+            continue
         raw[split] = mvdata.load_split(shards, split, limit=samples)
         data = tensors(raw[split])
         result["samples"][split] = int(len(data["images"]))
