@@ -74,6 +74,28 @@ def test_evaluate_writes_every_metric_for_both_networks(evaluated):
     assert image.dtype == np.uint8 and image.shape[2] == 3 and image.shape[1] == 3 * 32 * 3 + 2 * 3
 
 
+def test_evaluate_refuses_networks_trained_on_other_shards(tiny, tmp_path):
+    """Networks trained on the tiny shards, evaluated with other parts shards (another seed; then, for a
+    checkpoint without the recorded digest, another image size): DataError naming both, nothing written."""
+    from cnninterp.errors import DataError
+    from cnninterp.icnn.evaluate import evaluate
+
+    root, _ = tiny
+    models = {"icnn": root / "icnn/model.pt", "cnn": root / "cnn/model.pt"}
+    run = lambda shards, nets: evaluate(shards, root / "probe", nets, tmp_path / "eval/metrics.json", top_images=4,  # noqa: E731
+                                        quantile=0.02, iou_threshold=0.04, figure_rows=1, figure_cols=1)
+    write_parts(tmp_path / "other", splits={"test": 8}, image_size=32, positive_fraction=0.5, seed=7, shard_size=100)
+    with pytest.raises(DataError, match=rf"trained on the shards of {root / 'parts'}/manifest.json .*{tmp_path / 'other'}/manifest.json"):
+        run(tmp_path / "other", models)
+    write_parts(tmp_path / "small", splits={"test": 8}, image_size=16, positive_fraction=0.5, seed=7, shard_size=100)
+    payload = torch.load(models["cnn"], weights_only=True)
+    del payload["config"]["shards_manifest_sha256"]  # as written before the digest was recorded
+    torch.save(payload, tmp_path / "old.pt")
+    with pytest.raises(DataError, match=r"old.pt was trained with image size 32 .* has image size 16"):
+        run(tmp_path / "small", {"icnn": tmp_path / "old.pt", "cnn": tmp_path / "old.pt"})
+    assert not (tmp_path / "eval").exists()
+
+
 def test_an_oracle_part_unit_is_a_part_detector_through_the_engine(tiny, tmp_path):
     """A 'network' whose top unit 0 is the redness of the input (the head's colour) and unit 1 a
     constant: dissected by the engine on the probe set, unit 0 detects the head, unit 1 nothing."""

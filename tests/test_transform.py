@@ -181,3 +181,30 @@ def test_the_blocks_own_equivariance_error_sees_the_escape_into_the_identity_par
     assert metrics.equivariance_error(z, wrong, theta, layout) < 0.02
     # ‖R(−θ)b − R(θ)b‖ = 2|sin θ|·‖b‖, mean of 2|sin θ| over θ uniform: 4/π
     assert metrics.group_equivariance_error(z, wrong, theta, layout) == pytest.approx(float((2 * theta.sin().abs()).mean()), rel=1e-9)
+
+
+def test_evaluation_refuses_models_trained_on_other_shards(tmp_path):
+    """Models trained on shards A (held-out arc [120°, 180°)) evaluated with shards B (another arc and
+    split seed) would report "held-out" figures for angles and digits they trained on: DataError naming
+    both manifests; with A it runs. A checkpoint without the recorded digest is compared on its arc."""
+    from cnninterp.transform.evaluate import evaluate
+    from cnninterp.transform.train import train_model
+
+    torch.set_num_threads(1)
+    make = lambda name, start, seed: digits.write_digits(tmp_path / name, upsample=1, pad=2, test_fraction=0.25,  # noqa: E731
+                                                          heldout_start_deg=start, heldout_width_deg=60, seed=seed, shard_size=2000)
+    make("A", 120, 0), make("B", -120, 1)
+    for kind in ("ftl", "baseline"):
+        train_model(tmp_path / "A", tmp_path / kind / "model.pt", ModelSpec(kind=kind, image_size=12, channels=2, blocks=2, identity_dim=2),
+                    epochs=1, batch_size=256, lr=1e-2, seed=0, device="cpu")
+    run = lambda shards, ftl_path, out: evaluate(tmp_path / shards, ftl_path, tmp_path / "baseline/model.pt", tmp_path / out,  # noqa: E731
+                                                 samples=8, turn_rows=1, turn_steps=2, seed=0)
+    with pytest.raises(DataError, match=rf"trained on the shards of {tmp_path / 'A'}/manifest.json .*{tmp_path / 'B'}/manifest.json"):
+        run("B", tmp_path / "ftl/model.pt", "evalB/digits.json")
+    assert not (tmp_path / "evalB").exists()
+    payload = torch.load(tmp_path / "ftl/model.pt", weights_only=True)
+    del payload["config"]["shards_manifest_sha256"]  # as written before the digest was recorded
+    torch.save(payload, tmp_path / "old.pt")
+    with pytest.raises(DataError, match=r"held-out arc \(degrees\) \[120.0, 180.0\].*has held-out arc \(degrees\) \[-120.0, -60.0\]"):
+        run("B", tmp_path / "old.pt", "evalB/digits.json")
+    assert run("A", tmp_path / "ftl/model.pt", "evalA/digits.json")["heldout_deg"]["digits"] == [120.0, 180.0]

@@ -125,6 +125,20 @@ def test_training_and_evaluation_write_per_factor_metrics_and_the_turn(tiny_run)
     assert sum(result["latent_share"]["objects3d"].values()) == pytest.approx(1.0)
 
 
+def test_evaluation_refuses_models_trained_on_other_shards(tiny_run):
+    """The tiny models (trained on shards with the held-out azimuths [90°, 150°)) evaluated with shards
+    of another held-out arc: DataError naming both manifests, nothing written."""
+    from cnninterp.transform.evaluate3d import evaluate_objects3d
+
+    root, _ = tiny_run
+    objects3d.write_objects3d(root / "other", objects_train=2, objects_test=2, image_size=16, azimuth_step_deg=30, elevation_deg=20,
+                              heldout_start_deg=-90, heldout_width_deg=60, seed=0, shard_size=100, inplane_range_deg=45)
+    with pytest.raises(DataError, match=rf"trained on the shards of {root / 'sh'}/manifest.json .*{root / 'other'}/manifest.json"):
+        evaluate_objects3d(root / "other", root / "ftl/model.pt", root / "baseline/model.pt", root / "evalB/objects3d.json",
+                           samples=4, turn_rows=1, turn_steps=2, seed=0)
+    assert not (root / "evalB").exists()
+
+
 def test_training_refuses_a_model_without_an_azimuth_group(tiny_run):
     from cnninterp.transform.train import train_model
 

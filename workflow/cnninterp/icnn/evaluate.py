@@ -144,8 +144,9 @@ def evaluate(shards: str | Path, probe: str | Path, models: dict, out: str | Pat
     result = {k: {} for k in ("location_instability", "location_instability_best_part", "accuracy", "part_detectors",
                               "mean_part_iou", "detectors_per_part", "filters_per_landmark", "filter_parts", "top_images")}
     maps, instab = {}, {}
+    nets = {kind: load_net(models[kind], shards, image_size=size) for kind in KINDS}  # both checked before any work
     for kind in KINDS:
-        model, spec = load_net(models[kind])
+        model, spec = nets[kind]
         preds, maps[kind] = forward(model, test["images"])
         instab[kind] = filter_instability(maps[kind], test["landmarks"], test["visible"], objects, size, top_images, best=len(test["parts"]))
         best1 = filter_instability(maps[kind], test["landmarks"], test["visible"], objects, size, top_images, best=1)

@@ -34,9 +34,11 @@ def train_net(shards: str | Path, out: str | Path, spec: NetSpec, *, epochs: int
     import torch.nn.functional as F
 
     from ..train.loop import fit, pick_device, save_checkpoint, seed_everything
+    from ..transform.provenance import KEY, manifest_sha256
 
     seed_everything(seed)
     dev = pick_device(device)
+    digest = manifest_sha256(shards)
     data = parts.load_split(shards, "train")
     x_all = to_input(data["images"])
     y_all = torch.from_numpy(data["labels"])
@@ -71,22 +73,28 @@ def train_net(shards: str | Path, out: str | Path, spec: NetSpec, *, epochs: int
     kind = "icnn" if spec.interpretable else "cnn"
     history = fit(model, batches, step, optimizer, epochs, dev, desc=f"icnn {kind}")
     config = {"spec": spec.to_dict(), "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
-              "filter_weight": weight, "shards": str(shards), "preprocess": PREPROCESS,
+              "filter_weight": weight, "shards": str(shards), KEY: digest, "preprocess": PREPROCESS,
               "filter_categories": categories.tolist()}
     save_checkpoint(out, model.cpu(), arch=f"icnn_{kind}", num_classes=spec.num_classes, config=config, extra={"history": history})
     return {"final_accuracy": history[-1]["accuracy"] if history else math.nan, "history": history}
 
 
-def load_net(path: str | Path):
-    """A network written by ``train_net`` (``torch.load`` with weights_only), in eval mode, and its NetSpec."""
+def load_net(path: str | Path, shards: str | Path | None = None, *, image_size: int | None = None):
+    """A network written by ``train_net`` (``torch.load`` with weights_only), in eval mode, and its NetSpec.
+
+    With ``shards``: DataError unless it was trained on that folder (``transform.provenance.check_trained_on``;
+    a checkpoint without the manifest digest is compared on its image side against ``image_size``)."""
     from ..errors import ModelError
     from ..models.backbones import read_checkpoint
+    from ..transform.provenance import check_trained_on
 
     payload = read_checkpoint(path)
     try:
         spec = NetSpec(**payload["config"]["spec"])
     except (KeyError, TypeError) as err:
         raise ModelError(f"{path} is not an icnn checkpoint ({err}); retrain it with cnninterp icnn train") from None
+    if shards is not None:
+        check_trained_on(payload["config"], path, shards, lambda c: [("image size", spec.image_size, image_size)])
     model = build(spec)
     model.load_state_dict(payload["state_dict"])
     return model.eval(), spec

@@ -35,7 +35,7 @@ def evaluate(shards: str | Path, ftl_path: str | Path, baseline_path: str | Path
     arc = digits.heldout_arc(shards)
     take = rng.permutation(len(test_x))[: min(samples, len(test_x))]
     x = torch.from_numpy(test_x[take])
-    ftl_model, base_model = load_model(ftl_path), load_model(baseline_path)
+    ftl_model, base_model = (load_model(p, shards, heldout_deg=arc, image_size=test_x.shape[-1]) for p in (ftl_path, baseline_path))
     layout = ftl_model.layout
     result = {"reconstruction_mse": {}, "equivariance_error": {}, "angle_error_deg": {}, "invariant_accuracy": {}}
     rec = {"ftl": {}, "baseline": {}}

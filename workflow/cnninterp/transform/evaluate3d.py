@@ -49,7 +49,7 @@ def evaluate_objects3d(shards: str | Path, ftl_path: str | Path, baseline_path: 
     roll = np.radians(objects3d.inplane_range(shards))
     held = objects3d.in_arc(test["azimuth_deg"], arc)
     seen_idx, held_idx = np.flatnonzero(~held), np.flatnonzero(held)
-    ftl_model, base_model = load_model(ftl_path), load_model(baseline_path)
+    ftl_model, base_model = (load_model(p, shards, heldout_deg=arc, image_size=test["images"].shape[-1]) for p in (ftl_path, baseline_path))
     if ftl_model.spec.factors != 2 or base_model.spec.factors != 2:
         raise DataError(f"{ftl_path}, {baseline_path}: objects3d models need two block groups (in plane, azimuth)")
     layout = ftl_model.layout

@@ -39,10 +39,12 @@ def train_model(shards: str | Path, out: str | Path, spec: ModelSpec, *, epochs:
     from ..data.shards import read_manifest
     from ..errors import ConfigError
     from ..train.loop import fit, pick_device, save_checkpoint, seed_everything
+    from .provenance import KEY, manifest_sha256
 
     seed_everything(seed)
     dev = pick_device(device)
     dataset = read_manifest(shards).get("dataset")
+    digest = manifest_sha256(shards)
     want = {"digits": 1, "objects3d": 2}.get(dataset)
     if want is None:
         raise ConfigError(f"{shards}: dataset {dataset!r} is not one the transform method trains on (digits, objects3d)")
@@ -75,7 +77,7 @@ def train_model(shards: str | Path, out: str | Path, spec: ModelSpec, *, epochs:
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     history = fit(model, batches, step, optimizer, epochs, dev, desc=f"transform {dataset} {spec.kind}")
     config = {"spec": spec.to_dict(), "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
-              "heldout_deg": list(arc), "shards": str(shards), "dataset": dataset,
+              "heldout_deg": list(arc), "shards": str(shards), KEY: digest, "dataset": dataset,
               "equivariance_weight": weight, "equivariance_norm": equivariance_norm if weight > 0 else None}
     save_checkpoint(out, model.cpu(), arch=f"transform_{spec.kind}", num_classes=0, config=config, extra={"history": history})
     return {"final_mse": history[-1]["mse"] if history else math.nan, "history": history}
@@ -160,11 +162,20 @@ def object_pairs(shards, rng: np.random.Generator, batch_size: int):
     return batches, arc
 
 
-def load_model(path: str | Path):
-    """A model written by ``train_model`` (``torch.load`` with weights_only) in eval mode."""
+def load_model(path: str | Path, shards: str | Path | None = None, *, heldout_deg=None, image_size: int | None = None):
+    """A model written by ``train_model`` (``torch.load`` with weights_only) in eval mode.
+
+    With ``shards``: DataError unless the model was trained on that folder (``provenance.check_trained_on``;
+    a checkpoint without the manifest digest is compared on its held-out arc ``heldout_deg``
+    (start, end) degrees and its ``image_size`` against the values given)."""
     from ..models.backbones import read_checkpoint
+    from .provenance import check_trained_on
 
     payload = read_checkpoint(path)
+    if shards is not None:
+        check_trained_on(payload["config"], path, shards, lambda c: [
+            ("held-out arc (degrees)", [float(v) for v in c.get("heldout_deg", [])], [float(v) for v in heldout_deg]),
+            ("image size", c["spec"].get("image_size"), image_size)])
     spec = ModelSpec(**payload["config"]["spec"])
     model = build(spec)
     model.load_state_dict(payload["state_dict"])
