@@ -44,3 +44,24 @@ def test_mpjpe_hand_computed():
     pred = torch.tensor([[[0.0, 0, 0], [3, 4, 0]]])
     target = torch.zeros(1, 2, 3)
     assert mpjpe(pred, target).item() == pytest.approx(2.5)  # (0 + 5) / 2
+
+
+def test_the_timing_solves_in_the_dtype_the_models_triangulate_in(monkeypatch):
+    """time_dlt once timed float32 while the models triangulate in float64 (a 8.7x speed-up against
+    3.8x): the solvers' inputs are recorded on both paths and must agree with the recorded dtype."""
+    from cnninterp.multiview import dlt, model, timing
+
+    seen = {"model": [], "timing": []}
+
+    def spy(where, real):
+        return lambda P, uv, *a, **k: (seen[where].append((P.dtype, uv.dtype)), real(P, uv, *a, **k))[1]
+
+    monkeypatch.setattr(model, "triangulate_sii", spy("model", dlt.triangulate_sii))
+    P, X, uv = scene(n=17, dtype=torch.float32)
+    out = model.triangulate(uv.view(1, 17, 4, 2).transpose(1, 2), P[:1])
+    assert out.dtype == torch.float32 and (out[0] - X).norm(dim=-1).max() < 1.0  # mm
+    monkeypatch.setattr(dlt, "triangulate_sii", spy("timing", dlt.triangulate_sii))
+    monkeypatch.setattr(dlt, "triangulate_svd", spy("timing", dlt.triangulate_svd))
+    timing.time_dlt(batch=2, noise_px=(1.0,), repeat=1)
+    used = getattr(torch, model.TRIANGULATION_DTYPE)
+    assert set(seen["model"]) == {(used, used)} and set(seen["timing"]) == {(used, used)}

@@ -13,6 +13,7 @@ from cnninterp.errors import ModelError
 from cnninterp.multiview import novel
 from cnninterp.multiview.evaluate import evaluate, mpjpe
 from cnninterp.multiview.model import ModelSpec, build, soft_argmax, triangulate
+from cnninterp.multiview.model import TRIANGULATION_DTYPE
 from cnninterp.multiview.train import load_model, losses, tensors, train_model
 
 
@@ -133,6 +134,7 @@ def test_tiny_data_train_evaluate_writes_every_metric_and_figure(tmp_path):
     for key in ("mpjpe_mm", "mpjpe_mm_unseen_camera"):
         assert set(saved[key]) == {"baseline", "fusion", "canonical"} and all(v > 0 for v in saved[key].values())
     assert set(saved["dlt"]["speedup"]) == {"0", "1", "3"}
+    assert saved["dlt"]["dtype"] == TRIANGULATION_DTYPE  # what time_dlt and triangulate use (tests/test_dlt.py)
     assert saved["novel_view_px"]["out_of_plane"]["angles_deg"] == [0.0, 30.0, 150.0, 180.0]
     assert (out.parent / "novel_in_plane.png").is_file() and (out.parent / "novel_out_of_plane.png").is_file()
 

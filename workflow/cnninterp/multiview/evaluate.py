@@ -10,7 +10,8 @@ Writes ``metrics.json`` with, at the top level:
 - ``reprojection_px``: {split: {model: mean distance between each view's 2D joints and the
   reprojection of the triangulated joints}}: how far the views disagree (0 = consistent views,
   whose errors the DLT can no longer average out);
-- ``dlt``: {sii_ms, svd_ms, speedup, max_abs_diff_mm}, each {noise px: value}, at batch × 17 joints;
+- ``dlt``: {sii_ms, svd_ms, speedup, max_abs_diff_mm}, each {noise px: value}, at batch × 17 joints,
+  timed in ``dtype``, the one the models' triangulation uses;
 - ``novel_view_px``: {in_plane, out_of_plane}: per angle, the canonical model's mean 2D error
   against the truth through the virtual camera, and ``unrotated_px``, the error of the angle-0
   decoding against the same truth (what a latent that ignored the rotation would score);
@@ -31,7 +32,7 @@ from ..atomic import write_json
 from ..data import multiview as mvdata
 from ..data.shards import read_manifest
 from . import novel
-from .model import KINDS
+from .model import KINDS, TRIANGULATION_DTYPE
 from .timing import time_dlt
 from .train import load_model, tensors
 
@@ -94,10 +95,11 @@ def evaluate(shards: str | Path, models: dict, out: str | Path, *, samples: int,
             result["error_2d_px"][split][kind] = float(np.linalg.norm(uv - raw[split]["joints2d"], axis=-1).mean())
             result["reprojection_px"][split][kind] = reprojection_px(uv, X, data["P"].numpy())
     result["parameters"] = {k: int(sum(p.numel() for p in m.parameters())) for k, m in loaded.items()}
-    timing = time_dlt(batch=dlt_batch, repeat=dlt_repeat)
+    timing = time_dlt(batch=dlt_batch, repeat=dlt_repeat, dtype=TRIANGULATION_DTYPE)
     result["dlt"] = {name: {px: r[name] for px, r in timing.items()} for name in ("sii_ms", "svd_ms", "speedup", "max_abs_diff_mm")}
     result["dlt"]["batch"] = [dlt_batch, 17]
     result["dlt"]["device"] = "cpu"
+    result["dlt"]["dtype"] = TRIANGULATION_DTYPE
     result["dlt"]["threads"] = torch.get_num_threads()
 
     test = raw["test"]

@@ -140,7 +140,14 @@ def build(spec: ModelSpec):
     return MultiViewPose()
 
 
+TRIANGULATION_DTYPE = "float64"  # what triangulate solves in (timing.time_dlt times the solvers in it too)
+
+
 def triangulate(uv, P):
-    """3D joints (B, J, 3) mm from 2D joints uv (B, V, J, 2) and projections P (B, V, 3, 4), by SII in float64."""
-    X = triangulate_sii(P.double()[:, None], uv.double().transpose(1, 2))
+    """3D joints (B, J, 3) mm, uv's dtype, from 2D joints uv (B, V, J, 2) and projections P (B, V, 3, 4),
+    by SII in ``TRIANGULATION_DTYPE``."""
+    import torch
+
+    dtype = getattr(torch, TRIANGULATION_DTYPE)
+    X = triangulate_sii(P.to(dtype)[:, None], uv.to(dtype).transpose(1, 2))
     return X.to(uv.dtype)

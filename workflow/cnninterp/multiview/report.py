@@ -49,5 +49,5 @@ def render(ctx) -> dict:
             entry["width"], entry["height"] = png_size(path)
             entry["href"] = href
         figures.append(entry)
-    return {"rows": rows, "dlt": dlt_rows, "dlt_batch": dlt.get("batch"), "figures": figures,
+    return {"rows": rows, "dlt": dlt_rows, "dlt_batch": dlt.get("batch"), "dlt_dtype": dlt.get("dtype", "float32"), "figures": figures,
             "samples": m["samples"], "paper": PAPER}
