@@ -46,10 +46,17 @@ def test_reader_reads_annotations(tmp_path):
     assert img.landmarks[2].tolist() == [12.0, 4.0]
 
 
+def convert(root, out):
+    """The birds of ``root`` against as many synthetic negatives, as the icnn data step writes them."""
+    return cub.write_cub_parts(root, out / "shards", out / "probe", image_size=16, disc_radius=2.0, positive_fraction=0.5,
+                               probe_images=1, seed=0, shard_size=10)
+
+
 def test_conversion_scales_landmarks_and_draws_discs(tmp_path):
     root = write_cub(tmp_path / "cub")
-    manifest = cub.convert_cub(root, tmp_path / "shards", image_size=16, disc_radius=2.0, shard_size=10)
-    assert manifest["parts"] == PARTS and manifest["splits"]["train"]["samples"] == 2 and manifest["splits"]["test"]["samples"] == 1
+    manifest = convert(root, tmp_path)
+    assert manifest["parts"] == PARTS and manifest["classes"] == ["negative", "bird"]
+    assert manifest["splits"]["train"]["samples"] == 2 + 2 and manifest["splits"]["test"]["samples"] == 1 + 1
     train = load_split(tmp_path / "shards", "train")
     # image 1 is 40x20, resized to 16x16: beak (30, 10) -> (12, 8)
     assert np.allclose(train["landmarks"][0, 1], [12.0, 8.0])
@@ -59,8 +66,8 @@ def test_conversion_scales_landmarks_and_draws_discs(tmp_path):
     assert (seg == 3).sum() == 0
     # a disc of radius 2 around a pixel corner holds 12 pixel centres
     assert (seg == 2).sum() == 12
-    assert train["labels"].tolist() == [0, 1]
-    assert train["images"].shape == (2, 16, 16, 3) and train["images"][1, 0, 0, 0] == 120
+    assert train["labels"].tolist() == [1, 1, 0, 0]  # both species are birds (class 1); keys cub_* before neg_*
+    assert train["images"].shape == (4, 16, 16, 3) and train["images"][1, 0, 0, 0] == 120
 
 
 def test_missing_part_locs_is_named(tmp_path):
@@ -84,16 +91,16 @@ def test_listed_but_missing_image_names_file_and_line(tmp_path):
     root = write_cub(tmp_path / "cub")
     (root / "images" / IMAGES[2][1]).unlink()
     with pytest.raises(DataError, match=r"Laysan_Albatross_0001.jpg is missing .*images.txt line 3"):
-        cub.convert_cub(root, tmp_path / "shards", image_size=16, disc_radius=2.0, shard_size=10)
+        convert(root, tmp_path)
     assert not (tmp_path / "shards" / "manifest.json").exists()
     assert not list((tmp_path / "shards").glob("*.tar"))
 
 
 def test_landmark_outside_the_image_names_file_and_line(tmp_path):
-    images = [IMAGES[0], (2, "x/b.jpg", 1, 1, (20, 20), [(1, 25.0, 3.0, 1), (2, 0.0, 0.0, 0), (3, 1.0, 1.0, 1)])]
+    images = [IMAGES[0], (2, "x/b.jpg", 1, 0, (20, 20), [(1, 25.0, 3.0, 1), (2, 0.0, 0.0, 0), (3, 1.0, 1.0, 1)])]
     root = write_cub(tmp_path / "cub", images)
     with pytest.raises(DataError, match=r"part_locs.txt line 4: landmark \(25.0, 3.0\) of part 1 \(back\) lies outside image x/b.jpg \(20x20\)"):
-        cub.convert_cub(root, tmp_path / "shards", image_size=16, disc_radius=2.0, shard_size=10)
+        convert(root, tmp_path)
 
 
 def test_unknown_image_id_and_bad_numbers(tmp_path):

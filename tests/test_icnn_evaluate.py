@@ -96,6 +96,34 @@ def test_evaluate_refuses_networks_trained_on_other_shards(tiny, tmp_path):
     assert not (tmp_path / "eval").exists()
 
 
+def test_training_and_evaluation_refuse_shards_whose_class_0_is_not_negative(tiny, tmp_path, capsys):
+    """Shards whose class 0 is an object (CUB species 001, as the removed `icnn cub` verb wrote them)
+    would be trained and scored with that species as the negative class: DataError naming the manifest."""
+    import shutil
+
+    from cnninterp.cli import main
+    from cnninterp.errors import DataError
+    from cnninterp.icnn.evaluate import evaluate
+    from cnninterp.icnn.model import NetSpec
+    from cnninterp.icnn.train import train_net
+
+    root, _ = tiny
+    shutil.copytree(root / "parts", tmp_path / "species")
+    manifest = json.loads((tmp_path / "species/manifest.json").read_text())
+    (tmp_path / "species/manifest.json").write_text(json.dumps({**manifest, "classes": ["001.Albatross", "002.Laysan"]}))
+    match = rf"{tmp_path / 'species'}/manifest.json: classes \['001.Albatross', '002.Laysan'\] \(2\) do not start with 'negative'"
+    with pytest.raises(DataError, match=match):
+        train_net(tmp_path / "species", tmp_path / "m/model.pt", NetSpec(interpretable=True, image_size=32, channels=2, filters=2),
+                  epochs=1, batch_size=32, lr=1e-3, filter_weight=1.0, seed=0, device="cpu")
+    with pytest.raises(DataError, match=match):
+        evaluate(tmp_path / "species", root / "probe", {"icnn": root / "icnn/model.pt", "cnn": root / "cnn/model.pt"},
+                 tmp_path / "eval/metrics.json", top_images=4, quantile=0.02, iou_threshold=0.04, figure_rows=1, figure_cols=1)
+    assert not (tmp_path / "m").exists() and not (tmp_path / "eval").exists()
+    with pytest.raises(SystemExit) as exit_:  # the verb that wrote such shards is gone
+        main(["icnn", "cub", "--root", str(tmp_path), "--out", str(tmp_path / "x")])
+    assert exit_.value.code == 2 and "invalid choice: 'cub'" in capsys.readouterr().err
+
+
 def test_an_oracle_part_unit_is_a_part_detector_through_the_engine(tiny, tmp_path):
     """A 'network' whose top unit 0 is the redness of the input (the head's colour) and unit 1 a
     constant: dissected by the engine on the probe set, unit 0 detects the head, unit 1 nothing."""

@@ -13,6 +13,10 @@ Layout (as published, every file space-separated, ids 1-based):
 Conversion: each image is resized to ``image_size``² (landmarks scaled with it); CUB has no part
 masks, so the mask of a part is a disc of ``disc_radius`` output pixels around each *visible*
 landmark (where discs overlap, the higher part id wins). Errors name the file and line.
+
+``write_cub_parts`` builds the single-category ICNN task (birds, class 1, against negatives,
+class 0). There is no conversion that keeps CUB's 200 species as classes: the ICNN task reads
+class 0 as the negative class, and species 001 would have become it.
 """
 
 from __future__ import annotations
@@ -184,26 +188,6 @@ def check_sizes(image_size: int, disc_radius: float) -> None:
         raise ConfigError(f"icnn.data.image_size must be >= 1, got {image_size}")
     if not 0.0 < float(disc_radius) < float("inf"):
         raise ConfigError(f"icnn.data.disc_radius must be a finite number > 0, got {disc_radius}")
-
-
-def convert_cub(root: str | Path, out_dir: str | Path, *, image_size: int, disc_radius: float, shard_size: int) -> dict:
-    """Convert a CUB-200-2011 folder into parts shards (splits ``train``/``test``); return the manifest.
-    ``cls`` is the CUB class id − 1. ConfigError for sizes ``check_sizes`` refuses."""
-    check_sizes(image_size, disc_radius)
-    folder = CubFolder(root)
-
-    def samples():
-        for split in ("test", "train"):
-            for image_id in sorted(folder.images):
-                image = folder.images[image_id]
-                if image.train != (split == "train"):
-                    continue
-                r = folder.load(image, image_size, disc_radius)
-                yield split, encode_sample(f"cub_{image_id:06d}", split, r["image"], r["seg"], image.class_id - 1, r["landmarks"], r["visible"])
-
-    config = {"image_size": image_size, "disc_radius": disc_radius}
-    manifest = part_manifest(folder.parts, folder.classes, {"kind": "cub-200-2011", "path": str(root)}, config, image_size)
-    return write_shards(samples(), out_dir, shard_size, manifest)
 
 
 #: the classes of the single-category ICNN task built from CUB (class number = index)

@@ -224,6 +224,19 @@ def write_parts(out_dir: str | Path, *, splits: dict[str, int], image_size: int,
     return write_shards(samples(), out_dir, shard_size, manifest)
 
 
+def check_classes(manifest: dict, shard_dir: str | Path) -> None:
+    """DataError unless the manifest's ``classes`` list starts with ``negative``: the ICNN task reads
+    class 0 as the negative class (no filters, only the negative template) and the others as
+    object categories, so shards whose class 0 is an object (e.g. one bird species) would train and
+    score the wrong images."""
+    classes = list(manifest.get("classes") or [])
+    if len(classes) < 2 or classes[0] != CLASSES[0]:
+        shown = classes if len(classes) <= 4 else [*classes[:3], "...", classes[-1]]
+        raise DataError(f"{Path(shard_dir) / 'manifest.json'}: classes {shown} ({len(classes)}) do not start with "
+                        f"{CLASSES[0]!r} and at least one object class: the ICNN task reads class 0 as the negative class; "
+                        "write the shards with `cnninterp icnn data` (--source cub for CUB birds against negatives)")
+
+
 def load_split(shard_dir: str | Path, split: str) -> dict:
     """A split in key order: ``images`` uint8 (N, S, S, 3), ``labels`` int64 (N,), ``landmarks`` float32 (N, P, 2)
     (NaN where absent), ``visible`` bool (N, P), ``seg`` uint16 (N, S, S), ``keys`` [str], ``parts`` [str]."""
@@ -232,6 +245,7 @@ def load_split(shard_dir: str | Path, split: str) -> dict:
     manifest = read_manifest(shard_dir)
     if "parts" not in manifest:
         raise DataError(f"{Path(shard_dir) / 'manifest.json'} has no 'parts' list: not a parts shard folder")
+    check_classes(manifest, shard_dir)
     out = {"images": [], "labels": [], "landmarks": [], "visible": [], "seg": [], "keys": []}
     for raw in iter_samples(shard_paths(shard_dir, [split])):
         meta = json.loads(raw["json"])

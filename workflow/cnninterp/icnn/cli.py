@@ -30,13 +30,6 @@ def register(subparsers) -> None:
     p.add_argument("--negatives-root", default="",
                    help="with --source cub: a folder of negative images (even positions train, odd test); empty: synthetic cluttered backgrounds")
 
-    p = sub.add_parser("cub", help="convert a CUB-200-2011 folder into parts shards (train/test)")
-    p.add_argument("--root", required=True, help="the CUB_200_2011 folder (images.txt, parts/part_locs.txt, ...)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--image-size", type=int, default=112)
-    p.add_argument("--disc-radius", type=finite_float, default=6.0, help="radius (output pixels) of the disc drawn as each visible part's mask")
-    p.add_argument("--shard-size", type=int, default=5000)
-
     p = sub.add_parser("train", help="train the interpretable network or the identical ordinary CNN")
     p.add_argument("--shards", required=True)
     p.add_argument("--out", required=True, help="checkpoint path (model.pt); config.json is written beside it")
@@ -88,11 +81,6 @@ def run(args: argparse.Namespace) -> None:
         probe = write_parts(args.probe_out, splits={"probe": args.probe_images}, seed=args.seed + 1, **kw)
         print(f"wrote parts shards to {args.out}: " + str({k: v["samples"] for k, v in manifest["splits"].items()})
               + f"; probe set {args.probe_out}: {probe['splits']['probe']['samples']} images")
-    elif args.icnn_command == "cub":
-        from ..data.cub import convert_cub
-
-        manifest = convert_cub(args.root, args.out, image_size=args.image_size, disc_radius=args.disc_radius, shard_size=args.shard_size)
-        print(f"wrote CUB parts shards to {args.out}: " + str({k: v["samples"] for k, v in manifest["splits"].items()}))
     elif args.icnn_command == "train":
         from ..data.shards import read_manifest
         from .model import NetSpec
