@@ -96,6 +96,18 @@ def test_listed_but_missing_image_names_file_and_line(tmp_path):
     assert not list((tmp_path / "shards").glob("*.tar"))
 
 
+@pytest.mark.parametrize("content", [b"not an image", "truncated"])
+def test_a_corrupt_or_truncated_image_names_the_image_and_its_line(tmp_path, content):
+    # it had raised an OSError that the CLI reported as "check that the folder exists and is writable"
+    root = write_cub(tmp_path / "cub")
+    path = root / "images" / IMAGES[2][1]
+    path.write_bytes(path.read_bytes()[:100] if content == "truncated" else content)
+    with pytest.raises(DataError, match=r"image .*Laysan_Albatross_0001.jpg \(.*images.txt line 3\) cannot be read"):
+        convert(root, tmp_path)
+    assert not (tmp_path / "shards" / "manifest.json").exists()
+    assert not list((tmp_path / "shards").glob("*.tar"))
+
+
 def test_landmark_outside_the_image_names_file_and_line(tmp_path):
     images = [IMAGES[0], (2, "x/b.jpg", 1, 0, (20, 20), [(1, 25.0, 3.0, 1), (2, 0.0, 0.0, 0), (3, 1.0, 1.0, 1)])]
     root = write_cub(tmp_path / "cub", images)

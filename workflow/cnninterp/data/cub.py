@@ -150,15 +150,20 @@ class CubFolder:
     def load(self, image: CubImage, image_size: int, disc_radius: float) -> dict:
         """Read and resize one image: ``image`` uint8 (S, S, 3), ``landmarks`` float64 (P, 2) in output
         pixels (NaN where hidden), ``visible`` bool (P,), ``seg`` uint16 (S, S) disc masks.
-        DataError naming the file and line for a missing image or a visible landmark outside it."""
-        from PIL import Image
+        DataError naming the file and line for a missing, unreadable or truncated image or a visible landmark outside it."""
+        from PIL import Image, UnidentifiedImageError
 
         path = self.root / "images" / image.name
+        where = f"{self.root / 'images.txt'} line {self.image_lines[image.image_id]}"
         if not path.is_file():
-            raise DataError(f"image {path} is missing ({self.root / 'images.txt'} line {self.image_lines[image.image_id]})")
-        with Image.open(path) as img:
-            w, h = img.size
-            pixels = np.asarray(img.convert("RGB").resize((image_size, image_size), Image.BILINEAR))
+            raise DataError(f"image {path} is missing ({where})")
+        try:
+            with Image.open(path) as img:
+                w, h = img.size
+                pixels = np.asarray(img.convert("RGB").resize((image_size, image_size), Image.BILINEAR))
+        except (OSError, UnidentifiedImageError) as err:
+            raise DataError(f"image {path} ({where}) cannot be read, corrupt or truncated: {err}; replace it with the "
+                            "file of the CUB-200-2011 release") from None
         for k in np.flatnonzero(image.visible):
             x, y = image.landmarks[k]
             if not (0 <= x <= w and 0 <= y <= h):
