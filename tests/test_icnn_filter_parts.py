@@ -2,6 +2,7 @@
 on constructed maps and masks with hand-counted answers."""
 
 import numpy as np
+import pytest
 
 from cnninterp.icnn.evaluate import filter_part_summary, part_statistics
 from cnninterp.icnn.locate import filter_instability, filter_roles, peak_parts
@@ -65,6 +66,23 @@ def test_filter_roles_dead_object_and_negative_preferring():
     maps[:, 3, 1, 0] = [0.2, 0.0, 0.0, 0.0]  # 2% of the largest peak: alive, and higher on objects
     objects = np.array([True, True, False, False])
     assert filter_roles(maps, objects).tolist() == [0, 1, 2, 1]
+
+
+def test_filter_roles_and_the_evaluation_refuse_a_test_split_without_one_class(tmp_path):
+    # every live filter had become "negative-preferring" (a mean over no negatives is NaN) with numpy warnings
+    from cnninterp.data.parts import write_parts
+    from cnninterp.errors import DataError
+    from cnninterp.icnn.evaluate import evaluate
+
+    maps = np.random.default_rng(0).random((5, 4, 3, 3)).astype(np.float32)
+    for objects in (np.ones(5, bool), np.zeros(5, bool)):
+        with pytest.raises(DataError, match=rf"{int(objects.sum())} object and {int((~objects).sum())} negative images"):
+            filter_roles(maps, objects)
+    write_parts(tmp_path / "parts", splits={"test": 3}, image_size=16, positive_fraction=0.999, seed=0, shard_size=10)
+    with pytest.raises(DataError, match=rf"{tmp_path / 'parts'}: the test split holds 3 object and 0 negative images"):
+        evaluate(tmp_path / "parts", tmp_path / "probe", {"icnn": tmp_path / "i.pt", "cnn": tmp_path / "c.pt"}, tmp_path / "eval/metrics.json",
+                 top_images=2, quantile=0.02, iou_threshold=0.04, figure_rows=1, figure_cols=1)
+    assert not (tmp_path / "eval").exists()
 
 
 def test_part_statistics_share_and_visibility_by_hand():

@@ -32,6 +32,7 @@ import numpy as np
 from ..atomic import atomic_path, write_json
 from ..data import parts
 from ..data.shards import read_manifest
+from ..errors import DataError
 from .locate import ROLES, argmax_points, filter_instability, filter_roles, peak_parts
 from .model import TOP_LAYER
 from .train import PREPROCESS, load_net, to_input
@@ -141,6 +142,11 @@ def evaluate(shards: str | Path, probe: str | Path, models: dict, out: str | Pat
     test = parts.load_split(shards, "test")
     size = test["images"].shape[1]
     objects = test["labels"] == 1
+    negatives = int((test["labels"] == 0).sum())
+    if not objects.any() or not negatives:
+        raise DataError(f"{shards}: the test split holds {int(objects.sum())} object and {negatives} negative images; the "
+                        "evaluation compares the two (filter roles, accuracy), so it needs both: write the shards with "
+                        "more test images or a positive fraction further from 0 and 1")
     result = {k: {} for k in ("location_instability", "location_instability_best_part", "accuracy", "part_detectors",
                               "mean_part_iou", "detectors_per_part", "filters_per_landmark", "filter_parts", "top_images")}
     maps, instab = {}, {}

@@ -87,7 +87,14 @@ def filter_roles(maps: np.ndarray, objects: np.ndarray) -> np.ndarray:
     """Each filter's role, int64 (F,) indexing ``ROLES``, from maps float (N, F, n, n) and objects bool (N,)
     (both classes present): ``dead`` if its peak over the object images is at most ``DEAD_FRACTION`` of the
     largest filter's (its argmax is then the first cell, whatever the image); else ``object`` if its mean
-    per-image peak is higher on the object images than on the others, ``negative`` otherwise."""
+    per-image peak is higher on the object images than on the others, ``negative`` otherwise.
+    DataError if either class is absent (the comparison would be against an empty mean)."""
+    from ..errors import DataError
+
+    objects = np.asarray(objects, bool)
+    if objects.all() or not objects.any():
+        raise DataError(f"filter_roles: {int(objects.sum())} object and {int((~objects).sum())} negative images; "
+                        "the roles compare the two classes, so both must be present")
     peaks = maps.reshape(maps.shape[0], maps.shape[1], -1).max(axis=2)  # (N, F)
     top = peaks[objects].max(axis=0)
     dead = top <= DEAD_FRACTION * top.max()
