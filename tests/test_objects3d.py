@@ -120,3 +120,13 @@ def test_a_view_with_its_factor_outside_the_declared_range_is_refused(tmp_path):
 def test_bad_input_gives_a_clear_error(call, message):
     with pytest.raises(DataError, match=message):
         call()
+
+
+@pytest.mark.parametrize("step", ["0", "-30", "720"])
+def test_a_zero_or_negative_azimuth_step_exits_2_naming_it(tmp_path, capsys, step):
+    # 0 had raised a ZeroDivisionError traceback: the step was divided by before it was checked
+    from cnninterp.cli import main
+
+    assert main(["transform", "objects3d-data", "--out", str(tmp_path / "o"), "--azimuth-step-deg", step]) == 2
+    assert f"azimuth_step_deg must lie in (0, 360] and divide 360, got {float(step)}" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "manifest.json").exists()

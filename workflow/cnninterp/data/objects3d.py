@@ -152,8 +152,10 @@ def render(shape: str, albedo: np.ndarray, scale: float, azimuth_deg: float, ele
 
 def azimuth_grid(step_deg: float) -> np.ndarray:
     """The rendered azimuths in degrees: −180, −180 + step, ... (< 180); 360 must be a multiple of step."""
+    if not 0.0 < step_deg <= 360.0:  # before dividing by it (also refuses NaN)
+        raise DataError(f"objects3d: azimuth_step_deg must lie in (0, 360] and divide 360, got {step_deg}")
     n = 360.0 / step_deg
-    if step_deg <= 0 or abs(n - round(n)) > 1e-9:
+    if abs(n - round(n)) > 1e-9:
         raise DataError(f"objects3d: azimuth_step_deg must divide 360, got {step_deg}")
     return -180.0 + step_deg * np.arange(int(round(n)))
 
