@@ -147,17 +147,47 @@ def test_causal_filter_calls_the_decoder_once():
 
 def test_attention_on_cause_by_hand():
     alpha = np.zeros((1, 4))
-    alpha[0, 0] = 1.0  # all attention on the top-left cell of a 2x2 grid
+    alpha[0, 0] = 1.0  # all attention on the top-left cell of a 2x2 grid, stride 2: cells centred on pixels 0 and 2
     cause = np.zeros((1, 4, 4), np.uint8)
-    cause[0, :2, :2] = 1  # the top-left quarter
-    up = causal.upsample(alpha, (2, 2), (4, 4))
-    assert up.sum() == pytest.approx(1.0)
-    r = causal.attention_on_cause(alpha, cause, (2, 2))
-    assert r["area_share"] == pytest.approx(0.25)
-    assert r["mass"] == pytest.approx(float(up[0, :2, :2].sum()))
-    assert r["ratio"] == pytest.approx(r["mass"] / 0.25) and r["ratio"] > 2
-    uniform = causal.attention_on_cause(np.full((1, 4), 0.25), cause, (2, 2))
+    cause[0, 0, :2] = 1  # pixels (0, 0) and (0, 1)
+    # by hand: per axis the cell's weight at pixels 0..3 is 1, 1/2, 0, 0 (0 beyond the last centre, the
+    # other cell's value), so the map is their outer product / 2.25 and the cause holds (1 + 1/2) / 2.25
+    r = causal.attention_on_cause(alpha, cause, (2, 2), stride=2)
+    assert r["area_share"] == pytest.approx(2 / 16)
+    assert r["mass"] == pytest.approx(1.5 / 2.25)
+    assert r["ratio"] == pytest.approx((1.5 / 2.25) / (2 / 16))
+    uniform = causal.attention_on_cause(np.full((1, 4), 0.25), cause, (2, 2), stride=2)
     assert uniform["ratio"] == pytest.approx(1.0)
+
+
+def test_cells_are_registered_on_their_receptive_field_centres():
+    """Cell (r, c) of the encoder is centred on pixel (8r, 8c): with positive averaging weights (so the
+    response to an impulse is the encoder's geometry, not chance) a bright pixel there moves cell
+    (r, c) most; upsampled, the one-hot attention on (r, c) peaks at that pixel; the 8 x 8 block
+    centred there (rows 8r-4..8r+3) is exactly cell (r, c)'s (the old half-pixel registration put
+    the cell 3.5 px down and right: 4 cells a quarter covered each)."""
+    from cnninterp.attention.model import Encoder
+
+    encoder = Encoder()
+    with torch.no_grad():
+        for layer in encoder.net:
+            if isinstance(layer, torch.nn.Conv2d):
+                layer.weight.fill_(1.0 / layer.weight[0].numel())
+                layer.bias.zero_()
+        grid, size = (5, 10), (40, 80)
+        for r, c in ((2, 3), (3, 7), (1, 1)):
+            frame = torch.full((1, 3, *size), 0.5)  # grey: 0 after the encoder's input normalisation
+            frame[0, :, 8 * r, 8 * c] = 1.0
+            response = encoder(frame)[0].abs().sum(0)  # (5, 10)
+            assert response.shape == grid
+            assert divmod(int(response.argmax()), grid[1]) == (r, c)
+            alpha = np.zeros((1, 50))
+            alpha[0, r * 10 + c] = 1.0
+            up = causal.upsample(alpha, grid, size)[0]
+            assert np.unravel_index(int(up.argmax()), size) == (8 * r, 8 * c)
+            block = np.zeros(size, bool)
+            block[8 * r - 4 : 8 * r + 4, 8 * c - 4 : 8 * c + 4] = True
+            assert np.flatnonzero(causal.blob_cells(block, grid)).tolist() == [r * 10 + c]
 
 
 def test_blob_scores():
@@ -233,21 +263,23 @@ def test_context_norm_output_of_a_sequence_does_not_depend_on_its_batch_in_train
 
 
 def test_attention_placement_splits_depth_and_side_by_hand():
-    # grid 2 x 2 upsampled to 4 x 4; causal pixels in image row 1 (25 % of the rows)
-    alpha = np.array([[0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.5, 0.5], [0.25, 0.25, 0.25, 0.25]])
-    cause = np.zeros((3, 4, 4), bool)
-    cause[0, 1, 3] = cause[1, 1, 0] = True
-    cause[2, 1, [0, 3]] = True  # centroids 3, 0, 1.5
-    out = causal.attention_placement(alpha, cause, (2, 2))
-    up = causal.upsample(alpha, (2, 2), (4, 4))  # (tested on its own): the mass is that of image row 1
+    # grid 2 x 3 upsampled to 4 x 5 with stride 2 (column centres 0, 2, 4: left-right symmetric);
+    # causal pixels in image row 1 (25 % of the rows)
+    third = 1 / 3
+    alpha = np.array([[third, third, third, 0, 0, 0], [0, 0, 0, third, third, third], [1 / 6] * 6])
+    cause = np.zeros((3, 4, 5), bool)
+    cause[0, 1, 4] = cause[1, 1, 0] = True
+    cause[2, 1, [0, 4]] = True  # centroids 4, 0, 2
+    out = causal.attention_placement(alpha, cause, (2, 3), stride=2)
+    up = causal.upsample(alpha, (2, 3), (4, 5), stride=2)  # (tested on its own): the mass is that of image row 1
     assert out["band_rows"]["mass"] == pytest.approx(up[:, 1].sum(axis=1).mean())
     assert out["band_rows"]["area_share"] == pytest.approx(0.25)
     assert out["band_rows"]["ratio"] == pytest.approx(out["band_rows"]["mass"] / 0.25)
-    assert out["column_correlation"] is None  # these maps are left-right symmetric: centroid 1.5 in every frame
-    # right, left, even: the attention's centroids are c, 3 - c, 1.5, collinear with the cause's 3, 0, 1.5
-    follow = np.array([[0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0], [0.5, 0.5, 0.0, 0.0]])
-    assert causal.attention_placement(follow, cause, (2, 2))["column_correlation"] == pytest.approx(1.0)
-    assert causal.attention_placement(follow[:, [1, 0, 3, 2]], cause, (2, 2))["column_correlation"] == pytest.approx(-1.0)
+    assert out["column_correlation"] is None  # these maps are left-right symmetric: centroid 2 in every frame
+    # right, left, even: the attention's centroids are c, 4 - c, 2, collinear with the cause's 4, 0, 2
+    follow = np.array([[0, 0, 1.0, 0, 0, 0], [1.0, 0, 0, 0, 0, 0], [0.5, 0, 0.5, 0, 0, 0]])
+    assert causal.attention_placement(follow, cause, (2, 3), stride=2)["column_correlation"] == pytest.approx(1.0)
+    assert causal.attention_placement(follow[:, [2, 1, 0, 5, 4, 3]], cause, (2, 3), stride=2)["column_correlation"] == pytest.approx(-1.0)
 
 
 def test_fit_clips_the_global_gradient_norm_by_hand():
