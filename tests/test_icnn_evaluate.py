@@ -175,6 +175,9 @@ def test_report_section_renders_the_table_and_figure(evaluated, tmp_path):
     import shutil
 
     shutil.copytree(root / "eval", results / "eval" / "icnn")
+    metrics = json.loads((root / "eval" / "metrics.json").read_text())
+    metrics["location_instability"] = {"icnn": 0.06, "cnn": 0.08}  # set by hand: the ratio is 0.75
+    (results / "eval" / "icnn" / "metrics.json").write_text(json.dumps(metrics))
     config = {"icnn": {"enabled": True, "train": {"filter_weight": 1.0}}}
     ctx = Context(config=config, config_bytes=b"{}", results=results, out=tmp_path / "report", staging=tmp_path / "staging")
     data = report.render(ctx)
@@ -185,4 +188,5 @@ def test_report_section_renders_the_table_and_figure(evaluated, tmp_path):
     assert f"({fp['distinct_best_landmarks']} distinct)" in html and "different filters represent different parts" in html
     assert "Data: synthetic objects of five known parts" in html
     assert (tmp_path / "staging" / "icnn" / "filters.png").is_file()
-    assert data["ratio"] == pytest.approx(data["metrics"]["location_instability"]["icnn"] / data["metrics"]["location_instability"]["cnn"])
+    assert data["ratio"] == pytest.approx(0.75)
+    assert "interpretable / ordinary: 0.75" in html
