@@ -29,3 +29,33 @@ def test_a_captured_map_is_not_overwritten_by_later_in_place_ops(arch, layer, la
         both = _capture(model, [layer, later], fmt, x)[layer]
         assert (alone < 0).any(), fmt  # conv / bn outputs before the ReLU have negatives
         assert torch.equal(alone, both), fmt
+
+
+@pytest.mark.parametrize("arch", ["resnet10", "resnet18"])
+def test_a_module_called_twice_per_forward_is_refused_naming_a_parent(arch):
+    """BasicBlock calls its ``relu`` twice; the maps of ``layer1.0.relu`` would be those of its first
+    or last call depending on the layer list, so asking for it is refused, alone (its second call
+    comes after the last asked layer) as well as with a later layer; ordinary layers still run."""
+    from cnninterp.errors import ModelError
+
+    model = random_model(arch, seed=1).eval()
+    x = torch.randn(2, 3, 32, 32)
+    for layers in (["layer1.0.relu"], ["layer1.0.relu", "layer2"], ["layer2", "layer1.0.relu"]):
+        with pytest.raises(ModelError, match=r"layer1\.0\.relu runs more than once.*layer1\.0\b"):
+            _capture(model, layers, "contiguous", x)
+    maps = _capture(model, ["layer1.0", "layer1.0.conv2", "layer2"], "contiguous", x)
+    assert maps["layer1.0"].shape == (2, 64, 8, 8) and maps["layer2"].shape == (2, 128, 4, 4)
+    assert maps["layer1.0"].min() >= 0  # the block's output is after its last ReLU
+
+
+def test_the_checking_pass_stops_early_after_the_first_batch():
+    """Only the first ``run`` goes through the whole model (to find repeat calls); later runs stop
+    at the last asked layer, as before: the head's forward hook fires once, on the first batch."""
+    model = random_model("resnet10", seed=1).eval()
+    calls = []
+    model.fc.register_forward_hook(lambda *args: calls.append(1))
+    x = torch.randn(1, 3, 32, 32)
+    with LayerCapture(model, ["layer1"], "contiguous") as cap:
+        for _ in range(3):
+            cap.run(x)
+    assert len(calls) == 1

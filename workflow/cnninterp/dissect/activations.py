@@ -20,7 +20,10 @@ class LayerCapture:
     """Forward hooks on named modules (as ``model.named_modules()`` spells them, nested included).
 
     ``run(x)`` returns {layer name: activation tensor (B, U, h, w) float32}, stopping the forward
-    pass as soon as every layer has been seen.
+    pass as soon as every layer has been seen. The first ``run`` goes through the whole forward
+    pass instead, so that a module called more than once per pass (torchvision's BasicBlock
+    reuses its ``relu``), whose maps would be those of its first or last call depending on the
+    layer list, raises ModelError even when its second call comes after the last asked layer.
     """
 
     def __init__(self, model, layers: list[str], memory_format: str = "contiguous"):
@@ -34,6 +37,8 @@ class LayerCapture:
         model.to(memory_format=self.memory_format)
         self._out: dict = {}
         self._running = False
+        self._stop_early = True  # False during the first run (the full pass that checks for repeat calls)
+        self._checked = False
         self._handles = [modules[name].register_forward_hook(self._hook(name)) for name in self.layers]
 
     def _hook(self, name):
@@ -42,6 +47,11 @@ class LayerCapture:
         def hook(module, inputs, output):
             if not self._running:  # another caller's forward pass: not ours to capture or stop
                 return
+            if name in self._out:
+                parent = name.rsplit(".", 1)[0] if "." in name else None
+                hint = f"e.g. its parent {parent}" if parent else "e.g. the block that calls it"
+                raise ModelError(f"layer {name} runs more than once in a forward pass (one module called at several places), so its maps "
+                                 f"are ambiguous; ask for a layer that runs once, {hint}")
             if not hasattr(output, "dim") or output.dim() != 4:
                 shape = tuple(getattr(output, "shape", ()))
                 raise ModelError(f"layer {name} outputs shape {shape}; dissection needs (batch, units, height, width) maps")
@@ -50,7 +60,7 @@ class LayerCapture:
             # when the forward pass goes on to a later asked layer (a copy of the hooked maps only,
             # measured at a few ms per batch against the ~30% the channels-last forward saves)
             self._out[name] = output.detach().to(torch.float32, memory_format=torch.contiguous_format, copy=True)
-            if len(self._out) == len(self.layers):
+            if len(self._out) == len(self.layers) and self._stop_early:
                 raise _Enough
 
         return hook
@@ -61,22 +71,31 @@ class LayerCapture:
 
         self._out = {}
         self._running = True
+        self._stop_early = self._checked
         try:
             with torch.inference_mode():
                 self.model(x.contiguous(memory_format=self.memory_format))
         except _Enough:
             pass
+        except ModelError:
+            raise
         except (RuntimeError, ValueError, AssertionError) as err:
-            # e.g. inception_v3 / vit_b_16 on images smaller than they accept
-            raise ModelError(
-                f"{type(self.model).__name__} failed on a batch of shape {tuple(x.shape)} (images {x.shape[-2]}x{x.shape[-1]} px): "
-                f"{str(err).splitlines()[0]}; use images of the size the model expects"
-            ) from None
+            if not self._stop_early and len(self._out) == len(self.layers):
+                # the checking pass failed after every asked layer ran (e.g. a classifier head
+                # that does not take maps this small): what an early stop would have skipped
+                pass
+            else:
+                # e.g. inception_v3 / vit_b_16 on images smaller than they accept
+                raise ModelError(
+                    f"{type(self.model).__name__} failed on a batch of shape {tuple(x.shape)} (images {x.shape[-2]}x{x.shape[-1]} px): "
+                    f"{str(err).splitlines()[0]}; use images of the size the model expects"
+                ) from None
         finally:
             self._running = False
         if len(self._out) != len(self.layers):
             lost = [n for n in self.layers if n not in self._out]
             raise ModelError(f"layer(s) {', '.join(lost)} never ran during the forward pass")
+        self._checked = True
         return self._out
 
     def close(self) -> None:
