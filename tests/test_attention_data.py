@@ -230,12 +230,13 @@ def test_cli_data_step_exits_2_on_bad_input_and_leaves_no_shards(tmp_path, capsy
     assert "is listed but" in capsys.readouterr().err and not out.exists()
     assert main(["attention", "data", "--out", str(out), "--seq-len", "0"]) == 2
     assert "--seq-len must be >= 1" in capsys.readouterr().err and not out.exists()
-    # the good folder converts: 12 frames -> 4 sequences of 3, every 2nd held out
+    # the good folder converts: 12 frames -> 4 sequences of 3; one recording: the last 4 // 2 held out after a gap of one
     good = write_udacity(tmp_path / "ok", n=12)
     assert main(["attention", "data", "--out", str(out), "--source", "udacity", f"--path={good}", "--height", "16",
                  "--width", "32", "--seq-len", "3", "--test-every", "2"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
-    assert {k: v["samples"] for k, v in manifest["splits"].items()} == {"train": 2, "test": 2}
+    assert {k: v["samples"] for k, v in manifest["splits"].items()} == {"train": 1, "test": 2}
+    assert manifest["split"]["gap_sequences"] == 1
     assert manifest["has_cause"] is False and manifest["source"]["kind"] == "udacity"
 
 

@@ -81,11 +81,11 @@ def test_bad_comma_files_name_the_file(tmp_path, damage, message):
 
 def test_left_out_frames_are_counted_and_an_empty_test_split_is_refused(tmp_path, capsys):
     recordings = [driving.Recording("short", np.zeros((3, 3, 8, 8), np.uint8), np.zeros(3, np.float32)),
-                  driving.Recording("long", np.zeros((11, 3, 8, 8), np.uint8), np.zeros(11, np.float32))]
+                  driving.Recording("long", np.zeros((15, 3, 8, 8), np.uint8), np.zeros(15, np.float32))]
     manifest = driving.convert_recordings(recordings, tmp_path / "a", seq_len=4, test_every=2, source={"path": "x"})
     assert manifest["dropped"] == {"frames": 3 + 3, "recordings": ["short"]}  # all of short, long's tail
-    assert {k: v["samples"] for k, v in manifest["splits"].items()} == {"train": 1, "test": 1}
+    assert {k: v["samples"] for k, v in manifest["splits"].items()} == {"train": 1, "test": 1}  # and one gap sequence
     assert "6 frame(s) left out" in capsys.readouterr().out
-    with pytest.raises(DataError, match=r"x: 1 sequence\(s\) of 8 frames, fewer than test_every = 2: the test split would be empty"):
+    with pytest.raises(DataError, match=r"x: 1 sequence\(s\) of 8 frames in 2 recording\(s\): too few to hold out test sequences"):
         driving.convert_recordings(recordings, tmp_path / "b", seq_len=8, test_every=2, source={"path": "x"})
     assert not (tmp_path / "b").exists()

@@ -465,32 +465,60 @@ def cut_sequences(recordings: list[Recording], seq_len: int) -> Iterator[tuple[s
             yield rec.name, {"frames": rec.frames[s : s + seq_len], "angle": rec.angle[s : s + seq_len]}
 
 
+def split_windows(windows: list[int], test_every: int) -> list[list[str]]:
+    """Held-out test sequences of real recordings, none next to a training one: per recording (its
+    count of sequences in ``windows``) a list of "train" / "test" / "gap" per sequence.
+
+    Neighbouring frames are near copies (50 ms apart at 20 Hz), so a test sequence beside a training
+    one measures interpolation. With at least ``test_every`` recordings that hold a sequence, every
+    ``test_every``-th of them is held out whole. Otherwise each recording's last
+    max(1, n // test_every) sequences are held out as one block, the sequence before it is a gap
+    (used by neither split), and a recording too short for train + gap + test (n < block + 2) goes to train.
+    """
+    used = [i for i, n in enumerate(windows) if n > 0]
+    if len(used) >= test_every:
+        held = {i for k, i in enumerate(used) if k % test_every == test_every - 1}
+        return [["test" if i in held else "train"] * n for i, n in enumerate(windows)]
+    out = []
+    for n in windows:
+        block = max(1, n // test_every)
+        out.append(["train"] * (n - block - 1) + ["gap"] + ["test"] * block if n >= block + 2 else ["train"] * n)
+    return out
+
+
 def convert_recordings(recordings: list[Recording], out_dir: str | Path, seq_len: int, test_every: int,
                        source: dict, shard_size: int = 64) -> dict:
-    """Write real recordings as driving shards: every ``test_every``-th sequence goes to test."""
+    """Write real recordings as driving shards, test sequences held out away from the training ones
+    (``split_windows``: whole recordings, or a block at each recording's end after a one-sequence gap)."""
     seqs = list(cut_sequences(recordings, seq_len))
     if not seqs:
         raise DataError(f"{source.get('path')}: no recording holds {seq_len} consecutive frames")
     height, width = seqs[0][1]["frames"].shape[2:]
-    split_of = ["test" if i % test_every == test_every - 1 else "train" for i in range(len(seqs))]
-    if "test" not in split_of:
-        raise DataError(f"{source.get('path')}: {len(seqs)} sequence(s) of {seq_len} frames, fewer than test_every = {test_every}: "
-                        "the test split would be empty (shorten seq_len or lower test_every)")
+    per_recording = split_windows([len(r.angle) // seq_len for r in recordings], test_every)
+    split_of = [s for rec in per_recording for s in rec]
+    if "test" not in split_of or "train" not in split_of:
+        raise DataError(f"{source.get('path')}: {len(seqs)} sequence(s) of {seq_len} frames in {len(recordings)} recording(s): "
+                        f"too few to hold out test sequences with a gap of one sequence from the training ones (test_every = "
+                        f"{test_every}: at least {test_every} recordings, or one of at least 3 sequences; shorten seq_len or lower test_every)")
     dropped = dropped_frames(recordings, seq_len)
     if dropped["frames"]:
         print(f"driving: {dropped['frames']} frame(s) left out (recording tails shorter than {seq_len} frames; "
               f"recordings too short for one sequence: {dropped['recordings'] or 'none'})")
+    whole = all(len(set(rec)) <= 1 for rec in per_recording)
+    split = {"rule": "whole recordings" if whole else "a block at each recording's end after a gap", "test_every": test_every,
+             "gap_sequences": split_of.count("gap"),
+             "test_recordings": [r.name for r, rec in zip(recordings, per_recording) if "test" in rec]}
 
     def samples():
-        for split in ("test", "train"):
+        for part in ("test", "train"):
             for i, (_, arrays) in enumerate(seqs):
-                if split_of[i] == split:
-                    yield split, _sample(f"seq-{i:06d}", arrays)
+                if split_of[i] == part:
+                    yield part, _sample(f"seq-{i:06d}", arrays)
 
     manifest = {"dataset": "driving", "source": source, "has_cause": False, "height": int(height), "width": int(width),
                 "seq_len": seq_len, "angle_unit": "rad", "fields": ["frames", "angle"],
                 "config": {"seq_len": seq_len, "test_every": test_every, "shard_size": shard_size},
-                "recordings": [r.name for r in recordings], "dropped": dropped}
+                "recordings": [r.name for r in recordings], "dropped": dropped, "split": split}
     return write_shards(samples(), out_dir, shard_size, manifest)
 
 
@@ -508,4 +536,4 @@ def load_split(shard_dir: str | Path, split: str) -> dict[str, np.ndarray]:
 
 
 __all__ = ["Camera", "Distractor", "Road", "RoadSpec", "cause_mask", "convert_recordings", "generate_driving",
-           "load_split", "markings", "pursuit_angle", "read_comma", "read_udacity", "render_frame"]
+           "load_split", "markings", "split_windows", "pursuit_angle", "read_comma", "read_udacity", "render_frame"]
