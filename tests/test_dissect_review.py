@@ -59,3 +59,53 @@ def test_the_checking_pass_stops_early_after_the_first_batch():
         for _ in range(3):
             cap.run(x)
     assert len(calls) == 1
+
+
+class _Pool(torch.nn.Module):
+    """Three units: the image's channels averaged over 4x4 cells (cheap, and maps with many ties-free values)."""
+
+    def __init__(self):
+        super().__init__()
+        self.feat = torch.nn.Identity()
+
+    def forward(self, x):
+        return self.feat(torch.nn.functional.avg_pool2d(x, 4))
+
+
+@pytest.fixture(scope="module")
+def per_shard(broden_shards, tmp_path_factory):
+    """Per-shard quantile parts and their caches of ``_Pool`` (as the per-shard jobs write them)."""
+    from cnninterp.data.shards import read_manifest, shard_paths
+    from cnninterp.dissect import engine
+
+    tmp = tmp_path_factory.mktemp("per_shard")
+    manifest = read_manifest(broden_shards)
+    paths = shard_paths(broden_shards)
+    total = engine.dataset_images(manifest)
+    model = _Pool().eval()
+    parts, caches = [], []
+    for i, path in enumerate(paths):
+        caches.append(tmp / f"cache-{i}.acts")
+        parts.append(tmp / f"q-{i}.npz")
+        from cnninterp.dissect.statefile import write_state
+
+        write_state(parts[-1], engine.quantile_tops(model, ["feat"], [path], total, 0.005, "imagenet", 8, "cpu", 2, caches[-1]))
+    return {"manifest": manifest, "paths": paths, "total": total, "parts": parts, "caches": caches, "model": model, "tmp": tmp}
+
+
+def test_threshold_merge_refuses_a_cache_left_out_or_given_twice(per_shard):
+    """merge_thresholds refines the parts' histograms with the caches' values: a cache left out
+    (or given twice) changed the exact thresholds silently; it is a DataError naming the cause."""
+    from cnninterp.dissect import engine
+    from cnninterp.errors import DataError
+
+    parts, caches, total = per_shard["parts"], per_shard["caches"], per_shard["total"]
+    assert len(caches) >= 3
+    exact = engine.merge_thresholds(parts, ["feat"], total, 0.005, caches)
+    assert exact.layers["feat"].threshold.shape == (3,)
+    with pytest.raises(DataError, match=r"caches hold \d+ images, the quantile parts \d+: a cache is missing"):
+        engine.merge_thresholds(parts, ["feat"], total, 0.005, caches[:1] + caches[2:])
+    with pytest.raises(DataError, match=r"activation cache .*cache-0\.acts repeats image .*given twice"):
+        engine.merge_thresholds(parts, ["feat"], total, 0.005, caches[:1] + caches[:1] + caches[2:])
+    with pytest.raises(DataError, match="given twice"):
+        engine.merge_thresholds(parts, ["feat"], total, 0.005, caches + caches[:1])

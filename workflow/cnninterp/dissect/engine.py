@@ -104,7 +104,9 @@ def merge_thresholds(parts, layers: list[str], total_images: int, q: float, cach
     images), and one cache batch; each of the two refinement levels reads every cache once.
     Returns the ``Thresholds`` of ``layers`` (with the merged top images). DataError if the parts
     do not cover exactly ``total_images`` images, their caches were bounded for a smaller
-    quantile than ``q``, or a cache is missing.
+    quantile than ``q``, or a cache is missing or repeated (the caches' image keys are checked
+    on their first read: each image once, ``total_images`` in all; the caches are not read when
+    the parts' histograms already settle every threshold).
     """
     merged = merge_states(parts, QuantilePart, "quantile parts to merge")
     if merged.images != total_images:
@@ -120,23 +122,41 @@ def merge_thresholds(parts, layers: list[str], total_images: int, q: float, cach
         if layer.floor_from_top < searches[name].from_top():
             raise DataError(f"layer {name}: the quantile parts bounded their caches for a quantile below {q} (the {layer.floor_from_top} largest values of {n}, {q} needs {searches[name].from_top()}): rerun the quantile jobs with a cache quantile >= {q}")
         searches[name].step(layer.histogram)
+    checked = False
     while not all(s.done for s in searches.values()):
         if not caches:
             raise DataError("exact thresholds need the activation caches of the quantile jobs (none given)")
         level = {name: s.next_histogram() for name, s in searches.items()}
+        seen: set | None = None if checked else set()  # the first read checks the caches' images
         with layer_pool() as pool:
             for path in caches:
-                for _, acts in read_cache(path):
+                for keys, acts in read_cache(path):
+                    if seen is not None:
+                        _check_new_keys(seen, keys, path)
                     missing = [name for name in layers if name not in acts]
                     if missing:
                         raise DataError(f"activation cache {path} has no layer {missing[0]}")
                     pool.map(lambda name, item: _count_cached(level[name], item), {name: acts[name] for name in layers})
+        if seen is not None and len(seen) != total_images:
+            raise DataError(f"the activation caches hold {len(seen)} images, the quantile parts {total_images}: a cache is missing; "
+                            "give the cache of every quantile job, once")
+        checked = True
         for name, s in searches.items():
             try:
                 s.step(level[name])
             except ValueError as err:
                 raise DataError(f"layer {name}: the activation caches do not hold the values the quantile parts counted ({err}); rerun the quantile jobs") from None
     return Thresholds(total_images, q, {name: LayerThresholds(merged.layers[name].hw, searches[name].thresholds(), merged.layers[name].tops) for name in layers})
+
+
+def _check_new_keys(seen: set, keys: list[str], path) -> None:
+    """Add a cache batch's image ``keys`` to ``seen``; DataError naming the cache ``path`` and the
+    image if one was seen before (a cache given twice, or two caches of the same shard)."""
+    for key in keys:
+        if key in seen:
+            raise DataError(f"activation cache {path} repeats image {key!r} of an earlier cache: a cache given twice, or two of the same shard; "
+                            "give the cache of every quantile job, once")
+        seen.add(key)
 
 
 def _count_cached(hist: KeyHistogram, item) -> None:
