@@ -109,3 +109,62 @@ def test_threshold_merge_refuses_a_cache_left_out_or_given_twice(per_shard):
         engine.merge_thresholds(parts, ["feat"], total, 0.005, caches[:1] + caches[:1] + caches[2:])
     with pytest.raises(DataError, match="given twice"):
         engine.merge_thresholds(parts, ["feat"], total, 0.005, caches + caches[:1])
+
+
+def test_a_repeated_part_in_place_of_a_missing_one_is_refused(per_shard, tmp_path):
+    """Shards 0 and 1 hold 12 images each, so shard 0's part given twice in place of shard 1's
+    passed the image-count checks of the threshold merge and the gather; the parts now carry
+    their shard names, merging refuses an overlap, and the union is checked against the shard
+    list where the caller has it (the gather's manifest, merge_thresholds' ``shards``)."""
+    import copy
+
+    from cnninterp.cli import main
+    from cnninterp.dissect import engine
+    from cnninterp.dissect.statefile import write_state
+    from cnninterp.errors import DataError
+
+    parts, caches, total, manifest, paths = (per_shard[k] for k in ("parts", "caches", "total", "manifest", "paths"))
+    assert [p.name for p in paths[:2]] == ["train-000000.tar", "train-000001.tar"]
+    assert [m["samples"] for m in manifest["splits"]["train"]["shards"][:2]] == [12, 12]
+    repeated = [parts[0], parts[0]] + parts[2:]
+    with pytest.raises(DataError, match=r"quantile parts both cover shard\(s\) train-000000\.tar.*once"):
+        engine.merge_thresholds(repeated, ["feat"], total, 0.005, caches)
+    names = engine.manifest_shards(manifest)
+    thresholds = engine.merge_thresholds(parts, ["feat"], total, 0.005, caches, shards=names)
+    with pytest.raises(DataError, match=r"not in the shard list: train-000001\.tar; shard\(s\) missing: other\.tar"):
+        engine.merge_thresholds(parts, ["feat"], total, 0.005, caches, shards=[n for n in names if n != "train-000001.tar"] + ["other.tar"])
+
+    tallies = []
+    for i, path in enumerate(paths):
+        tallies.append(tmp_path / f"t-{i}.npz")
+        write_state(tallies[-1], engine.tally(None, ["feat"], [path], thresholds, manifest, "imagenet", 8, "cpu", caches[i]))
+    with pytest.raises(DataError, match=r"tally parts both cover shard\(s\) train-000000\.tar"):
+        engine.gather([tallies[0], tallies[0]] + tallies[2:], thresholds, manifest, ["feat"], "original", 0.04, tmp_path / "bad", {})
+    assert not (tmp_path / "bad").exists()
+    renamed = copy.deepcopy(manifest)
+    renamed["splits"]["train"]["shards"][1]["name"] = "other.tar"
+    with pytest.raises(DataError, match=r"tally parts cover shard\(s\) not in the manifest: train-000001\.tar; shard\(s\) missing: other\.tar"):
+        engine.gather(tallies, thresholds, renamed, ["feat"], "original", 0.04, tmp_path / "bad", {})
+    # the stage CLI: one line and exit 2, nothing written
+    write_state(tmp_path / "thr.npz", thresholds)
+    args = ["dissect-gather", "--manifest", str(per_shard["paths"][0].parent / "manifest.json"), "--layers", "feat",
+            "--thresholds", str(tmp_path / "thr.npz"), "--out", str(tmp_path / "cli")]
+    assert main(args + [str(t) for t in [tallies[0], tallies[0]] + tallies[2:]]) == 2
+    assert not (tmp_path / "cli").exists()
+    assert main(args + [str(t) for t in tallies]) == 0
+    assert (tmp_path / "cli" / "summary.json").is_file()
+
+
+def test_parts_of_the_previous_layout_are_refused_with_a_rerun_hint(per_shard, tmp_path):
+    """Quantile parts of layout version 1 (without shard names) name the file and the rerun."""
+    from cnninterp.dissect.statefile import read_state, write_state
+    from cnninterp.dissect.states import QuantilePart
+    from cnninterp.errors import DataError
+
+    state = read_state(per_shard["parts"][0], QuantilePart).state_dict()
+    state.pop("shards")
+    state["version"] = 1
+    write_state(tmp_path / "old.npz", state)
+    with pytest.raises(DataError, match=r"old\.npz holds a quantile_part of layout version 1.*rerun"):
+        read_state(tmp_path / "old.npz", QuantilePart)
+

@@ -47,6 +47,29 @@ def vocabulary(manifest: dict) -> dict:
     return {"num_labels": num_labels, "categories": categories, "primary": primary, "names": names}
 
 
+def manifest_shards(manifest: dict) -> list[str]:
+    """The sorted file names of every shard the manifest lists (all splits: the dataset that
+    ``dataset_images`` counts)."""
+    return sorted(s["name"] for split in manifest["splits"].values() for s in split["shards"])
+
+
+def shard_names(paths) -> tuple:
+    """The sorted file names of ``paths`` (what a part records); DataError if one repeats."""
+    names = sorted(Path(p).name for p in paths)
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise DataError(f"shard(s) {', '.join(repeated)} given more than once: give each shard once")
+    return tuple(names)
+
+
+def _compare_shards(got, expected, what: str, where: str) -> None:
+    """DataError unless the shard names ``got`` are those of ``expected`` (naming the difference)."""
+    extra, lost = sorted(set(got) - set(expected)), sorted(set(expected) - set(got))
+    if extra or lost:
+        raise DataError(f"{what} cover shard(s) not in {where}: {', '.join(extra) or 'none'}; shard(s) missing: {', '.join(lost) or 'none'}; "
+                        "give the part of every shard of the dataset, once")
+
+
 def quantile_tops(model, layers: list[str], paths, total_images: int, q: float, preset: str, batch_size: int, device, top_images: int = 8, cache: str | Path | None = None, memory_format: str = "auto", values_only: bool = False) -> QuantilePart:
     """The first pass: stream shards through ``model``; per layer count every activation into
     the level-0 key histograms, keep the top-activating images, and (with ``cache``, a file path)
@@ -56,6 +79,7 @@ def quantile_tops(model, layers: list[str], paths, total_images: int, q: float, 
     ``total_images`` is the image count of the whole dataset (all shards of all jobs), which fixes
     the floor's rank. Returns the ``QuantilePart`` of these shards.
     """
+    shards = shard_names(paths)
     hists: dict[str, KeyHistogram] = {}
     shapes: dict[str, tuple] = {}
     from_top: dict[str, int] = {}
@@ -82,7 +106,7 @@ def quantile_tops(model, layers: list[str], paths, total_images: int, q: float, 
             images += len(batch["keys"])
         if images == 0:
             raise DataError(f"no images in {', '.join(map(str, paths))}")
-    return QuantilePart(images, {name: LayerQuantiles(shapes[name], hists[name], tops[name], from_top[name]) for name in hists})
+    return QuantilePart(images, {name: LayerQuantiles(shapes[name], hists[name], tops[name], from_top[name]) for name in hists}, shards)
 
 
 def _at_floor(hist: KeyHistogram, from_top: int, acts):
@@ -96,7 +120,7 @@ def _at_floor(hist: KeyHistogram, from_top: int, acts):
     return cand.locate(acts, torch.from_numpy(floor).to(acts.device))
 
 
-def merge_thresholds(parts, layers: list[str], total_images: int, q: float, caches=()) -> Thresholds:
+def merge_thresholds(parts, layers: list[str], total_images: int, q: float, caches=(), shards: list[str] | None = None) -> Thresholds:
     """Merge quantile parts (``QuantilePart`` or paths of saved ones, read one at a time) and
     refine with the activation caches of the same shards into exact thresholds.
 
@@ -106,9 +130,13 @@ def merge_thresholds(parts, layers: list[str], total_images: int, q: float, cach
     do not cover exactly ``total_images`` images, their caches were bounded for a smaller
     quantile than ``q``, or a cache is missing or repeated (the caches' image keys are checked
     on their first read: each image once, ``total_images`` in all; the caches are not read when
-    the parts' histograms already settle every threshold).
+    the parts' histograms already settle every threshold). Parts that share a shard do not merge;
+    with ``shards`` (the dataset's shard names, ``manifest_shards``) the parts must cover exactly
+    those (parts built in memory without shard names are not compared).
     """
     merged = merge_states(parts, QuantilePart, "quantile parts to merge")
+    if shards is not None and merged.shards:
+        _compare_shards(merged.shards, shards, "quantile parts", "the shard list")
     if merged.images != total_images:
         raise DataError(f"quantile parts cover {merged.images} images, the shards hold {total_images}: a shard is missing or repeated")
     missing = [name for name in layers if name not in merged.layers]
@@ -180,6 +208,7 @@ def tally(model, layers: list[str], paths, thresholds: Thresholds, manifest: dic
     ``Thresholds`` of (at least) ``layers``. Returns the ``TallyPart`` of these shards (every count
     is a sum over images, so per-shard parts merge).
     """
+    shards = shard_names(paths)
     vocab = vocabulary(manifest)
     num_labels, ncat = vocab["num_labels"], len(vocab["categories"])
     thr = {name: np.asarray(layer.threshold, np.float32) for name, layer in thresholds.select(layers).layers.items()}
@@ -207,7 +236,7 @@ def tally(model, layers: list[str], paths, thresholds: Thresholds, manifest: dic
             images += len(batch["keys"])
     if images == 0:
         raise DataError(f"no images in {', '.join(map(str, paths))}")
-    return TallyPart(images, area, {name: tallies[name] for name in layers}, thresholds.digest(layers))
+    return TallyPart(images, area, {name: tallies[name] for name in layers}, thresholds.digest(layers), shards)
 
 
 def _blame_image(batch: dict, paths, vocab: dict) -> DataError:
@@ -282,7 +311,7 @@ def gather(tally_parts, thresholds: Thresholds, manifest: dict, layers: list[str
     under ``out_dir``; returns the summary.
 
     ``thresholds`` is the output of ``merge_thresholds`` (thresholds and top images).
-    DataError if the parts do not cover every image of the shards exactly once, or were counted at
+    DataError if the parts do not cover every shard of the manifest and image exactly once, or were counted at
     other thresholds than ``thresholds`` (``TallyPart.thresholds``), or ``settings`` name another
     quantile than the thresholds were merged at; the summary records the thresholds' quantile.
     """
@@ -293,6 +322,8 @@ def gather(tally_parts, thresholds: Thresholds, manifest: dict, layers: list[str
     settings = dict(settings, quantile=thresholds.quantile)
     total = thresholds.images
     summed = sum_tallies(tally_parts)
+    if summed.shards:  # parts built in memory without shard names are not compared
+        _compare_shards(summed.shards, manifest_shards(manifest), "tally parts", "the manifest")
     if summed.images != total:
         raise DataError(f"tally parts cover {summed.images} images, the thresholds were computed over {total}: a shard is missing or repeated")
     missing = [name for name in layers if name not in summed.layers]
@@ -347,7 +378,7 @@ def dissect(model, layers: list[str], shard_dir: str | Path, out_dir: str | Path
     with tempfile.TemporaryDirectory(prefix=f".{out_dir.name}-cache-", dir=out_dir.parent) as tmp:
         cache_file = Path(tmp) / "activations.acts"
         tops = quantile_tops(model, layers, paths, total, quantile, preprocess, batch_size, device, top_images, cache_file, memory_format=memory_format, values_only=not cache)
-        thresholds = merge_thresholds([tops], layers, total, quantile, [cache_file])
+        thresholds = merge_thresholds([tops], layers, total, quantile, [cache_file], manifest_shards(manifest))
         counts = tally(model, layers, paths, thresholds, manifest, preprocess, batch_size, device, cache_file if cache else None, memory_format=memory_format)
     settings = dict(settings or {}, layers=layers, quantile=quantile, iou_threshold=iou_threshold, denominator=denominator, preprocess=preprocess)
     return gather([counts], thresholds, manifest, layers, denominator, iou_threshold, out_dir, settings)

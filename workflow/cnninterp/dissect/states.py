@@ -107,6 +107,26 @@ def _check_kind(cls, state: dict) -> None:
         raise ValueError(f"a {kind or 'state'} of version {version} where a {cls.KIND} of version {cls.VERSION} was expected")
 
 
+def merge_shards(mine: tuple, theirs: tuple, what: str) -> tuple:
+    """The sorted union of two parts' shard names; DataError naming the shards both cover (a part
+    given twice, or two parts of the same shard: equal-sized shards would pass an image count)."""
+    both = sorted(set(mine) & set(theirs))
+    if both:
+        raise DataError(f"{what} both cover shard(s) {', '.join(both)}: a part given twice, or two parts of the same shard; "
+                        "give each shard's part once")
+    return tuple(sorted(set(mine) | set(theirs)))
+
+
+def _shards_state(shards: tuple) -> np.ndarray:
+    """Shard names as a str array (S,) (a 0-length one when none)."""
+    return np.array(list(shards), dtype=str) if shards else np.zeros(0, dtype=str)
+
+
+def _shards_from(value) -> tuple:
+    """Inverse of ``_shards_state``."""
+    return tuple(str(x) for x in np.atleast_1d(value)) if np.size(value) else ()
+
+
 def _layers_state(layers: dict, states) -> dict:
     """``layer_names`` str (L,) and ``layers`` {"<i>": state of layer i}, from {name: object}."""
     names = list(layers)
@@ -144,20 +164,24 @@ class LayerQuantiles:
 @dataclass
 class QuantilePart:
     """What the quantile pass of some shards hands to the threshold merge (mergeable state):
-    ``images`` read and ``layers`` {name: LayerQuantiles}. Its size does not depend on the number
-    of images: U x 8,192 counts (sparse on disk) and the top images per layer."""
+    ``images`` read, ``layers`` {name: LayerQuantiles} and ``shards``, the sorted names of the
+    shard files it read (version 2; merging refuses parts that share a shard). Its size does not
+    depend on the number of images: U x 8,192 counts (sparse on disk) and the top images per layer."""
 
     KIND = "quantile_part"
-    VERSION = 1
+    VERSION = 2
     images: int
     layers: dict
+    shards: tuple = ()
 
     def merge(self, other: "QuantilePart") -> "QuantilePart":
         """Add ``other`` (the same layers and map sizes) into this part; return self. The merged
         floor rank is the smallest of the two (what every cache serves)."""
         if set(other.layers) != set(self.layers):
             raise DataError(f"quantile parts of different layers: {sorted(self.layers)} and {sorted(other.layers)}")
+        shards = merge_shards(self.shards, other.shards, "quantile parts")
         self.images += other.images
+        self.shards = shards
         for name, layer in self.layers.items():
             theirs = other.layers[name]
             if tuple(theirs.hw) != tuple(layer.hw):
@@ -168,14 +192,15 @@ class QuantilePart:
         return self
 
     def state_dict(self) -> dict:
-        """``kind``, ``version``, ``images`` int64 (), ``layer_names`` and per layer its ``LayerQuantiles`` state."""
-        return {"kind": np.array(self.KIND), "version": np.array(self.VERSION), "images": np.array(self.images), **_layers_state(self.layers, LayerQuantiles.state_dict)}
+        """``kind``, ``version``, ``images`` int64 (), ``shards`` str (S,), ``layer_names`` and per layer its ``LayerQuantiles`` state."""
+        return {"kind": np.array(self.KIND), "version": np.array(self.VERSION), "images": np.array(self.images), "shards": _shards_state(self.shards),
+                **_layers_state(self.layers, LayerQuantiles.state_dict)}
 
     @classmethod
     def from_state_dict(cls, state: dict) -> "QuantilePart":
         """Rebuild a part from ``state_dict()``; ValueError or KeyError if it is not one."""
         _check_kind(cls, state)
-        return cls(int(state["images"]), _layers_from(state, LayerQuantiles.from_state_dict))
+        return cls(int(state["images"]), _layers_from(state, LayerQuantiles.from_state_dict), _shards_from(state["shards"]))
 
     def result(self) -> dict:
         """{layer: level-0 counts int64 (U, 1, 8192)}."""
@@ -252,14 +277,17 @@ class TallyPart:
     """What the tally of some shards counted (mergeable state): ``images``, ``area`` int64 (C+1,)
     (pixels of each label, per dataset), ``layers`` {name: ``tally.LayerTally``} and ``thresholds``,
     the ``Thresholds.digest`` of the thresholds it counted at (version 2; parts of different
-    thresholds do not merge, and gather checks the digest against its thresholds file)."""
+    thresholds do not merge, and gather checks the digest against its thresholds file) and
+    ``shards``, the sorted names of the shard files it counted (version 3; merging refuses parts
+    that share a shard, gather checks the union against the manifest)."""
 
     KIND = "tally_part"
-    VERSION = 2
+    VERSION = 3
     images: int
     area: np.ndarray
     layers: dict
     thresholds: str
+    shards: tuple = ()
 
     def merge(self, other: "TallyPart") -> "TallyPart":
         """Add ``other``'s counts (same layers and labels) into this part; return self."""
@@ -269,7 +297,9 @@ class TallyPart:
             raise DataError(f"tally parts over {self.area.size} and {other.area.size} label numbers: rerun the tallies")
         if other.thresholds != self.thresholds:
             raise DataError("tally parts counted at different thresholds: rerun the tallies")
+        shards = merge_shards(self.shards, other.shards, "tally parts")
         self.images += other.images
+        self.shards = shards
         self.area = self.area + other.area
         for name, layer in self.layers.items():
             try:
@@ -279,16 +309,16 @@ class TallyPart:
         return self
 
     def state_dict(self) -> dict:
-        """``kind``, ``version``, ``images`` int64 (), ``area`` int64 (C+1,), ``thresholds`` (the digest), ``layer_names`` and per layer its ``LayerTally`` state."""
+        """``kind``, ``version``, ``images`` int64 (), ``area`` int64 (C+1,), ``thresholds`` (the digest), ``shards`` str (S,), ``layer_names`` and per layer its ``LayerTally`` state."""
         return {"kind": np.array(self.KIND), "version": np.array(self.VERSION), "images": np.array(self.images), "area": self.area,
-                "thresholds": np.array(self.thresholds), **_layers_state(self.layers, LayerTally.state_dict)}
+                "thresholds": np.array(self.thresholds), "shards": _shards_state(self.shards), **_layers_state(self.layers, LayerTally.state_dict)}
 
     @classmethod
     def from_state_dict(cls, state: dict) -> "TallyPart":
         """Rebuild from ``state_dict()``; ValueError or KeyError if it is not one."""
         _check_kind(cls, state)
         return cls(int(state["images"]), np.asarray(state["area"], np.int64).copy(), _layers_from(state, LayerTally.from_state_dict),
-                   str(state["thresholds"]))
+                   str(state["thresholds"]), _shards_from(state["shards"]))
 
     def result(self) -> dict:
         """{layer: ``LayerTally.result()``}."""
