@@ -168,3 +168,41 @@ def test_parts_of_the_previous_layout_are_refused_with_a_rerun_hint(per_shard, t
     with pytest.raises(DataError, match=r"old\.npz holds a quantile_part of layout version 1.*rerun"):
         read_state(tmp_path / "old.npz", QuantilePart)
 
+
+def _unlabeled_part(units: int = 4):
+    """A TallyPart of 2 images in which no concept occurs (all label areas 0), its Thresholds and
+    a manifest of two concepts."""
+    import numpy as np
+
+    from cnninterp.dissect.states import LayerThresholds, TallyPart, Thresholds, TopImages
+    from cnninterp.dissect.tally import LayerTally, make_label_batch
+
+    primary = np.array([-1, 0, 1])
+    labels = make_label_batch(np.zeros((2, 1, 8, 8), np.uint16), [[], []], primary, 3, 2)
+    tally = LayerTally(units, 3, 2)
+    threshold = np.full(units, 0.9, np.float32)
+    tally.add(torch.rand(2, units, 4, 4), threshold, labels)
+    thresholds = Thresholds(2, 0.005, {"conv": LayerThresholds((4, 4), threshold, TopImages(1))})
+    manifest = {"categories": ["color", "scene"], "labels": [{"number": 1, "name": "red", "primary": "color"}, {"number": 2, "name": "sky", "primary": "scene"}],
+                "splits": {"train": {"samples": 2, "shards": [{"name": "train-000000.tar", "samples": 2}]}}}
+    return TallyPart(2, labels.area, {"conv": tally}, thresholds.digest(["conv"])), thresholds, manifest
+
+
+def test_a_probe_set_without_labels_is_refused_and_units_come_from_the_tally(tmp_path):
+    """No concept occurs in the probe set: the IoU table has no rows, so the summary counted 0
+    units for a 4-unit layer and reported no error; gather now refuses, and summarize takes the
+    unit count from the tally."""
+    from cnninterp.dissect import engine
+    from cnninterp.dissect.labels import iou_table, summarize
+    from cnninterp.errors import DataError
+
+    part, thresholds, manifest = _unlabeled_part()
+    with pytest.raises(DataError, match="no labels in the probe set"):
+        engine.gather([part], thresholds, manifest, ["conv"], "original", 0.04, tmp_path / "out", {})
+    assert not (tmp_path / "out").exists()
+    vocab = engine.vocabulary(manifest)
+    table = iou_table(part, thresholds, vocab, ["conv"], "original")
+    summary = summarize(table, ["conv"], vocab["categories"], 0.04, units={"conv": part.layers["conv"].units})["conv"]
+    assert summary["units"] == 4 and summary["detectors"] == 0
+    assert [e["unit"] for e in summary["unit_labels"]] == [0, 1, 2, 3]
+    assert all(e["label"] is None and e["iou"] == 0.0 for e in summary["unit_labels"])

@@ -334,8 +334,11 @@ def gather(tally_parts, thresholds: Thresholds, manifest: dict, layers: list[str
                         "quantile's or merge's): rerun the tallies with these thresholds")
     thresholds = thresholds.select(layers)
     vocab = vocabulary(manifest)
+    if not np.any((summed.area > 0) & (vocab["primary"] >= 0)):
+        raise DataError(f"no labels in the probe set: no concept of the manifest occurs in any of its {summed.images} images "
+                        "(every label area is 0); check the shards' segmentations or rebuild them")
     table = iou_table(summed, thresholds, vocab, layers, denominator)
-    summary = summarize(table, layers, vocab["categories"], iou_threshold)
+    summary = summarize(table, layers, vocab["categories"], iou_threshold, {name: summed.layers[name].units for name in layers})
     write_results(out_dir, table, summary, settings, summed, thresholds, layers)
     return summary
 

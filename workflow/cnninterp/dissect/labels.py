@@ -61,22 +61,26 @@ def iou_table(tallies, thresholds, vocab: dict, layers: list[str], denominator: 
     return pd.concat(frames, ignore_index=True)
 
 
-def summarize(table, layers: list[str], categories: list[str], iou_threshold: float) -> dict:
+def summarize(table, layers: list[str], categories: list[str], iou_threshold: float, units: dict) -> dict:
     """Return the per-layer summary: units, detectors, per-category detector and unique-concept
-    counts, and every unit's best label overall and per category."""
+    counts, and every unit's best label overall and per category.
+
+    ``units`` {layer: unit count}, the tally's ``LayerTally.units`` (not the table's: a table
+    without rows, where no concept occurs, would give 0 units); a unit without rows is unlabeled.
+    """
     summary = {}
     for name in layers:
         rows = table[table["layer"] == name]
-        units = int(rows["unit"].max()) + 1 if len(rows) else 0
+        units_here = int(units[name])
         ordered = rows.sort_values(["unit", "iou", "concept_number"], ascending=[True, False, True], kind="mergesort")
         best_cat = ordered.drop_duplicates(["unit", "category"])
         best = ordered.drop_duplicates("unit")
         unit_entries = []
-        per_unit_cat = {u: {} for u in range(units)}
+        per_unit_cat = {u: {} for u in range(units_here)}
         for r in best_cat.itertuples(index=False):
             per_unit_cat[r.unit][r.category] = {"label": r.concept, "iou": float(r.iou)}
         best_by_unit = {r.unit: r for r in best.itertuples(index=False)}
-        for u in range(units):
+        for u in range(units_here):
             r = best_by_unit.get(u)
             unit_entries.append(
                 {
@@ -91,7 +95,7 @@ def summarize(table, layers: list[str], categories: list[str], iou_threshold: fl
             )
         detectors = [e for e in unit_entries if e["detector"]]
         summary[name] = {
-            "units": units,
+            "units": units_here,
             "detectors": len(detectors),
             "detectors_per_category": {c: sum(e["category"] == c for e in detectors) for c in categories},
             "unique_concepts_per_category": {c: len({e["label"] for e in detectors if e["category"] == c}) for c in categories},
