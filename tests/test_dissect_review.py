@@ -206,3 +206,53 @@ def test_a_probe_set_without_labels_is_refused_and_units_come_from_the_tally(tmp
     assert summary["units"] == 4 and summary["detectors"] == 0
     assert [e["unit"] for e in summary["unit_labels"]] == [0, 1, 2, 3]
     assert all(e["label"] is None and e["iou"] == 0.0 for e in summary["unit_labels"])
+
+
+def _mixed_size_broden(root, resized=(2, 3, 5)):
+    """A synthetic Broden folder of 8 images of 32 px whose ``resized`` rows are enlarged to 48 px
+    (their segmentation PNGs too, nearest neighbour, with index.csv's sizes), as a probe set
+    gathered from sources of different sizes would be."""
+    import csv
+
+    from PIL import Image
+
+    from cnninterp.data.synthetic_broden import generate_broden
+
+    generate_broden(root, n_images=8, image_size=32, seed=5, val_fraction=0.0)
+    with open(root / "index.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    fields = list(rows[0])
+    for i in resized:
+        row = rows[i]
+        image = Image.open(root / "images" / row["image"])
+        image.resize((48, 48), Image.BILINEAR).save(root / "images" / row["image"])
+        sh, sw = int(row["sh"]) * 3 // 2, int(row["sw"]) * 3 // 2
+        for field in fields:
+            for name in (row[field] or "").split(";"):
+                if name.endswith(".png"):
+                    seg = Image.open(root / "images" / name)
+                    seg.resize((sw, sh), Image.NEAREST).save(root / "images" / name)
+        row.update(ih="48", iw="48", sh=str(sh), sw=str(sw))
+    with open(root / "index.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_images_of_different_sizes_are_a_data_error_naming_the_image_and_shard(tmp_path):
+    """Images of two sizes in the probe set gave maps of two sizes and a raw numpy broadcasting
+    error deep in the top-image keeper; now a DataError naming the first image of another size,
+    its shard and the fix, nothing written (the CLI turns it into one line and exit 2)."""
+    from cnninterp.data.broden_shards import convert_broden, iter_broden
+    from cnninterp.dissect import engine
+    from cnninterp.errors import DataError
+
+    _mixed_size_broden(tmp_path / "broden")
+    shards = tmp_path / "shards"
+    convert_broden(tmp_path / "broden", shards, 4, {"kind": "synthetic"}, {"shard_size": 4})
+    sizes = [s["image"].shape[:2] for s in iter_broden(sorted(shards.glob("*.tar")))]
+    assert sizes.count((48, 48)) == 3 and sizes.count((32, 32)) == 5, sizes
+    odd = [s["key"] for s in iter_broden([shards / "train-000000.tar"]) if s["image"].shape[0] == 48][0]
+    with pytest.raises(DataError, match=rf"images of different sizes: image '{odd}' of shard .*train-000000\.tar is 48x48 px.*32x32 px.*resize the probe set"):
+        engine.dissect(_Pool().eval(), ["feat"], shards, tmp_path / "out", batch_size=4, device="cpu")
+    assert not (tmp_path / "out").exists()

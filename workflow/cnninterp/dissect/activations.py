@@ -8,7 +8,7 @@ import numpy as np
 
 from ..data.broden_shards import iter_broden
 from ..data.preprocess import to_tensor
-from ..errors import ModelError
+from ..errors import DataError, ModelError
 from ..models.formats import torch_memory_format
 
 
@@ -136,17 +136,27 @@ def iter_batches(paths, batch_size: int) -> Iterator[dict]:
     """Yield batches of decoded Broden samples whose image and segmentation sizes agree.
 
     Each batch: ``keys`` [str], ``images`` uint8 (B, H, W, 3), ``seg`` uint16 (B, L, sh, sw)
-    (layers padded with 0), ``samples`` (the decoded samples). DataError if a shard is empty.
+    (layers padded with 0), ``samples`` (the decoded samples). DataError if a shard is empty, or
+    naming the image and its shard if an image's size differs from the first image's (a layer's
+    maps would have several sizes, which its thresholds and top images cannot hold).
     """
     items: list[dict] = []
-    for sample in iter_broden(paths):
-        if items and (sample["image"].shape != items[0]["image"].shape or sample["seg"].shape[1:] != items[0]["seg"].shape[1:]):
-            yield collate(items)
-            items = []
-        items.append(sample)
-        if len(items) == batch_size:
-            yield collate(items)
-            items = []
+    first = None  # (image size, key, shard) of the first image
+    for path in paths:
+        for sample in iter_broden([path]):
+            size = sample["image"].shape[:2]
+            if first is None:
+                first = (size, sample["key"], path)
+            elif size != first[0]:
+                raise DataError(f"images of different sizes: image {sample['key']!r} of shard {path} is {size[0]}x{size[1]} px, "
+                                f"image {first[1]!r} of shard {first[2]} is {first[0][0]}x{first[0][1]} px; resize the probe set to one size")
+            if items and sample["seg"].shape[1:] != items[0]["seg"].shape[1:]:
+                yield collate(items)
+                items = []
+            items.append(sample)
+            if len(items) == batch_size:
+                yield collate(items)
+                items = []
     if items:
         yield collate(items)
 

@@ -185,7 +185,8 @@ class QuantilePart:
         for name, layer in self.layers.items():
             theirs = other.layers[name]
             if tuple(theirs.hw) != tuple(layer.hw):
-                raise DataError(f"layer {name}: maps of {tuple(layer.hw)} and {tuple(theirs.hw)} in different parts")
+                raise DataError(f"layer {name}: maps of {tuple(layer.hw)} and {tuple(theirs.hw)} in different parts (images of different sizes "
+                                "in different shards?): resize the probe set to one size")
             layer.histogram.merge(theirs.histogram)
             layer.tops.merge(theirs.tops)
             layer.floor_from_top = min(layer.floor_from_top, theirs.floor_from_top)
