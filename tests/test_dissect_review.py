@@ -256,3 +256,30 @@ def test_images_of_different_sizes_are_a_data_error_naming_the_image_and_shard(t
     with pytest.raises(DataError, match=rf"images of different sizes: image '{odd}' of shard .*train-000000\.tar is 48x48 px.*32x32 px.*resize the probe set"):
         engine.dissect(_Pool().eval(), ["feat"], shards, tmp_path / "out", batch_size=4, device="cpu")
     assert not (tmp_path / "out").exists()
+
+
+class _HeadFails(torch.nn.Module):
+    """A conv then a head that refuses the maps (as a classifier does on images smaller than it takes)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.head = torch.nn.Linear(1000, 2)
+
+    def forward(self, x):
+        return self.head(self.conv(x).flatten(1))
+
+
+def test_the_checking_pass_tolerates_a_failure_after_every_asked_layer_ran():
+    """The first batch's full pass must not fail where the early stop used to skip the failing
+    part: a head that refuses the maps after the asked layers ran leaves the capture intact, while
+    asking for the head itself is still the ModelError naming the batch."""
+    from cnninterp.errors import ModelError
+
+    model = _HeadFails().eval()
+    x = torch.randn(2, 3, 8, 8)
+    maps = _capture(model, ["conv"], "contiguous", x)
+    with torch.no_grad():
+        assert torch.equal(maps["conv"], model.conv(x))
+    with pytest.raises(ModelError, match=r"failed on a batch of shape \(2, 3, 8, 8\)"):
+        _capture(model, ["conv", "head"], "contiguous", x)
