@@ -286,3 +286,31 @@ def test_cli_train_exits_2_on_a_bad_logit_scale_or_clip_and_writes_nothing(tmp_p
     assert "--logit-scale must be > 0" in capsys.readouterr().err
     assert main(base + ["--clip-grad", "-1"]) == 2
     assert "--clip-grad >= 0" in capsys.readouterr().err and not out.parent.exists()
+
+
+class _PixelReader(torch.nn.Module):
+    """pred_t = Σ weight · x_t (channel 0 only): its input gradient is ``weight`` on every frame."""
+
+    def __init__(self, weight):
+        super().__init__()
+        self.weight = weight
+
+    def forward(self, x):
+        return {"pred": (x[:, :, 0] * self.weight).sum(dim=(-2, -1))}
+
+
+def test_gradient_on_cause_by_hand():
+    from cnninterp.attention.saliency import gradient_on_cause
+
+    frames = np.random.default_rng(0).integers(0, 256, (3, 2, 3, 4, 5), dtype=np.uint8)
+    cause = np.zeros((3, 2, 4, 5), bool)
+    cause[:, :, 1, 1:3] = True  # 2 of 20 pixels: area share 0.1
+    weight = torch.zeros(4, 5)
+    weight[1, 1], weight[1, 2], weight[3, 4] = 3.0, -1.0, 4.0  # |w| mass 4 of 8 inside the cause
+    out = gradient_on_cause(_PixelReader(weight), frames, cause, batch=2)
+    assert out["area_share"] == pytest.approx(0.1)
+    assert out["mass"] == pytest.approx(0.5)
+    assert out["ratio"] == pytest.approx(5.0)
+    flat = gradient_on_cause(_PixelReader(torch.ones(4, 5)), frames, cause)  # no preference: ratio 1
+    assert flat["ratio"] == pytest.approx(1.0)
+    assert gradient_on_cause(_PixelReader(torch.zeros(4, 5)), frames, cause)["mass"] == 0.0
