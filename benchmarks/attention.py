@@ -46,7 +46,8 @@ def main() -> None:
         _, *times[f"train_{name}"] = timed(train_model, out / "driving", models[name], kind, lam, epochs=t["epochs"],
                                            batch_size=t["batch_size"], lr=t["lr"], seed=seed, device="cpu", hidden=m["hidden"],
                                            coords=m["coords"], located=m["located"], context_norm=m["context_norm"],
-                    logit_scale=m["logit_scale"], learn_scale=m["learn_scale"], clip_grad=t["clip_grad"])
+                    logit_scale=m["logit_scale"], learn_scale=m["learn_scale"], clip_grad=t["clip_grad"],
+                                           uniform_start=m["uniform_start"])
     metrics, *times["evaluate"] = timed(evaluate, out / "driving", models, out / "eval" / "metrics.json", seed=seed, **e)
     total = [sum(v[i] for v in times.values()) for i in (0, 1)]
     result = {"config": cfg, "threads": args.threads, "seconds": {k: {"wall": round(v[0], 2), "cpu": round(v[1], 2)} for k, v in times.items()},

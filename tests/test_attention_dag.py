@@ -22,6 +22,8 @@ def test_the_dag_run_writes_the_attention_metrics_and_report_section(dag_run):
     assert set(metrics["mae"]) == {"attention", "attention_no_reg", "cnn"}
     assert set(metrics["attention_on_cause"]) == {"mass", "area_share", "ratio"}
     assert {"precision", "recall"} <= set(metrics["causal_filtering"])
+    assert set(metrics["gradient_on_cause_by_model"]) == {"attention", "attention_no_reg", "cnn"}
+    assert all(0.0 <= g["mass"] <= 1.0 for g in metrics["gradient_on_cause_by_model"].values())
     assert set(metrics["deletion"]) == {"cause", "distractor"}
     for variant in ("reg", "noreg", "cnn"):
         assert (dag_run / f"results/models/attention_{variant}/model.pt").is_file()

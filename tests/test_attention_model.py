@@ -314,3 +314,18 @@ def test_gradient_on_cause_by_hand():
     flat = gradient_on_cause(_PixelReader(torch.ones(4, 5)), frames, cause)  # no preference: ratio 1
     assert flat["ratio"] == pytest.approx(1.0)
     assert gradient_on_cause(_PixelReader(torch.zeros(4, 5)), frames, cause)["mass"] == 0.0
+
+
+def test_uniform_start_gives_exactly_uniform_attention_that_still_learns():
+    torch.manual_seed(0)
+    spec = ModelSpec(kind="attention", height=24, width=48, hidden=8, coords=True, located=True, logit_scale=16.0,
+                     learn_scale=True, uniform_start=True)
+    model = build_model(spec)
+    out = model(torch.rand(2, 3, 3, 24, 48))
+    length = spec.grid[0] * spec.grid[1]
+    assert torch.allclose(out["alpha"], torch.full_like(out["alpha"], 1.0 / length))
+    (out["pred"] ** 2).sum().backward()
+    assert model.w.weight.grad.abs().sum() > 0  # the scores' last layer moves off zero
+    torch.manual_seed(0)
+    peaked = build_model(ModelSpec(**{**spec.to_dict(), "uniform_start": False}))(torch.rand(2, 3, 3, 24, 48))["alpha"]
+    assert peaked.max() > 2.0 / length  # without it the untrained attention is not uniform

@@ -45,6 +45,8 @@ def register(subparsers) -> None:
                    help="attention model: standardise the context by running estimates before the LSTM and the output layer")
     p.add_argument("--logit-scale", type=finite_float, default=1.0, help="attention logits' scale (its start with --learn-scale)")
     p.add_argument("--learn-scale", action=argparse.BooleanOptionalAction, default=False, help="learn the attention logits' scale")
+    p.add_argument("--uniform-start", action=argparse.BooleanOptionalAction, default=False,
+                   help="attention model: start the attention exactly uniform (its last layer at zero)")
     p.add_argument("--clip-grad", type=finite_float, default=0.0, help="clip each step's gradient to this global L2 norm (0: off)")
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=4)
@@ -89,7 +91,8 @@ def run(args: argparse.Namespace) -> None:
         summary = train_model(args.shards, args.out, args.kind, args.reg_weight, epochs=args.epochs, batch_size=args.batch_size,
                               lr=args.lr, seed=args.seed, device=args.device, hidden=args.hidden, coords=args.coords,
                               located=args.located, context_norm=args.context_norm, logit_scale=args.logit_scale,
-                              learn_scale=args.learn_scale, clip_grad=args.clip_grad)
+                              learn_scale=args.learn_scale, clip_grad=args.clip_grad,
+                              uniform_start=args.uniform_start)
         print(f"trained attention {args.kind} (lambda {args.reg_weight}): final train MAE {summary['final_mae_std']:.4f} target std")
     elif args.attention_command == "evaluate":
         from .evaluate import evaluate
