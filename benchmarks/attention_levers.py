@@ -48,7 +48,8 @@ def main() -> None:
         t0 = time.time()
         if not (data / "manifest.json").exists():
             camera = Camera(height=d["height"], width=d["width"], lookahead=d["lookahead_m"], band=d["band"])
-            spec = RoadSpec(camera=camera, seq_len=d["seq_len"], distractors=d["distractors"], outer=d["outer_road"])
+            spec = RoadSpec(camera=camera, seq_len=d["seq_len"], distractors=d["distractors"], outer=d["outer_road"],
+                            lateral_scale=d["lateral_scale"])
             generate_driving(data, spec, d["train_sequences"], d["test_sequences"], seed=seed, shard_size=d["shard_size"])
         secs = {"data": round(time.time() - t0, 1)}
         test = load_split(data, "test")
@@ -63,7 +64,7 @@ def main() -> None:
                 train_model(data, path, kind, lam, epochs=t["epochs"], batch_size=t["batch_size"], lr=t["lr"], seed=seed,
                             device="cpu", hidden=m["hidden"], coords=m["coords"], located=m["located"],
                             context_norm=m["context_norm"], logit_scale=m["logit_scale"], learn_scale=m["learn_scale"],
-                            clip_grad=t["clip_grad"])
+                            clip_grad=t["clip_grad"], uniform_start=m.get("uniform_start", False))
             secs[name] = round(time.time() - t0, 1)
             model, ckpt = load_model(path)
             out = predict(model, ckpt, frames)

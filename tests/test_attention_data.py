@@ -275,3 +275,30 @@ def test_only_the_band_determines_the_target_when_the_outer_road_is_on(outer):
         assert from_outside < 0.1
     else:  # one cubic: four depths anywhere give X(L) exactly
         assert from_outside > 0.99
+
+
+def test_lateral_scale_multiplies_the_road_drift_and_moves_the_cause_sideways():
+    cam = Camera(height=80, width=160)
+
+    def roads_and_spread(scale):
+        rng = np.random.default_rng(0)
+        roads = [r for _ in range(20) for r in driving.road_sequence(rng, RoadSpec(camera=cam, lateral_scale=scale))]
+        cols = [np.nonzero(driving.cause_mask(r, cam))[1].mean() for r in roads]
+        return roads, float(np.std(cols))
+
+    one, spread1 = roads_and_spread(1.0)
+    three, spread3 = roads_and_spread(3.0)
+    for a, b in zip(one, three):  # same random draws, every drift coefficient times 3
+        for name in ("offset", "heading", "c0", "c1"):
+            assert getattr(b, name) == pytest.approx(3 * getattr(a, name))
+    assert spread1 < 8.0 < spread3  # one feature cell is 8 px wide; measured 6.1 / 18 px
+    assert spread3 > 2.5 * spread1
+
+
+def test_cli_refuses_a_bad_lateral_scale_and_writes_nothing(tmp_path, capsys):
+    from cnninterp.cli import main
+
+    out = tmp_path / "d"
+    code = main(["attention", "data", "--out", str(out), "--height", "24", "--width", "48", "--lateral-scale", "0"])
+    assert code == 2 and "--lateral-scale" in capsys.readouterr().err
+    assert not out.exists()
