@@ -104,7 +104,7 @@ def default_metrics(tmp_path_factory):
     seed = schema["seed"]["default"]
     camera = Camera(height=d["height"], width=d["width"], lookahead=d["lookahead_m"], band=d["band"])
     spec = RoadSpec(camera=camera, seq_len=d["seq_len"], distractors=d["distractors"], outer=d["outer_road"],
-                    lateral_scale=d["lateral_scale"])
+                    lateral_scale=d["lateral_scale"], pitch_px=d["pitch_px"])
     shards = tmp / "driving"
     generate_driving(shards, spec, d["train_sequences"], d["test_sequences"], seed=seed, shard_size=d["shard_size"])
     models = {}

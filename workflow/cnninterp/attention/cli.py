@@ -25,6 +25,8 @@ def register(subparsers) -> None:
     p.add_argument("--distractors", type=int, default=5)
     p.add_argument("--lateral-scale", type=finite_float, default=1.0,
                    help="synthetic: multiply the road's drift amplitudes (offset, heading, curvature) by this")
+    p.add_argument("--pitch-px", type=finite_float, default=0.0,
+                   help="synthetic: drift amplitude (pixels) of the horizon row, the camera's pitch (0: fixed camera)")
     p.add_argument("--lookahead-m", type=finite_float, default=10.0)
     p.add_argument("--band", type=finite_float, default=1.3)
     p.add_argument("--outer-road", action=argparse.BooleanOptionalAction, default=True,
@@ -79,8 +81,9 @@ def run(args: argparse.Namespace) -> None:
     """Execute ``cnninterp attention <step>``."""
     from ..errors import ConfigError
 
-    if args.attention_command == "data" and not 0 < args.lateral_scale <= 10:
-        raise ConfigError(f"cnninterp attention data: --lateral-scale must be in (0, 10], got {args.lateral_scale}")
+    if args.attention_command == "data" and not (0 < args.lateral_scale <= 10 and 0 <= args.pitch_px <= 0.5 * args.height):
+        raise ConfigError(f"cnninterp attention data: --lateral-scale must be in (0, 10] and --pitch-px in [0, height/2], "
+                          f"got {args.lateral_scale} and {args.pitch_px}")
     if args.attention_command == "train" and (args.logit_scale <= 0 or args.clip_grad < 0):
         raise ConfigError(f"cnninterp attention train: --logit-scale must be > 0 and --clip-grad >= 0, got {args.logit_scale} and {args.clip_grad}")
     for name in POSITIVE:
@@ -116,7 +119,7 @@ def write_data(args: argparse.Namespace) -> dict:
     if args.source == "synthetic":
         camera = driving.Camera(height=args.height, width=args.width, lookahead=args.lookahead_m, band=args.band)
         spec = driving.RoadSpec(camera=camera, seq_len=args.seq_len, distractors=args.distractors, outer=args.outer_road,
-                                   lateral_scale=args.lateral_scale)
+                                   lateral_scale=args.lateral_scale, pitch_px=args.pitch_px)
         return driving.generate_driving(args.out, spec, args.train_sequences, args.test_sequences, seed=args.seed,
                                         shard_size=args.shard_size)
     if not args.path:

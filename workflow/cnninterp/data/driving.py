@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -119,6 +119,7 @@ class Camera:
     width: int = 80
     lookahead: float = 10.0
     band: float = 1.3
+    pitch: float = 0.0  # the horizon row's shift (pixels, + down) from HORIZON · height: the camera's pitch
 
     @property
     def focal(self) -> float:
@@ -126,7 +127,7 @@ class Camera:
 
     @property
     def horizon(self) -> float:
-        return HORIZON * self.height
+        return HORIZON * self.height + self.pitch
 
 
 def pursuit_angle(road: Road, lookahead: float) -> float:
@@ -221,6 +222,7 @@ class RoadSpec:
     speed: float = 2.0  # metres per frame
     outer: bool = True  # outside the look-ahead band the road follows an independent cubic
     lateral_scale: float = 1.0  # multiplies the drift amplitudes offset, heading, c0, c1 (road_sequence)
+    pitch_px: float = 0.0  # drift amplitude (pixels) of the horizon row per frame (synthetic_sequence)
 
 
 def _drift(rng: np.random.Generator, amplitude: float, steps: int) -> np.ndarray:
@@ -268,10 +270,18 @@ def distractor_sequence(rng: np.random.Generator, spec: RoadSpec) -> list[list[D
 
 
 def synthetic_sequence(rng: np.random.Generator, spec: RoadSpec) -> dict[str, np.ndarray]:
-    """One sequence: frames uint8 (T, 3, H, W), angle float32 (T,), cause and distractor uint8 (T, H, W)."""
+    """One sequence: frames uint8 (T, 3, H, W), angle float32 (T,), cause and distractor uint8 (T, H, W).
+
+    With ``spec.pitch_px`` > 0 the camera's pitch drifts (the horizon row moves by up to that many
+    pixels), so the look-ahead band's rows move in the image. Why: on a flat road seen by a fixed
+    camera the band always lies on the same image rows, and cells above or below it, whose 61-px
+    fields see it, were as good a place for the attention as the band itself."""
     roads = road_sequence(rng, spec)
     dists = distractor_sequence(rng, spec)
-    frames, causes, distract = zip(*(render_frame(r, d, spec.camera) for r, d in zip(roads, dists)))
+    cams = [spec.camera] * spec.seq_len
+    if spec.pitch_px > 0:  # drawn last, so that pitch_px 0 leaves every other draw (and the data) as before
+        cams = [replace(spec.camera, pitch=float(p)) for p in _drift(rng, spec.pitch_px, spec.seq_len)]
+    frames, causes, distract = zip(*(render_frame(r, d, c) for r, d, c in zip(roads, dists, cams)))
     angle = np.array([pursuit_angle(r, spec.camera.lookahead) for r in roads], np.float32)
     return {"frames": np.stack(frames), "angle": angle, "cause": np.stack(causes), "distractor": np.stack(distract)}
 
@@ -293,7 +303,7 @@ def generate_driving(out_dir: str | Path, spec: RoadSpec, train_sequences: int, 
 
     config = {"seq_len": spec.seq_len, "offset": spec.offset, "heading": spec.heading, "c0": spec.c0, "c1": spec.c1,
               "distractors": spec.distractors, "speed": spec.speed, "outer": spec.outer,
-              "lateral_scale": spec.lateral_scale, "height": cam.height, "width": cam.width,
+              "lateral_scale": spec.lateral_scale, "pitch_px": spec.pitch_px, "height": cam.height, "width": cam.width,
               "lookahead": cam.lookahead, "band": cam.band, "train_sequences": train_sequences,
               "test_sequences": test_sequences, "seed": seed, "shard_size": shard_size}
     manifest = {"dataset": "driving", "source": {"kind": "synthetic"}, "config": config, "has_cause": True,
