@@ -4,6 +4,13 @@ by default) on driving data cached per data setting and seed, print the on-cause
     PYTHONPATH=workflow .venv/bin/python benchmarks/attention_levers.py --out /tmp/lev --seeds 0 1 \
         --models attention,cnn --set data.height=80 ... [--tag name]
 
+Issue 14's runs (2026-12-03, 1 thread; BASE = --set data.height=80 --set data.width=160 --set
+model.located=true --set model.context_norm=true --set model.logit_scale=16 --set model.learn_scale=true
+--set train.clip_grad=1.0 --set train.epochs=8 --set train.batch_size=4): BASE; BASE + data.lateral_scale=3;
++ data.pitch_px=16; + data.train_sequences=256 train.epochs=4; + model.uniform_start=true; + data.distractors=15;
++ train.reg_weight=0.01 / 0.03; + data.seq_len=20 data.train_sequences=52 train.batch_size=2 (tables in the
+report of that session and tests/test_attention_effect.py's docstring).
+
 Per seed prints one JSON line: MAE (rad) per model, the mean predictor's MAE, the MAE gap
 (attention - cnn) / mean where the cnn was trained, the attention's on-cause ratio and placement,
 the input-gradient on-cause ratio per model (cnninterp.attention.saliency), seconds.
