@@ -37,7 +37,8 @@ def main() -> None:
     d, m, t, e, seed = cfg["data"], cfg["model"], cfg["train"], cfg["eval"], cfg["seed"]
     times = {}
     camera = Camera(height=d["height"], width=d["width"], lookahead=d["lookahead_m"], band=d["band"])
-    spec = RoadSpec(camera=camera, seq_len=d["seq_len"], distractors=d["distractors"], outer=d["outer_road"])
+    spec = RoadSpec(camera=camera, seq_len=d["seq_len"], distractors=d["distractors"], outer=d["outer_road"],
+                    lateral_scale=d["lateral_scale"], pitch_px=d["pitch_px"])
     _, *times["data"] = timed(generate_driving, out / "driving", spec, d["train_sequences"], d["test_sequences"], seed=seed,
                               shard_size=d["shard_size"])
     models = {}
@@ -46,7 +47,8 @@ def main() -> None:
         _, *times[f"train_{name}"] = timed(train_model, out / "driving", models[name], kind, lam, epochs=t["epochs"],
                                            batch_size=t["batch_size"], lr=t["lr"], seed=seed, device="cpu", hidden=m["hidden"],
                                            coords=m["coords"], located=m["located"], context_norm=m["context_norm"],
-                    logit_scale=m["logit_scale"], learn_scale=m["learn_scale"], clip_grad=t["clip_grad"])
+                    logit_scale=m["logit_scale"], learn_scale=m["learn_scale"], clip_grad=t["clip_grad"],
+                                           uniform_start=m["uniform_start"])
     metrics, *times["evaluate"] = timed(evaluate, out / "driving", models, out / "eval" / "metrics.json", seed=seed, **e)
     total = [sum(v[i] for v in times.values()) for i in (0, 1)]
     result = {"config": cfg, "threads": args.threads, "seconds": {k: {"wall": round(v[0], 2), "cpu": round(v[1], 2)} for k, v in times.items()},

@@ -41,6 +41,10 @@ if method_enabled(CFG, "attention"):
                     ATTENTION["data"]["lookahead_m"],
                     "--band",
                     ATTENTION["data"]["band"],
+                    "--lateral-scale",
+                    ATTENTION["data"]["lateral_scale"],
+                    "--pitch-px",
+                    ATTENTION["data"]["pitch_px"],
                     (
                         "--outer-road"
                         if ATTENTION["data"]["outer_road"]
@@ -104,6 +108,12 @@ if method_enabled(CFG, "attention"):
                 and ATTENTION["model"]["context_norm"]
                 else "--no-context-norm"
             ),
+            uniform_start=lambda wc: (
+                "--uniform-start"
+                if ATTENTION_VARIANTS[wc.variant][0] == "attention"
+                and ATTENTION["model"]["uniform_start"]
+                else "--no-uniform-start"
+            ),
             hidden=ATTENTION["model"]["hidden"],
             logit_scale=lambda wc: (
                 ATTENTION["model"]["logit_scale"]
@@ -125,7 +135,7 @@ if method_enabled(CFG, "attention"):
         shell:
             "cnninterp --threads {threads} attention train --shards {params.shards:q}"
             " --out {output.model:q} --kind {params.kind:q} --reg-weight {params.reg_weight:q}"
-            " {params.coords:q} {params.located:q} {params.context_norm:q} --hidden {params.hidden:q} --epochs {params.epochs:q}"
+            " {params.coords:q} {params.located:q} {params.context_norm:q} {params.uniform_start:q} --hidden {params.hidden:q} --epochs {params.epochs:q}"
             " --logit-scale {params.logit_scale:q} {params.learn_scale:q} --clip-grad {params.clip_grad:q}"
             " --batch-size {params.batch_size:q} --lr {params.lr:q} --seed {params.seed:q}"
             " --device {params.device:q} > {log:q} 2>&1"

@@ -22,6 +22,8 @@ def test_the_dag_run_writes_the_attention_metrics_and_report_section(dag_run):
     assert set(metrics["mae"]) == {"attention", "attention_no_reg", "cnn"}
     assert set(metrics["attention_on_cause"]) == {"mass", "area_share", "ratio"}
     assert {"precision", "recall"} <= set(metrics["causal_filtering"])
+    assert set(metrics["gradient_on_cause_by_model"]) == {"attention", "attention_no_reg", "cnn"}
+    assert all(0.0 <= g["mass"] <= 1.0 for g in metrics["gradient_on_cause_by_model"].values())
     assert set(metrics["deletion"]) == {"cause", "distractor"}
     for variant in ("reg", "noreg", "cnn"):
         assert (dag_run / f"results/models/attention_{variant}/model.pt").is_file()
@@ -39,9 +41,9 @@ def test_changing_the_regulariser_reruns_only_its_model_the_evaluation_and_the_r
 
 def test_the_attention_only_model_settings_do_not_retrain_the_cnn_baseline(dag_run):
     """The CNN baseline is trained without these switches (train.py forces them off), so they must
-    not key its job (they did: every variant took them as params). All four at once: any one of
+    not key its job (they did: every variant took them as params). All five at once: any one of
     them keying the baseline plans it."""
-    setting = {"located": True, "context_norm": True, "logit_scale": 4.0, "learn_scale": True}
+    setting = {"located": True, "context_norm": True, "logit_scale": 4.0, "learn_scale": True, "uniform_start": True}
     plan = edited_plan(dag_run, lambda c: c["attention"].setdefault("model", {}).update(setting))
     assert {("attention_train", "variant=reg"), ("attention_train", "variant=noreg")} <= set(plan)
     assert ("attention_train", "variant=cnn") not in plan

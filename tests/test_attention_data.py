@@ -295,3 +295,47 @@ def test_cli_steps_apply_the_schema_bounds_exit_2_naming_the_option_and_write_no
     err = capsys.readouterr().err
     assert f"{option} {float(value) if '.' in value else int(value)!r}" in err and "attention.schema.yaml" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_lateral_scale_multiplies_the_road_drift_and_moves_the_cause_sideways():
+    cam = Camera(height=80, width=160)
+
+    def roads_and_spread(scale):
+        rng = np.random.default_rng(0)
+        roads = [r for _ in range(20) for r in driving.road_sequence(rng, RoadSpec(camera=cam, lateral_scale=scale))]
+        cols = [np.nonzero(driving.cause_mask(r, cam))[1].mean() for r in roads]
+        return roads, float(np.std(cols))
+
+    one, spread1 = roads_and_spread(1.0)
+    three, spread3 = roads_and_spread(3.0)
+    for a, b in zip(one, three):  # same random draws, every drift coefficient times 3
+        for name in ("offset", "heading", "c0", "c1"):
+            assert getattr(b, name) == pytest.approx(3 * getattr(a, name))
+    assert spread1 < 8.0 < spread3  # one feature cell is 8 px wide; measured 6.1 / 18 px
+    assert spread3 > 2.5 * spread1
+
+
+def test_cli_refuses_a_bad_lateral_scale_and_writes_nothing(tmp_path, capsys):
+    from cnninterp.cli import main
+
+    out = tmp_path / "d"
+    code = main(["attention", "data", "--out", str(out), "--height", "24", "--width", "48", "--lateral-scale", "0"])
+    assert code == 2 and "--lateral-scale" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_pitch_moves_the_band_rows_and_leaves_the_target_and_the_other_draws_alone():
+    cam = Camera(height=80, width=160)
+    flat = driving.synthetic_sequence(np.random.default_rng(3), RoadSpec(camera=cam, seq_len=6))
+    pitched = driving.synthetic_sequence(np.random.default_rng(3), RoadSpec(camera=cam, seq_len=6, pitch_px=16.0))
+    assert np.array_equal(flat["angle"], pitched["angle"])  # the target is the road's alone
+    rows = lambda c: np.nonzero(c)[0].mean()  # noqa: E731
+    shifts = [rows(p) - rows(f) for f, p in zip(flat["cause"], pitched["cause"])]
+    assert max(abs(s) for s in shifts) > 2.0  # the band's rows move with the horizon
+    # by hand: a horizon 5 px lower moves the band's rows (depth z at row horizon + f·h/z) 5 px down
+    road = Road(offset=0.0, heading=0.0, c0=0.0, c1=0.0)
+    c0, c5 = driving.cause_mask(road, cam), driving.cause_mask(road, replace(cam, pitch=5.0))
+    assert np.array_equal(np.nonzero(c0.any(1))[0] + 5, np.nonzero(c5.any(1))[0])
+    # pitch 0 keeps the data exactly as before the option existed (the pitch is drawn last)
+    again = driving.synthetic_sequence(np.random.default_rng(3), RoadSpec(camera=cam, seq_len=6, pitch_px=0.0))
+    assert all(np.array_equal(flat[k], again[k]) for k in flat)

@@ -335,3 +335,46 @@ def test_the_steering_output_is_causal(spec):
             pred = model(alt)["pred"]
             assert torch.equal(pred[:, :t + 1], base[:, :t + 1])
             assert not torch.allclose(pred[:, t + 1:], base[:, t + 1:])
+
+
+class _PixelReader(torch.nn.Module):
+    """pred_t = Σ weight · x_t (channel 0 only): its input gradient is ``weight`` on every frame."""
+
+    def __init__(self, weight):
+        super().__init__()
+        self.weight = weight
+
+    def forward(self, x):
+        return {"pred": (x[:, :, 0] * self.weight).sum(dim=(-2, -1))}
+
+
+def test_gradient_on_cause_by_hand():
+    from cnninterp.attention.saliency import gradient_on_cause
+
+    frames = np.random.default_rng(0).integers(0, 256, (3, 2, 3, 4, 5), dtype=np.uint8)
+    cause = np.zeros((3, 2, 4, 5), bool)
+    cause[:, :, 1, 1:3] = True  # 2 of 20 pixels: area share 0.1
+    weight = torch.zeros(4, 5)
+    weight[1, 1], weight[1, 2], weight[3, 4] = 3.0, -1.0, 4.0  # |w| mass 4 of 8 inside the cause
+    out = gradient_on_cause(_PixelReader(weight), frames, cause, batch=2)
+    assert out["area_share"] == pytest.approx(0.1)
+    assert out["mass"] == pytest.approx(0.5)
+    assert out["ratio"] == pytest.approx(5.0)
+    flat = gradient_on_cause(_PixelReader(torch.ones(4, 5)), frames, cause)  # no preference: ratio 1
+    assert flat["ratio"] == pytest.approx(1.0)
+    assert gradient_on_cause(_PixelReader(torch.zeros(4, 5)), frames, cause)["mass"] == 0.0
+
+
+def test_uniform_start_gives_exactly_uniform_attention_that_still_learns():
+    torch.manual_seed(0)
+    spec = ModelSpec(kind="attention", height=24, width=48, hidden=8, coords=True, located=True, logit_scale=16.0,
+                     learn_scale=True, uniform_start=True)
+    model = build_model(spec)
+    out = model(torch.rand(2, 3, 3, 24, 48))
+    length = spec.grid[0] * spec.grid[1]
+    assert torch.allclose(out["alpha"], torch.full_like(out["alpha"], 1.0 / length))
+    (out["pred"] ** 2).sum().backward()
+    assert model.w.weight.grad.abs().sum() > 0  # the scores' last layer moves off zero
+    torch.manual_seed(0)
+    peaked = build_model(ModelSpec(**{**spec.to_dict(), "uniform_start": False}))(torch.rand(2, 3, 3, 24, 48))["alpha"]
+    assert peaked.max() > 2.0 / length  # without it the untrained attention is not uniform

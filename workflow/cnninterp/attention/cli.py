@@ -23,6 +23,10 @@ def register(subparsers) -> None:
     p.add_argument("--train-sequences", type=int, default=128)
     p.add_argument("--test-sequences", type=int, default=32)
     p.add_argument("--distractors", type=int, default=5)
+    p.add_argument("--lateral-scale", type=finite_float, default=1.0,
+                   help="synthetic: multiply the road's drift amplitudes (offset, heading, curvature) by this")
+    p.add_argument("--pitch-px", type=finite_float, default=0.0,
+                   help="synthetic: drift amplitude (pixels) of the horizon row, the camera's pitch (0: fixed camera)")
     p.add_argument("--lookahead-m", type=finite_float, default=10.0)
     p.add_argument("--band", type=finite_float, default=1.3)
     p.add_argument("--outer-road", action=argparse.BooleanOptionalAction, default=True,
@@ -45,6 +49,8 @@ def register(subparsers) -> None:
                    help="attention model: standardise the context by running estimates before the LSTM and the output layer")
     p.add_argument("--logit-scale", type=finite_float, default=1.0, help="attention logits' scale (its start with --learn-scale)")
     p.add_argument("--learn-scale", action=argparse.BooleanOptionalAction, default=False, help="learn the attention logits' scale")
+    p.add_argument("--uniform-start", action=argparse.BooleanOptionalAction, default=False,
+                   help="attention model: start the attention exactly uniform (its last layer at zero)")
     p.add_argument("--clip-grad", type=finite_float, default=0.0, help="clip each step's gradient to this global L2 norm (0: off)")
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=4)
@@ -100,6 +106,9 @@ def run(args: argparse.Namespace) -> None:
     """Execute ``cnninterp attention <step>``."""
     from ..errors import ConfigError
 
+    if args.attention_command == "data" and not (0 < args.lateral_scale <= 10 and 0 <= args.pitch_px <= 0.5 * args.height):
+        raise ConfigError(f"cnninterp attention data: --lateral-scale must be in (0, 10] and --pitch-px in [0, height/2], "
+                          f"got {args.lateral_scale} and {args.pitch_px}")
     if args.attention_command == "train" and (args.logit_scale <= 0 or args.clip_grad < 0):
         raise ConfigError(f"cnninterp attention train: --logit-scale must be > 0 and --clip-grad >= 0, got {args.logit_scale} and {args.clip_grad}")
     for name in POSITIVE:
@@ -115,7 +124,8 @@ def run(args: argparse.Namespace) -> None:
         summary = train_model(args.shards, args.out, args.kind, args.reg_weight, epochs=args.epochs, batch_size=args.batch_size,
                               lr=args.lr, seed=args.seed, device=args.device, hidden=args.hidden, coords=args.coords,
                               located=args.located, context_norm=args.context_norm, logit_scale=args.logit_scale,
-                              learn_scale=args.learn_scale, clip_grad=args.clip_grad)
+                              learn_scale=args.learn_scale, clip_grad=args.clip_grad,
+                              uniform_start=args.uniform_start)
         print(f"trained attention {args.kind} (lambda {args.reg_weight}): final train MAE {summary['final_mae_std']:.4f} target std")
     elif args.attention_command == "evaluate":
         from .evaluate import evaluate
@@ -134,7 +144,8 @@ def write_data(args: argparse.Namespace) -> dict:
 
     if args.source == "synthetic":
         camera = driving.Camera(height=args.height, width=args.width, lookahead=args.lookahead_m, band=args.band)
-        spec = driving.RoadSpec(camera=camera, seq_len=args.seq_len, distractors=args.distractors, outer=args.outer_road)
+        spec = driving.RoadSpec(camera=camera, seq_len=args.seq_len, distractors=args.distractors, outer=args.outer_road,
+                                   lateral_scale=args.lateral_scale, pitch_px=args.pitch_px)
         return driving.generate_driving(args.out, spec, args.train_sequences, args.test_sequences, seed=args.seed,
                                         shard_size=args.shard_size)
     if not args.path:

@@ -13,6 +13,9 @@ Keys of metrics.json (top level):
   (``column_correlation``), see ``causal.attention_placement``;
 - ``attention_use``: per attention model, how far from uniform its attention is and the MAE with
   the attention replaced by uniform weights (``attention_use``);
+- ``gradient_on_cause_by_model``: per model, {mass, area_share, ratio} of the input gradient
+  |∂ Σ_t û_t / ∂ pixel| on the causal pixels (``saliency.gradient_on_cause``): whether the
+  decision is driven by the cause, wherever the attention lies (beside the issue's ``ratio``);
 - ``deletion``: {cause, distractor} of the attention model, and ``deletion_by_model``: mean
   |Δû| (radians) when the causal pixels, or as many distractor pixels (drawn at random; all of them
   where there are fewer), are replaced by the frame's mean colour in every frame of a sequence.
@@ -133,6 +136,7 @@ def evaluate(shards: str | Path, models: dict[str, str | Path], out: str | Path,
     from ..data.driving import load_split
     from ..data.shards import read_manifest
     from ..errors import DataError
+    from .saliency import gradient_on_cause
     from .causal import attention_maps, attention_on_cause, attention_placement, blob_scores, causal_filter
     from .train import load_model, to_input
 
@@ -161,6 +165,7 @@ def evaluate(shards: str | Path, models: dict[str, str | Path], out: str | Path,
         metrics["attention_placement_by_model"] = placement
         metrics["attention_on_cause"] = by_model["attention"]
         metrics["attention_on_cause_by_model"] = by_model
+        metrics["gradient_on_cause_by_model"] = {name: gradient_on_cause(m, frames, cause) for name, (m, _) in loaded.items()}
         rng = np.random.default_rng(seed)
         other = distractor_sample(cause, test["distractor"].astype(bool), rng)
         deletion = {}

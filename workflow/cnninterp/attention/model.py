@@ -59,7 +59,15 @@ class ModelSpec:
     the scale, fixed or learned (log-parametrised, starting at ``logit_scale``). With scale 1 over
     L = 200 cells (80×160) the softmax stayed near uniform (entropy 0.99 of log L after 8 epochs);
     from 16 (learned) it concentrates (entropy 0.63-0.85 with λ = 0.1) and the scale itself moves
-    little (16 -> 15-15.9 in 8 epochs) (benchmarks/RESULTS.md, issue 14)."""
+    little (16 -> 15-15.9 in 8 epochs) (benchmarks/RESULTS.md, issue 14).
+
+    ``uniform_start`` (attention model): the attention's last layer w starts at zero, so every logit
+    is 0 and the attention is exactly uniform at the start; w still gets a gradient (∂score_i/∂w =
+    scale · ReLU(W_x x_i + W_h h + b)), so where the attention goes is decided by the data's gradient.
+    Why: with PyTorch's default init and the logits × 16 the untrained attention is already peaked
+    on cells the random weights pick (80×160, test frames, four init seeds: entropy 0.30-0.87 of
+    log L, peak 10-100× uniform), and training refines that start: the seed decided whether the
+    attention settled on the markings or on the grass beside them."""
 
     kind: str
     height: int
@@ -71,6 +79,7 @@ class ModelSpec:
     located: bool = False
     context_norm: bool = False
     learn_scale: bool = False
+    uniform_start: bool = False
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -189,6 +198,8 @@ class AttentionSteer(nn.Module):
         self.lstm = nn.LSTMCell(d, hdim)
         self.out = nn.Linear(hdim + d, 1)
         self.norm = RunningStandardize(d) if spec.context_norm else nn.Identity()
+        if spec.uniform_start:  # w = 0: every logit 0, the attention exactly uniform until w learns (see ModelSpec)
+            nn.init.zeros_(self.w.weight)
         if spec.learn_scale:  # the logits' scale, learned (log-parametrised), starting at spec.logit_scale
             self.log_scale = nn.Parameter(torch.tensor(float(spec.logit_scale)).log())
 

@@ -39,12 +39,13 @@ def to_input(frames):
 def train_model(shards: str | Path, out: str | Path, kind: str, reg_weight: float, epochs: int, batch_size: int,
                 lr: float, seed: int = 0, device: str = "auto", hidden: int = 64, coords: bool = False,
                 logit_scale: float = 1.0, located: bool = False,
-                context_norm: bool = False, learn_scale: bool = False, clip_grad: float = 0.0) -> dict:
+                context_norm: bool = False, learn_scale: bool = False, clip_grad: float = 0.0,
+                uniform_start: bool = False) -> dict:
     """Train ``kind`` (attention or cnn) and write ``out`` (model.pt, config.json beside it).
 
     Returns {"final_loss", "final_mae_std", "history"}. ``reg_weight`` is λ of the attention
-    regulariser (ignored by the cnn); ``coords``, ``located``, ``context_norm``, ``logit_scale`` and
-    ``learn_scale`` are ``ModelSpec``'s (all but ``coords`` apply to the attention model only: the cnn's
+    regulariser (ignored by the cnn); ``coords``, ``located``, ``context_norm``, ``logit_scale``,
+    ``learn_scale`` and ``uniform_start`` are ``ModelSpec``'s (all but ``coords`` apply to the attention model only: the cnn's
     flattened cube already keeps each cell's place). ``clip_grad`` > 0 rescales each step's gradient to at
     most that global L2 norm (``train.loop.fit``'s ``clip_grad``; 0: no clipping), in every model. Why: at
     80x160 (located cells, standardised context) single batches of 4 sequences moved an attention
@@ -66,7 +67,8 @@ def train_model(shards: str | Path, out: str | Path, kind: str, reg_weight: floa
     target = torch.as_tensor((angle - mean) / std, dtype=torch.float32)
     spec = ModelSpec(kind=kind, height=int(manifest["height"]), width=int(manifest["width"]), hidden=hidden, coords=coords,
                      logit_scale=logit_scale if kind == "attention" else 1.0, located=located and kind == "attention",
-                     context_norm=context_norm and kind == "attention", learn_scale=learn_scale and kind == "attention")
+                     context_norm=context_norm and kind == "attention", learn_scale=learn_scale and kind == "attention",
+                     uniform_start=uniform_start and kind == "attention")
     model = build_model(spec)
     dev = pick_device(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -95,7 +97,7 @@ def train_model(shards: str | Path, out: str | Path, kind: str, reg_weight: floa
     config = {"kind": kind, "reg_weight": reg_weight, "epochs": epochs, "batch_size": batch_size, "lr": lr,
               "seed": seed, "hidden": hidden, "coords": coords, "logit_scale": logit_scale,
               "located": spec.located, "context_norm": spec.context_norm, "learn_scale": spec.learn_scale,
-              "clip_grad": clip_grad, "shards": Path(shards).name}
+              "clip_grad": clip_grad, "uniform_start": spec.uniform_start, "shards": Path(shards).name}
     save_checkpoint(out, model, f"attention_steer:{kind}", 1, config,
                     extra={"spec": spec.to_dict(), "target_mean": mean, "target_std": std, "history": history})
     return {"final_loss": history[-1]["loss"], "final_mae_std": history[-1]["mae_std"], "history": history}
