@@ -271,7 +271,8 @@ def _run_dissect_stage(args) -> None:
         write_state(args.out, part)
     elif args.command == "dissect-thresholds":
         # parts are read one at a time (streamed), the caches once per refinement level
-        write_state(args.out, engine.merge_thresholds(args.parts, args.layers, total, args.quantile, args.cache))
+        write_state(args.out, engine.merge_thresholds(args.parts, args.layers, total, args.quantile, args.cache,
+                                                      shards=engine.manifest_shards(manifest)))
     elif args.command == "dissect-tally":
         if not args.cache and not args.model:
             raise ConfigError("dissect-tally needs --cache (an activation cache) or --model (to run the model again)")

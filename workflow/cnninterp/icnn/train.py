@@ -34,7 +34,7 @@ def train_net(shards: str | Path, out: str | Path, spec: NetSpec, *, epochs: int
     import torch.nn.functional as F
 
     from ..train.loop import fit, pick_device, save_checkpoint, seed_everything
-    from ..transform.provenance import KEY, manifest_sha256
+    from ..data.trained_on import KEY, manifest_sha256
 
     seed_everything(seed)
     dev = pick_device(device)
@@ -82,11 +82,11 @@ def train_net(shards: str | Path, out: str | Path, spec: NetSpec, *, epochs: int
 def load_net(path: str | Path, shards: str | Path | None = None, *, image_size: int | None = None):
     """A network written by ``train_net`` (``torch.load`` with weights_only), in eval mode, and its NetSpec.
 
-    With ``shards``: DataError unless it was trained on that folder (``transform.provenance.check_trained_on``;
+    With ``shards``: DataError unless it was trained on that folder (``data.trained_on.check_trained_on``;
     a checkpoint without the manifest digest is compared on its image side against ``image_size``)."""
     from ..errors import ModelError
     from ..models.backbones import read_checkpoint
-    from ..transform.provenance import check_trained_on
+    from ..data.trained_on import check_trained_on
 
     payload = read_checkpoint(path)
     try:

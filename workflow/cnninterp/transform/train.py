@@ -39,7 +39,7 @@ def train_model(shards: str | Path, out: str | Path, spec: ModelSpec, *, epochs:
     from ..data.shards import read_manifest
     from ..errors import ConfigError
     from ..train.loop import fit, pick_device, save_checkpoint, seed_everything
-    from .provenance import KEY, manifest_sha256
+    from ..data.trained_on import KEY, manifest_sha256
 
     seed_everything(seed)
     dev = pick_device(device)
@@ -165,11 +165,11 @@ def object_pairs(shards, rng: np.random.Generator, batch_size: int):
 def load_model(path: str | Path, shards: str | Path | None = None, *, heldout_deg=None, image_size: int | None = None):
     """A model written by ``train_model`` (``torch.load`` with weights_only) in eval mode.
 
-    With ``shards``: DataError unless the model was trained on that folder (``provenance.check_trained_on``;
+    With ``shards``: DataError unless the model was trained on that folder (``data.trained_on.check_trained_on``;
     a checkpoint without the manifest digest is compared on its held-out arc ``heldout_deg``
     (start, end) degrees and its ``image_size`` against the values given)."""
     from ..models.backbones import read_checkpoint
-    from .provenance import check_trained_on
+    from ..data.trained_on import check_trained_on
 
     payload = read_checkpoint(path)
     if shards is not None:

@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from ..data.download import sha256_file
-from ..data.shards import MANIFEST, read_manifest
+from .download import sha256_file
+from .shards import MANIFEST, read_manifest
 from ..errors import DataError
 
 KEY = "shards_manifest_sha256"
