@@ -378,3 +378,25 @@ def test_uniform_start_gives_exactly_uniform_attention_that_still_learns():
     torch.manual_seed(0)
     peaked = build_model(ModelSpec(**{**spec.to_dict(), "uniform_start": False}))(torch.rand(2, 3, 3, 24, 48))["alpha"]
     assert peaked.max() > 2.0 / length  # without it the untrained attention is not uniform
+
+
+def test_evaluation_refuses_models_trained_on_other_shards(tmp_path):
+    """Held-out figures only of models trained on the shards evaluated: training records the
+    manifest's sha256 (data.trained_on), evaluation compares it (nothing compared before)."""
+    from cnninterp.attention.evaluate import evaluate
+    from cnninterp.attention.train import train_model
+    from cnninterp.data.driving import Camera, RoadSpec, generate_driving
+    from cnninterp.data.trained_on import KEY, manifest_sha256
+    from cnninterp.errors import DataError
+
+    spec = RoadSpec(camera=Camera(height=24, width=48), seq_len=3, distractors=1)
+    for name, seed in (("a", 0), ("b", 1)):
+        generate_driving(tmp_path / name, spec, 2, 2, seed=seed, shard_size=4)
+    models = {}
+    for name, kind in (("attention", "attention"), ("attention_no_reg", "attention"), ("cnn", "cnn")):
+        models[name] = tmp_path / name / "model.pt"
+        train_model(tmp_path / "a", models[name], kind, 0.0, epochs=1, batch_size=2, lr=1e-3, seed=0, device="cpu", hidden=8)
+    assert torch.load(models["cnn"], weights_only=True)["config"][KEY] == manifest_sha256(tmp_path / "a")
+    with pytest.raises(DataError, match="was trained on the shards of"):
+        evaluate(tmp_path / "b", models, tmp_path / "eval" / "metrics.json")
+    assert not (tmp_path / "eval").exists()

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cnninterp.data import multiview as mvdata
-from cnninterp.errors import ModelError
+from cnninterp.errors import DataError, ModelError
 from cnninterp.multiview import novel
 from cnninterp.multiview.evaluate import evaluate, mpjpe
 from cnninterp.multiview.model import ModelSpec, build, soft_argmax, triangulate
@@ -137,6 +137,12 @@ def test_tiny_data_train_evaluate_writes_every_metric_and_figure(tmp_path):
     assert saved["dlt"]["dtype"] == TRIANGULATION_DTYPE  # what time_dlt and triangulate use (tests/test_dlt.py)
     assert saved["novel_view_px"]["out_of_plane"]["angles_deg"] == [0.0, 30.0, 150.0, 180.0]
     assert (out.parent / "novel_in_plane.png").is_file() and (out.parent / "novel_out_of_plane.png").is_file()
+    # models trained on other shards (another seed) are refused, nothing written
+    other = tmp_path / "other"
+    mvdata.write_multiview(other, mvdata.MultiviewConfig(train=16, test=6, image_size=16, occluder_probability=0.5, seed=1))
+    with pytest.raises(DataError, match="was trained on the shards of"):
+        evaluate(other, paths, tmp_path / "eval_other" / "metrics.json", samples=6, dlt_batch=8, dlt_repeat=1, figure_rows=2)
+    assert not (tmp_path / "eval_other").exists()
 
 
 def test_reprojection_is_zero_for_consistent_views_and_a_hand_value_otherwise():

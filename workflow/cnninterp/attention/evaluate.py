@@ -138,6 +138,7 @@ def evaluate(shards: str | Path, models: dict[str, str | Path], out: str | Path,
     from ..errors import DataError
     from .saliency import gradient_on_cause
     from .causal import attention_maps, attention_on_cause, attention_placement, blob_scores, causal_filter
+    from ..data.trained_on import check_trained_on
     from .train import load_model, to_input
 
     manifest = read_manifest(shards)
@@ -145,6 +146,9 @@ def evaluate(shards: str | Path, models: dict[str, str | Path], out: str | Path,
     frames, angle = test["frames"], test["angle"].astype(np.float64)
     has_cause = bool(manifest.get("has_cause")) and "cause" in test
     loaded = {name: load_model(models[name]) for name in MODELS}
+    for name, (_, ckpt) in loaded.items():  # held-out figures only of models trained on these shards
+        check_trained_on(ckpt["config"], models[name], shards, lambda c, spec=ckpt["spec"]: [
+            ("frame size", [spec["height"], spec["width"]], [manifest["height"], manifest["width"]])])
     outputs = {name: predict(m, ck, frames) for name, (m, ck) in loaded.items()}
     metrics: dict = {"mae": {n: float(np.abs(o["pred"] - angle).mean()) for n, o in outputs.items()},
                      "mae_predicting_the_mean": float(np.abs(angle - loaded["cnn"][1]["target_mean"]).mean()),

@@ -93,11 +93,14 @@ def train_model(shards: str | Path, out: str | Path, kind: str, reg_weight: floa
             metrics["regularizer"] = float(reg.detach())
         return loss, metrics, len(y)
 
+    from ..data.trained_on import KEY, manifest_sha256
+
     history = fit(model, batches, step, optimizer, epochs, dev, desc=f"attention {kind}", clip_grad=clip_grad)
     config = {"kind": kind, "reg_weight": reg_weight, "epochs": epochs, "batch_size": batch_size, "lr": lr,
               "seed": seed, "hidden": hidden, "coords": coords, "logit_scale": logit_scale,
               "located": spec.located, "context_norm": spec.context_norm, "learn_scale": spec.learn_scale,
-              "clip_grad": clip_grad, "uniform_start": spec.uniform_start, "shards": Path(shards).name}
+              "clip_grad": clip_grad, "uniform_start": spec.uniform_start, "shards": str(shards),
+              KEY: manifest_sha256(shards)}
     save_checkpoint(out, model, f"attention_steer:{kind}", 1, config,
                     extra={"spec": spec.to_dict(), "target_mean": mean, "target_std": std, "history": history})
     return {"final_loss": history[-1]["loss"], "final_mae_std": history[-1]["mae_std"], "history": history}

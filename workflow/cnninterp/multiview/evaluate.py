@@ -75,7 +75,7 @@ def evaluate(shards: str | Path, models: dict, out: str | Path, *, samples: int,
     from ..atomic import atomic_path
     from ..report.figures import save_rgb_png
 
-    loaded = {k: load_model(models[k]) for k in KINDS}
+    loaded = {k: load_model(models[k], shards) for k in KINDS}
     result = {"mpjpe_mm": {}, "mpjpe_mm_unseen_camera": {}, "error_2d_px": {"test": {}, "unseen": {}},
               "reprojection_px": {"test": {}, "unseen": {}}, "samples": {}}
     raw = {}

@@ -45,6 +45,7 @@ def train_model(shards: str | Path, out: str | Path, spec: ModelSpec, *, epochs:
     """Train one model on the ``train`` split and write ``out`` (model.pt, config.json beside); return its summary."""
     import torch
 
+    from ..data.trained_on import KEY, manifest_sha256
     from ..train.loop import fit, pick_device, save_checkpoint, seed_everything
 
     seed_everything(seed)
@@ -69,16 +70,22 @@ def train_model(shards: str | Path, out: str | Path, spec: ModelSpec, *, epochs:
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
     history = fit(model, batches, step, optimizer, epochs, dev, scheduler=scheduler, desc=f"multiview {spec.kind}")
     config = {"spec": spec.to_dict(), "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_3d": weight_3d,
-              "seed": seed, "shards": str(shards), "parameters": sum(p.numel() for p in model.parameters())}
+              "seed": seed, "shards": str(shards), "parameters": sum(p.numel() for p in model.parameters()),
+              KEY: manifest_sha256(shards)}
     save_checkpoint(out, model.cpu(), arch=f"multiview_{spec.kind}", num_classes=0, config=config, extra={"history": history})
     return {"final_mpjpe_mm": history[-1]["mpjpe_mm"] if history else math.nan, "history": history}
 
 
-def load_model(path: str | Path):
-    """A model written by ``train_model`` (``torch.load`` with weights_only) in eval mode."""
+def load_model(path: str | Path, shards: str | Path | None = None):
+    """A model written by ``train_model`` (``torch.load`` with weights_only) in eval mode. With
+    ``shards``: DataError unless it was trained on that folder (``data.trained_on.check_trained_on``;
+    a checkpoint without the manifest digest is accepted, it records nothing to compare)."""
+    from ..data.trained_on import check_trained_on
     from ..models.backbones import read_checkpoint
 
     payload = read_checkpoint(path)
+    if shards is not None:
+        check_trained_on(payload["config"], path, shards, lambda c: [])
     model = build(ModelSpec(**payload["config"]["spec"]))
     model.load_state_dict(payload["state_dict"])
     return model.eval()
