@@ -142,17 +142,19 @@ def _cli_properties(schema: dict, command: str) -> dict:
     return schema["$defs"]["dissect_defaults"]["properties"]
 
 
-def validate_cli_values(command: str, values: dict) -> None:
+def validate_cli_values(command: str, values: dict, properties: dict | None = None, where: str = "") -> None:
     """Check command-line values against the same schema ranges the config uses.
 
     ``values`` maps option names (argparse dests such as ``iou_threshold``) to their values; those
     the schema does not declare for ``command`` (``train`` or a dissection step) are ignored.
-    Raises ConfigError naming the option, the value and the rule it breaks.
+    ``properties``: the schema properties to check against instead (a method's block, e.g. for
+    ``attention data``); ``where`` is added to the message (which schema file). Raises ConfigError
+    naming the option, the value and the rule it breaks.
     """
     from jsonschema import Draft202012Validator
 
     schema = load_schema()
-    props = _cli_properties(schema, command)
+    props = _cli_properties(schema, command) if properties is None else properties
     known = {k: v for k, v in values.items() if k in props and v is not None}
     sub = {"$defs": schema["$defs"], "type": "object", "properties": {k: props[k] for k in known}}
     errors = sorted(Draft202012Validator(sub).iter_errors(known), key=lambda e: list(map(str, e.absolute_path)))
@@ -161,7 +163,7 @@ def validate_cli_values(command: str, values: dict) -> None:
         for err in errors[:10]:
             key = str(err.absolute_path[0]) if err.absolute_path else "?"
             lines.append(f"  --{key.replace('_', '-')} {known.get(key)!r}: {err.message}")
-        raise ConfigError(f"invalid option value(s) for cnninterp {command}:\n" + "\n".join(lines))
+        raise ConfigError(f"invalid option value(s) for cnninterp {command}{where}:\n" + "\n".join(lines))
 
 
 def check_sources(config: dict) -> None:

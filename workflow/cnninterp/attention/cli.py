@@ -78,24 +78,16 @@ SECTIONS = {"data": ("data",), "train": ("model", "train"), "evaluate": ("eval",
 
 def check_ranges(command: str, values: dict) -> None:
     """Check a step's option values against the bounds of the attention schema's blocks (``SECTIONS``)
-    and its seed, as the config is checked. ``reg_weight`` is left out: the config's λ is > 0, the
-    step trains the λ = 0 model too. Raises ConfigError naming the option, its value and the bound."""
-    from jsonschema import Draft202012Validator
-
-    from ..config import load_schema
-    from ..errors import ConfigError
+    and its seed, as the config is checked (``config.validate_cli_values``). ``reg_weight`` is left
+    out: the config's λ is > 0, the step trains the λ = 0 model too. ConfigError naming the option."""
+    from ..config import load_schema, validate_cli_values
 
     schema = load_schema()["properties"]["attention"]["properties"]
     props = {"seed": schema["seed"]}
     for section in SECTIONS[command]:
         props.update(schema[section]["properties"])
-    known = {k: v for k, v in values.items() if k in props and k != "reg_weight" and v is not None}
-    errors = sorted(Draft202012Validator({"type": "object", "properties": {k: props[k] for k in known}}).iter_errors(known),
-                    key=lambda e: list(map(str, e.absolute_path)))
-    if errors:
-        lines = [f"  --{str(e.absolute_path[0]).replace('_', '-')} {known[e.absolute_path[0]]!r}: {e.message}" for e in errors]
-        raise ConfigError(f"invalid option value(s) for cnninterp attention {command} (the bounds of "
-                          f"workflow/schemas/attention.schema.yaml):\n" + "\n".join(lines))
+    props.pop("reg_weight", None)
+    validate_cli_values(f"attention {command}", values, props, " (the bounds of workflow/schemas/attention.schema.yaml)")
 
 
 POSITIVE = ("height", "width", "seq_len", "train_sequences", "test_sequences", "test_every", "shard_size", "epochs",
@@ -106,9 +98,8 @@ def run(args: argparse.Namespace) -> None:
     """Execute ``cnninterp attention <step>``."""
     from ..errors import ConfigError
 
-    if args.attention_command == "data" and not (0 < args.lateral_scale <= 10 and 0 <= args.pitch_px <= 0.5 * args.height):
-        raise ConfigError(f"cnninterp attention data: --lateral-scale must be in (0, 10] and --pitch-px in [0, height/2], "
-                          f"got {args.lateral_scale} and {args.pitch_px}")
+    if args.attention_command == "data" and args.pitch_px > 0.5 * args.height:  # the schema bounds each alone (check_ranges)
+        raise ConfigError(f"cnninterp attention data: --pitch-px must be at most half the height ({args.height}), got {args.pitch_px}")
     if args.attention_command == "train" and (args.logit_scale <= 0 or args.clip_grad < 0):
         raise ConfigError(f"cnninterp attention train: --logit-scale must be > 0 and --clip-grad >= 0, got {args.logit_scale} and {args.clip_grad}")
     for name in POSITIVE:

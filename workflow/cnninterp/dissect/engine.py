@@ -8,6 +8,7 @@ be merged, or all at once through ``dissect``.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from contextlib import closing, nullcontext
 from pathlib import Path
@@ -55,8 +56,9 @@ def manifest_shards(manifest: dict) -> list[str]:
 
 def shard_names(paths) -> tuple:
     """The sorted file names of ``paths`` (what a part records); DataError if one repeats."""
-    names = sorted(Path(p).name for p in paths)
-    repeated = sorted({n for n in names if names.count(n) > 1})
+    counts = Counter(Path(p).name for p in paths)
+    names = sorted(counts)
+    repeated = [n for n in names if counts[n] > 1]
     if repeated:
         raise DataError(f"shard(s) {', '.join(repeated)} given more than once: give each shard once")
     return tuple(names)
