@@ -24,7 +24,7 @@ from .layers_pool import layer_pool
 from .quantiles import KeyHistogram, ThresholdSearch
 from .statefile import read_state
 from .states import LayerQuantiles, LayerThresholds, QuantilePart, TallyPart, Thresholds, TopImages
-from .tally import LayerTally, make_label_batch
+from .tally import LayerTally, WholeImageLabels, make_label_batch
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +216,7 @@ def tally(model, layers: list[str], paths, thresholds: Thresholds, manifest: dic
     thr = {name: np.asarray(layer.threshold, np.float32) for name, layer in thresholds.select(layers).layers.items()}
     tallies: dict[str, LayerTally] = {}
     area = np.zeros(num_labels, dtype=np.int64)
+    whole = WholeImageLabels()
     images = 0
     batches = _cached_batches(cache, paths, layers) if cache else activation_batches(model, layers, paths, preset, batch_size, device, desc="tally", memory_format=memory_format)
     # closing(): hooks come off at once even when this loop raises (a traceback would keep the
@@ -228,6 +229,7 @@ def tally(model, layers: list[str], paths, thresholds: Thresholds, manifest: dic
             except DataError:
                 raise _blame_image(batch, paths, vocab) from None
             area += labels.area
+            whole.add(labels)
             for name in layers:
                 a = acts[name]
                 if thr[name].size != a.shape[1]:
@@ -238,7 +240,7 @@ def tally(model, layers: list[str], paths, thresholds: Thresholds, manifest: dic
             images += len(batch["keys"])
     if images == 0:
         raise DataError(f"no images in {', '.join(map(str, paths))}")
-    return TallyPart(images, area, {name: tallies[name] for name in layers}, thresholds.digest(layers), shards)
+    return TallyPart(images, area, {name: tallies[name] for name in layers}, thresholds.digest(layers), shards, whole)
 
 
 def _blame_image(batch: dict, paths, vocab: dict) -> DataError:
@@ -316,9 +318,16 @@ def gather(tally_parts, thresholds: Thresholds, manifest: dict, layers: list[str
     DataError if the parts do not cover every shard of the manifest and image exactly once, or were counted at
     other thresholds than ``thresholds`` (``TallyPart.thresholds``), or ``settings`` name another
     quantile than the thresholds were merged at; the summary records the thresholds' quantile.
+    The summary carries the permutation chance level of whole-image-label detectors (``chance``)
+    unless ``settings["chance_permutations"]`` is 0 (settings ``chance_permutations``,
+    ``chance_alpha``, ``chance_seed``, defaults in ``chance``; recorded in the summary's settings).
     """
+    import time
+
+    from . import chance
     from .labels import iou_table, summarize, write_results
 
+    settings = dict(settings, **chance.chance_settings(settings))
     if "quantile" in settings and float(settings["quantile"]) != thresholds.quantile:
         raise DataError(f"the settings give quantile {settings['quantile']} but the thresholds were merged at {thresholds.quantile}")
     settings = dict(settings, quantile=thresholds.quantile)
@@ -341,6 +350,11 @@ def gather(tally_parts, thresholds: Thresholds, manifest: dict, layers: list[str
                         "(every label area is 0); check the shards' segmentations or rebuild them")
     table = iou_table(summed, thresholds, vocab, layers, denominator)
     summary = summarize(table, layers, vocab["categories"], iou_threshold, {name: summed.layers[name].units for name in layers})
+    if settings["chance_permutations"]:
+        start = time.perf_counter()
+        pvals = chance.p_values(summed, layers, vocab["primary"], len(vocab["categories"]), denominator, settings["chance_permutations"], settings["chance_seed"])
+        chance.annotate(summary, pvals, chance.whole_image_only(summed, vocab["primary"]), vocab["categories"], settings["chance_alpha"])
+        log.info("permutation null of whole-image labels (%d permutations): %.2f s", settings["chance_permutations"], time.perf_counter() - start)
     write_results(out_dir, table, summary, settings, summed, thresholds, layers)
     return summary
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import DataError
 from .quantiles import KeyHistogram
-from .tally import LayerTally
+from .tally import LayerTally, WholeImageLabels
 
 
 class TopImages:
@@ -280,15 +280,26 @@ class TallyPart:
     the ``Thresholds.digest`` of the thresholds it counted at (version 2; parts of different
     thresholds do not merge, and gather checks the digest against its thresholds file) and
     ``shards``, the sorted names of the shard files it counted (version 3; merging refuses parts
-    that share a shard, gather checks the union against the manifest)."""
+    that share a shard, gather checks the union against the manifest); ``whole``, the
+    ``tally.WholeImageLabels`` of its images that hold a whole-image label, whose rows line up with
+    every layer's ``whole_active`` (version 4; the permutation null of ``chance``).
+
+    Merging adds the sums and concatenates the per-image rows in the parts' shard order (the part
+    whose first shard name sorts first comes first; parts without shard names in merge order), so
+    any merge order of per-shard parts gives the same state."""
 
     KIND = "tally_part"
-    VERSION = 3
+    VERSION = 4
     images: int
     area: np.ndarray
     layers: dict
     thresholds: str
     shards: tuple = ()
+    whole: WholeImageLabels | None = None
+
+    def __post_init__(self):
+        if self.whole is None:
+            self.whole = WholeImageLabels()
 
     def merge(self, other: "TallyPart") -> "TallyPart":
         """Add ``other``'s counts (same layers and labels) into this part; return self."""
@@ -298,28 +309,32 @@ class TallyPart:
             raise DataError(f"tally parts over {self.area.size} and {other.area.size} label numbers: rerun the tallies")
         if other.thresholds != self.thresholds:
             raise DataError("tally parts counted at different thresholds: rerun the tallies")
+        prepend = bool(self.shards and other.shards and min(other.shards) < min(self.shards))
         shards = merge_shards(self.shards, other.shards, "tally parts")
         self.images += other.images
         self.shards = shards
         self.area = self.area + other.area
+        self.whole.merge(other.whole, prepend)
         for name, layer in self.layers.items():
             try:
-                layer.merge(other.layers[name])
+                layer.merge(other.layers[name], prepend)
             except ValueError as err:
                 raise DataError(f"layer {name}: {err}: rerun the tallies") from None
         return self
 
     def state_dict(self) -> dict:
-        """``kind``, ``version``, ``images`` int64 (), ``area`` int64 (C+1,), ``thresholds`` (the digest), ``shards`` str (S,), ``layer_names`` and per layer its ``LayerTally`` state."""
+        """``kind``, ``version``, ``images`` int64 (), ``area`` int64 (C+1,), ``thresholds`` (the digest), ``shards`` str (S,),
+        ``whole`` (the ``WholeImageLabels`` state), ``layer_names`` and per layer its ``LayerTally`` state."""
         return {"kind": np.array(self.KIND), "version": np.array(self.VERSION), "images": np.array(self.images), "area": self.area,
-                "thresholds": np.array(self.thresholds), "shards": _shards_state(self.shards), **_layers_state(self.layers, LayerTally.state_dict)}
+                "thresholds": np.array(self.thresholds), "shards": _shards_state(self.shards), "whole": self.whole.state_dict(),
+                **_layers_state(self.layers, LayerTally.state_dict)}
 
     @classmethod
     def from_state_dict(cls, state: dict) -> "TallyPart":
         """Rebuild from ``state_dict()``; ValueError or KeyError if it is not one."""
         _check_kind(cls, state)
         return cls(int(state["images"]), np.asarray(state["area"], np.int64).copy(), _layers_from(state, LayerTally.from_state_dict),
-                   str(state["thresholds"]), _shards_from(state["shards"]))
+                   str(state["thresholds"]), _shards_from(state["shards"]), WholeImageLabels.from_state_dict(state["whole"]))
 
     def result(self) -> dict:
         """{layer: ``LayerTally.result()``}."""

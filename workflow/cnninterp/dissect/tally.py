@@ -10,6 +10,10 @@ label number to its primary category index (-1 for none). For one layer with thr
 - ``area[c]`` (per dataset, not per layer): pixels of label c over all images (full image for
   whole-image labels).
 IoU[u, c] = inter / (act[u, primary(c)] + area[c] - inter).
+
+For the permutation null of whole-image labels (``chance``) a tally also keeps, per image that
+holds a whole-image label, in data order: each unit's active pixel count (``LayerTally.whole_active``)
+and the image's whole-image label set and pixel count (``WholeImageLabels``, one per dataset).
 """
 
 from __future__ import annotations
@@ -83,8 +87,65 @@ def make_label_batch(seg_np: np.ndarray, image_labels: list[list[int]], primary:
     return LabelBatch((sh, sw), whole.astype(np.float64), has_cat.astype(np.float64), image_cat, pixels, pixel_categories, area)
 
 
+def whole_image_rows(labels: LabelBatch) -> np.ndarray:
+    """bool (B,): the batch's images that hold a whole-image label (label 0 never counts)."""
+    return labels.image_labels[:, 1:].any(1)
+
+
+class WholeImageLabels:
+    """The images of a dataset (or part) that hold a whole-image label, in data order: each one's
+    pixel count ``pixels`` int64 (N,) (sh*sw of its segmentation) and its labels as pairs
+    ``image`` int64 (M,) (row 0..N-1) and ``label`` int64 (M,) (label number), sorted by image.
+    Rows line up with every ``LayerTally.whole_active`` of the same tally."""
+
+    def __init__(self, pixels=None, image=None, label=None):
+        self.pixels = np.zeros(0, np.int64) if pixels is None else np.asarray(pixels, np.int64).copy()
+        self.image = np.zeros(0, np.int64) if image is None else np.asarray(image, np.int64).copy()
+        self.label = np.zeros(0, np.int64) if label is None else np.asarray(label, np.int64).copy()
+
+    @property
+    def images(self) -> int:
+        """N, the number of images recorded."""
+        return int(self.pixels.size)
+
+    def add(self, labels: LabelBatch) -> None:
+        """Append the batch's images that hold a whole-image label (``whole_image_rows``)."""
+        rows = np.nonzero(whole_image_rows(labels))[0]
+        held = labels.image_labels[rows] > 0
+        held[:, 0] = False
+        image, label = np.nonzero(held)
+        self.image = np.concatenate([self.image, image + self.images])
+        self.label = np.concatenate([self.label, label])
+        self.pixels = np.concatenate([self.pixels, np.full(rows.size, labels.size[0] * labels.size[1], np.int64)])
+
+    def merge(self, other: "WholeImageLabels", prepend: bool = False) -> "WholeImageLabels":
+        """Concatenate ``other``'s images after this one's (before, with ``prepend``); return self."""
+        first, second = (other, self) if prepend else (self, other)
+        self.image = np.concatenate([first.image, second.image + first.images])
+        self.label = np.concatenate([first.label, second.label])
+        self.pixels = np.concatenate([first.pixels, second.pixels])
+        return self
+
+    def indicator(self, num_labels: int) -> np.ndarray:
+        """bool (N, C+1): row i holds label c."""
+        out = np.zeros((self.images, num_labels), dtype=bool)
+        out[self.image, self.label] = True
+        return out
+
+    def state_dict(self) -> dict:
+        """``pixels`` (N,), ``image`` (M,), ``label`` (M,), int64."""
+        return {"pixels": self.pixels, "image": self.image, "label": self.label}
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> "WholeImageLabels":
+        """Rebuild from ``state_dict()``."""
+        return cls(state["pixels"], state["image"], state["label"])
+
+
 class LayerTally:
-    """Running sums for one layer: inter (U, C+1), act_original and act_lite (U, K), act_total (U,), int64 numpy."""
+    """Running sums for one layer: inter (U, C+1), act_original and act_lite (U, K), act_total (U,),
+    int64 numpy; and ``whole_active`` int32 (N, U): each unit's active pixels in each image that
+    holds a whole-image label (rows in data order, see ``WholeImageLabels``)."""
 
     def __init__(self, units: int, num_labels: int, num_categories: int):
         self.units, self.num_labels, self.num_categories = units, num_labels, num_categories
@@ -92,6 +153,7 @@ class LayerTally:
         self.act_original = np.zeros((units, num_categories), dtype=np.int64)
         self.act_lite = np.zeros((units, num_categories), dtype=np.int64)
         self.act_total = np.zeros(units, dtype=np.int64)
+        self.whole_active = np.zeros((0, units), dtype=np.int32)
         self._grids: dict = {}
 
     def add(self, acts, thresholds, labels: LabelBatch) -> None:
@@ -123,18 +185,25 @@ class LayerTally:
         self.inter += np.rint(per_image.T @ labels.image_labels).astype(np.int64)
         self.act_original += np.rint(per_image.T @ labels.has_category).astype(np.int64)
         self.act_total += n_active.reshape(b, u).sum(0)
+        whole = n_active.reshape(b, u)[whole_image_rows(labels)].astype(np.int32)
+        self.whole_active = np.concatenate([self.whole_active, whole]) if self.whole_active.size else whole
 
-    def merge(self, other: "LayerTally") -> "LayerTally":
-        """Add ``other``'s sums (same units, labels, categories) into this tally; return self."""
+    def merge(self, other: "LayerTally", prepend: bool = False) -> "LayerTally":
+        """Add ``other``'s sums (same units, labels, categories) into this tally and concatenate its
+        ``whole_active`` rows after this one's (before, with ``prepend``); return self."""
         if (other.units, other.num_labels, other.num_categories) != (self.units, self.num_labels, self.num_categories):
             raise ValueError("tallies of different units, labels or categories do not merge")
         for what in ("inter", "act_original", "act_lite", "act_total"):
             setattr(self, what, getattr(self, what) + getattr(other, what))
+        rows = (other.whole_active, self.whole_active) if prepend else (self.whole_active, other.whole_active)
+        self.whole_active = np.concatenate(rows)
         return self
 
     def state_dict(self) -> dict:
-        """The sums as int64 arrays: ``inter`` (U, C+1), ``act_original``/``act_lite`` (U, K), ``act_total`` (U,)."""
-        return {"inter": self.inter, "act_original": self.act_original, "act_lite": self.act_lite, "act_total": self.act_total}
+        """The sums as int64 arrays: ``inter`` (U, C+1), ``act_original``/``act_lite`` (U, K),
+        ``act_total`` (U,); and ``whole_active`` int32 (N, U)."""
+        return {"inter": self.inter, "act_original": self.act_original, "act_lite": self.act_lite, "act_total": self.act_total,
+                "whole_active": self.whole_active}
 
     @classmethod
     def from_state_dict(cls, state: dict) -> "LayerTally":
@@ -143,6 +212,7 @@ class LayerTally:
         out = cls(inter.shape[0], inter.shape[1], np.asarray(state["act_original"]).shape[1])
         out.inter, out.act_total = inter.copy(), np.asarray(state["act_total"], np.int64).copy()
         out.act_original, out.act_lite = np.asarray(state["act_original"], np.int64).copy(), np.asarray(state["act_lite"], np.int64).copy()
+        out.whole_active = np.asarray(state["whole_active"], np.int32).reshape(-1, out.units).copy()
         return out
 
     def result(self) -> dict:

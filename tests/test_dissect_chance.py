@@ -1,0 +1,222 @@
+"""The permutation chance level of whole-image-label detectors (dissect.chance): known-truth units,
+the null's counts against the engine's own tally of permuted labels and a direct loop, the tally
+parts' per-image rows (merge order, layout version) and the gather's summary."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from cnninterp.dissect import chance, engine
+from cnninterp.dissect.labels import iou_table, summarize
+from cnninterp.dissect.statefile import read_state, write_state
+from cnninterp.dissect.states import LayerThresholds, TallyPart, Thresholds, TopImages
+from cnninterp.dissect.tally import LayerTally, WholeImageLabels, make_label_batch
+from cnninterp.errors import ConfigError, DataError
+
+CATS = ["color", "texture"]
+# 0 unlabeled; 1, 2 colours (pixel labels); 3..10 textures (whole-image labels); 11 a texture
+# given at pixel level (a label of the category that the null does not test)
+PRIMARY = np.array([-1, 0, 0] + [1] * 8 + [1])
+TEXTURES = np.arange(3, 11)
+SIZE = 8
+
+
+def _tally(acts, seg, image_labels, units, threshold=0.5, batches=None):
+    """(LayerTally, WholeImageLabels, area) of the engine's tally over the given batch splits."""
+    n = acts.shape[0]
+    layer = LayerTally(units, len(PRIMARY), len(CATS))
+    whole = WholeImageLabels()
+    area = np.zeros(len(PRIMARY), np.int64)
+    for idx in batches or [np.arange(n)]:
+        labels = make_label_batch(seg[idx], [image_labels[i] for i in idx], PRIMARY, len(PRIMARY), len(CATS))
+        layer.add(torch.from_numpy(acts[idx]), np.full(units, threshold, np.float32), labels)
+        whole.add(labels)
+        area += labels.area
+    return layer, whole, area
+
+
+def _known_truth(seed=0):
+    """40 images of 8x8, each with one texture (8 textures x 5 images, shuffled) and a colour
+    patch. Unit 0 fires on every pixel of the 5 images of texture 3 (a true detector); unit 1 fires
+    on every pixel of 3 images of 3 different textures (IoU 64/(192+320-64) = 0.143 with each, by
+    chance); unit 2 fires on the colour-1 patches (a pixel-level detector, untested); unit 3 never."""
+    rng = np.random.default_rng(seed)
+    textures = rng.permutation(np.repeat(TEXTURES, 5))
+    seg = np.zeros((40, 1, SIZE, SIZE), np.uint16)
+    seg[:, 0, :2, :2] = 1
+    acts = np.zeros((40, 4, SIZE, SIZE), np.float32)
+    acts[textures == 3, 0] = 1.0
+    chosen = [int(np.nonzero(textures == t)[0][0]) for t in (4, 6, 9)]
+    acts[chosen, 1] = 1.0
+    acts[:, 2, :2, :2] = 1.0
+    return acts, seg, [[int(t)] for t in textures]
+
+
+def _part(acts, seg, image_labels, units, batches=None, shards=()):
+    layer, whole, area = _tally(acts, seg, image_labels, units, batches=batches)
+    return TallyPart(acts.shape[0], area, {"conv": layer}, "digest", shards, whole)
+
+
+@pytest.mark.parametrize("denominator", ["original", "lite"])
+def test_a_true_detector_gets_the_minimum_p_and_a_chance_one_gets_p_1(denominator):
+    acts, seg, image_labels = _known_truth()
+    part = _part(acts, seg, image_labels, 4)
+    pvals = chance.p_values(part, ["conv"], PRIMARY, len(CATS), denominator, 200, 0)["conv"]
+    assert np.isnan(pvals[:, 0]).all()  # no whole-image colour label: untested
+    assert pvals[0, 1] == 1 / 201  # no shuffle of 40 images puts texture 3's five together again (p ~ 1e-6 each)
+    assert pvals[1, 1] == 1.0  # any label holding one of its 3 images reaches 0.143: every shuffle does
+    assert pvals[3, 1] == 1.0  # IoU 0: the null is never below it
+
+    vocab = {"primary": PRIMARY, "names": np.array([""] + [f"l{i}" for i in range(1, len(PRIMARY))], dtype=object), "categories": CATS}
+    thresholds = Thresholds(40, 0.005, {"conv": LayerThresholds((SIZE, SIZE), np.full(4, 0.5, np.float32), TopImages(1))})
+    summary = summarize(iou_table(part, thresholds, vocab, ["conv"], denominator), ["conv"], CATS, 0.04, {"conv": 4})
+    units = summary["conv"]["unit_labels"]
+    assert [u["label"] for u in units[:3]] == ["l3", units[1]["label"], "l1"] and units[1]["iou"] == pytest.approx(64 / 448)
+    chance.annotate(summary, {"conv": pvals}, chance.whole_image_only(part, PRIMARY), CATS, 0.01)
+    assert [u["chance_p"] for u in units] == [1 / 201, 1.0, None, None]
+    layer = summary["conv"]
+    assert (layer["detectors"], layer["detectors_above_chance"], layer["whole_image_detectors_at_chance"]) == (3, 2, 1)
+    assert layer["detectors_above_chance_per_category"] == {"color": 1, "texture": 1}
+
+
+def _random_case(seed, n=24):
+    """Random maps (3 units) on images of two segmentation sizes (6x6 then 8x8), with colour
+    pixels, a pixel-level texture (11) and 0-2 whole-image textures per image (some none)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for size, count in ((6, n // 2), (8, n - n // 2)):
+        seg = rng.choice([0, 1, 2, 11], size=(count, 1, size, size), p=[0.5, 0.2, 0.2, 0.1]).astype(np.uint16)
+        acts = rng.normal(size=(count, 3, 4, 4)).astype(np.float32)
+        labels = [sorted(rng.choice(TEXTURES, size=rng.integers(0, 3), replace=False).tolist()) for _ in range(count)]
+        out.append((acts, seg, labels))
+    return out
+
+
+@pytest.mark.parametrize("denominator", ["original", "lite"])
+def test_the_null_equals_the_engine_tally_of_the_permuted_labels(denominator):
+    """For each of a few permutations, tally the dataset again with the whole-image label sets
+    moved among the images that hold one (the engine's per-pixel counting): its act is the
+    original's (both denominators), and its best texture IoU per unit is the null's, even where
+    the images differ in size (the area moves with the labels)."""
+    pieces = _random_case(1)
+    parts = [_tally(a, s, l, 3, threshold=1.0) for a, s, l in pieces]
+    layer, whole, area = parts[0]
+    layer.merge(parts[1][0])
+    whole.merge(parts[1][1])
+    area = area + parts[1][2]
+    part = TallyPart(24, area, {"conv": layer}, "digest", (), whole)
+    only = chance.whole_image_only(part, PRIMARY)
+    assert only[3:11].any() and not only[11] and not only[:3].any()
+    labels = np.nonzero(only)[0]
+    held = whole.indicator(len(PRIMARY))
+    rows = np.nonzero(held[:, labels].any(1))[0]
+    image_labels = [l for _, _, ls in pieces for l in ls]
+    with_labels = [i for i, l in enumerate(image_labels) if l]
+    assert rows.size == len(with_labels) < 24
+    perms = chance.permutations(rows.size, 4, 7, 1)
+    act = layer.act_original if denominator == "original" else layer.act_lite
+    null = chance.permuted_max_iou(layer.whole_active[rows], held[np.ix_(rows, labels)], whole.pixels[rows], act[:, 1], perms)
+    acts = [a for a, _, _ in pieces]
+    segs = [s for _, s, _ in pieces]
+    for p, perm in enumerate(perms):
+        moved = list(image_labels)
+        for i, j in enumerate(perm):
+            moved[with_labels[i]] = image_labels[with_labels[j]]
+        again = [_tally(acts[b], segs[b], moved[b * 12 : (b + 1) * 12], 3, threshold=1.0) for b in range(2)]
+        shuffled = again[0][0].merge(again[1][0])
+        np.testing.assert_array_equal(shuffled.act_original, layer.act_original)
+        np.testing.assert_array_equal(shuffled.act_lite, layer.act_lite)
+        a = again[0][2] + again[1][2]
+        act_k = (shuffled.act_original if denominator == "original" else shuffled.act_lite)[:, 1]
+        inter = shuffled.inter[:, labels]
+        union = act_k[:, None] + a[labels][None] - inter
+        direct = np.where(union > 0, inter / np.maximum(union, 1), 0.0).max(1)
+        np.testing.assert_array_equal(null[p], direct)
+
+
+def test_permuted_tallies_equal_a_direct_loop_over_images():
+    rng = np.random.default_rng(3)
+    counts = rng.integers(0, 30, size=(7, 5))
+    sets = rng.random((7, 4)) < 0.4
+    pixels = rng.choice([36, 64], size=7)
+    perms = chance.permutations(7, 6, 0, 2)
+    assert all(sorted(p) == list(range(7)) for p in perms) and len({tuple(p) for p in perms}) > 1
+    inter, area = chance.permuted_tallies(counts, sets, pixels, perms)
+    for p, perm in enumerate(perms):
+        for lab in range(4):
+            want_area = 0
+            for unit in range(5):
+                want = 0
+                for i in range(7):
+                    if sets[perm[i], lab]:
+                        want += counts[i, unit]
+                assert inter[p, unit, lab] == want
+            for i in range(7):
+                want_area += pixels[i] if sets[perm[i], lab] else 0
+            assert area[p, lab] == want_area
+
+
+def test_parts_concatenate_their_rows_in_shard_order_whatever_the_merge_order(tmp_path):
+    acts, seg, image_labels = _known_truth()
+    one = _part(acts, seg, image_labels, 4)
+    first = _part(acts[:20], seg[:20], image_labels[:20], 4, shards=("a-000000.tar",))
+    second = _part(acts[20:], seg[20:], image_labels[20:], 4, shards=("a-000001.tar",))
+    write_state(tmp_path / "1.npz", first)
+    write_state(tmp_path / "2.npz", second)
+    for order in (("1", "2"), ("2", "1")):
+        merged = engine.sum_tallies([tmp_path / f"{name}.npz" for name in order])
+        np.testing.assert_array_equal(merged.layers["conv"].whole_active, one.layers["conv"].whole_active)
+        for what in ("pixels", "image", "label"):
+            np.testing.assert_array_equal(getattr(merged.whole, what), getattr(one.whole, what))
+        assert merged.shards == ("a-000000.tar", "a-000001.tar")
+    with pytest.raises(DataError, match="both cover shard"):
+        engine.sum_tallies([tmp_path / "1.npz", tmp_path / "1.npz"])
+
+
+def test_a_part_of_the_previous_layout_or_without_rows_is_refused(tmp_path):
+    acts, seg, image_labels = _known_truth()
+    state = _part(acts, seg, image_labels, 4).state_dict()
+    state["version"] = np.array(3)
+    del state["whole"]
+    from cnninterp.dissect.statefile import flatten
+
+    np.savez(tmp_path / "old.npz", **flatten(state))
+    with pytest.raises(DataError, match="old.npz") as err:
+        read_state(tmp_path / "old.npz", TallyPart)
+    assert "rerun" in str(err.value)
+    bare = _part(acts, seg, image_labels, 4)
+    bare.whole = WholeImageLabels()  # a part built without its per-image labels
+    with pytest.raises(DataError, match="per-image counts of 40 images and labels of 0"):
+        chance.p_values(bare, ["conv"], PRIMARY, len(CATS), "original", 100, 0)
+
+
+def test_settings_are_checked_and_too_few_permutations_for_alpha_refused():
+    assert chance.chance_settings({}) == {"chance_permutations": 1000, "chance_alpha": 0.01, "chance_seed": 0}
+    with pytest.raises(ConfigError, match="1/11, is not below chance_alpha 0.05; give at least 20 permutations"):
+        chance.chance_settings({"chance_permutations": 10, "chance_alpha": 0.05})
+    with pytest.raises(ConfigError, match="chance_alpha"):
+        chance.chance_settings({"chance_alpha": 1.5})
+    assert chance.chance_settings({"chance_permutations": 0, "chance_alpha": 0.5})["chance_permutations"] == 0
+
+
+def test_gather_adds_the_chance_level_and_keeps_every_other_number(tmp_path):
+    acts, seg, image_labels = _known_truth()
+    part = _part(acts, seg, image_labels, 4)
+    thresholds = Thresholds(40, 0.005, {"conv": LayerThresholds((SIZE, SIZE), np.full(4, 0.5, np.float32), TopImages(1))})
+    thresholds.layers["conv"].tops.add(torch.from_numpy(acts[:1, :, :2, :2]), ["k0"], torch.ones(1, 4))
+    part.thresholds = thresholds.digest(["conv"])
+    labels = [{"number": i, "name": f"l{i}", "primary": CATS[p]} for i, p in enumerate(PRIMARY) if p >= 0]
+    manifest = {"categories": CATS, "labels": labels, "splits": {"train": {"samples": 40, "shards": []}}}
+    out = {}
+    for p in (0, 200):
+        engine.gather([part], thresholds, manifest, ["conv"], "original", 0.04, tmp_path / str(p), {"chance_permutations": p})
+        out[p] = json.loads((tmp_path / str(p) / "summary.json").read_text())
+    assert out[200]["settings"]["chance_permutations"] == 200 and out[200]["settings"]["chance_alpha"] == 0.01
+    plain, with_null = out[0]["layers"]["conv"], out[200]["layers"]["conv"]
+    assert "detectors_above_chance" not in plain
+    assert (with_null["detectors_above_chance"], with_null["whole_image_detectors_at_chance"]) == (2, 1)
+    assert [u.pop("chance_p") for u in with_null["unit_labels"]] == [1 / 201, 1.0, None, None]
+    for key, value in plain.items():
+        assert with_null[key] == value, key
