@@ -80,7 +80,9 @@ def test_synthetic_shards_are_deterministic_and_load(tmp_path):
 
 
 # --- Udacity -----------------------------------------------------------------------------------
-def write_udacity(folder, n=10, gap_at=None, nan_at=None, drop_column=None, missing_frame=None):
+def write_udacity(folder, n=10, gap_at=None, nan_at=None, drop_column=None, missing_frame=None, angle0=0.0):
+    """A Udacity folder in the real layout: n frames 50 ms apart (2 s more from frame ``gap_at`` on), grey
+    level 10 i and angle ``angle0`` + 0.01 i radians for frame i, each also as an ignored left_camera row."""
     from PIL import Image
 
     (folder / "center").mkdir(parents=True)
@@ -93,7 +95,7 @@ def write_udacity(folder, n=10, gap_at=None, nan_at=None, drop_column=None, miss
             name = f"{sub}/{stamp}.jpg"
             if not (missing_frame == i and cam == "center_camera"):
                 Image.fromarray(np.full((48, 64, 3), 10 * i, np.uint8)).save(folder / name)
-            angle = "nan" if nan_at == i and cam == "center_camera" else f"{0.01 * i:.4f}"
+            angle = "nan" if nan_at == i and cam == "center_camera" else f"{angle0 + 0.01 * i:.4f}"
             rows.append({"index": len(rows), "timestamp": stamp, "width": 64, "height": 48, "frame_id": cam,
                          "filename": name, "angle": angle, "torque": 0.1, "speed": 10.0, "lat": 37.0, "long": -122.0, "alt": 1.0})
     with open(folder / "interpolated.csv", "w", newline="") as handle:
@@ -110,11 +112,16 @@ def test_udacity_reader_takes_the_centre_camera_and_cuts_at_gaps(tmp_path):
     assert recs[0].frames.shape == (6, 3, 20, 40)
     assert recs[0].angle[3] == pytest.approx(0.03)
     assert recs[1].frames[0].mean() == pytest.approx(60, abs=2)  # frame 6 (grey level 60)
+    assert [r.drive for r in recs] == ["ud", "ud"]  # two pieces of one drive
     manifest = driving.convert_recordings(recs, tmp_path / "shards", seq_len=3, test_every=2, source={"kind": "udacity"})
-    # 6 frames -> 2 sequences, 4 frames -> 1 sequence; no sequence crosses the gap
-    assert manifest["splits"]["train"]["samples"] + manifest["splits"]["test"]["samples"] == 3
+    # 6 frames -> 2 sequences, 4 frames -> 1 sequence; no sequence crosses the gap. One drive (fewer than
+    # test_every): a block at its end after a gap sequence, not the second piece held out whole beside the first
+    assert {k: v["samples"] for k, v in manifest["splits"].items()} == {"train": 1, "test": 1}
+    assert manifest["split"]["gap_sequences"] == 1 and manifest["split"]["test_drives"] == ["ud"]
     data = driving.load_split(tmp_path / "shards", "train")
     assert data["frames"].shape[1:] == (3, 3, 20, 40) and "cause" not in data
+    assert np.allclose(data["angle"][0], [0.0, 0.01, 0.02])  # frames 0-2; frames 3-5 are the gap
+    assert np.allclose(driving.load_split(tmp_path / "shards", "test")["angle"][0], [0.06, 0.07, 0.08])
 
 
 @pytest.mark.parametrize("fault, message", [

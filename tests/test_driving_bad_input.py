@@ -86,6 +86,6 @@ def test_left_out_frames_are_counted_and_an_empty_test_split_is_refused(tmp_path
     assert manifest["dropped"] == {"frames": 3 + 3, "recordings": ["short"]}  # all of short, long's tail
     assert {k: v["samples"] for k, v in manifest["splits"].items()} == {"train": 1, "test": 1}  # and one gap sequence
     assert "6 frame(s) left out" in capsys.readouterr().out
-    with pytest.raises(DataError, match=r"x: 1 sequence\(s\) of 8 frames in 2 recording\(s\): too few to hold out test sequences"):
+    with pytest.raises(DataError, match=r"x: 1 sequence\(s\) of 8 frames in 2 recording\(s\) of 2 drive\(s\): too few to hold out test sequences"):
         driving.convert_recordings(recordings, tmp_path / "b", seq_len=8, test_every=2, source={"path": "x"})
     assert not (tmp_path / "b").exists()

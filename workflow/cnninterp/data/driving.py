@@ -26,16 +26,27 @@ Synthetic roads (``generate_driving``)
     causal mask is the marking pixels in the look-ahead band, the rows whose depth lies in
     [L/band, L·band].
 
-Real formats (readers; sequences never cross a recording boundary)
+Real formats (readers; sequences never cross a piece boundary, the split never a drive)
+    A *drive* is one source recording: the split holds out whole drives, or a block at each drive's
+    end (``split_windows``). A *piece* (``Recording``) is a run of consecutive frames inside one
+    drive; sequences are cut inside pieces. Cutting a drive into pieces does not make them
+    independent (neighbouring pieces can be seconds apart), so pieces of one drive always stay on
+    one side of the split (``Recording.drive``).
+
     - Udacity: a folder holding ``interpolated.csv`` (header ``index,timestamp,width,height,
       frame_id,filename,angle,torque,speed,lat,long,alt``, timestamp in ns, angle in radians),
-      frames under ``center/`` etc.; only ``center_camera`` rows are used. Each folder with its own
-      ``interpolated.csv`` (the given one, or its sub-folders) is a recording; a timestamp gap above
-      ``max_gap_s`` also cuts one.
+      frames under ``center/`` etc.; only ``center_camera`` rows are used. Drive: each folder with
+      its own ``interpolated.csv`` (the given one, or its sub-folders). Pieces: cut at each
+      timestamp gap above ``max_gap_s``.
     - comma.ai research: ``camera/<name>.h5`` (dataset ``X`` uint8 (N, 3, 160, 320), 20 Hz) and
       ``log/<name>.h5`` (100 Hz; ``cam1_ptr`` the camera frame of each log row, ``steering_angle``
       in degrees of the steering wheel, ``speed``). A frame's angle is the mean of its log rows,
-      converted to radians; frames with no log row cut the recording.
+      converted to radians. Drive: each ``<name>``. Pieces: cut where frames have no log row.
+
+Each split can be written on its own (``splits``), into its own folder: the training data's job
+then depends only on the settings that change the training data. Both manifests record
+``shared``, the settings both splits were drawn with, so an evaluation can refuse a test split
+that does not belong to the training split (``check_same_draw``).
 """
 
 from __future__ import annotations
@@ -290,37 +301,85 @@ def _sample(key: str, arrays: dict[str, np.ndarray]) -> dict:
     return {"__key__": key, **{f"{name}.npy": npy_bytes(np.ascontiguousarray(a)) for name, a in arrays.items()}}
 
 
+SPLITS = ("train", "test")
+
+
+def _check_splits(splits) -> tuple[str, ...]:
+    splits = tuple(splits)
+    if not splits or any(s not in SPLITS for s in splits) or len(set(splits)) != len(splits):
+        raise ValueError(f"splits must be distinct names among {SPLITS}, got {splits}")
+    return splits
+
+
 def generate_driving(out_dir: str | Path, spec: RoadSpec, train_sequences: int, test_sequences: int,
-                     seed: int = 0, shard_size: int = 64) -> dict:
-    """Write synthetic road sequences as driving shards (splits train and test); return the manifest."""
+                     seed: int = 0, shard_size: int = 64, splits=SPLITS) -> dict:
+    """Write synthetic road sequences as driving shards (the splits named in ``splits``, train and
+    test by default); return the manifest.
+
+    Each split draws from its own seed stream (``default_rng([seed, 0])`` for train, ``[seed, 1]``
+    for test), so the training sequences are the same whatever ``test_sequences`` is (and the test
+    sequences whatever ``train_sequences`` is), and a folder holding one split has a manifest that
+    does not mention the other split's count: the training data's job is keyed by the settings
+    that change the training data only."""
     cam = spec.camera
+    splits = _check_splits(splits)
+    counts = {"train": train_sequences, "test": test_sequences}
 
     def samples():
-        for split, count in (("test", test_sequences), ("train", train_sequences)):
+        for split in ("test", "train"):
+            if split not in splits:
+                continue
             sub = np.random.default_rng([seed, 0 if split == "train" else 1])
-            for i in range(count):
+            for i in range(counts[split]):
                 yield split, _sample(f"seq-{i:06d}", synthetic_sequence(sub, spec))
 
-    config = {"seq_len": spec.seq_len, "offset": spec.offset, "heading": spec.heading, "c0": spec.c0, "c1": spec.c1,
+    shared = {"seq_len": spec.seq_len, "offset": spec.offset, "heading": spec.heading, "c0": spec.c0, "c1": spec.c1,
               "distractors": spec.distractors, "speed": spec.speed, "outer": spec.outer,
               "lateral_scale": spec.lateral_scale, "pitch_px": spec.pitch_px, "height": cam.height, "width": cam.width,
-              "lookahead": cam.lookahead, "band": cam.band, "train_sequences": train_sequences,
-              "test_sequences": test_sequences, "seed": seed, "shard_size": shard_size}
+              "lookahead": cam.lookahead, "band": cam.band, "seed": seed}
+    config = {**shared, **{f"{s}_sequences": counts[s] for s in SPLITS if s in splits}, "shard_size": shard_size}
     manifest = {"dataset": "driving", "source": {"kind": "synthetic"}, "config": config, "has_cause": True,
                 "height": cam.height, "width": cam.width, "seq_len": spec.seq_len, "angle_unit": "rad",
-                "fields": ["frames", "angle", "cause", "distractor"]}
+                "fields": ["frames", "angle", "cause", "distractor"], "shared": {"source": {"kind": "synthetic"}, **shared}}
     return write_shards(samples(), out_dir, shard_size, manifest)
+
+
+def check_same_draw(train_dir: str | Path, test_dir: str | Path) -> None:
+    """Refuse a test split that was not drawn with its training split: the ``shared`` settings of
+    the two folders' manifests (source, generator or reader settings, the split rule; see
+    ``generate_driving`` / ``convert_recordings``) must be equal. DataError naming both manifests
+    and the first differing setting otherwise."""
+    from .shards import MANIFEST, read_manifest
+
+    if Path(train_dir).resolve() == Path(test_dir).resolve():
+        return
+    train, test = read_manifest(train_dir).get("shared"), read_manifest(test_dir).get("shared")
+    if train is None or test is None or train != test:
+        keys = sorted(set(train or {}) | set(test or {}))
+        diff = next((k for k in keys if (train or {}).get(k) != (test or {}).get(k)), "shared")
+        raise DataError(
+            f"{Path(test_dir) / MANIFEST} was not drawn with {Path(train_dir) / MANIFEST}: {diff} is "
+            f"{(test or {}).get(diff)!r} there against {(train or {}).get(diff)!r}, so its sequences are not held out "
+            f"from that training data; write both splits with the same settings (cnninterp attention data --split train / test)")
 
 
 # ---------------------------------------------------------------------------------------------
 # real formats
 @dataclass
 class Recording:
-    """One recording's frames uint8 (N, 3, H, W) and angles float32 (N,) radians, in time order."""
+    """One piece of a drive: frames uint8 (N, 3, H, W) and angles float32 (N,) radians, consecutive
+    in time. ``drive`` names the source recording it was cut from (the Udacity folder, the comma.ai
+    file; see the module docstring); empty: the piece is a drive of its own."""
 
     name: str
     frames: np.ndarray
     angle: np.ndarray
+    drive: str = ""
+
+    @property
+    def source(self) -> str:
+        """The drive's name (``drive``, or ``name`` for a piece that is a drive of its own)."""
+        return self.drive or self.name
 
 
 def _resize(frame_hwc: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -343,8 +402,9 @@ def _finite_angle(value: str | float, where: str) -> float:
 
 def read_udacity(folder: str | Path, height: int, width: int, max_gap_s: float = 0.5) -> list[Recording]:
     """Read a Udacity folder (``interpolated.csv`` + frames), or a folder whose sub-folders are such
-    folders (one per recording, in name order): the center_camera frames in time order, split into
-    recordings at each folder and at timestamp gaps above ``max_gap_s``. Frames uint8 (N, 3, height,
+    folders (one drive each, in name order): the center_camera frames in time order, cut into pieces
+    at timestamp gaps above ``max_gap_s``. Each piece's ``drive`` is its folder's name (the pieces of
+    one folder are one drive and stay on one side of the split). Frames uint8 (N, 3, height,
     width), angles float32 (N,) radians. DataError names the file on bad input."""
     folder = Path(folder)
     csv_path = folder / "interpolated.csv"
@@ -380,7 +440,8 @@ def read_udacity(folder: str | Path, height: int, width: int, max_gap_s: float =
 
     def close():
         if frames:
-            recordings.append(Recording(f"{folder.name}-{len(recordings)}", np.stack(frames), np.array(angles, np.float32)))
+            recordings.append(Recording(f"{folder.name}-{len(recordings)}", np.stack(frames), np.array(angles, np.float32),
+                                        drive=folder.name))
         frames.clear()
         angles.clear()
 
@@ -402,8 +463,9 @@ def read_udacity(folder: str | Path, height: int, width: int, max_gap_s: float =
 
 
 def read_comma(root: str | Path, height: int, width: int) -> list[Recording]:
-    """Read comma.ai research data (``camera/<name>.h5`` + ``log/<name>.h5``), one or more recordings
-    per name (cut where frames have no log rows). Angles in radians. DataError names the file."""
+    """Read comma.ai research data (``camera/<name>.h5`` + ``log/<name>.h5``): per name (one drive)
+    one or more pieces (cut where frames have no log rows), each with ``drive`` = name. Frames uint8
+    (N, 3, height, width), angles float32 (N,) radians. DataError names the file."""
     import h5py
 
     root = Path(root)
@@ -455,7 +517,8 @@ def read_comma(root: str | Path, height: int, width: int) -> list[Recording]:
                     start = i if start is None else start
                 elif start is not None:
                     frames = np.stack([_resize(np.asarray(x[j]).transpose(1, 2, 0), height, width) for j in range(start, i)])
-                    recordings.append(Recording(f"{cam_path.stem}-{start}", frames, np.radians(angle[start:i]).astype(np.float32)))
+                    recordings.append(Recording(f"{cam_path.stem}-{start}", frames, np.radians(angle[start:i]).astype(np.float32),
+                                                drive=cam_path.stem))
                     start = None
     return recordings
 
@@ -485,60 +548,91 @@ def cut_sequences(recordings: list[Recording], seq_len: int) -> Iterator[tuple[s
             yield rec.name, {"frames": rec.frames[s : s + seq_len], "angle": rec.angle[s : s + seq_len]}
 
 
-def split_windows(windows: list[int], test_every: int) -> list[list[str]]:
-    """Held-out test sequences of real recordings, none next to a training one: per recording (its
+def split_windows(windows: list[int], test_every: int, drives: list[str] | None = None) -> list[list[str]]:
+    """Held-out test sequences of real recordings, none next to a training one: per piece (its
     count of sequences in ``windows``) a list of "train" / "test" / "gap" per sequence.
 
-    Neighbouring frames are near copies (50 ms apart at 20 Hz), so a test sequence beside a training
-    one measures interpolation. With at least ``test_every`` recordings that hold a sequence, every
-    ``test_every``-th of them is held out whole. Otherwise each recording's last
-    max(1, n // test_every) sequences are held out as one block, the sequence before it is a gap
-    (used by neither split), and a recording too short for train + gap + test (n < block + 2) goes to train.
+    ``drives`` names each piece's drive (the source recording it was cut from; by default each
+    piece is a drive of its own); a drive's pieces are taken in the order given (time order). The
+    split is over drives, never pieces: pieces of one drive can be seconds apart, so holding out
+    one while training on its neighbour measures interpolation, as neighbouring frames (50 ms apart
+    at 20 Hz) do. With at least ``test_every`` drives that hold a sequence, every
+    ``test_every``-th of them is held out whole (all its pieces). Otherwise each drive's last
+    max(1, n // test_every) sequences (n: the drive's count, over its pieces in order) are held out
+    as one block, the sequence before it is a gap (used by neither split), and a drive too short
+    for train + gap + test (n < block + 2) goes to train.
     """
-    used = [i for i, n in enumerate(windows) if n > 0]
+    drives = [str(i) for i in range(len(windows))] if drives is None else list(drives)
+    if len(drives) != len(windows):
+        raise ValueError(f"{len(drives)} drive names for {len(windows)} pieces")
+    order: dict[str, list[int]] = {}  # drive -> its pieces, in the order given
+    for i, d in enumerate(drives):
+        order.setdefault(d, []).append(i)
+    per_drive: dict[str, list[str]] = {}
+    used = [d for d, pieces in order.items() if sum(windows[i] for i in pieces) > 0]
     if len(used) >= test_every:
-        held = {i for k, i in enumerate(used) if k % test_every == test_every - 1}
-        return [["test" if i in held else "train"] * n for i, n in enumerate(windows)]
-    out = []
-    for n in windows:
-        block = max(1, n // test_every)
-        out.append(["train"] * (n - block - 1) + ["gap"] + ["test"] * block if n >= block + 2 else ["train"] * n)
+        held = {d for k, d in enumerate(used) if k % test_every == test_every - 1}
+        for d, pieces in order.items():
+            per_drive[d] = ["test" if d in held else "train"] * sum(windows[i] for i in pieces)
+    else:
+        for d, pieces in order.items():
+            n = sum(windows[i] for i in pieces)
+            block = max(1, n // test_every)
+            per_drive[d] = ["train"] * (n - block - 1) + ["gap"] + ["test"] * block if n >= block + 2 else ["train"] * n
+    out: list[list[str]] = [[] for _ in windows]
+    for d, pieces in order.items():
+        labels = iter(per_drive[d])
+        for i in pieces:
+            out[i] = [next(labels) for _ in range(windows[i])]
     return out
 
 
 def convert_recordings(recordings: list[Recording], out_dir: str | Path, seq_len: int, test_every: int,
-                       source: dict, shard_size: int = 64) -> dict:
-    """Write real recordings as driving shards, test sequences held out away from the training ones
-    (``split_windows``: whole recordings, or a block at each recording's end after a one-sequence gap)."""
+                       source: dict, shard_size: int = 64, splits=SPLITS) -> dict:
+    """Write real recordings (pieces of drives, see ``Recording``) as driving shards, the splits named
+    in ``splits`` (train and test by default), test sequences held out away from the training ones
+    (``split_windows``: whole drives, or a block at each drive's end after a one-sequence gap).
+    The split depends on every recording and on ``seq_len`` and ``test_every``, so each of those
+    changes the training data too; the manifest's ``shared`` holds them (and ``source``)."""
+    splits = _check_splits(splits)
     seqs = list(cut_sequences(recordings, seq_len))
     if not seqs:
         raise DataError(f"{source.get('path')}: no recording holds {seq_len} consecutive frames")
     height, width = seqs[0][1]["frames"].shape[2:]
-    per_recording = split_windows([len(r.angle) // seq_len for r in recordings], test_every)
+    per_recording = split_windows([len(r.angle) // seq_len for r in recordings], test_every,
+                                  [r.source for r in recordings])
     split_of = [s for rec in per_recording for s in rec]
+    drives = list(dict.fromkeys(r.source for r in recordings))
     if "test" not in split_of or "train" not in split_of:
-        raise DataError(f"{source.get('path')}: {len(seqs)} sequence(s) of {seq_len} frames in {len(recordings)} recording(s): "
-                        f"too few to hold out test sequences with a gap of one sequence from the training ones (test_every = "
-                        f"{test_every}: at least {test_every} recordings, or one of at least 3 sequences; shorten seq_len or lower test_every)")
+        raise DataError(f"{source.get('path')}: {len(seqs)} sequence(s) of {seq_len} frames in {len(recordings)} recording(s) "
+                        f"of {len(drives)} drive(s): too few to hold out test sequences with a gap of one sequence from the "
+                        f"training ones (test_every = {test_every}: at least {test_every} drives, or one of at least 3 "
+                        f"sequences; shorten seq_len or lower test_every)")
     dropped = dropped_frames(recordings, seq_len)
     if dropped["frames"]:
         print(f"driving: {dropped['frames']} frame(s) left out (recording tails shorter than {seq_len} frames; "
               f"recordings too short for one sequence: {dropped['recordings'] or 'none'})")
-    whole = all(len(set(rec)) <= 1 for rec in per_recording)
-    split = {"rule": "whole recordings" if whole else "a block at each recording's end after a gap", "test_every": test_every,
+    whole = all(len(set(rec)) <= 1 for rec in per_recording) and "gap" not in split_of
+    split = {"rule": "whole drives" if whole else "a block at each drive's end after a gap", "test_every": test_every,
              "gap_sequences": split_of.count("gap"),
-             "test_recordings": [r.name for r, rec in zip(recordings, per_recording) if "test" in rec]}
+             "test_recordings": [r.name for r, rec in zip(recordings, per_recording) if "test" in rec],
+             "test_drives": list(dict.fromkeys(r.source for r, rec in zip(recordings, per_recording) if "test" in rec))}
 
     def samples():
         for part in ("test", "train"):
+            if part not in splits:
+                continue
             for i, (_, arrays) in enumerate(seqs):
                 if split_of[i] == part:
                     yield part, _sample(f"seq-{i:06d}", arrays)
 
+    names = [r.name for r in recordings]
+    shared = {"source": source, "seq_len": seq_len, "test_every": test_every, "height": int(height), "width": int(width),
+              "recordings": {r.name: [r.source, int(len(r.angle))] for r in recordings}, "split": split}
     manifest = {"dataset": "driving", "source": source, "has_cause": False, "height": int(height), "width": int(width),
                 "seq_len": seq_len, "angle_unit": "rad", "fields": ["frames", "angle"],
                 "config": {"seq_len": seq_len, "test_every": test_every, "shard_size": shard_size},
-                "recordings": [r.name for r in recordings], "dropped": dropped, "split": split}
+                "recordings": names, "drives": drives, "dropped": dropped, "split": split, "shared": shared}
     return write_shards(samples(), out_dir, shard_size, manifest)
 
 
@@ -555,5 +649,5 @@ def load_split(shard_dir: str | Path, split: str) -> dict[str, np.ndarray]:
     return {k: np.stack(v) for k, v in out.items()}
 
 
-__all__ = ["Camera", "Distractor", "Road", "RoadSpec", "cause_mask", "convert_recordings", "generate_driving",
+__all__ = ["Camera", "Distractor", "Road", "RoadSpec", "SPLITS", "cause_mask", "check_same_draw", "convert_recordings", "generate_driving",
            "load_split", "markings", "split_windows", "pursuit_angle", "read_comma", "read_udacity", "render_frame"]
