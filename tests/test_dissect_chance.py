@@ -220,3 +220,23 @@ def test_gather_adds_the_chance_level_and_keeps_every_other_number(tmp_path):
     assert [u.pop("chance_p") for u in with_null["unit_labels"]] == [1 / 201, 1.0, None, None]
     for key, value in plain.items():
         assert with_null[key] == value, key
+
+
+def test_the_report_shows_detectors_above_chance_as_in_the_summaries(tmp_path_factory):
+    """The report of the shared small results tree (tests/report_fixture.py, built once per session,
+    dissected with the default null): per layer the 'Above chance' cell is the summary's count, the
+    findings give the totals of the model and its random control, and the null is stated."""
+    import re
+
+    import report_fixture as rf
+
+    results = rf.shared_results(tmp_path_factory)
+    text = rf.shared_report(tmp_path_factory).read_text()
+    cells = re.findall(r'data-model="([^"]+)" data-chance-layer="([^"]+)" data-key="detectors_above_chance">(\d+)<', text)
+    totals = {}
+    for model in (rf.TRAINED, rf.CONTROL):
+        layers = json.loads((results / "dissect" / model / "summary.json").read_text())["layers"]
+        assert sorted((layer, int(n)) for m, layer, n in cells if m == model) == sorted((name, s["detectors_above_chance"]) for name, s in layers.items())
+        totals[model] = sum(s["detectors_above_chance"] for s in layers.values())
+    assert f'<span data-key="above_chance_total">{totals[rf.TRAINED]} trained against {totals[rf.CONTROL]} random</span>' in text
+    assert "shuffling the whole-image label sets among the probe images that carry one (1000 permutations)" in text

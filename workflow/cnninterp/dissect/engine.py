@@ -18,6 +18,7 @@ import numpy as np
 from ..data.shards import read_manifest
 from ..errors import DataError
 from . import candidates as cand
+from . import chance
 from .activations import activation_batches, collate
 from .cache import Centres, keep_for_tally, keep_values, open_cache, read_cache
 from .layers_pool import layer_pool
@@ -324,7 +325,6 @@ def gather(tally_parts, thresholds: Thresholds, manifest: dict, layers: list[str
     """
     import time
 
-    from . import chance
     from .labels import iou_table, summarize, write_results
 
     settings = dict(settings, **chance.chance_settings(settings))

@@ -46,6 +46,7 @@ def render(ctx: Context) -> dict:
             "images": summary.get("images"),
             "categories": categories(summary, order),
             "layers": layer_rows(summary),
+            "chance": chance_level(summary),
             "downloads": downloads(ctx, model.name),
             "iou_figure": iou_figure(ctx, model, summary, summaries.get(twin) if twin else None),
             "category_figure": None,
@@ -100,9 +101,20 @@ def layer_rows(summary: dict) -> list[dict]:
                 "detectors_per_category": layer["detectors_per_category"],
                 "unique_concepts": layer["unique_concepts"],
                 "unique_concepts_per_category": layer["unique_concepts_per_category"],
+                "above_chance": layer.get("detectors_above_chance"),
+                "at_chance": layer.get("whole_image_detectors_at_chance"),
             }
         )
     return rows
+
+
+def chance_level(summary: dict) -> dict | None:
+    """The permutation null's settings (``permutations``, ``alpha``) when the summary carries its
+    counts (``detectors_above_chance`` in every layer; ``dissect.chance``), else None."""
+    if not summary["layers"] or not all("detectors_above_chance" in layer for layer in summary["layers"].values()):
+        return None
+    recorded = summary.get("settings", {})
+    return {"permutations": recorded.get("chance_permutations"), "alpha": recorded.get("chance_alpha")}
 
 
 def downloads(ctx: Context, model: str) -> list[dict]:
@@ -147,7 +159,9 @@ def findings(summary: dict, control: dict | None, cats: list[str]) -> dict:
     ``unique_layer`` (the last layer's name), ``unique_trained``, ``unique_random`` and
     ``unique_random_ratio`` (None as above); each entry of ``layers`` also has ``unique`` and
     ``random_unique`` (None without a control, or where the control lacks the layer) and
-    ``random_detectors``.
+    ``random_detectors``. With the chance level of whole-image labels in the summaries
+    (``dissect.chance``): ``above_chance`` and ``random_above_chance`` per layer and the totals
+    ``trained_above_chance`` and ``random_above_chance`` (None where a summary lacks it).
     """
     layers = []
     for name, layer in summary["layers"].items():
@@ -164,6 +178,8 @@ def findings(summary: dict, control: dict | None, cats: list[str]) -> dict:
                 "unique": int(layer["unique_concepts"]),
                 "random_unique": int(twin["unique_concepts"]) if twin else None,
                 "random_detectors": int(twin["detectors"]) if twin else None,
+                "above_chance": layer.get("detectors_above_chance"),
+                "random_above_chance": twin.get("detectors_above_chance") if twin else None,
             }
         )
     found = [c for c in cats if any(l["per_category"][c] for l in layers)]
@@ -187,9 +203,17 @@ def findings(summary: dict, control: dict | None, cats: list[str]) -> dict:
         "unique_trained": top["unique"],
         "unique_random": top["random_unique"],
         "unique_random_ratio": top["random_unique"] / top["unique"] if top["random_unique"] is not None and top["unique"] else None,
+        "trained_above_chance": _total(l["above_chance"] for l in layers),
+        "random_above_chance": _total(l["random_above_chance"] for l in layers) if control else None,
         "paper": PAPER,
         "random_control": RANDOM_CONTROL,
     }
+
+
+def _total(counts) -> int | None:
+    """The sum of per-layer counts, None when a layer has none (a summary without the chance level)."""
+    counts = list(counts)
+    return None if not counts or any(c is None for c in counts) else int(sum(counts))
 
 
 def draw_profile(fig, model: DissectedModel, summary: dict, control: dict | None, cats: list[str]) -> None:
