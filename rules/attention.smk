@@ -9,15 +9,45 @@ if method_enabled(CFG, "attention"):
     }
     METHOD_TARGETS.append(metrics_path("attention"))
 
+    def attention_data_args(split):
+        """The data step's options for one split: the settings that change that split's sequences, and no
+        other (the train split's job must not be keyed by the test split's size, or changing it reruns the
+        three trainings; real sources: the split rule decides which windows train, so test_every and
+        max_gap_s key both splits)."""
+        d = ATTENTION["data"]
+        if d["source"] == "synthetic":
+            return [
+                f"--{split}-sequences",
+                d[f"{split}_sequences"],
+                "--distractors",
+                d["distractors"],
+                "--lookahead-m",
+                d["lookahead_m"],
+                "--band",
+                d["band"],
+                "--lateral-scale",
+                d["lateral_scale"],
+                "--pitch-px",
+                d["pitch_px"],
+                "--outer-road" if d["outer_road"] else "--no-outer-road",
+                "--seed",
+                ATTENTION["seed"],
+            ]
+        return [f"--path={d['path']}", "--test-every", d["test_every"]] + (
+            ["--max-gap-s", d["max_gap_s"]] if d["source"] == "udacity" else []
+        )
+
     rule attention_data:
         input:
             code=code("data.driving", cli="attention"),
         output:
-            manifest=f"{DRIVING}/manifest.json",
+            manifest=f"{DRIVING}/{{split}}/manifest.json",
         log:
-            "results/logs/attention/data.log",
+            "results/logs/attention/data_{split}.log",
         benchmark:
-            "results/benchmarks/attention/data.tsv"
+            "results/benchmarks/attention/data_{split}.tsv"
+        wildcard_constraints:
+            split="train|test",
         conda:
             ENV
         params:
@@ -27,53 +57,18 @@ if method_enabled(CFG, "attention"):
             width=ATTENTION["data"]["width"],
             seq_len=ATTENTION["data"]["seq_len"],
             shard_size=ATTENTION["data"]["shard_size"],
-            # each source's own settings only: a setting the source does not use must not key
-            # its shards (it reran the data job, three trainings and the evaluation for nothing)
-            source_args=(
-                [
-                    "--train-sequences",
-                    ATTENTION["data"]["train_sequences"],
-                    "--test-sequences",
-                    ATTENTION["data"]["test_sequences"],
-                    "--distractors",
-                    ATTENTION["data"]["distractors"],
-                    "--lookahead-m",
-                    ATTENTION["data"]["lookahead_m"],
-                    "--band",
-                    ATTENTION["data"]["band"],
-                    "--lateral-scale",
-                    ATTENTION["data"]["lateral_scale"],
-                    "--pitch-px",
-                    ATTENTION["data"]["pitch_px"],
-                    (
-                        "--outer-road"
-                        if ATTENTION["data"]["outer_road"]
-                        else "--no-outer-road"
-                    ),
-                    "--seed",
-                    ATTENTION["seed"],
-                ]
-                if ATTENTION["data"]["source"] == "synthetic"
-                else [
-                    f"--path={ATTENTION['data']['path']}",
-                    "--test-every",
-                    ATTENTION["data"]["test_every"],
-                ]
-                + (
-                    ["--max-gap-s", ATTENTION["data"]["max_gap_s"]]
-                    if ATTENTION["data"]["source"] == "udacity"
-                    else []
-                )
-            ),
+            # each source's own settings only (a setting the source does not use must not key its
+            # shards), and of those the ones that change this split (attention_data_args)
+            source_args=lambda wc: attention_data_args(wc.split),
         shell:
-            "cnninterp attention data --out {params.out:q} --source {params.source:q}"
+            "cnninterp attention data --split {wildcards.split:q} --out {params.out:q} --source {params.source:q}"
             " --height {params.height:q} --width {params.width:q}"
             " --seq-len {params.seq_len:q} --shard-size {params.shard_size:q}"
             " {params.source_args:q} > {log:q} 2>&1"
 
     rule attention_train:
         input:
-            manifest=f"{DRIVING}/manifest.json",
+            manifest=f"{DRIVING}/train/manifest.json",
             code=code("attention.train", cli="attention"),
         output:
             model="results/models/attention_{variant}/model.pt",
@@ -142,7 +137,8 @@ if method_enabled(CFG, "attention"):
 
     rule attention_evaluate:
         input:
-            manifest=f"{DRIVING}/manifest.json",
+            manifest=f"{DRIVING}/test/manifest.json",
+            train_manifest=f"{DRIVING}/train/manifest.json",
             reg="results/models/attention_reg/model.pt",
             noreg="results/models/attention_noreg/model.pt",
             cnn="results/models/attention_cnn/model.pt",
@@ -160,6 +156,7 @@ if method_enabled(CFG, "attention"):
         threads: THREADS
         params:
             shards=lambda wc, input: Path(input.manifest).parent,
+            train_shards=lambda wc, input: Path(input.train_manifest).parent,
             filter_sequences=ATTENTION["eval"]["filter_sequences"],
             level=ATTENTION["eval"]["level"],
             sigma=ATTENTION["eval"]["sigma"],
@@ -168,7 +165,7 @@ if method_enabled(CFG, "attention"):
             strip_frames=ATTENTION["eval"]["strip_frames"],
             seed=ATTENTION["seed"],
         shell:
-            "cnninterp --threads {threads} attention evaluate --shards {params.shards:q}"
+            "cnninterp --threads {threads} attention evaluate --shards {params.shards:q} --train-shards {params.train_shards:q}"
             " --attention {input.reg:q} --attention-no-reg {input.noreg:q} --cnn {input.cnn:q}"
             " --out {output.metrics:q} --filter-sequences {params.filter_sequences:q}"
             " --level {params.level:q} --sigma {params.sigma:q} --threshold {params.threshold:q}"

@@ -27,7 +27,8 @@ def test_the_dag_run_writes_the_attention_metrics_and_report_section(dag_run):
     assert set(metrics["deletion"]) == {"cause", "distractor"}
     for variant in ("reg", "noreg", "cnn"):
         assert (dag_run / f"results/models/attention_{variant}/model.pt").is_file()
-    assert (dag_run / "results/shards/driving/manifest.json").is_file()
+    for split in ("train", "test"):  # each split in its own folder, so that training depends on its split only
+        assert json.loads((dag_run / f"results/shards/driving/{split}/manifest.json").read_text())["splits"].keys() == {split}
     html = (dag_run / "results/report/index.html").read_text()
     assert "Causal attention" in html and "strip.png" in html and "blobs.png" in html
 
@@ -49,11 +50,19 @@ def test_the_attention_only_model_settings_do_not_retrain_the_cnn_baseline(dag_r
     assert ("attention_train", "variant=cnn") not in plan
 
 
-def test_changing_a_data_setting_reruns_the_whole_attention_chain(dag_run):
-    plan = edited_plan(dag_run, lambda c: c["attention"]["data"].update(distractors=3))
-    assert ATTENTION_RULES <= rules(plan)
-    assert sum(n for (rule, _), n in plan.items() if rule == "attention_train") == 3
+def test_changing_a_training_data_setting_reruns_the_training_split_the_trainings_and_the_evaluation(dag_run):
+    plan = edited_plan(dag_run, lambda c: c["attention"]["data"].update(train_sequences=7))
+    assert ("attention_data", "split=train") in plan and ("attention_data", "split=test") not in plan
+    assert sum(n for (rule, _), n in plan.items() if rule == "attention_train") == 3 and ("attention_evaluate", "") in plan
     assert rules(plan) <= ATTENTION_RULES | AROUND
+
+
+def test_a_test_only_data_setting_reruns_the_test_split_and_the_evaluation_not_the_trainings(dag_run):
+    """The test split's size does not change the training data: it must not retrain the three
+    models (it did: one data job wrote both splits and every training took its manifest)."""
+    plan = edited_plan(dag_run, lambda c: c["attention"]["data"].update(test_sequences=4))
+    assert {("attention_data", "split=test"), ("attention_evaluate", "")} <= set(plan)
+    assert set(plan) - {("attention_data", "split=test"), ("attention_evaluate", "")} <= {(r, "") for r in AROUND}
 
 
 def test_a_real_data_setting_does_not_rerun_the_synthetic_chain(dag_run):

@@ -346,3 +346,50 @@ def test_pitch_moves_the_band_rows_and_leaves_the_target_and_the_other_draws_alo
     # pitch 0 keeps the data exactly as before the option existed (the pitch is drawn last)
     again = driving.synthetic_sequence(np.random.default_rng(3), RoadSpec(camera=cam, seq_len=6, pitch_px=0.0))
     assert all(np.array_equal(flat[k], again[k]) for k in flat)
+
+
+def test_each_split_written_alone_does_not_depend_on_the_other_splits_size(tmp_path):
+    """The DAG writes train and test into their own folders (one job each), so that a test-only
+    setting does not retrain the models: the train folder (its manifest's bytes, which the models
+    record, and its sequences) must be the same whatever --test-sequences is, and the test folder
+    whatever --train-sequences is; both equal the splits written together."""
+    from cnninterp.cli import main
+
+    def data(name, split, train, test):
+        args = ["attention", "data", "--out", str(tmp_path / name), "--split", split, "--height", "16", "--width", "32",
+                "--seq-len", "2", "--distractors", "1", "--train-sequences", str(train), "--test-sequences", str(test)]
+        assert main(args) == 0
+        return (tmp_path / name / "manifest.json").read_bytes()
+
+    assert data("train_a", "train", 3, 2) == data("train_b", "train", 3, 5)
+    assert data("test_a", "test", 3, 2) == data("test_b", "test", 4, 2)
+    data("both", "both", 3, 2)
+    assert json.loads(data("train_c", "train", 3, 2))["splits"].keys() == {"train"}
+    assert json.loads((tmp_path / "test_a" / "manifest.json").read_text())["splits"].keys() == {"test"}
+    for split in ("train", "test"):
+        alone, together = driving.load_split(tmp_path / f"{split}_a", split), driving.load_split(tmp_path / "both", split)
+        assert all(np.array_equal(alone[k], together[k]) for k in ("frames", "angle", "cause", "distractor"))
+    # both folders record the settings they share, which the evaluation compares (check_same_draw)
+    driving.check_same_draw(tmp_path / "train_a", tmp_path / "test_b")
+    data("test_other", "test", 3, 2)  # same settings ...
+    other = tmp_path / "test_other2"
+    assert main(["attention", "data", "--out", str(other), "--split", "test", "--height", "16", "--width", "32",
+                 "--seq-len", "2", "--distractors", "2", "--test-sequences", "2"]) == 0  # ... but 2 distractors
+    with pytest.raises(DataError, match=r"test_other2/manifest.json was not drawn with .*train_a/manifest.json: distractors is 2 there against 1"):
+        driving.check_same_draw(tmp_path / "train_a", other)
+
+
+def test_real_data_splits_written_alone_are_the_splits_written_together(tmp_path):
+    """A Udacity folder (two drives, each cut by a gap): each split alone holds the sequences of the
+    same split written together, and both record the same shared settings."""
+    for k in range(2):
+        write_udacity(tmp_path / "ud" / f"d{k}", n=9, gap_at=5, angle0=float(k))
+    recs = driving.read_udacity(tmp_path / "ud", 8, 8)
+    for splits, name in ((("train",), "train"), (("test",), "test"), (driving.SPLITS, "both")):
+        driving.convert_recordings(recs, tmp_path / name, seq_len=2, test_every=2, source={"kind": "udacity"}, splits=splits)
+    for split in driving.SPLITS:
+        assert np.array_equal(driving.load_split(tmp_path / split, split)["angle"], driving.load_split(tmp_path / "both", split)["angle"])
+    driving.check_same_draw(tmp_path / "train", tmp_path / "test")
+    driving.convert_recordings(recs, tmp_path / "test3", seq_len=2, test_every=3, source={"kind": "udacity"}, splits=("test",))
+    with pytest.raises(DataError, match="test_every is 3 there against 2"):
+        driving.check_same_draw(tmp_path / "train", tmp_path / "test3")

@@ -140,15 +140,16 @@ def default_metrics(tmp_path_factory):
     camera = Camera(height=d["height"], width=d["width"], lookahead=d["lookahead_m"], band=d["band"])
     spec = RoadSpec(camera=camera, seq_len=d["seq_len"], distractors=d["distractors"], outer=d["outer_road"],
                     lateral_scale=d["lateral_scale"], pitch_px=d["pitch_px"])
-    shards = tmp / "driving"
-    generate_driving(shards, spec, d["train_sequences"], d["test_sequences"], seed=seed, shard_size=d["shard_size"])
+    shards = {split: tmp / "driving" / split for split in ("train", "test")}  # as the DAG writes them: one folder per split
+    for split, folder in shards.items():
+        generate_driving(folder, spec, d["train_sequences"], d["test_sequences"], seed=seed, shard_size=d["shard_size"], splits=(split,))
     models = {}
     for name, kind, lam in (("attention", "attention", t["reg_weight"]), ("attention_no_reg", "attention", 0.0), ("cnn", "cnn", 0.0)):
         models[name] = tmp / name / "model.pt"
-        train_model(shards, models[name], kind, lam, epochs=t["epochs"], batch_size=t["batch_size"], lr=t["lr"], seed=seed,
+        train_model(shards["train"], models[name], kind, lam, epochs=t["epochs"], batch_size=t["batch_size"], lr=t["lr"], seed=seed,
                     device="cpu", hidden=m["hidden"], coords=m["coords"], located=m["located"], context_norm=m["context_norm"],
                     logit_scale=m["logit_scale"], learn_scale=m["learn_scale"], clip_grad=t["clip_grad"])
-    metrics = evaluate(shards, models, tmp / "eval" / "metrics.json", seed=seed, **e)
+    metrics = evaluate(shards["test"], models, tmp / "eval" / "metrics.json", seed=seed, train_shards=shards["train"], **e)
     print(json.dumps(metrics, indent=1))
     return metrics
 

@@ -381,8 +381,10 @@ def test_uniform_start_gives_exactly_uniform_attention_that_still_learns():
 
 
 def test_evaluation_refuses_models_trained_on_other_shards(tmp_path):
-    """Held-out figures only of models trained on the shards evaluated: training records the
-    manifest's sha256 (data.trained_on), evaluation compares it (nothing compared before)."""
+    """Held-out figures only of models trained on the training split given: training records the
+    train folder's manifest sha256 (data.trained_on), evaluation compares it; and only on a test
+    split drawn with the same settings as that training split (driving.check_same_draw). The DAG
+    writes each split to its own folder, as here."""
     from cnninterp.attention.evaluate import evaluate
     from cnninterp.attention.train import train_model
     from cnninterp.data.driving import Camera, RoadSpec, generate_driving
@@ -390,13 +392,17 @@ def test_evaluation_refuses_models_trained_on_other_shards(tmp_path):
     from cnninterp.errors import DataError
 
     spec = RoadSpec(camera=Camera(height=24, width=48), seq_len=3, distractors=1)
-    for name, seed in (("a", 0), ("b", 1)):
-        generate_driving(tmp_path / name, spec, 2, 2, seed=seed, shard_size=4)
+    for name, split, seed, train in (("train", "train", 0, 2), ("test", "test", 0, 2), ("train3", "train", 0, 3),
+                                     ("test_seed1", "test", 1, 2)):
+        generate_driving(tmp_path / name, spec, train, 2, seed=seed, shard_size=4, splits=(split,))
     models = {}
     for name, kind in (("attention", "attention"), ("attention_no_reg", "attention"), ("cnn", "cnn")):
         models[name] = tmp_path / name / "model.pt"
-        train_model(tmp_path / "a", models[name], kind, 0.0, epochs=1, batch_size=2, lr=1e-3, seed=0, device="cpu", hidden=8)
-    assert torch.load(models["cnn"], weights_only=True)["config"][KEY] == manifest_sha256(tmp_path / "a")
-    with pytest.raises(DataError, match="was trained on the shards of"):
-        evaluate(tmp_path / "b", models, tmp_path / "eval" / "metrics.json")
-    assert not (tmp_path / "eval").exists()
+        train_model(tmp_path / "train", models[name], kind, 0.0, epochs=1, batch_size=2, lr=1e-3, seed=0, device="cpu", hidden=8)
+    assert torch.load(models["cnn"], weights_only=True)["config"][KEY] == manifest_sha256(tmp_path / "train")
+    out = tmp_path / "eval" / "metrics.json"
+    with pytest.raises(DataError, match="was trained on the shards of"):  # same draw, other training data
+        evaluate(tmp_path / "test", models, out, train_shards=tmp_path / "train3")
+    with pytest.raises(DataError, match=r"test_seed1/manifest.json was not drawn with .*: seed is 1 there against 0"):
+        evaluate(tmp_path / "test_seed1", models, out, train_shards=tmp_path / "train")
+    assert not (tmp_path / "eval").exists()  # the DAG run evaluates these models' layout end to end

@@ -14,7 +14,9 @@ def register(subparsers) -> None:
     sub = verb.add_subparsers(dest="attention_command", required=True)
 
     p = sub.add_parser("data", help="write the driving shards (synthetic roads, or a Udacity / comma.ai folder)")
-    p.add_argument("--out", required=True, help="shard folder, e.g. results/shards/driving")
+    p.add_argument("--out", required=True, help="shard folder, e.g. results/shards/driving/train")
+    p.add_argument("--split", default="both", choices=["train", "test", "both"],
+                   help="write this split only (each split in its own folder, so that training depends on its split alone), or both")
     p.add_argument("--source", default="synthetic", choices=["synthetic", "udacity", "comma"])
     p.add_argument("--path", default="", help="the Udacity or comma.ai folder")
     p.add_argument("--height", type=int, default=40)
@@ -59,7 +61,10 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
     p = sub.add_parser("evaluate", help="metrics.json (mae, attention_on_cause, causal_filtering, deletion) and figure data")
-    p.add_argument("--shards", required=True)
+    p.add_argument("--shards", required=True, help="the shard folder holding the test split")
+    p.add_argument("--train-shards", default=None,
+                   help="the shard folder the models were trained on (default: --shards); its manifest must be the models' and "
+                        "drawn with the same settings as the test split's")
     p.add_argument("--attention", required=True, help="model.pt of the attention model (lambda > 0)")
     p.add_argument("--attention-no-reg", required=True, help="model.pt of the attention model with lambda = 0")
     p.add_argument("--cnn", required=True, help="model.pt of the cnn baseline")
@@ -124,21 +129,23 @@ def run(args: argparse.Namespace) -> None:
         models = {"attention": args.attention, "attention_no_reg": args.attention_no_reg, "cnn": args.cnn}
         result = evaluate(args.shards, models, args.out, filter_sequences=args.filter_sequences, level=args.level,
                           sigma=args.sigma, threshold=args.threshold, cause_dilation=args.cause_dilation,
-                          strip_frames=args.strip_frames, seed=args.seed)
+                          strip_frames=args.strip_frames, seed=args.seed, train_shards=args.train_shards)
         print(f"mae: {result['mae']}; attention_on_cause: {result.get('attention_on_cause')}")
 
 
 def write_data(args: argparse.Namespace) -> dict:
-    """The ``data`` step: synthetic roads, or one of the real readers, into shards at ``args.out``."""
+    """The ``data`` step: synthetic roads, or one of the real readers, into shards at ``args.out``
+    (``args.split``: train, test, or both into one folder)."""
     from ..data import driving
     from ..errors import ConfigError
 
+    splits = driving.SPLITS if args.split == "both" else (args.split,)
     if args.source == "synthetic":
         camera = driving.Camera(height=args.height, width=args.width, lookahead=args.lookahead_m, band=args.band)
         spec = driving.RoadSpec(camera=camera, seq_len=args.seq_len, distractors=args.distractors, outer=args.outer_road,
                                    lateral_scale=args.lateral_scale, pitch_px=args.pitch_px)
         return driving.generate_driving(args.out, spec, args.train_sequences, args.test_sequences, seed=args.seed,
-                                        shard_size=args.shard_size)
+                                        shard_size=args.shard_size, splits=splits)
     if not args.path:
         raise ConfigError(f"attention.data.source is {args.source!r} but attention.data.path is not set")
     if args.source == "udacity":
@@ -146,4 +153,7 @@ def write_data(args: argparse.Namespace) -> dict:
     else:
         recordings = driving.read_comma(args.path, args.height, args.width)
     source = {"kind": args.source, "path": str(args.path)}
-    return driving.convert_recordings(recordings, args.out, args.seq_len, args.test_every, source, shard_size=args.shard_size)
+    if args.source == "udacity":  # it cuts the pieces, so it changes the sequences of both splits
+        source["max_gap_s"] = args.max_gap_s
+    return driving.convert_recordings(recordings, args.out, args.seq_len, args.test_every, source, shard_size=args.shard_size,
+                                      splits=splits)

@@ -123,17 +123,21 @@ def blob_figure(frames: np.ndarray, blobs, frames_shown: int) -> np.ndarray:
 
 def evaluate(shards: str | Path, models: dict[str, str | Path], out: str | Path, filter_sequences: int = 8,
              level: float = 0.5, sigma: float = 2.0, threshold: float = 0.1, cause_dilation: int = 3,
-             strip_frames: int = 8, seed: int = 0) -> dict:
+             strip_frames: int = 8, seed: int = 0, train_shards: str | Path | None = None) -> dict:
     """Write metrics.json (keys in the module docstring) and the figure data; return the metrics.
 
-    ``models`` maps each of MODELS to its model.pt. ``threshold`` is in units of the attention
-    model's target standard deviation (its decoder's output units).
+    ``shards`` holds the test split; ``train_shards`` (default ``shards``) the training split the
+    models were trained on: each model's recorded manifest sha256 must be that folder's, and the
+    two folders' splits must have been drawn with the same settings (``driving.check_same_draw``),
+    else DataError and nothing is written. ``models`` maps each of MODELS to its model.pt.
+    ``threshold`` is in units of the attention model's target standard deviation (its decoder's
+    output units).
     """
     import torch
     from scipy.ndimage import binary_dilation
 
     from ..atomic import atomic_path, write_json
-    from ..data.driving import load_split
+    from ..data.driving import check_same_draw, load_split
     from ..data.shards import read_manifest
     from ..errors import DataError
     from .saliency import gradient_on_cause
@@ -141,13 +145,15 @@ def evaluate(shards: str | Path, models: dict[str, str | Path], out: str | Path,
     from ..data.trained_on import check_trained_on
     from .train import load_model, to_input
 
+    train_shards = shards if train_shards is None else train_shards
     manifest = read_manifest(shards)
+    check_same_draw(train_shards, shards)
     test = load_split(shards, "test")
     frames, angle = test["frames"], test["angle"].astype(np.float64)
     has_cause = bool(manifest.get("has_cause")) and "cause" in test
     loaded = {name: load_model(models[name]) for name in MODELS}
     for name, (_, ckpt) in loaded.items():  # held-out figures only of models trained on these shards
-        check_trained_on(ckpt["config"], models[name], shards, lambda c, spec=ckpt["spec"]: [
+        check_trained_on(ckpt["config"], models[name], train_shards, lambda c, spec=ckpt["spec"]: [
             ("frame size", [spec["height"], spec["width"]], [manifest["height"], manifest["width"]])])
     outputs = {name: predict(m, ck, frames) for name, (m, ck) in loaded.items()}
     metrics: dict = {"mae": {n: float(np.abs(o["pred"] - angle).mean()) for n, o in outputs.items()},

@@ -355,7 +355,7 @@ def check_same_draw(train_dir: str | Path, test_dir: str | Path) -> None:
         return
     train, test = read_manifest(train_dir).get("shared"), read_manifest(test_dir).get("shared")
     if train is None or test is None or train != test:
-        keys = sorted(set(train or {}) | set(test or {}))
+        keys = sorted(set(train or {}) | set(test or {}), key=lambda k: (k in ("recordings", "split"), k))  # settings first
         diff = next((k for k in keys if (train or {}).get(k) != (test or {}).get(k)), "shared")
         raise DataError(
             f"{Path(test_dir) / MANIFEST} was not drawn with {Path(train_dir) / MANIFEST}: {diff} is "
