@@ -57,6 +57,14 @@ def main() -> None:
             thresholds = engine.merge_thresholds([tops], layers, total, q, [cache], engine.manifest_shards(manifest))
             part = engine.tally(None, layers, paths, thresholds, manifest, s["preprocess"], s["batch_size"], "cpu", cache)
         stages = time.time() - start
+        from cnninterp.dissect.statefile import read_state, write_state
+        from cnninterp.dissect.states import TallyPart
+
+        args.out.mkdir(parents=True, exist_ok=True)
+        start = time.time()
+        write_state(args.out / f"{name}-tally.npz", part)
+        part = read_state(args.out / f"{name}-tally.npz", TallyPart)
+        part_io = (round(time.time() - start, 2), (args.out / f"{name}-tally.npz").stat().st_size)
         times = {}
         summaries = {}
         for p in (0, args.permutations):
@@ -73,6 +81,7 @@ def main() -> None:
             "gather_s_without_null (wall, cpu)": times[0],
             "gather_s_with_null (wall, cpu)": times[args.permutations],
             "whole_image_rows": int(part.whole.images),
+            "tally_part (write+read s, bytes)": part_io,
             "layers": {layer: {
                 "detectors": summary[layer]["detectors"],
                 "detectors_above_chance": summary[layer].get("detectors_above_chance"),

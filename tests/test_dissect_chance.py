@@ -136,9 +136,11 @@ def test_the_null_equals_the_engine_tally_of_the_permuted_labels(denominator):
         np.testing.assert_array_equal(null[p], direct)
 
 
-def test_permuted_tallies_equal_a_direct_loop_over_images():
+@pytest.mark.parametrize("offset", [0, 2**23 + 1])
+def test_permuted_tallies_equal_a_direct_loop_over_images(offset):
+    """Small counts (the float32 product) and counts whose sums pass 2**24 (float32 would round)."""
     rng = np.random.default_rng(3)
-    counts = rng.integers(0, 30, size=(7, 5))
+    counts = rng.integers(0, 30, size=(7, 5)) + offset
     sets = rng.random((7, 4)) < 0.4
     pixels = rng.choice([36, 64], size=7)
     perms = chance.permutations(7, 6, 0, 2)

@@ -74,14 +74,17 @@ def permuted_tallies(counts: np.ndarray, sets: np.ndarray, pixels: np.ndarray, p
     ``counts`` (N, U) active pixels per image and unit, ``sets`` bool (N, L) the images' labels,
     ``pixels`` (N,) each image's pixel count, ``perms`` int (P, N): permutation p gives image i the
     label set of image ``perms[p, i]``. Returns (inter float64 (P, U, L), area float64 (P, L)),
-    exact integers (float64 holds counts up to 2**53).
+    exact integers (the product runs in float32 when no unit's counts sum to 2**24 or more, else
+    in float64).
     """
-    x = np.asarray(counts, np.float64)
+    # float32 products are exact while every sum of a unit's counts stays below 2**24
+    exact32 = counts.size == 0 or int(np.asarray(counts, np.int64).sum(0).max()) < 2**24
+    x = np.asarray(counts, np.float32 if exact32 else np.float64)
     n, units = x.shape
     p, labels = perms.shape[0], sets.shape[1]
-    y = sets[perms].astype(np.float64)  # (P, N, L)
-    inter = (x.T @ y.transpose(1, 0, 2).reshape(n, p * labels)).reshape(units, p, labels).transpose(1, 0, 2)
-    area = np.einsum("n,pnl->pl", np.asarray(pixels, np.float64), y)
+    y = sets[perms].astype(x.dtype)  # (P, N, L)
+    inter = (x.T @ y.transpose(1, 0, 2).reshape(n, p * labels)).reshape(units, p, labels).transpose(1, 0, 2).astype(np.float64)
+    area = np.einsum("n,pnl->pl", np.asarray(pixels, np.float64), y.astype(np.float64))
     return inter, area
 
 

@@ -153,8 +153,19 @@ class LayerTally:
         self.act_original = np.zeros((units, num_categories), dtype=np.int64)
         self.act_lite = np.zeros((units, num_categories), dtype=np.int64)
         self.act_total = np.zeros(units, dtype=np.int64)
-        self.whole_active = np.zeros((0, units), dtype=np.int32)
+        self._whole = [np.zeros((0, units), dtype=np.int32)]  # row blocks, joined when read
         self._grids: dict = {}
+
+    @property
+    def whole_active(self) -> np.ndarray:
+        """int32 (N, U): active pixels per image holding a whole-image label and unit (data order)."""
+        if len(self._whole) > 1:
+            self._whole = [np.concatenate(self._whole)]
+        return self._whole[0]
+
+    @whole_active.setter
+    def whole_active(self, value: np.ndarray) -> None:
+        self._whole = [np.asarray(value, np.int32).reshape(-1, self.units)]
 
     def add(self, acts, thresholds, labels: LabelBatch) -> None:
         """Count one batch: ``acts`` the maps float32 (B, U, h, w) tensor (any device), or their
@@ -185,8 +196,7 @@ class LayerTally:
         self.inter += np.rint(per_image.T @ labels.image_labels).astype(np.int64)
         self.act_original += np.rint(per_image.T @ labels.has_category).astype(np.int64)
         self.act_total += n_active.reshape(b, u).sum(0)
-        whole = n_active.reshape(b, u)[whole_image_rows(labels)].astype(np.int32)
-        self.whole_active = np.concatenate([self.whole_active, whole]) if self.whole_active.size else whole
+        self._whole.append(n_active.reshape(b, u)[whole_image_rows(labels)].astype(np.int32))
 
     def merge(self, other: "LayerTally", prepend: bool = False) -> "LayerTally":
         """Add ``other``'s sums (same units, labels, categories) into this tally and concatenate its
@@ -195,8 +205,7 @@ class LayerTally:
             raise ValueError("tallies of different units, labels or categories do not merge")
         for what in ("inter", "act_original", "act_lite", "act_total"):
             setattr(self, what, getattr(self, what) + getattr(other, what))
-        rows = (other.whole_active, self.whole_active) if prepend else (self.whole_active, other.whole_active)
-        self.whole_active = np.concatenate(rows)
+        self._whole = other._whole + self._whole if prepend else self._whole + other._whole
         return self
 
     def state_dict(self) -> dict:
