@@ -1,23 +1,51 @@
-# Multi-view pose (Remelli et al. 2020): multiview shards -> baseline, fusion, canonical models -> metrics
+# Multi-view pose (Remelli et al. 2020): train shards -> baseline, fusion, canonical models; eval shards (test, unseen) + models -> metrics
 if method_enabled(CFG, "multiview"):
     MULTIVIEW = CFG["multiview"]
-    MULTIVIEW_SHARDS = "results/shards/multiview"
+    # two shard folders: the training rules read only the train split's, keyed by the settings the
+    # training samples depend on (data.multiview.SPLIT_FIELDS), so a test-only setting (test count,
+    # held-out camera) reruns the evaluation data and the evaluation, not the three trainings
+    MULTIVIEW_TRAIN_SHARDS = "results/shards/multiview/train"
+    MULTIVIEW_EVAL_SHARDS = "results/shards/multiview/eval"
     METHOD_TARGETS.append(metrics_path("multiview"))
 
-    rule multiview_data:
+    rule multiview_data_train:
         input:
             code=code("data.multiview", cli="multiview"),
         output:
-            manifest=f"{MULTIVIEW_SHARDS}/manifest.json",
+            manifest=f"{MULTIVIEW_TRAIN_SHARDS}/manifest.json",
         log:
-            "results/logs/multiview/data.log",
+            "results/logs/multiview/data_train.log",
         benchmark:
-            "results/benchmarks/multiview/data.tsv"
+            "results/benchmarks/multiview/data_train.tsv"
         conda:
             ENV
         params:
             out=lambda wc, output: Path(output.manifest).parent,
             train=MULTIVIEW["data"]["train"],
+            image_size=MULTIVIEW["data"]["image_size"],
+            views=MULTIVIEW["data"]["views"],
+            occluders=MULTIVIEW["data"]["occluder_probability"],
+            shard_size=MULTIVIEW["data"]["shard_size"],
+            seed=MULTIVIEW["seed"],
+        shell:
+            "cnninterp multiview data --splits train --out {params.out:q} --train {params.train:q}"
+            " --image-size {params.image_size:q} --views {params.views:q}"
+            " --occluder-probability {params.occluders:q} --shard-size {params.shard_size:q}"
+            " --seed {params.seed:q} > {log:q} 2>&1"
+
+    rule multiview_data_eval:
+        input:
+            code=code("data.multiview", cli="multiview"),
+        output:
+            manifest=f"{MULTIVIEW_EVAL_SHARDS}/manifest.json",
+        log:
+            "results/logs/multiview/data_eval.log",
+        benchmark:
+            "results/benchmarks/multiview/data_eval.tsv"
+        conda:
+            ENV
+        params:
+            out=lambda wc, output: Path(output.manifest).parent,
             test=MULTIVIEW["data"]["test"],
             image_size=MULTIVIEW["data"]["image_size"],
             views=MULTIVIEW["data"]["views"],
@@ -27,7 +55,7 @@ if method_enabled(CFG, "multiview"):
             shard_size=MULTIVIEW["data"]["shard_size"],
             seed=MULTIVIEW["seed"],
         shell:
-            "cnninterp multiview data --out {params.out:q} --train {params.train:q} --test {params.test:q}"
+            "cnninterp multiview data --splits test unseen --out {params.out:q} --test {params.test:q}"
             " --image-size {params.image_size:q} --views {params.views:q}"
             " --heldout-view {params.heldout_view:q} --heldout-azimuth-deg {params.heldout_azimuth:q}"
             " --occluder-probability {params.occluders:q} --shard-size {params.shard_size:q}"
@@ -35,7 +63,7 @@ if method_enabled(CFG, "multiview"):
 
     rule multiview_train:
         input:
-            manifest=f"{MULTIVIEW_SHARDS}/manifest.json",
+            manifest=f"{MULTIVIEW_TRAIN_SHARDS}/manifest.json",
             code=code("multiview.train", cli="multiview"),
         output:
             model="results/models/multiview_{kind}/model.pt",
@@ -71,7 +99,8 @@ if method_enabled(CFG, "multiview"):
 
     rule multiview_evaluate:
         input:
-            manifest=f"{MULTIVIEW_SHARDS}/manifest.json",
+            manifest=f"{MULTIVIEW_EVAL_SHARDS}/manifest.json",
+            train_manifest=f"{MULTIVIEW_TRAIN_SHARDS}/manifest.json",
             baseline="results/models/multiview_baseline/model.pt",
             fusion="results/models/multiview_fusion/model.pt",
             canonical="results/models/multiview_canonical/model.pt",
@@ -89,12 +118,13 @@ if method_enabled(CFG, "multiview"):
         threads: THREADS
         params:
             shards=lambda wc, input: Path(input.manifest).parent,
+            train_shards=lambda wc, input: Path(input.train_manifest).parent,
             samples=MULTIVIEW["eval"]["samples"],
             dlt_batch=MULTIVIEW["eval"]["dlt_batch"],
             dlt_repeat=MULTIVIEW["eval"]["dlt_repeat"],
             figure_rows=MULTIVIEW["eval"]["figure_rows"],
         shell:
-            "cnninterp --threads {threads} multiview evaluate --shards {params.shards:q}"
+            "cnninterp --threads {threads} multiview evaluate --shards {params.shards:q} --train-shards {params.train_shards:q}"
             " --baseline {input.baseline:q} --fusion {input.fusion:q} --canonical {input.canonical:q}"
             " --out {output.metrics:q} --samples {params.samples:q} --dlt-batch {params.dlt_batch:q}"
             " --dlt-repeat {params.dlt_repeat:q} --figure-rows {params.figure_rows:q} > {log:q} 2>&1"

@@ -9,8 +9,9 @@ import yaml
 from dag import edited_plan, planned
 
 pytestmark = pytest.mark.slow
-MULTIVIEW_RULES = {"multiview_data", "multiview_train", "multiview_evaluate"}
+MULTIVIEW_RULES = {"multiview_data_train", "multiview_data_eval", "multiview_train", "multiview_evaluate"}
 ALWAYS = {"report", "config_snapshot", "all"}
+TRAININGS = {("multiview_train", f"kind={k}") for k in ("baseline", "fusion", "canonical")}
 
 
 def rules(plan: Counter) -> set[str]:
@@ -24,21 +25,30 @@ def test_the_dag_run_writes_the_multiview_metrics_figures_and_report_section(dag
     assert {"sii_ms", "svd_ms", "speedup", "max_abs_diff_mm"} <= set(metrics["dlt"])
     for kind in ("baseline", "fusion", "canonical"):
         assert (dag_run / f"results/models/multiview_{kind}/model.pt").is_file()
-    assert (dag_run / "results/shards/multiview/manifest.json").is_file()
+    assert set(json.loads((dag_run / "results/shards/multiview/train/manifest.json").read_text())["splits"]) == {"train"}
+    assert set(json.loads((dag_run / "results/shards/multiview/eval/manifest.json").read_text())["splits"]) == {"test", "unseen"}
     html = (dag_run / "results/report/index.html").read_text()
     assert "Multi-view pose" in html and "novel_out_of_plane.png" in html
 
 
 def test_changing_a_training_setting_reruns_only_the_multiview_training_evaluation_and_report(dag_run):
     plan = edited_plan(dag_run, lambda c: c["multiview"]["train"].update(lr=0.001))
-    assert {("multiview_train", f"kind={k}") for k in ("baseline", "fusion", "canonical")} | {("multiview_evaluate", "")} <= set(plan)
+    assert TRAININGS | {("multiview_evaluate", "")} <= set(plan)
     assert rules(plan) <= {"multiview_train", "multiview_evaluate"} | ALWAYS
     assert "report" in rules(plan)
 
 
-def test_changing_a_data_setting_reruns_the_whole_multiview_chain_only(dag_run):
-    plan = edited_plan(dag_run, lambda c: c["multiview"]["data"].update(occluder_probability=0.25))
-    assert MULTIVIEW_RULES <= rules(plan)
+def test_changing_the_training_poses_reruns_the_training_chain_not_the_evaluation_data(dag_run):
+    plan = edited_plan(dag_run, lambda c: c["multiview"]["data"].update(train=30))
+    assert {("multiview_data_train", ""), ("multiview_evaluate", "")} | TRAININGS <= set(plan)
+    assert rules(plan) <= MULTIVIEW_RULES - {"multiview_data_eval"} | ALWAYS
+
+
+def test_changing_only_the_evaluation_splits_retrains_nothing(dag_run):
+    # the test count and the moved camera define only the test and unseen splits: the three models
+    # (trained on the train split, whose samples do not depend on them) stay as they are
+    plan = edited_plan(dag_run, lambda c: c["multiview"]["data"].update(test=9, heldout_view=1, heldout_azimuth_deg=10.0))
+    assert rules(plan) & MULTIVIEW_RULES == {"multiview_data_eval", "multiview_evaluate"}
     assert rules(plan) <= MULTIVIEW_RULES | ALWAYS
 
 

@@ -81,3 +81,53 @@ def test_shards_are_deterministic_and_the_unseen_split_moves_one_camera(tmp_path
 def test_a_held_out_camera_on_a_training_position_is_refused(tmp_path):
     with pytest.raises(DataError, match="heldout_azimuth_deg 135.0 coincides"):
         mv.write_multiview(tmp_path, mv.MultiviewConfig(train=1, test=1, heldout_azimuth_deg=135.0))
+
+
+def test_the_train_split_is_the_same_bytes_whatever_the_test_only_settings(tmp_path):
+    """The workflow's training rules read a train-only folder: its manifest (whose sha256 the
+    models record) must not move with the test count or the held-out camera, and its shards must
+    be those of a full write; the evaluation folder holds the full write's test and unseen shards."""
+    base = dict(train=3, image_size=16, occluder_probability=0.5)
+    a = mv.write_multiview(tmp_path / "a", mv.MultiviewConfig(test=2, heldout_view=3, heldout_azimuth_deg=0.0, **base), splits=["train"])
+    b = mv.write_multiview(tmp_path / "b", mv.MultiviewConfig(test=5, heldout_view=1, heldout_azimuth_deg=100.0, **base), splits=["train"])
+    assert (tmp_path / "a/manifest.json").read_bytes() == (tmp_path / "b/manifest.json").read_bytes()
+    assert set(a["splits"]) == {"train"} and set(a["config"]) == {"train", "image_size", "views", "occluder_probability", "seed"}
+    cfg = mv.MultiviewConfig(test=2, **base)
+    full = mv.write_multiview(tmp_path / "full", cfg)
+    ev = mv.write_multiview(tmp_path / "eval", cfg, splits=["test", "unseen"])
+    assert a["splits"]["train"] == full["splits"]["train"]  # same shard names, counts, sha256
+    assert ev["splits"] == {k: full["splits"][k] for k in ("test", "unseen")} and "train" not in ev["config"]
+    mv.check_pair(tmp_path / "a", tmp_path / "eval")  # written with the same settings: accepted
+    mv.check_pair(tmp_path / "full", tmp_path / "full")
+    # more training poses, same generator: the first samples are the same ones
+    c = mv.write_multiview(tmp_path / "c", mv.MultiviewConfig(test=2, **{**base, "train": 4}), shard_size=3, splits=["train"])
+    assert c["splits"]["train"]["shards"][0]["sha256"] == mv.write_multiview(tmp_path / "d", cfg, shard_size=3, splits=["train"])["splits"]["train"]["shards"][0]["sha256"]
+
+
+def test_evaluation_shards_that_were_not_written_with_the_training_shards_are_refused(tmp_path):
+    cfg = mv.MultiviewConfig(train=2, test=1, image_size=16)
+    mv.write_multiview(tmp_path / "train", cfg, splits=["train"])
+    mv.write_multiview(tmp_path / "seed1", mv.MultiviewConfig(train=2, test=1, image_size=16, seed=1), splits=["test", "unseen"])
+    with pytest.raises(DataError, match=r"train/manifest.json have config.seed 0 but the evaluation shards .*seed1/manifest.json have 1"):
+        mv.check_pair(tmp_path / "train", tmp_path / "seed1")
+    mv.write_multiview(tmp_path / "size", mv.MultiviewConfig(train=2, test=1, image_size=20), splits=["test"])
+    with pytest.raises(DataError, match="have image_size 16 but the evaluation shards .* have 20"):
+        mv.check_pair(tmp_path / "train", tmp_path / "size")
+    with pytest.raises(DataError, match=r"seed1/manifest.json has no train split \(has \['test', 'unseen'\]\)"):
+        mv.check_pair(tmp_path / "seed1", tmp_path / "train")
+    with pytest.raises(DataError, match="splits must be distinct names among"):
+        mv.write_multiview(tmp_path / "bad", cfg, splits=["train", "valid"])
+    assert not (tmp_path / "bad").exists()
+
+
+def test_the_cli_writes_the_named_splits_and_refuses_them_for_a_human36m_root(tmp_path, capsys):
+    from cnninterp.cli import main
+
+    assert main(["multiview", "data", "--out", str(tmp_path / "t"), "--splits", "train", "--train", "2",
+                 "--image-size", "16", "--heldout-view", "9"]) in (0, None)  # the held-out camera does not concern train
+    assert set(mv.read_manifest(tmp_path / "t")["splits"]) == {"train"}
+    with pytest.raises(DataError, match="heldout_view < views, got views=4, heldout_view=9"):
+        mv.write_multiview(tmp_path / "u", mv.MultiviewConfig(train=1, test=1, image_size=16, heldout_view=9), splits=["unseen"])
+    code = main(["multiview", "data", "--source", "h36m", "--h36m-root", str(tmp_path), "--out", str(tmp_path / "h"), "--splits", "train"])
+    assert code == 2 and "--splits applies to the synthetic source" in capsys.readouterr().err
+    assert not (tmp_path / "h").exists()

@@ -119,29 +119,44 @@ def test_bad_model_requests_are_model_errors(tmp_path):
 
 
 def test_tiny_data_train_evaluate_writes_every_metric_and_figure(tmp_path):
+    """The workflow's layout: models trained on a train-only folder, evaluated on a test+unseen folder."""
     torch.set_num_threads(1)
-    shards = tmp_path / "shards"
-    mvdata.write_multiview(shards, mvdata.MultiviewConfig(train=16, test=6, image_size=16, occluder_probability=0.5))
+    cfg = mvdata.MultiviewConfig(train=16, test=6, image_size=16, occluder_probability=0.5)
+    train, shards = tmp_path / "train", tmp_path / "eval_shards"
+    mvdata.write_multiview(train, cfg, splits=["train"])
+    mvdata.write_multiview(shards, cfg, splits=["test", "unseen"])
     paths = {}
     for kind in ("baseline", "fusion", "canonical"):
         paths[kind] = tmp_path / kind / "model.pt"
-        train_model(shards, paths[kind], ModelSpec(kind=kind, image_size=16, channels=2, points=4, hidden=8),
+        train_model(train, paths[kind], ModelSpec(kind=kind, image_size=16, channels=2, points=4, hidden=8),
                     epochs=1, batch_size=8, lr=1e-3, weight_3d=1.0, seed=0, device="cpu")
     out = tmp_path / "eval" / "metrics.json"
-    result = evaluate(shards, paths, out, samples=6, dlt_batch=8, dlt_repeat=1, figure_rows=2)
+    kw = dict(samples=6, dlt_batch=8, dlt_repeat=1, figure_rows=2)
+    result = evaluate(shards, paths, out, train_shards=train, **kw)
     saved = json.loads(out.read_text())
     assert saved == json.loads(json.dumps(result))
     for key in ("mpjpe_mm", "mpjpe_mm_unseen_camera"):
         assert set(saved[key]) == {"baseline", "fusion", "canonical"} and all(v > 0 for v in saved[key].values())
+    assert saved["samples"] == {"test": 6, "unseen": 6}
     assert set(saved["dlt"]["speedup"]) == {"0", "1", "3"}
     assert saved["dlt"]["dtype"] == TRIANGULATION_DTYPE  # what time_dlt and triangulate use (tests/test_dlt.py)
     assert saved["novel_view_px"]["out_of_plane"]["angles_deg"] == [0.0, 30.0, 150.0, 180.0]
     assert (out.parent / "novel_in_plane.png").is_file() and (out.parent / "novel_out_of_plane.png").is_file()
-    # models trained on other shards (another seed) are refused, nothing written
+    # another test count: the training folder is untouched, the models are still accepted
+    mvdata.write_multiview(shards, mvdata.MultiviewConfig(train=16, test=4, image_size=16, occluder_probability=0.5), splits=["test", "unseen"])
+    assert evaluate(shards, paths, tmp_path / "eval4" / "metrics.json", train_shards=train, **kw)["samples"] == {"test": 4, "unseen": 4}
+    # models trained on other shards (more training poses) are refused, nothing written
     other = tmp_path / "other"
-    mvdata.write_multiview(other, mvdata.MultiviewConfig(train=16, test=6, image_size=16, occluder_probability=0.5, seed=1))
+    mvdata.write_multiview(other, mvdata.MultiviewConfig(train=17, test=6, image_size=16, occluder_probability=0.5), splits=["train"])
     with pytest.raises(DataError, match="was trained on the shards of"):
-        evaluate(other, paths, tmp_path / "eval_other" / "metrics.json", samples=6, dlt_batch=8, dlt_repeat=1, figure_rows=2)
+        evaluate(shards, paths, tmp_path / "eval_other" / "metrics.json", train_shards=other, **kw)
+    # evaluation shards written with another seed do not belong to the training shards
+    mvdata.write_multiview(tmp_path / "seed1", mvdata.MultiviewConfig(train=16, test=6, image_size=16, occluder_probability=0.5, seed=1), splits=["test"])
+    with pytest.raises(DataError, match="config.seed 0 but the evaluation shards"):
+        evaluate(tmp_path / "seed1", paths, tmp_path / "eval_other" / "metrics.json", train_shards=train, **kw)
+    # without train_shards the evaluation folder itself is the one the models must come from
+    with pytest.raises(DataError, match=r"trained on the shards of .*train/manifest.json .* but .*eval_shards/manifest.json has sha256"):
+        evaluate(shards, paths, tmp_path / "eval_other" / "metrics.json", **kw)
     assert not (tmp_path / "eval_other").exists()
 
 

@@ -18,7 +18,13 @@ capsule wins), colours per limb (left warm, right cool), and the head as a spher
 
 Splits: ``train`` and ``test`` (poses drawn from separate streams) with the rig's cameras;
 ``unseen``, test poses where view ``heldout_view`` is replaced by a camera at azimuth
-``heldout_azimuth_deg``, a position never used in training.
+``heldout_azimuth_deg``, a position never used in training. Each split draws from its own
+generator (``np.random.default_rng([seed, stream])``: train 0, test and unseen 1), so a split's
+samples depend only on the settings in ``SPLIT_FIELDS``; ``write_multiview`` can write any subset
+of the splits into one folder, whose manifest records only those settings. The workflow writes
+the training split and the evaluation splits into two folders, so that a test-only setting
+(test count, held-out camera) leaves the training manifest, and so the trained models, as they
+are; ``check_pair`` says whether two such folders belong together.
 
 Sample fields (all ``.npy``): ``images`` uint8 (V, S, S, 3); ``joints3d`` float32 (17, 3) mm;
 ``joints2d`` float32 (V, 17, 2) crop pixels; ``K`` float64 (V, 3, 3) crop intrinsics; ``R``
@@ -239,32 +245,66 @@ class MultiviewConfig:
     seed: int = 0
 
 
-def write_multiview(out_dir: str | Path, config: MultiviewConfig, shard_size: int = 1000) -> dict:
-    """Write splits ``train``, ``test`` and ``unseen`` (see the module doc) under ``out_dir``; return the manifest."""
+SPLITS = ("train", "test", "unseen")
+# the MultiviewConfig fields each split's samples depend on (and that its manifest records)
+SPLIT_FIELDS = {
+    "train": ("train", "image_size", "views", "occluder_probability", "seed"),
+    "test": ("test", "image_size", "views", "occluder_probability", "seed"),
+    "unseen": ("test", "image_size", "views", "heldout_view", "heldout_azimuth_deg", "occluder_probability", "seed"),
+}
+_STREAM = {"train": 0, "test": 1, "unseen": 1}
+
+
+def recorded_config(config: MultiviewConfig, splits) -> dict:
+    """The settings that ``splits`` depend on (``SPLIT_FIELDS``), in ``MultiviewConfig``'s field order."""
+    wanted = {f for split in splits for f in SPLIT_FIELDS[split]}
+    return {k: v for k, v in asdict(config).items() if k in wanted}
+
+
+def write_multiview(out_dir: str | Path, config: MultiviewConfig, shard_size: int = 1000, splits=SPLITS) -> dict:
+    """Write ``splits`` (a subset of ``train``, ``test``, ``unseen``; see the module doc) under
+    ``out_dir``; return the manifest, whose ``config`` holds only the settings those splits depend on.
+
+    A split's samples (and shards) are the same whatever the settings of the other splits are.
+    DataError for settings out of range or an unknown split; nothing is written then.
+    """
     c = config
+    splits = tuple(splits)
+    unknown = [s for s in splits if s not in SPLITS]
+    if not splits or unknown or len(set(splits)) != len(splits):
+        raise DataError(f"multiview: splits must be distinct names among {list(SPLITS)}, got {list(splits)}")
     if c.image_size < 16 or c.image_size % 4:
         raise DataError(f"multiview: image_size must be a multiple of 4 and >= 16, got {c.image_size}")
-    if not 0 <= c.heldout_view < c.views or c.views < 2:
-        raise DataError(f"multiview: needs views >= 2 and 0 <= heldout_view < views, got views={c.views}, heldout_view={c.heldout_view}")
-    if c.train < 1 or c.test < 1:
+    if c.views < 2:
+        raise DataError(f"multiview: needs views >= 2, got views={c.views}")
+    if "train" in splits and c.train < 1 or {"test", "unseen"} & set(splits) and c.test < 1:
         raise DataError(f"multiview: train and test must be >= 1, got {c.train} and {c.test}")
     rig = Rig(views=c.views)
     seen = rig.azimuths()
-    if np.min(np.abs((seen - c.heldout_azimuth_deg + 180) % 360 - 180)) < 1.0:
-        raise DataError(f"multiview: heldout_azimuth_deg {c.heldout_azimuth_deg} coincides with a training camera ({list(seen)})")
     unseen = seen.copy()
-    unseen[c.heldout_view] = c.heldout_azimuth_deg
+    if "unseen" in splits:
+        if not 0 <= c.heldout_view < c.views:
+            raise DataError(f"multiview: needs 0 <= heldout_view < views, got views={c.views}, heldout_view={c.heldout_view}")
+        if np.min(np.abs((seen - c.heldout_azimuth_deg + 180) % 360 - 180)) < 1.0:
+            raise DataError(f"multiview: heldout_azimuth_deg {c.heldout_azimuth_deg} coincides with a training camera ({list(seen)})")
+        unseen[c.heldout_view] = c.heldout_azimuth_deg
+    counts = {"train": c.train, "test": c.test, "unseen": c.test}
 
     def samples():
-        for split, n, stream in (("test", c.test, 1), ("train", c.train, 0), ("unseen", c.test, 1)):
-            rng = np.random.default_rng([c.seed, stream])
-            for i in range(n):
+        for split in ("test", "train", "unseen"):
+            if split not in splits:
+                continue
+            rng = np.random.default_rng([c.seed, _STREAM[split]])
+            for i in range(counts[split]):
                 X = random_pose(rng)
                 fields = make_sample(X, unseen if split == "unseen" else seen, rig, c.image_size)
                 if c.occluder_probability > 0:
                     fields["images"] = occlude(fields["images"], rng, c.occluder_probability)
                 yield split, encode_sample(f"{split}_{i:06d}", fields)
 
+    cameras = {"seen_azimuth_deg": [float(a) for a in seen]}
+    if "unseen" in splits:
+        cameras["unseen_azimuth_deg"] = [float(a) for a in unseen]
     manifest = {
         "dataset": "multiview",
         "joints": list(JOINTS),
@@ -272,11 +312,33 @@ def write_multiview(out_dir: str | Path, config: MultiviewConfig, shard_size: in
         "image_size": c.image_size,
         "views": c.views,
         "source": {"kind": "synthetic", "generator": "cnninterp.data.multiview"},
-        "cameras": {"seen_azimuth_deg": [float(a) for a in seen], "unseen_azimuth_deg": [float(a) for a in unseen],
-                    "radius_mm": rig.radius_mm, "height_mm": rig.height_mm, "focal_px": rig.focal_px},
-        "config": asdict(c),
+        "cameras": {**cameras, "radius_mm": rig.radius_mm, "height_mm": rig.height_mm, "focal_px": rig.focal_px},
+        "config": recorded_config(c, splits),
     }
     return write_shards(samples(), out_dir, shard_size, manifest)
+
+
+def check_pair(train_dir: str | Path, eval_dir: str | Path) -> None:
+    """Refuse evaluating on ``eval_dir`` models trained on ``train_dir`` unless the two folders
+    belong together: ``train_dir`` holds a ``train`` split, ``eval_dir`` a ``test`` split, and the
+    manifests agree on the dataset, source, image size, views and every setting both record
+    (seed, occluders, ...; for Human3.6M layouts the subject lists). The same folder passes.
+    DataError naming both manifests and the first disagreement otherwise."""
+    if Path(train_dir).resolve() == Path(eval_dir).resolve():
+        return
+    a, b = read_manifest(train_dir), read_manifest(eval_dir)
+    ta, tb = Path(train_dir) / "manifest.json", Path(eval_dir) / "manifest.json"
+    if "train" not in a.get("splits", {}):
+        raise DataError(f"{ta} has no train split (has {sorted(a.get('splits', {}))}): pass the training shards as the train folder")
+    if "test" not in b.get("splits", {}):
+        raise DataError(f"{tb} has no test split (has {sorted(b.get('splits', {}))}): pass the evaluation shards as the evaluation folder")
+    pairs = [(k, a.get(k), b.get(k)) for k in ("dataset", "source", "image_size", "views")]
+    ca, cb = a.get("config", {}), b.get("config", {})
+    pairs += [(f"config.{k}", ca[k], cb[k]) for k in ca if k in cb]
+    for name, was, now in pairs:
+        if was != now:
+            raise DataError(f"the training shards {ta} have {name} {was!r} but the evaluation shards {tb} have {now!r}: "
+                            f"they were not written together; rebuild both with the same settings")
 
 
 def load_split(shard_dir: str | Path, split: str, limit: int | None = None) -> dict:

@@ -28,6 +28,8 @@ def register(subparsers) -> None:
     p.add_argument("--occluder-probability", type=finite_float, default=0.0)
     p.add_argument("--shard-size", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--splits", nargs="+", default=["train", "test", "unseen"], choices=["train", "test", "unseen"],
+                   help="synthetic splits to write (default all); the workflow writes train and test+unseen into two folders")
 
     p = sub.add_parser("train", help="train the baseline, fusion or canonical model")
     p.add_argument("--shards", required=True)
@@ -44,7 +46,9 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
     p = sub.add_parser("evaluate", help="metrics.json (MPJPE per model, unseen camera, DLT timing, novel views) and figures")
-    p.add_argument("--shards", required=True)
+    p.add_argument("--shards", required=True, help="the shards with the test (and unseen) split")
+    p.add_argument("--train-shards", default=None,
+                   help="the shards the models were trained on, if another folder (checked: digest and settings)")
     p.add_argument("--baseline", required=True)
     p.add_argument("--fusion", required=True)
     p.add_argument("--canonical", required=True)
@@ -67,6 +71,8 @@ def run(args: argparse.Namespace) -> None:
         if args.source == "h36m":
             from ..data.h36m import write_h36m
 
+            if sorted(args.splits) != ["test", "train", "unseen"]:
+                raise ConfigError("cnninterp multiview data --splits applies to the synthetic source; a Human3.6M root is written whole")
             if not args.h36m_root:
                 raise ConfigError("cnninterp multiview data --source h36m needs --h36m-root")
             manifest = write_h36m(args.h36m_root, args.out, train_subjects=args.train_subjects, test_subjects=args.test_subjects,
@@ -79,7 +85,7 @@ def run(args: argparse.Namespace) -> None:
             cfg = MultiviewConfig(train=args.train, test=args.test, image_size=args.image_size, views=args.views,
                                   heldout_view=args.heldout_view, heldout_azimuth_deg=args.heldout_azimuth_deg,
                                   occluder_probability=args.occluder_probability, seed=args.seed)
-            manifest = write_multiview(args.out, cfg, shard_size=args.shard_size)
+            manifest = write_multiview(args.out, cfg, shard_size=args.shard_size, splits=args.splits)
         print(f"wrote multiview shards to {args.out}: " + str({k: v["samples"] for k, v in manifest["splits"].items()}))
     elif args.multiview_command == "train":
         from ..data.multiview import manifest_info
@@ -96,6 +102,6 @@ def run(args: argparse.Namespace) -> None:
         from .evaluate import evaluate
 
         result = evaluate(args.shards, {"baseline": args.baseline, "fusion": args.fusion, "canonical": args.canonical},
-                          args.out, samples=args.samples, dlt_batch=args.dlt_batch, dlt_repeat=args.dlt_repeat,
+                          args.out, train_shards=args.train_shards, samples=args.samples, dlt_batch=args.dlt_batch, dlt_repeat=args.dlt_repeat,
                           figure_rows=args.figure_rows)
         print(f"MPJPE (mm): {result['mpjpe_mm']}; unseen camera: {result['mpjpe_mm_unseen_camera']}")

@@ -68,14 +68,20 @@ def predict(model, data: dict, batch_size: int = 128) -> tuple[np.ndarray, np.nd
 
 
 def evaluate(shards: str | Path, models: dict, out: str | Path, *, samples: int, dlt_batch: int, dlt_repeat: int,
-             figure_rows: int) -> dict:
-    """Metrics of ``models`` ({kind: model.pt}) on ``samples`` poses per split; write ``out`` and the figures beside it."""
+             figure_rows: int, train_shards: str | Path | None = None) -> dict:
+    """Metrics of ``models`` ({kind: model.pt}) on ``samples`` poses per split of ``shards``; write
+    ``out`` and the figures beside it. ``train_shards``: the folder the models were trained on when
+    it is not ``shards`` (the workflow's layout); each model must have been trained on it
+    (``train.load_model``) and the two folders must belong together (``data.multiview.check_pair``);
+    DataError otherwise, nothing written."""
     import torch
 
     from ..atomic import atomic_path
     from ..report.figures import save_rgb_png
 
-    loaded = {k: load_model(models[k], shards) for k in KINDS}
+    trained_on = shards if train_shards is None else train_shards
+    mvdata.check_pair(trained_on, shards)
+    loaded = {k: load_model(models[k], trained_on) for k in KINDS}
     result = {"mpjpe_mm": {}, "mpjpe_mm_unseen_camera": {}, "error_2d_px": {"test": {}, "unseen": {}},
               "reprojection_px": {"test": {}, "unseen": {}}, "samples": {}}
     raw = {}
