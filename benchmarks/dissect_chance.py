@@ -36,6 +36,9 @@ def main() -> None:
     ap.add_argument("--alpha", type=float, default=0.01)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--permute-textures", type=int, default=None, metavar="SEED",
+                    help="known truth: render the default probe anew with its texture labels shuffled among the texture images "
+                         "(benchmarks/default_probe_realism.py's permute_texture_labels) and dissect that instead of --shards")
     ap.add_argument("--out", type=Path, required=True, help="a folder for the results")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -43,6 +46,8 @@ def main() -> None:
     arch = config["train"]["baseline"]["arch"]
     models = {"baseline": lambda: load_model("checkpoint", args.checkpoint),
               "baseline_random": lambda: random_model(arch, dissect_settings(config, "baseline_random")["init_seed"])}
+    if args.permute_textures is not None:
+        args.shards = permuted_probe(config, args.out.parent / f"{args.out.name}-probe", args.permute_textures)
     manifest = read_manifest(args.shards)
     paths = shard_paths(args.shards)
     total = engine.dataset_images(manifest)
@@ -94,6 +99,24 @@ def main() -> None:
         record["models"][name]["total"] = [sum(v["detectors"] for v in tot.values()), sum(v["detectors_above_chance"] or 0 for v in tot.values())]
         print(json.dumps({name: record["models"][name]}), flush=True)
     print(json.dumps(record, indent=1))
+
+
+def permuted_probe(config: dict, folder: Path, seed: int) -> Path:
+    """Render the default synthetic probe under ``folder``, shuffle its texture labels among the
+    texture images (seeded) and shard it; return the shard folder."""
+    import importlib.util
+
+    from cnninterp.data.broden_shards import convert_broden
+    from cnninterp.data.synthetic_broden import generate_broden
+
+    spec = importlib.util.spec_from_file_location("default_probe_realism", Path(__file__).with_name("default_probe_realism.py"))
+    realism = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(realism)
+    syn = config["broden"]["synthetic"]
+    generate_broden(folder / "probe", syn["n_images"], syn["image_size"], syn["seed"], syn["val_fraction"])
+    realism.permute_texture_labels(folder / "probe" / "index.csv", seed)
+    convert_broden(folder / "probe", folder / "shards", config["broden"]["shard_size"], {"kind": "synthetic"}, {})
+    return folder / "shards"
 
 
 if __name__ == "__main__":
