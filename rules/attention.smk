@@ -1,5 +1,7 @@
 # Causal attention for steering (Kim & Canny 2017): driving shards -> three steering models -> metrics
 if method_enabled(CFG, "attention"):
+    from cnninterp.attention.cli import data_args
+
     ATTENTION = CFG["attention"]
     DRIVING = "results/shards/driving"
     ATTENTION_VARIANTS = {
@@ -8,34 +10,6 @@ if method_enabled(CFG, "attention"):
         "cnn": ("cnn", 0.0),
     }
     METHOD_TARGETS.append(metrics_path("attention"))
-
-    def attention_data_args(split):
-        """The data step's options for one split: the settings that change that split's sequences, and no
-        other (the train split's job must not be keyed by the test split's size, or changing it reruns the
-        three trainings; real sources: the split rule decides which windows train, so test_every and
-        max_gap_s key both splits)."""
-        d = ATTENTION["data"]
-        if d["source"] == "synthetic":
-            return [
-                f"--{split}-sequences",
-                d[f"{split}_sequences"],
-                "--distractors",
-                d["distractors"],
-                "--lookahead-m",
-                d["lookahead_m"],
-                "--band",
-                d["band"],
-                "--lateral-scale",
-                d["lateral_scale"],
-                "--pitch-px",
-                d["pitch_px"],
-                "--outer-road" if d["outer_road"] else "--no-outer-road",
-                "--seed",
-                ATTENTION["seed"],
-            ]
-        return [f"--path={d['path']}", "--test-every", d["test_every"]] + (
-            ["--max-gap-s", d["max_gap_s"]] if d["source"] == "udacity" else []
-        )
 
     rule attention_data:
         input:
@@ -58,8 +32,10 @@ if method_enabled(CFG, "attention"):
             seq_len=ATTENTION["data"]["seq_len"],
             shard_size=ATTENTION["data"]["shard_size"],
             # each source's own settings only (a setting the source does not use must not key its
-            # shards), and of those the ones that change this split (attention_data_args)
-            source_args=lambda wc: attention_data_args(wc.split),
+            # shards), and of those the ones that change this split's sequences (data_args)
+            source_args=lambda wc: data_args(
+                ATTENTION["data"], ATTENTION["seed"], wc.split
+            ),
         shell:
             "cnninterp attention data --split {wildcards.split:q} --out {params.out:q} --source {params.source:q}"
             " --height {params.height:q} --width {params.width:q}"

@@ -393,3 +393,22 @@ def test_real_data_splits_written_alone_are_the_splits_written_together(tmp_path
     driving.convert_recordings(recs, tmp_path / "test3", seq_len=2, test_every=3, source={"kind": "udacity"}, splits=("test",))
     with pytest.raises(DataError, match="test_every is 3 there against 2"):
         driving.check_same_draw(tmp_path / "train", tmp_path / "test3")
+
+
+def test_the_data_jobs_options_key_each_split_by_its_own_count_and_real_splits_by_the_split_rule():
+    """What keys each split's data job (rules/attention.smk): the synthetic train job must not see the
+    test count (it reran the three trainings); every other synthetic setting keys both; on real data
+    the split rule decides which sequences train, so both jobs get the same options."""
+    from cnninterp.attention.cli import data_args
+    from cnninterp.config import load_schema
+
+    props = load_schema()["properties"]["attention"]["properties"]["data"]["properties"]
+    data = {k: v["default"] for k, v in props.items()}
+    train, test = data_args(data, 0, "train"), data_args(data, 0, "test")
+    assert "--test-sequences" not in train and "--train-sequences" not in test
+    drop = lambda args, opt: [a for i, a in enumerate(args) if opt not in (a, args[i - 1] if i else None)]  # noqa: E731
+    assert drop(train, "--train-sequences") == drop(test, "--test-sequences") and "--distractors" in train
+    for source in ("udacity", "comma"):
+        real = dict(data, source=source, path="/data/x")
+        assert data_args(real, 0, "train") == data_args(real, 0, "test")
+        assert "--test-every" in data_args(real, 0, "train") and ("--max-gap-s" in data_args(real, 0, "train")) == (source == "udacity")

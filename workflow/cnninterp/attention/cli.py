@@ -78,6 +78,24 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
+def data_args(data: dict, seed: int, split: str) -> list:
+    """The data step's source options for one split (``rules/attention.smk``): the settings of the
+    config block ``attention.data`` (``data``, defaults filled in) that change that split's
+    sequences, and no other, so that the train split's job, which the three trainings depend on, is
+    not keyed by the test split's size. Synthetic: the split's own count and the generator's
+    settings. Real sources (udacity, comma): the folder and the split rule, which decides which
+    sequences train (``test_every``; Udacity's ``max_gap_s`` cuts the pieces), for both splits.
+    (height, width, seq_len and shard_size are the rule's own options.) A list of str / numbers."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be train or test, got {split!r}")
+    if data["source"] == "synthetic":
+        return [f"--{split}-sequences", data[f"{split}_sequences"], "--distractors", data["distractors"],
+                "--lookahead-m", data["lookahead_m"], "--band", data["band"], "--lateral-scale", data["lateral_scale"],
+                "--pitch-px", data["pitch_px"], "--outer-road" if data["outer_road"] else "--no-outer-road", "--seed", seed]
+    return [f"--path={data['path']}", "--test-every", data["test_every"]] + (
+        ["--max-gap-s", data["max_gap_s"]] if data["source"] == "udacity" else [])
+
+
 SECTIONS = {"data": ("data",), "train": ("model", "train"), "evaluate": ("eval",)}  # the schema blocks a step's options share
 
 
