@@ -170,6 +170,7 @@ def test_comma_reader_cuts_where_frames_have_no_log(tmp_path):
     root = write_comma(tmp_path / "comma", frames=12, log_rows=40)  # the log covers frames 0..7
     recs = driving.read_comma(root, 20, 40)
     assert [len(r.angle) for r in recs] == [8]
+    assert recs[0].drive == "2016-01-30--11-24-51"  # its file is its drive: pieces of one file stay on one side of the split
 
 
 @pytest.mark.parametrize("fault, message", [
