@@ -242,3 +242,17 @@ def test_the_report_shows_detectors_above_chance_as_in_the_summaries(tmp_path_fa
         totals[model] = sum(s["detectors_above_chance"] for s in layers.values())
     assert f'<span data-key="above_chance_total">{totals[rf.TRAINED]} trained against {totals[rf.CONTROL]} random</span>' in text
     assert "shuffling the whole-image label sets among the probe images that carry one (1000 permutations)" in text
+
+
+def test_the_units_labelled_with_a_whole_image_label_get_the_p_values_of_all_units():
+    """Restricted to the units labelled with a whole-image label (what gather passes), the null
+    gives those units exactly the p-values it gives them when every unit is tested."""
+    pieces = _random_case(2)
+    layer, whole, area = _tally(*pieces[0], 3, threshold=1.0)
+    part = TallyPart(12, area, {"conv": layer}, "digest", (), whole)
+    every = chance.p_values(part, ["conv"], PRIMARY, len(CATS), "original", 150, 0)["conv"]
+    texture = int(np.nonzero(chance.whole_image_only(part, PRIMARY))[0][0])
+    assigned = {"conv": np.array([texture, 1, -1])}  # unit 0 a texture, unit 1 a colour, unit 2 nothing
+    some = chance.p_values(part, ["conv"], PRIMARY, len(CATS), "original", 150, 0, assigned)["conv"]
+    assert some[0, 1] == every[0, 1] and not np.isnan(every[1:, 1]).any()
+    assert np.isnan(some[1:]).all() and np.isnan(some[:, 0]).all()

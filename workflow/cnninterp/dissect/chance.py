@@ -100,10 +100,14 @@ def permuted_max_iou(counts: np.ndarray, sets: np.ndarray, pixels: np.ndarray, a
     return out
 
 
-def p_values(part: TallyPart, layers: list[str], primary: np.ndarray, num_categories: int, denominator: str, count: int, seed: int) -> dict:
+def p_values(part: TallyPart, layers: list[str], primary: np.ndarray, num_categories: int, denominator: str, count: int, seed: int,
+             assigned: dict | None = None) -> dict:
     """Per layer, the units' p-values under the permutation null, float64 (U, K): column k for the
-    units' best whole-image-only label of category k, NaN where k has none. DataError when the
-    part's per-image rows do not add up to its sums (parts written without them)."""
+    units' best whole-image-only label of category k, NaN where k has none. With ``assigned``
+    ({layer: int (U,) the concept number each unit is labelled with, -1 for none}) only the units
+    labelled with a whole-image-only label of k get column k (the others NaN: the cost scales with
+    the units tested). DataError when the part's per-image rows do not add up to its sums (parts
+    written without them)."""
     whole = part.whole
     for name in layers:
         rows = part.layers[name].whole_active.shape[0]
@@ -122,14 +126,17 @@ def p_values(part: TallyPart, layers: list[str], primary: np.ndarray, num_catego
         perms = permutations(rows.size, count, seed, k)
         for name in layers:
             layer = part.layers[name]
-            x = layer.whole_active[rows]
-            inter = layer.inter[:, labels]
+            units = np.arange(layer.units) if assigned is None else np.nonzero(np.isin(assigned[name], labels))[0]
+            if units.size == 0:
+                continue
+            x = layer.whole_active[np.ix_(rows, units)]
+            inter = layer.inter[np.ix_(units, labels)]
             if not np.array_equal(x.T.astype(np.int64) @ sets.astype(np.int64), inter):
                 raise DataError(f"layer {name}: the tally parts' per-image counts do not add up to their intersections: rerun the tallies")
-            act = layer.act_original if denominator == "original" else layer.act_lite
-            observed = iou(inter, act[:, [k]], part.area[labels], np.zeros(labels.size, np.int64))[0].max(1)
-            null = permuted_max_iou(x, sets, whole.pixels[rows], act[:, k], perms)
-            out[name][:, k] = (1 + (null >= observed[None]).sum(0)) / (1 + count)
+            act = (layer.act_original if denominator == "original" else layer.act_lite)[units, k]
+            observed = iou(inter, act[:, None], part.area[labels], np.zeros(labels.size, np.int64))[0].max(1)
+            null = permuted_max_iou(x, sets, whole.pixels[rows], act, perms)
+            out[name][units, k] = (1 + (null >= observed[None]).sum(0)) / (1 + count)
     return out
 
 

@@ -352,7 +352,8 @@ def gather(tally_parts, thresholds: Thresholds, manifest: dict, layers: list[str
     summary = summarize(table, layers, vocab["categories"], iou_threshold, {name: summed.layers[name].units for name in layers})
     if settings["chance_permutations"]:
         start = time.perf_counter()
-        pvals = chance.p_values(summed, layers, vocab["primary"], len(vocab["categories"]), denominator, settings["chance_permutations"], settings["chance_seed"])
+        assigned = {name: np.array([-1 if e["concept_number"] is None else e["concept_number"] for e in summary[name]["unit_labels"]], np.int64) for name in layers}
+        pvals = chance.p_values(summed, layers, vocab["primary"], len(vocab["categories"]), denominator, settings["chance_permutations"], settings["chance_seed"], assigned)
         chance.annotate(summary, pvals, chance.whole_image_only(summed, vocab["primary"]), vocab["categories"], settings["chance_alpha"])
         log.info("permutation null of whole-image labels (%d permutations): %.2f s", settings["chance_permutations"], time.perf_counter() - start)
     write_results(out_dir, table, summary, settings, summed, thresholds, layers)
