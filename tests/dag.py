@@ -8,7 +8,9 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections import Counter
+from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,11 +94,37 @@ def command(workdir: Path, *args: str) -> list[str]:
     return [str(BIN / "snakemake"), "--configfile", str(workdir / "tiny.yaml"), *args]
 
 
+@cache
+def unreachable_slurm_stub() -> list[str]:
+    """A folder to put first on PATH whose ``scontrol`` fails at once, where ``scontrol`` is
+    installed but no SLURM controller answers (else nothing).
+
+    Snakemake loads its SLURM executor plugin at every start, and the plugin asks
+    ``scontrol show config`` with a 10-s timeout: on such a host every snakemake call of these
+    tests, none of which uses SLURM, waited 9-10 s for it (tests/test_slurm.py, which does, builds
+    its own environment). Where the cluster is up (CI) scontrol answers and nothing changes.
+    """
+    scontrol = shutil.which("scontrol")
+    if scontrol is None:
+        return []
+    try:
+        if subprocess.run([scontrol, "ping"], capture_output=True, timeout=3).returncode == 0:
+            return []
+    except subprocess.TimeoutExpired:
+        pass
+    folder = Path(tempfile.mkdtemp(prefix="cnninterp-no-slurm-"))
+    stub = folder / "scontrol"
+    stub.write_text("#!/bin/sh\necho 'no SLURM controller answers on this host (tests/dag.py)' >&2\nexit 1\n")
+    stub.chmod(0o755)
+    return [str(folder)]
+
+
 def env() -> dict:
     """The caller's environment without the venv's bin on PATH, as in a shell where the venv is
-    not activated: the Snakefile itself must make the jobs find the `cnninterp` command."""
+    not activated: the Snakefile itself must make the jobs find the `cnninterp` command. Where no
+    SLURM controller answers, a failing ``scontrol`` comes first (``unreachable_slurm_stub``)."""
     path = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and Path(p).resolve() != BIN.resolve()]
-    return dict(os.environ, PATH=os.pathsep.join(path or ["/usr/bin", "/bin"]))
+    return dict(os.environ, PATH=os.pathsep.join(unreachable_slurm_stub() + (path or ["/usr/bin", "/bin"])))
 
 
 def snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
