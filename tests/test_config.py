@@ -108,3 +108,49 @@ def test_snakefile_rejects_bad_config_before_any_job(tmp_path):
     assert proc.returncode != 0
     assert "sourc" in proc.stderr + proc.stdout
     assert not (tmp_path / "wd" / "results").exists()
+
+
+def test_a_config_without_dissect_defaults_gets_the_schemas_defaults():
+    """The block's default sits behind a $ref; it used to be skipped (KeyError 'layers' in the DAG)."""
+    config = default_config()
+    del config["dissect"]["defaults"]
+    filled = validate_config(config)
+    assert filled["dissect"]["defaults"]["layers"] == ["layer1", "layer2", "layer3", "layer4"]
+    settings = dissect_settings(filled, "baseline")
+    assert (settings["quantile"], settings["iou_threshold"], settings["batch_size"], settings["top_images"]) == (0.005, 0.04, 64, 8)
+
+
+@pytest.mark.parametrize("path", [("train", "baseline", "epochs"), ("report", "gallery_units")])
+def test_a_whole_float_where_an_integer_is_due_is_refused(path):
+    """JSON Schema counts 3.0 as an integer; training's argparse then failed late, the report with a TypeError."""
+    config = default_config()
+    node = config
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = 3.0
+    with pytest.raises(ConfigError, match=re.escape(".".join(path)) + r": 3\.0 is not of type 'integer'"):
+        validate_config(config)
+
+
+def test_a_negative_seed_is_refused_before_any_job():
+    config = default_config()
+    config["broden"]["synthetic"]["seed"] = -1
+    with pytest.raises(ConfigError, match=r"broden\.synthetic\.seed: -1 is less than the minimum of 0"):
+        validate_config(config)
+
+
+def test_a_training_name_of_a_methods_model_folder_is_refused():
+    """train.icnn_cnn would write results/models/icnn_cnn/, the icnn method's folder."""
+    config = default_config()
+    config["train"]["icnn_cnn"] = dict(config["train"]["baseline"])
+    with pytest.raises(ConfigError, match=r"train\.icnn_cnn: names starting with icnn_"):
+        validate_config(config)
+
+
+def test_negative_threads_exit_2_naming_the_option(capsys):
+    """torch.set_num_threads(-1) used to end in a RuntimeError traceback."""
+    from cnninterp.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--threads", "-1", "validate-config", "--config", str(ROOT / "config.yaml")])
+    assert exit_.value.code == 2 and "--threads: must be >= 0, got -1" in capsys.readouterr().err

@@ -32,3 +32,15 @@ def json_object(text: str) -> dict:
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(f"expected a JSON object {{...}}, got {type(value).__name__}: {text[:80]!r}")
     return value
+
+
+def non_negative_int(text: str) -> int:
+    """An option's text -> int >= 0; anything else is refused (argparse then names the option and
+    exits 2), e.g. ``--threads -1``, which torch refused with a traceback."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value

@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .argtypes import finite_float, json_object
+from .argtypes import finite_float, json_object, non_negative_int
 from .errors import CnninterpError, ConfigError
 
 log = logging.getLogger("cnninterp")
@@ -38,7 +38,7 @@ def _model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``cnninterp`` command."""
     parser = argparse.ArgumentParser(prog="cnninterp", description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--threads", type=non_negative_int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -36,18 +36,52 @@ def method_enabled(config: dict, method: str) -> bool:
     return method in installed_methods() and bool(config.get(method, {}).get("enabled", True))
 
 
-def _validator_with_defaults(schema: dict):
-    """Return a jsonschema validator that also fills in ``default`` values of properties."""
+def _strict_validator_class():
+    """Draft 2020-12 whose ``integer`` is a Python int only (not bool, not a whole float).
+
+    Why: JSON Schema counts 3.0 as an integer, so ``epochs: 3.0`` was valid and failed late in the
+    training job's argparse, and ``report.gallery_units: 2.0`` ran the whole DAG and broke the
+    report with a slice TypeError."""
     from jsonschema import Draft202012Validator, validators
+
+    checker = Draft202012Validator.TYPE_CHECKER.redefine("integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
+    return validators.extend(Draft202012Validator, type_checker=checker)
+
+
+def schema_default(sub: dict, root: dict):
+    """(True, default) of the schema node ``sub``, following a local ``$ref`` ("#/$defs/...") of
+    ``root`` when ``sub`` has no ``default`` of its own; (False, None) when neither has one.
+
+    Why: ``dissect.defaults: {$ref: ...}`` kept its default behind the reference, so a config
+    without the block validated and then lost every dissection default (KeyError 'layers' after
+    the shards were built)."""
+    if "default" in sub:
+        return True, sub["default"]
+    ref = sub.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        node = root
+        for part in ref[2:].split("/"):
+            node = node[part]
+        return schema_default(node, root)
+    return False, None
+
+
+def _validator_with_defaults(schema: dict):
+    """Return a validator (``_strict_validator_class``) that also fills in the ``default`` values
+    of properties, their own or their ``$ref``'s (``schema_default``)."""
+    from jsonschema import validators
+
+    base = _strict_validator_class()
 
     def set_defaults(validator, properties, instance, schema_node):
         if isinstance(instance, dict):
             for key, sub in properties.items():
-                if isinstance(sub, dict) and "default" in sub and key not in instance:
-                    instance[key] = copy.deepcopy(sub["default"])
-        yield from Draft202012Validator.VALIDATORS["properties"](validator, properties, instance, schema_node)
+                has, default = schema_default(sub, schema) if isinstance(sub, dict) else (False, None)
+                if has and key not in instance:
+                    instance[key] = copy.deepcopy(default)
+        yield from base.VALIDATORS["properties"](validator, properties, instance, schema_node)
 
-    cls = validators.extend(Draft202012Validator, {"properties": set_defaults})
+    cls = validators.extend(base, {"properties": set_defaults})
     return cls(schema)
 
 
@@ -74,7 +108,22 @@ def validate_config(config: dict, source: str = "config") -> dict:
     if bad:
         lines = [f"  {format_path(where)}: {value} is not a finite number" for where, value in bad[:10]]
         raise ConfigError(f"invalid configuration in {source}:\n" + "\n".join(lines))
+    check_train_names(config, source)
     return config
+
+
+def check_train_names(config: dict, source: str = "config") -> None:
+    """ConfigError when a ``train.<name>`` would share ``results/models/<name>/`` with a method's
+    own models (``<method>_...``, e.g. ``icnn_cnn``): Snakemake then stopped with an
+    AmbiguousRuleException about two rules for one file."""
+    from .methods import installed_methods
+
+    methods = installed_methods()
+    for name in config.get("train", {}):
+        clash = next((m for m in methods if name == m or name.startswith(f"{m}_")), None)
+        if clash is not None:
+            raise ConfigError(f"invalid configuration in {source}:\n  train.{name}: names starting with {clash}_ are the {clash} method's "
+                              f"model folders (results/models/{clash}_...); choose another name")
 
 
 def non_finite_numbers(value, where: tuple = ()):
@@ -151,13 +200,11 @@ def validate_cli_values(command: str, values: dict, properties: dict | None = No
     ``attention data``); ``where`` is added to the message (which schema file). Raises ConfigError
     naming the option, the value and the rule it breaks.
     """
-    from jsonschema import Draft202012Validator
-
     schema = load_schema()
     props = _cli_properties(schema, command) if properties is None else properties
     known = {k: v for k, v in values.items() if k in props and v is not None}
     sub = {"$defs": schema["$defs"], "type": "object", "properties": {k: props[k] for k in known}}
-    errors = sorted(Draft202012Validator(sub).iter_errors(known), key=lambda e: list(map(str, e.absolute_path)))
+    errors = sorted(_strict_validator_class()(sub).iter_errors(known), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         lines = []
         for err in errors[:10]:
