@@ -20,9 +20,10 @@ $(STAMP): requirements.txt pyproject.toml | $(PY)
 install: $(STAMP)
 
 # the config is checked by our own reader first: Snakemake parses --configfile before the
-# Snakefile runs, and its message for invalid YAML names neither the file nor the line
+# Snakefile runs, and its message for invalid YAML names neither the file nor the line. What is
+# checked is what Snakemake runs: CONFIG laid over config.yaml (the Snakefile's configfile:)
 run: $(STAMP)
-	$(VENV)/bin/cnninterp validate-config $(CONFIG)
+	$(VENV)/bin/cnninterp validate-config config.yaml $(CONFIG)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/snakemake --cores $(CORES) --configfile $(CONFIG)
 
 test: $(STAMP)

@@ -152,5 +152,24 @@ def test_negative_threads_exit_2_naming_the_option(capsys):
     from cnninterp.cli import main
 
     with pytest.raises(SystemExit) as exit_:
-        main(["--threads", "-1", "validate-config", "--config", str(ROOT / "config.yaml")])
+        main(["--threads", "-1", "validate-config", str(ROOT / "config.yaml")])
     assert exit_.value.code == 2 and "--threads: must be >= 0, got -1" in capsys.readouterr().err
+
+
+def test_validate_config_checks_a_partial_file_laid_over_config_yaml(tmp_path, capsys):
+    """make run CONFIG=my.yaml: Snakemake lays my.yaml over config.yaml, so that is what is checked
+    (the file alone was checked before: a partial file was refused, a file without train entries
+    passed while Snakemake still planned config.yaml's baseline)."""
+    from cnninterp.cli import main
+    from cnninterp.config import load_config
+
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("broden: {synthetic: {n_images: 40}}\ndissect: {defaults: {layers: [layer4]}}\n")
+    merged = load_config(ROOT / "config.yaml", mine)
+    assert merged["broden"]["synthetic"]["n_images"] == 40 and merged["broden"]["synthetic"]["image_size"] == 112
+    assert merged["dissect"]["defaults"]["layers"] == ["layer4"] and "baseline" in merged["train"] and "baseline_random" in merged["dissect"]["models"]
+    assert main(["validate-config", str(ROOT / "config.yaml"), str(mine)]) == 0
+    assert "config.yaml + " in capsys.readouterr().out
+    mine.write_text("broden: {synthetic: {n_images: -4}}\n")
+    with pytest.raises(ConfigError, match=r"config\.yaml \+ .*mine\.yaml:\n  broden\.synthetic\.n_images"):
+        load_config(ROOT / "config.yaml", mine)

@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("validate-config", help="check a config against the schema; optionally write it resolved")
-    p.add_argument("config", nargs="?", help="a YAML config file")
+    p.add_argument("config", nargs="*", help="YAML config file(s), each laid over the ones before as Snakemake lays --configfile over config.yaml")
     p.add_argument("--json", type=json_object, default=None, help="the config as a JSON string instead of a file")
     p.add_argument("--out", default=None, help="write the validated config, defaults filled in, as JSON here")
 
@@ -185,12 +185,12 @@ def run(args) -> None:
         from .atomic import write_json
         from .config import load_config, validate_config
 
-        if (args.config is None) == (args.json is None):
-            raise CnninterpError("validate-config needs a config file or --json, not both")
-        config = load_config(args.config) if args.config else validate_config(args.json, "--json")
+        if bool(args.config) == (args.json is not None):
+            raise CnninterpError("validate-config needs config file(s) or --json, not both")
+        config = load_config(*args.config) if args.config else validate_config(args.json, "--json")
         if args.out:
             write_json(args.out, config)
-        print(f"{args.config or '--json'}: valid")
+        print(f"{' + '.join(args.config) or '--json'}: valid")
     elif cmd == "data":
         _run_data(args)
     elif cmd == "train":

@@ -142,8 +142,9 @@ def non_finite_numbers(value, where: tuple = ()):
             yield from non_finite_numbers(item, (*where, index))
 
 
-def load_config(path: str | Path) -> dict:
-    """Read a YAML config file, validate it and return it with defaults filled in."""
+def read_config_file(path: str | Path) -> dict:
+    """The mapping in a YAML config file (not validated); ConfigError naming the file (and the
+    line) when it is missing, not YAML or not a mapping."""
     import yaml
 
     path = Path(path)
@@ -156,7 +157,27 @@ def load_config(path: str | Path) -> dict:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         what = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise ConfigError(f"config file {path} is not valid YAML: {what}{where}") from None
-    return validate_config(data or {}, source=str(path))
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"config file {path} holds a {type(data).__name__}, not a mapping of settings")
+    return data or {}
+
+
+def merge_on_top(base: dict, top: dict) -> dict:
+    """``base`` with ``top``'s keys laid over it, nested mappings merged key by key (a new dict):
+    how Snakemake lays a ``--configfile`` over the Snakefile's ``configfile:``."""
+    out = copy.deepcopy(base)
+    for key, value in top.items():
+        out[key] = merge_on_top(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else copy.deepcopy(value)
+    return out
+
+
+def load_config(path: str | Path, *on_top: str | Path) -> dict:
+    """Read a YAML config file, lay the files ``on_top`` over it in order (``merge_on_top``),
+    validate the result and return it with defaults filled in."""
+    config = read_config_file(path)
+    for more in on_top:
+        config = merge_on_top(config, read_config_file(more))
+    return validate_config(config, source=" + ".join(str(p) for p in (path, *on_top)))
 
 
 def dissect_settings(config: dict, model: str) -> dict:
