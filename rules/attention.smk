@@ -13,7 +13,7 @@ if method_enabled(CFG, "attention"):
 
     rule attention_data:
         input:
-            code=code("data.driving", cli="attention"),
+            code=code("data.driving", "config", cli="attention"),
         output:
             manifest=f"{DRIVING}/{{split}}/manifest.json",
         log:
@@ -45,7 +45,7 @@ if method_enabled(CFG, "attention"):
     rule attention_train:
         input:
             manifest=f"{DRIVING}/train/manifest.json",
-            code=code("attention.train", cli="attention"),
+            code=code("attention.train", "config", cli="attention"),
         output:
             model="results/models/attention_{variant}/model.pt",
             config="results/models/attention_{variant}/config.json",
@@ -118,7 +118,7 @@ if method_enabled(CFG, "attention"):
             reg="results/models/attention_reg/model.pt",
             noreg="results/models/attention_noreg/model.pt",
             cnn="results/models/attention_cnn/model.pt",
-            code=code("attention.evaluate", cli="attention"),
+            code=code("attention.evaluate", "config", cli="attention"),
         output:
             metrics=metrics_path("attention"),
             strip="results/eval/attention/strip.npy",

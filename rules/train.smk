@@ -6,7 +6,7 @@ rule train_baseline:
             if train_setting(wc, "data") == "scene_task"
             else f"{SHARDS}/manifest.json"
         ),
-        code=code("train.baseline"),
+        code=code("train.baseline", "config"),
     output:
         # config.json is written beside model.pt: declared, so a failed retrain leaves neither
         model="results/models/{model}/model.pt",

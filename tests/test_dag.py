@@ -215,3 +215,10 @@ def test_a_dissection_jobs_code_inputs_include_what_its_command_runs(clean_run):
     assert inputs
     for files in inputs:
         assert {"workflow/cnninterp/argtypes.py", "workflow/cnninterp/config.py", "workflow/cnninterp/train/loop.py"} <= files
+    # `cnninterp train` and the attention steps check their options with config.validate_cli_values too
+    checked = {"train_baseline"} | ({"attention_data", "attention_train", "attention_evaluate"} if method_enabled(yaml.safe_load(tiny_config()), "attention") else set())
+    by_rule = {}
+    for r in rows[1:]:
+        by_rule.setdefault(r[header.index("rule")], []).append(set(r[header.index("input-file(s)")].split(",")))
+    for rule in checked:
+        assert by_rule.get(rule) and all("workflow/cnninterp/config.py" in files for files in by_rule[rule]), rule

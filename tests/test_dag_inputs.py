@@ -142,7 +142,7 @@ def test_a_quantile_change_within_the_cache_quantile_plans_no_quantile_job(dag_r
     (work / "tiny.yaml").write_text(yaml.safe_dump(config))
     manifest = yaml.safe_load((work / "results/shards/broden/manifest.json").read_text())
     shards = sorted(x["name"][: -len(".tar")] for split in manifest["splits"].values() for x in split["shards"])
-    proc = snakemake(work, "--cores", "1", *(f"results/dissect/baseline_random/parts/quantiles-{s}.npz" for s in shards))
+    proc = snakemake(work, "--cores", "2", *(f"results/dissect/baseline_random/parts/quantiles-{s}.npz" for s in shards))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(list((work / "results/dissect/baseline_random/parts").glob("cache-*.acts"))) == len(shards)
 
