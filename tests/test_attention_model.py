@@ -200,6 +200,17 @@ def test_blob_scores():
     assert causal.blob_scores([a, b], region) == (1, 2, 1)
 
 
+def test_a_blob_exactly_half_inside_the_causal_region_is_not_causal():
+    px = np.zeros((4, 4), bool)
+    px[0] = True  # 4 pixels, 2 of them in the region: not more than half
+    region = np.zeros((1, 4, 4), bool)
+    region[0, 0, :2] = True
+    half = causal.Blob(0, px, np.zeros(4, bool), kept=True)
+    assert causal.blob_scores([half], region) == (0, 1, 0)
+    region[0, 0, 2] = True  # 3 of 4
+    assert causal.blob_scores([half], region) == (1, 1, 1)
+
+
 def test_uniform_decoding_averages_the_feature_cube():
     torch.manual_seed(0)
     model = build_model(SPEC)
