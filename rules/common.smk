@@ -95,18 +95,29 @@ BRODEN_SOURCES = (
 
 
 def broden_source_file(wildcards):
-    """For downloads, the file recording the archive's computed sha256 (goes into the manifest)."""
-    if BRODEN["source"] == "download":
-        return ["results/data/broden/download.json"]
-    return []
+    """For downloads, the file recording the archive's URL and computed sha256 (goes into the
+    manifest), once a pinned broden.download.sha256 has been checked against it
+    (cnninterp.data.download.check_download_record: DataError naming the key and both digests).
+    The pin is no job's param, so pinning the digest a run recorded reruns nothing; the download
+    is a checkpoint, so a new download (a URL change) is checked when it is done, before sharding.
+    """
+    if BRODEN["source"] != "download":
+        return []
+    from cnninterp.data.download import check_download_record
+
+    info = checkpoints.broden_download.get().output.info
+    check_download_record(info, BRODEN["download"]["url"], BRODEN["download"]["sha256"])
+    return [info]
 
 
 def broden_source(wildcards):
-    """JSON describing where the Broden folder came from, recorded in the manifest."""
+    """JSON describing where the Broden folder came from, recorded in the manifest (for
+    downloads the URL; the computed sha256 comes from broden_source_file, a pin only checks it).
+    """
     kind = BRODEN["source"]
     source = {"kind": kind}
     if kind == "download":
-        source.update(BRODEN["download"])
+        source["url"] = BRODEN["download"]["url"]
     elif kind == "local":
         source["path"] = BRODEN["local"]["path"]
     else:

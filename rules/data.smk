@@ -20,7 +20,9 @@ rule broden_synthesize:
         " --val-fraction {params.val_fraction:q} > {log:q} 2>&1"
 
 
-rule broden_download:
+# a checkpoint: what reads its record (broden_source_file, which checks a pinned sha256 against
+# it) is evaluated again once a download is done, before the shards are made
+checkpoint broden_download:
     output:
         folder=directory("results/data/broden/download"),
         info="results/data/broden/download.json",
@@ -31,14 +33,11 @@ rule broden_download:
     conda:
         ENV
     params:
+        # the URL names the archive; broden.download.sha256 is no param here (a pin would rerun
+        # the download and everything after it): it is checked against download.json instead
         url=BRODEN["download"]["url"],
-        sha256=(
-            shell_args("--sha256", BRODEN["download"]["sha256"])
-            if BRODEN["download"]["sha256"]
-            else ""
-        ),
     shell:
-        "cnninterp data fetch-broden --url {params.url:q} {params.sha256}"
+        "cnninterp data fetch-broden --url {params.url:q}"
         " --archive results/data/broden/broden.zip --out {output.folder:q}"
         " --info {output.info:q} > {log:q} 2>&1"
 
@@ -66,11 +65,16 @@ checkpoint broden_shards:
             shell_args("--source-file", input.source_file) if input.source_file else ""
         ),
         source=broden_source,
-        # the probe's settings only: the training task (scene_task) has shards of its own, and
-        # the blocks of the sources not in use do not make these shards
+        # the probe's settings only: the training task (scene_task) has shards of its own, the
+        # blocks of the sources not in use do not make these shards, and a pinned download
+        # sha256 only checks the archive (broden_source_file)
         config=json.dumps(
             {
-                k: v
+                k: (
+                    {x: y for x, y in v.items() if x != "sha256"}
+                    if k == "download"
+                    else v
+                )
                 for k, v in BRODEN.items()
                 if k != "scene_task"
                 and (k == BRODEN["source"] or k not in BRODEN_SOURCES)

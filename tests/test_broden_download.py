@@ -56,3 +56,69 @@ def test_wrong_checksum_stops_before_anything_is_extracted(served_zip, tmp_path)
     assert proc.returncode == 2
     assert wrong in proc.stderr and digest in proc.stderr
     assert not (tmp_path / "download").exists() and not (tmp_path / "b.zip").exists()
+
+
+def _zip_folder(folder, archive, extra=b""):
+    """``folder`` zipped as the official archive is laid out (everything under broden1_224/);
+    ``extra`` bytes, when given, go into one more member (another archive, another digest)."""
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                zf.write(path, "broden1_224/" + path.relative_to(folder).as_posix())
+        if extra:
+            zf.writestr("broden1_224/README.txt", extra)
+    return archive.as_uri(), hashlib.sha256(archive.read_bytes()).hexdigest()
+
+
+@pytest.mark.slow
+def test_pinning_the_recorded_digest_reruns_nothing_and_a_wrong_pin_is_refused(broden_dir, tmp_path):
+    """broden.source = download in the real Snakefile, served from a file:// URL (no network):
+    the download and the shards run unpinned; pinning the digest they recorded plans exactly
+    what the unpinned config plans (no download, no sharding); a wrong pin is refused at
+    planning, naming the key and both digests; a new URL downloads again, and a new archive
+    whose digest is not the pin is refused before any shard is made."""
+    import yaml
+
+    from dag import edited_plan, make_workdir, methods_off, planned, snakemake, TINY
+
+    url, digest = _zip_folder(broden_dir, tmp_path / "a.zip")
+    config = yaml.safe_load(TINY + methods_off())
+    config["broden"].update(source="download", download={"url": url, "sha256": None})
+    work = make_workdir(tmp_path / "work", yaml.safe_dump(config))
+    manifest = work / "results/shards/broden/manifest.json"
+    proc = snakemake(work, "--cores", "1", str(manifest.relative_to(work)))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    recorded = json.loads(manifest.read_text())["source"]
+    assert recorded["sha256"] == digest and recorded["url"] == url
+
+    def rules(plan):
+        return {rule for rule, _ in plan}
+
+    unpinned = planned(work)
+    assert not rules(unpinned) & {"broden_download", "broden_shards"}, unpinned
+    assert "dissect_quantiles" in rules(unpinned)  # the shards exist: the dissections are planned
+    pinned = edited_plan(work, lambda c: c["broden"]["download"].update(sha256=digest))
+    assert pinned == unpinned
+
+    wrong = ("0" if digest[0] != "0" else "1") + digest[1:]
+    config["broden"]["download"]["sha256"] = wrong
+    (work / "tiny.yaml").write_text(yaml.safe_dump(config))
+    proc = snakemake(work, "-n")
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    for text in ("broden.download.sha256", wrong, digest):
+        assert text in output, output[-3000:]
+
+    # another archive at another URL, pinned to the first one's digest: downloaded, then refused
+    url_b, digest_b = _zip_folder(broden_dir, tmp_path / "b.zip", extra=b"another archive\n")
+    config["broden"]["download"] = {"url": url_b, "sha256": digest}
+    (work / "tiny.yaml").write_text(yaml.safe_dump(config))
+    assert {"broden_download", "broden_shards"} <= rules(planned(work))
+    before = manifest.read_bytes()
+    proc = snakemake(work, "--cores", "1", str(manifest.relative_to(work)))
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    for text in ("broden.download.sha256", digest, digest_b):
+        assert text in output, output[-3000:]
+    assert json.loads((work / "results/data/broden/download.json").read_text())["url"] == url_b
+    assert manifest.read_bytes() == before  # no shard job ran on the refused archive

@@ -20,6 +20,7 @@ except ImportError:  # running from a checkout without an installed package
 
 from cnninterp.data.download import (  # noqa: E402
     DataError,
+    check_download_record,
     download,
     fetch_and_extract,
     safe_extract_zip,
@@ -403,3 +404,46 @@ def test_fetch_and_extract(http_server, tmp_path):
     assert result == {"archive": str(archive), "sha256": digest, "verified": True}
     for name, data in members.items():
         assert (target / name).read_bytes() == data
+
+
+# ---------------------------------------------------------------------------------------------
+# check_download_record: a pinned digest against the one a finished download recorded
+# ---------------------------------------------------------------------------------------------
+
+
+def _record(tmp_path: Path, url: str, data: bytes) -> tuple[Path, str]:
+    digest = hashlib.sha256(data).hexdigest()
+    path = tmp_path / "download.json"
+    path.write_text('{"url": "%s", "sha256": "%s", "verified": false}' % (url, digest))
+    return path, digest
+
+
+def test_pinned_digest_equal_to_the_recorded_one_passes(tmp_path):
+    path, digest = _record(tmp_path, "http://x/a.zip", b"archive a")
+    assert check_download_record(path, "http://x/a.zip", None)["sha256"] == digest
+    assert check_download_record(path, "http://x/a.zip", digest.upper())["sha256"] == digest
+
+
+def test_pinned_digest_other_than_the_recorded_one_names_key_and_both_digests(tmp_path):
+    path, digest = _record(tmp_path, "http://x/a.zip", b"archive a")
+    pin = hashlib.sha256(b"archive b").hexdigest()
+    with pytest.raises(DataError) as info:
+        check_download_record(path, "http://x/a.zip", pin, key="broden.download.sha256")
+    message = str(info.value)
+    assert "broden.download.sha256" in message and pin in message and digest in message
+    assert str(path) in message
+
+
+def test_no_record_or_a_record_of_another_url_is_not_checked_yet(tmp_path):
+    pin = hashlib.sha256(b"archive b").hexdigest()
+    assert check_download_record(tmp_path / "absent.json", "http://x/a.zip", pin) is None
+    path, _ = _record(tmp_path, "http://x/a.zip", b"archive a")
+    assert check_download_record(path, "http://x/other.zip", pin) is None
+
+
+@pytest.mark.parametrize("text", ["{not json", '["a"]', '{"url": "http://x/a.zip", "sha256": "abc"}'])
+def test_unreadable_record_names_the_file(tmp_path, text):
+    path = tmp_path / "download.json"
+    path.write_text(text)
+    with pytest.raises(DataError, match="download.json"):
+        check_download_record(path, "http://x/a.zip", None)

@@ -8,12 +8,15 @@ Standard library only (``tqdm`` is used for a progress bar when it is importable
   (absolute paths, drive letters, ``..`` components, symlinks) and never leaves a partially
   extracted directory behind.
 * :func:`fetch_and_extract` chains the two.
+* :func:`check_download_record` compares a configured (pinned) digest with the one a finished
+  download recorded, so that a workflow can verify a pin without downloading again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import os
 import re
 import secrets
@@ -37,6 +40,7 @@ __all__ = [
     "download",
     "safe_extract_zip",
     "fetch_and_extract",
+    "check_download_record",
 ]
 
 _MIB = 1 << 20
@@ -437,3 +441,63 @@ def fetch_and_extract(
     digest = download(url, archive_path, sha256=sha256)
     safe_extract_zip(archive_path, target_dir)
     return {"archive": str(archive_path), "sha256": digest, "verified": sha256 is not None}
+
+
+def check_download_record(
+    record_path: str | os.PathLike,
+    url: str,
+    sha256: str | None,
+    key: str = "broden.download.sha256",
+    url_key: str = "broden.download.url",
+) -> dict | None:
+    """Check a pinned SHA-256 against the digest a finished download recorded.
+
+    ``record_path`` is the JSON object a download wrote (``cnninterp data fetch-broden --info``:
+    ``{"url": ..., "sha256": <the archive's computed digest>, "verified": ...}``). The pin is
+    a check, not a setting that changes the data: the archive is what ``url`` served, and its
+    digest is recorded whether or not a pin was given. So a workflow can pin the digest a run
+    recorded without downloading (or re-sharding) anything, and still refuse an archive whose
+    bytes differ from the pin.
+
+    Args:
+        record_path: the download's record (JSON).
+        url: the configured URL.
+        sha256: the configured (pinned) digest, 64 hex digits, or None (nothing to check).
+        key: the configuration key of ``sha256``, named in errors.
+        url_key: the configuration key of ``url``, named in errors.
+
+    Returns:
+        The record (a dict) when it describes a download of ``url``; None when there is no
+        record yet or it records another URL (the archive is to be downloaded, and checked once
+        that is done).
+
+    Raises:
+        DataError: the record is unreadable or has no 64-hex ``sha256`` (naming the file), or
+            ``sha256`` is given and differs from the recorded digest (naming ``key``, the
+            expected and the actual digest, and the URL).
+    """
+    path = Path(record_path)
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise DataError(
+            f"download record {path} is unreadable ({exc}); delete it to download {url} again"
+        ) from None
+    if not isinstance(record, dict) or not _HEX64.match(str(record.get("sha256", ""))):
+        raise DataError(
+            f"download record {path} has no SHA-256 of 64 hexadecimal digits; "
+            f"delete it to download {url} again"
+        )
+    if record.get("url") != url:
+        return None
+    expected = _normalise_sha256(sha256)
+    actual = record["sha256"]
+    if expected is not None and actual != expected:
+        raise DataError(
+            f"{key} is {expected} but the archive downloaded from {url} has SHA-256 {actual} "
+            f"(recorded in {path}). If that archive is the one you want, set {key} to {actual}; "
+            f"otherwise fix {url_key} (or delete {path} to download again)"
+        )
+    return record
