@@ -130,6 +130,12 @@ def slurm_run(cluster, tmp_path_factory):
         "--configfile",
         "tiny.yaml",
         "--slurm-keep-successful-logs",
+        # poll every second (the profile's 4 s): nine short jobs in a chain of seven waited for
+        # the polls; squeue's MinJobAge (300 s) stays far above 3 x the first interval
+        "--slurm-init-seconds-before-status-checks",
+        "1",
+        "--seconds-between-status-checks",
+        "1",
         TARGET,
     )
     assert code == 0, (
