@@ -262,23 +262,30 @@ def job_resources(stage):
     """Resource callables of a dissection rule: mem_mb and disk_mb from the data and model
     (cnninterp.dissect.resources), at least MEM_FLOOR_MB; the floor where shapes are unknown.
     """
-    from cnninterp.dissect.resources import job_resources as estimate, layer_shapes
+    from cnninterp.dissect.resources import (
+        job_resources as estimate,
+        layer_shapes,
+        manifest_image_size,
+    )
 
     def figures(wildcards):
         s = settings(wildcards)
         kind, name = s["source"].split(":", 1)
         arch = CFG["train"][name]["arch"] if kind == "trained" else name
-        size = (
-            BRODEN["synthetic"]["image_size"]
-            if BRODEN["source"] == "synthetic"
-            else 224
-        )
         # the manifest as it stands (not checkpoints.get(): a resource function must not wait
         # for a checkpoint); none yet: the floor
         try:
             with open(f"{SHARDS}/manifest.json") as handle:
                 manifest = json.load(handle)
         except (OSError, ValueError):
+            return {}
+        # the images' own size as the sharding recorded it (the dissection does not resize);
+        # the configured size only for synthetic data; unknown: the floor
+        synthetic = BRODEN["source"] == "synthetic"
+        size = manifest_image_size(
+            manifest, BRODEN["synthetic"]["image_size"] if synthetic else None
+        )
+        if size is None:
             return {}
         largest = max(
             x["samples"] for sp in manifest["splits"].values() for x in sp["shards"]

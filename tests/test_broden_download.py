@@ -8,10 +8,12 @@ import functools
 import hashlib
 import http.server
 import json
+import re
 import subprocess
 import sys
 import threading
 import zipfile
+from collections import Counter
 
 import pytest
 
@@ -76,14 +78,17 @@ def test_pinning_the_recorded_digest_reruns_nothing_and_a_wrong_pin_is_refused(b
     the download and the shards run unpinned; pinning the digest they recorded plans exactly
     what the unpinned config plans (no download, no sharding); a wrong pin is refused at
     planning, naming the key and both digests; a new URL downloads again, and a new archive
-    whose digest is not the pin is refused before any shard is made."""
+    whose digest is not the pin is refused before any shard is made. On the way: the dissection
+    jobs' memory requests follow the image size the shards recorded (64 px), not 224 px."""
     import yaml
 
-    from dag import edited_plan, make_workdir, methods_off, planned, snakemake, TINY
+    from dag import edited_plan, JOB, make_workdir, methods_off, planned, snakemake, TINY, WILDCARDS
 
     url, digest = _zip_folder(broden_dir, tmp_path / "a.zip")
     config = yaml.safe_load(TINY + methods_off())
     config["broden"].update(source="download", download={"url": url, "sha256": None})
+    # a batch whose maps at 224 px would need more than the 2000-MB floor, at 64 px less
+    config["dissect"]["defaults"]["batch_size"] = 500
     work = make_workdir(tmp_path / "work", yaml.safe_dump(config))
     manifest = work / "results/shards/broden/manifest.json"
     proc = snakemake(work, "--cores", "1", str(manifest.relative_to(work)))
@@ -94,9 +99,19 @@ def test_pinning_the_recorded_digest_reruns_nothing_and_a_wrong_pin_is_refused(b
     def rules(plan):
         return {rule for rule, _ in plan}
 
-    unpinned = planned(work)
+    plan_text = snakemake(work, "-n").stdout  # what planned() parses, read here for the requests too
+    unpinned = Counter((name, (WILDCARDS.search(body) or [None, ""])[1]) for name, body in JOB.findall(plan_text))
     assert not rules(unpinned) & {"broden_download", "broden_shards"}, unpinned
     assert "dissect_quantiles" in rules(unpinned)  # the shards exist: the dissections are planned
+
+    # the requests follow the images' own size (64 px, recorded in the manifest), not 224 px
+    assert json.loads(manifest.read_text())["image_size"] == {"max_height": 64, "max_width": 64}
+    from cnninterp.dissect.resources import job_resources, layer_shapes
+
+    at_224 = job_resources("quantiles", layer_shapes("resnet10", ["layer3", "layer4"], 224), 500, 1, 1, 1)
+    assert at_224["mem_mb"] > 2000, at_224
+    requests = [re.search(r"mem_mb=(\d+)", body).group(1) for name, body in JOB.findall(plan_text) if name == "dissect_quantiles"]
+    assert requests and set(requests) == {"2000"}, requests
     pinned = edited_plan(work, lambda c: c["broden"]["download"].update(sha256=digest))
     assert pinned == unpinned
 

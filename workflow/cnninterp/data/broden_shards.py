@@ -63,6 +63,24 @@ def encode_row(folder: BrodenFolder, row: IndexRow, coverage: CoverageCounter | 
     }
 
 
+def image_size(data: bytes, field: str) -> tuple[int, int]:
+    """(height, width) in pixels of the encoded image ``data`` (``field`` jpg or png), from its
+    header only (nothing is decoded): simplejpeg's header reader for JPEGs, PIL otherwise."""
+    if field == "jpg":
+        import simplejpeg
+
+        try:
+            height, width, _, _ = simplejpeg.decode_jpeg_header(data)
+            return int(height), int(width)
+        except ValueError:
+            pass
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as img:
+        width, height = img.size
+    return int(height), int(width)
+
+
 def label_vocabulary(folder: BrodenFolder) -> list[dict]:
     """Return the manifest's label list: number, name, categories (with coverage), primary category."""
     return [
@@ -85,13 +103,17 @@ def convert_broden(folder_path: str | Path, out_dir: str | Path, shard_size: int
     ``config`` is the config fragment that produced it; both go into the manifest with a
     ``content_sha256`` over every file read. The manifest's ``coverage`` holds each category's
     concept coverage statistics, counted from the segmentation read here (see
-    ``broden.CoverageCounter``). Returns the manifest (a dict).
+    ``broden.CoverageCounter``), and ``image_size`` the largest image height and width over the
+    samples, in pixels, read from the image files' headers (``{"max_height": H, "max_width": W}``;
+    the dissection runs at the images' own size, so its memory and disk requests follow it).
+    Returns the manifest (a dict).
     """
     from tqdm import tqdm
 
     folder = BrodenFolder(folder_path)
     digest = hashlib.sha256()
     coverage = CoverageCounter(folder.categories)
+    largest = [0, 0]  # height, width
     for name in ["index.csv", "label.csv", "category.csv"] + [f"c_{c}.csv" for c in folder.categories]:
         digest.update(name.encode() + b"\0" + (folder.root / name).read_bytes())
 
@@ -100,6 +122,9 @@ def convert_broden(folder_path: str | Path, out_dir: str | Path, shard_size: int
             sample = encode_row(folder, row, coverage)
             for name in sorted(k for k in sample if k != "__key__"):
                 digest.update(sample["__key__"].encode() + name.encode() + sample[name])
+            field = next(f for f in IMAGE_FIELDS if f in sample)
+            height, width = image_size(sample[field], field)
+            largest[:] = max(largest[0], height), max(largest[1], width)
             yield _split_name(row), sample
 
     manifest = {
@@ -116,7 +141,8 @@ def convert_broden(folder_path: str | Path, out_dir: str | Path, shard_size: int
 
     def finished_manifest() -> dict:
         # the content digest and the coverage are complete only once every sample has been read
-        return {**manifest, "coverage": coverage.statistics(folder.labels), "source": {**source, "content_sha256": digest.hexdigest()}}
+        return {**manifest, "coverage": coverage.statistics(folder.labels), "image_size": {"max_height": largest[0], "max_width": largest[1]},
+                "source": {**source, "content_sha256": digest.hexdigest()}}
 
     return write_shards(samples(), out_dir, shard_size, finished_manifest)
 

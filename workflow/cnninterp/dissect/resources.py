@@ -36,20 +36,36 @@ _FAMILIES = {
 }
 
 
-def layer_shapes(arch: str, layers: list[str], image_size: int) -> list[tuple[int, int, int]] | None:
-    """(U, h, w) of each of ``layers`` of torchvision-style ``arch`` on square images of
-    ``image_size`` px, or None if a layer is not a known stage output of a known architecture."""
+def layer_shapes(arch: str, layers: list[str], image_size: int | tuple[int, int]) -> list[tuple[int, int, int]] | None:
+    """(U, h, w) of each of ``layers`` of torchvision-style ``arch`` on images of ``image_size``
+    px (an int: square; or (height, width)), or None if a layer is not a known stage output of a
+    known architecture. A stage of stride s maps H px to ceil(H / s) (each stride-2 step of a
+    torchvision ResNet, padded as it is, rounds up)."""
     family = _FAMILIES.get(arch)
     if family is None:
         return None
+    height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
     out = []
     for name in layers:
         if name not in ("layer1", "layer2", "layer3", "layer4"):
             return None
         i = int(name[-1]) - 1
-        side = math.ceil(image_size / family[1][i])
-        out.append((family[0][i], side, side))
+        stride = family[1][i]
+        out.append((family[0][i], math.ceil(height / stride), math.ceil(width / stride)))
     return out
+
+
+def manifest_image_size(manifest: dict, fallback: int | None = None) -> tuple[int, int] | None:
+    """(height, width) of the largest images of a Broden shard manifest, as the sharding recorded
+    it (``image_size``: ``max_height``, ``max_width``, from the image files); else ``fallback``
+    (an int, square: the configured size of synthetic data) as (fallback, fallback); else None
+    (unknown: a manifest written before sizes were recorded, whose shards are rebuilt anyway
+    since the sharding code changed)."""
+    size = manifest.get("image_size") or {}
+    height, width = size.get("max_height"), size.get("max_width")
+    if isinstance(height, int) and isinstance(width, int) and height > 0 and width > 0:
+        return height, width
+    return (fallback, fallback) if fallback else None
 
 
 def _mb(nbytes: float, base: int) -> int:
