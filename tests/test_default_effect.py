@@ -128,7 +128,24 @@ def test_object_and_part_detectors_outnumber_material_ones_in_the_top_layer(foun
 
 
 @slow
+def test_the_top_layer_has_more_detectors_above_chance_than_its_random_control(found):
+    """With the permutation chance level of whole-image labels (dissect.chance: 1000 shuffles of the
+    label sets among the images holding one, p < 0.01): measured 46 trained vs 24 random in layer4
+    (benchmarks/dissect_chance.py on the pipeline's model, 1 thread; 74 vs 114 detectors by the
+    paper's rule alone). Every texture detector of both networks is at chance on this probe (5-6
+    images per texture label); with the texture labels shuffled (no texture detector is true) 5 of
+    the random control's 960 units pass as texture detectors, within the 1 % that alpha allows.
+    A margin of 1.5x inside the measured 1.9x."""
+    top = found["layers"][-1]
+    assert top["above_chance"] is not None and top["random_above_chance"] is not None, top
+    assert top["above_chance"] >= 1.5 * top["random_above_chance"], (top["above_chance"], top["random_above_chance"])
+
+
+@slow
 @pytest.mark.xfail(strict=True, reason=(
+    "above the chance level of whole-image labels (dissect.chance) the totals are 144 trained vs "
+    "111 random (layer1-4 45/36/17/46 vs 43/33/11/24): the random control's lower layers hold as "
+    "many colour detectors as the trained network's, and those are pixel-level, genuine detections. "
     "unit counts: the trained network has fewer detectors than its random control (167, 181 and "
     "186 vs 250). What the counts show: the random resnet10's layer4 units are texture detectors (90 of "
     "its 114, 15 textures; texture images are the only probe images patterned edge to edge, their "
