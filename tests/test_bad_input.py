@@ -272,6 +272,13 @@ def test_local_source_without_a_folder_is_refused_before_the_dag(tmp_path):
     config["broden"]["local"] = {"path": str(tmp_path / "empty")}
     with pytest.raises(ConfigError, match="holds no index.csv"):
         check_sources(config)
+    for name in ("a", "b"):  # two unpacked Broden folders: the shard job would refuse them, so refuse now
+        (tmp_path / "empty" / name).mkdir()
+        (tmp_path / "empty" / name / "index.csv").write_text("image,split,ih,iw,sh,sw,color,object,part,material,scene,texture\n")
+    with pytest.raises(ConfigError, match=r"broden\.local\.path: .*2 subfolders with one \(a, b\)"):
+        check_sources(config)
+    (tmp_path / "empty" / "b" / "index.csv").unlink()
+    check_sources(config)  # its single subfolder, as the official zip unpacks
 
 
 def test_a_train_arch_that_does_not_exist_is_refused_with_the_config():

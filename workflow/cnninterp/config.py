@@ -6,7 +6,7 @@ import copy
 import math
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 
@@ -238,7 +238,8 @@ def check_sources(config: dict) -> None:
     """Check, before any job is planned, that the configured data sources can be read.
 
     ``broden.source: local`` needs ``broden.local.path`` set to an existing folder holding
-    ``index.csv`` (itself or its single subfolder). Raises ConfigError naming the key and value.
+    ``index.csv`` (itself or its single subfolder: ``data.broden.find_root``, which the shard job
+    uses). Raises ConfigError naming the key and value.
     """
     broden = config["broden"]
     if broden["source"] != "local":
@@ -246,11 +247,14 @@ def check_sources(config: dict) -> None:
     path = (broden.get("local") or {}).get("path")
     if not path:
         raise ConfigError("broden.source is 'local' but broden.local.path is not set: give the unpacked Broden folder (with index.csv)")
-    folder = Path(path)
-    if not folder.is_dir():
+    if not Path(path).is_dir():
         raise ConfigError(f"broden.local.path: {path!r} is not an existing folder (broden.source is 'local')")
-    if not (folder / "index.csv").is_file() and not any((p / "index.csv").is_file() for p in folder.iterdir() if p.is_dir()):
-        raise ConfigError(f"broden.local.path: {path!r} holds no index.csv (nor does a subfolder): is it an unpacked Broden folder?")
+    from .data.broden import find_root  # the shard job's own lookup: what passes here, it reads
+
+    try:
+        find_root(Path(path))
+    except DataError as err:
+        raise ConfigError(f"broden.local.path: {path!r}: {err}") from None
 
 
 # architectures known without importing torchvision (about 3 s); others are looked up in it

@@ -89,9 +89,11 @@ def find_root(path: Path) -> Path:
         raise DataError(f"Broden folder {path} does not exist")
     if (path / "index.csv").is_file():
         return path
-    inner = [p for p in path.iterdir() if p.is_dir() and (p / "index.csv").is_file()]
+    inner = sorted(p for p in path.iterdir() if p.is_dir() and (p / "index.csv").is_file())
     if len(inner) == 1:
         return inner[0]
+    if inner:
+        raise DataError(f"{path} holds no index.csv itself but {len(inner)} subfolders with one ({', '.join(p.name for p in inner)}): give one of them")
     raise DataError(f"{path} holds no index.csv (nor does a single subfolder of it): is it a Broden folder?")
 
 
