@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from cnninterp.data.broden_shards import iter_broden
-from cnninterp.data.download import sha256_file
+from cnninterp.data.digest import sha256_file
 from synthetic import synthetic_shards
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from cnninterp.cli import main
-from cnninterp.data.download import sha256_file
+from cnninterp.data.digest import sha256_file
 from cnninterp.data.shards import npy_bytes
 
 

@@ -26,3 +26,11 @@ def test_top_level_imports_are_what_importing_the_module_runs():
     assert "cnninterp.argtypes" in top and "cnninterp.errors" in top
     assert "cnninterp.dissect.engine" in everywhere and "cnninterp.dissect.engine" not in top
     assert top < everywhere
+
+
+def test_reading_shards_does_not_make_the_downloader_code():
+    """shards.py took sha256_file from download.py, so an edit of the downloader reran every job
+    that reads shards (training, dissection, every method); the digest has its own module."""
+    for module in ("cnninterp.data.shards", "cnninterp.data.trained_on", "cnninterp.train.baseline"):
+        files = code_files(module)
+        assert PACKAGE_DIR / "data" / "digest.py" in files and PACKAGE_DIR / "data" / "download.py" not in files, module

@@ -83,7 +83,7 @@ def test_empty_shard_is_an_error_naming_it(broden_shards, tmp_path):
     import shutil
     import tarfile
 
-    from cnninterp.data.download import sha256_file
+    from cnninterp.data.digest import sha256_file
 
     shards = tmp_path / "shards"
     shutil.copytree(broden_shards, shards)

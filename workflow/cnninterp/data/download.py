@@ -14,7 +14,6 @@ Standard library only (``tqdm`` is used for a progress bar when it is importable
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import os
@@ -32,6 +31,7 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 from ..errors import DataError
+from .digest import sha256_file
 
 
 __all__ = [
@@ -58,21 +58,6 @@ _NETWORK_ERRORS = (
     socket.timeout,
     TimeoutError,
 )
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Return the SHA-256 hex digest (lower case) of the file at ``path``.
-
-    The file is read in 1 MiB chunks, so memory use does not depend on the file size.
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while True:
-            block = fh.read(_MIB)
-            if not block:
-                break
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _normalise_sha256(sha256: str | None) -> str | None:

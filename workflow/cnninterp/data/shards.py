@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from ..atomic import atomic_path, write_json
-from .download import sha256_file
+from .digest import sha256_file
 from ..errors import DataError
 
 MANIFEST = "manifest.json"

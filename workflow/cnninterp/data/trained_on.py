@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from .download import sha256_file
+from .digest import sha256_file
 from .shards import MANIFEST, read_manifest
 from ..errors import DataError
 
