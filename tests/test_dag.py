@@ -105,6 +105,14 @@ def test_a_models_dissection_setting_reruns_only_that_model(clean_run):
         (clean_run / "tiny.yaml").write_text(tiny_config())
     assert rules_of(plan) == {"dissect_gather", "config_snapshot", "report", "all"}
     assert [w for r, w in plan if r == "dissect_gather"] == ["model=baseline"]
+    # the chance level of whole-image labels is computed by the gather from the tallies' rows
+    try:
+        edit_config(clean_run, lambda c: c["dissect"]["models"]["baseline"].update(chance_permutations=200, chance_seed=1))
+        plan = planned(clean_run)
+    finally:
+        (clean_run / "tiny.yaml").write_text(tiny_config())
+    assert rules_of(plan) == {"dissect_gather", "config_snapshot", "report", "all"}
+    assert [w for r, w in plan if r == "dissect_gather"] == ["model=baseline"]
     # the quantile level changes the thresholds: that model's per-shard jobs rerun, nothing else
     try:
         edit_config(clean_run, lambda c: c["dissect"]["models"]["baseline"].update(quantile=0.01))
