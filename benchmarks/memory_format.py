@@ -36,11 +36,15 @@ class NoGradRun:
     """The hooked forward as the engine ran it before issue 17: NCHW under ``torch.no_grad()``."""
 
     def __init__(self, capture: LayerCapture):
-        self.capture = capture
+        self.capture, self.checking_run = capture, capture.run
 
     def __call__(self, x):
         from cnninterp.dissect.activations import _Enough
 
+        if not self.capture._checked:
+            # the first batch goes through the capture's own checking pass (the whole forward, for
+            # repeat calls of an asked layer), as the engine's does; later ones stop early
+            return self.checking_run(x)
         self.capture._out, self.capture._running = {}, True
         try:
             with torch.no_grad():

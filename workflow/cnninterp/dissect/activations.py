@@ -37,7 +37,8 @@ class LayerCapture:
         model.to(memory_format=self.memory_format)
         self._out: dict = {}
         self._running = False
-        self._stop_early = True  # False during the first run (the full pass that checks for repeat calls)
+        # False until a first run has gone through the whole forward pass without a repeat call of an
+        # asked layer: that run does not stop at the last asked layer, later ones do
         self._checked = False
         self._handles = [modules[name].register_forward_hook(self._hook(name)) for name in self.layers]
 
@@ -60,7 +61,7 @@ class LayerCapture:
             # when the forward pass goes on to a later asked layer (a copy of the hooked maps only,
             # measured at a few ms per batch against the ~30% the channels-last forward saves)
             self._out[name] = output.detach().to(torch.float32, memory_format=torch.contiguous_format, copy=True)
-            if len(self._out) == len(self.layers) and self._stop_early:
+            if len(self._out) == len(self.layers) and self._checked:
                 raise _Enough
 
         return hook
@@ -71,7 +72,6 @@ class LayerCapture:
 
         self._out = {}
         self._running = True
-        self._stop_early = self._checked
         try:
             with torch.inference_mode():
                 self.model(x.contiguous(memory_format=self.memory_format))
@@ -80,7 +80,7 @@ class LayerCapture:
         except ModelError:
             raise
         except (RuntimeError, ValueError, AssertionError) as err:
-            if not self._stop_early and len(self._out) == len(self.layers):
+            if not self._checked and len(self._out) == len(self.layers):
                 # the checking pass failed after every asked layer ran (e.g. a classifier head
                 # that does not take maps this small): what an early stop would have skipped
                 pass
