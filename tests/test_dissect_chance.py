@@ -79,6 +79,7 @@ def test_a_true_detector_gets_the_minimum_p_and_a_chance_one_gets_p_1(denominato
     layer = summary["conv"]
     assert (layer["detectors"], layer["detectors_above_chance"], layer["whole_image_detectors_at_chance"]) == (3, 2, 1)
     assert layer["detectors_above_chance_per_category"] == {"color": 1, "texture": 1}
+    assert (layer["unique_concepts"], layer["unique_concepts_above_chance"]) == (3, 2)  # l3 and l1; unit 1's texture at chance
 
 
 def _random_case(seed, n=24):
@@ -241,6 +242,9 @@ def test_the_report_shows_detectors_above_chance_as_in_the_summaries(tmp_path_fa
         assert sorted((layer, int(n)) for m, layer, n in cells if m == model) == sorted((name, s["detectors_above_chance"]) for name, s in layers.items())
         totals[model] = sum(s["detectors_above_chance"] for s in layers.values())
     assert f'<span data-key="above_chance_total">{totals[rf.TRAINED]} trained against {totals[rf.CONTROL]} random</span>' in text
+    # the paper's measure, unique concepts of the top layer, above chance too
+    unique = {m: list(json.loads((results / "dissect" / m / "summary.json").read_text())["layers"].values())[-1]["unique_concepts_above_chance"] for m in (rf.TRAINED, rf.CONTROL)}
+    assert f'<span data-key="unique_above_chance">{unique[rf.TRAINED]} trained against {unique[rf.CONTROL]} random</span>' in text
     assert "shuffling the whole-image label sets among the probe images that carry one (1000 permutations)" in text
 
 

@@ -147,11 +147,14 @@ def annotate(summary: dict, pvals: dict, tested_labels: np.ndarray, categories: 
     ``chance_p``: the p-value of its assigned concept when that is a whole-image-only label (else
     None, untested). Per layer ``detectors_above_chance`` (detectors whose concept is
     untested, plus tested ones with p < ``alpha``), ``whole_image_detectors_at_chance`` (tested
-    detectors with p >= alpha) and ``detectors_above_chance_per_category``. Existing keys are kept.
+    detectors with p >= alpha), ``detectors_above_chance_per_category`` and
+    ``unique_concepts_above_chance`` (distinct concepts of those detectors, the paper's measure of
+    a network's interpretability). Existing keys are kept.
     """
     for name, layer in summary.items():
         table = pvals[name]
         above = {c: 0 for c in categories}
+        concepts = set()
         at_chance = 0
         for entry in layer["unit_labels"]:
             cat, number = entry["category"], entry["concept_number"]
@@ -163,7 +166,9 @@ def annotate(summary: dict, pvals: dict, tested_labels: np.ndarray, categories: 
                     at_chance += 1
                 else:
                     above[cat] += 1
+                    concepts.add(entry["label"])
         layer["detectors_above_chance"] = sum(above.values())
+        layer["unique_concepts_above_chance"] = len(concepts)
         layer["detectors_above_chance_per_category"] = above
         layer["whole_image_detectors_at_chance"] = at_chance
     return summary

@@ -161,7 +161,9 @@ def findings(summary: dict, control: dict | None, cats: list[str]) -> dict:
     ``random_unique`` (None without a control, or where the control lacks the layer) and
     ``random_detectors``. With the chance level of whole-image labels in the summaries
     (``dissect.chance``): ``above_chance`` and ``random_above_chance`` per layer and the totals
-    ``trained_above_chance`` and ``random_above_chance`` (None where a summary lacks it).
+    ``trained_above_chance`` and ``random_above_chance``; ``unique_above_chance`` and
+    ``random_unique_above_chance`` per layer and, for the top layer, ``unique_trained_above_chance``
+    and ``unique_random_above_chance`` (None where a summary lacks it).
     """
     layers = []
     for name, layer in summary["layers"].items():
@@ -180,6 +182,8 @@ def findings(summary: dict, control: dict | None, cats: list[str]) -> dict:
                 "random_detectors": int(twin["detectors"]) if twin else None,
                 "above_chance": layer.get("detectors_above_chance"),
                 "random_above_chance": twin.get("detectors_above_chance") if twin else None,
+                "unique_above_chance": layer.get("unique_concepts_above_chance"),
+                "random_unique_above_chance": twin.get("unique_concepts_above_chance") if twin else None,
             }
         )
     found = [c for c in cats if any(l["per_category"][c] for l in layers)]
@@ -203,6 +207,8 @@ def findings(summary: dict, control: dict | None, cats: list[str]) -> dict:
         "unique_trained": top["unique"],
         "unique_random": top["random_unique"],
         "unique_random_ratio": top["random_unique"] / top["unique"] if top["random_unique"] is not None and top["unique"] else None,
+        "unique_trained_above_chance": top["unique_above_chance"],
+        "unique_random_above_chance": top["random_unique_above_chance"],
         "trained_above_chance": _total(l["above_chance"] for l in layers),
         "random_above_chance": _total(l["random_above_chance"] for l in layers) if control else None,
         "paper": PAPER,
