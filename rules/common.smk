@@ -5,13 +5,13 @@ import sys
 from pathlib import Path
 
 from cnninterp.config import (
-    check_sources,
     check_train_archs,
     dissect_settings,
     method_enabled,
     validate_config,
 )
 from cnninterp.codedeps import direct_imports, relative_code_files
+from cnninterp.data.broden import check_sources
 from cnninterp.dissect.jobs import shards_per_job
 from cnninterp.methods import metrics_path
 

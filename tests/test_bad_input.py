@@ -256,7 +256,8 @@ def test_a_layer_name_with_shell_characters_is_refused_by_the_config():
 
 
 def test_local_source_without_a_folder_is_refused_before_the_dag(tmp_path):
-    from cnninterp.config import check_sources, load_config
+    from cnninterp.config import load_config
+    from cnninterp.data.broden import check_sources
     from cnninterp.errors import ConfigError
 
     from conftest import ROOT

@@ -34,3 +34,11 @@ def test_reading_shards_does_not_make_the_downloader_code():
     for module in ("cnninterp.data.shards", "cnninterp.data.trained_on", "cnninterp.train.baseline"):
         files = code_files(module)
         assert PACKAGE_DIR / "data" / "digest.py" in files and PACKAGE_DIR / "data" / "download.py" not in files, module
+
+
+def test_the_config_check_does_not_make_data_readers_code():
+    """config.py is code of every job that checks its options against the schema (trainings,
+    dissections, attention steps); the source and camera checks it runs must not drag the Broden
+    reader or the multiview data module in (an edit of either would rerun every training)."""
+    names = {p.relative_to(PACKAGE_DIR).as_posix() for p in code_files("cnninterp.config")}
+    assert "data/rig.py" in names and not {"data/broden.py", "data/multiview.py", "data/shards.py"} & names, sorted(names)

@@ -173,3 +173,38 @@ def test_validate_config_checks_a_partial_file_laid_over_config_yaml(tmp_path, c
     mine.write_text("broden: {synthetic: {n_images: -4}}\n")
     with pytest.raises(ConfigError, match=r"config\.yaml \+ .*mine\.yaml:\n  broden\.synthetic\.n_images"):
         load_config(ROOT / "config.yaml", mine)
+
+
+def test_config_files_are_read_and_laid_over_as_snakemake_does(tmp_path):
+    """JSON first (PyYAML reads JSON's 1e-3 as a string), an empty file refused naming it, and the
+    merge is Snakemake's own update_config (its function is the oracle)."""
+    import json
+
+    from snakemake.utils import update_config
+
+    from cnninterp.config import load_config, merge_on_top, read_config_file
+
+    mine = tmp_path / "lr.json"
+    mine.write_text(json.dumps({"attention": {"train": {"lr": 1e-3}}}).replace("0.001", "1e-3"))
+    assert "1e-3" in mine.read_text() and read_config_file(mine) == {"attention": {"train": {"lr": 0.001}}}
+    assert load_config(ROOT / "config.yaml", mine)["attention"]["train"]["lr"] == 0.001
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing\n")
+    with pytest.raises(ConfigError, match=r"config file .*empty\.yaml is empty"):
+        load_config(ROOT / "config.yaml", empty)
+    cases = [({"a": 1, "b": {"c": 2}}, {"b": {"d": 3}}), ({"a": 1}, {"a": {}}), ({"a": 1}, {"a": {"x": 1}}),
+             ({"a": {"b": 1}}, {"a": {"b": {"c": 2}}}), ({"a": [1]}, {"a": [2, 3], "n": None}), ({}, {"a": {"b": {}}})]
+    for base, top in cases:
+        expected = json.loads(json.dumps(base))
+        update_config(expected, top)
+        assert merge_on_top(base, top) == expected, (base, top)
+
+
+@pytest.mark.parametrize("data, what", [({"views": 4, "heldout_view": 4}, "heldout_view < views"),
+                                        ({"heldout_azimuth_deg": 45.5}, "coincides with a training camera")])
+def test_a_moved_camera_that_does_not_fit_the_rig_is_refused_before_any_job(data, what):
+    """Only the evaluation data job checked it, after the training data and the three trainings."""
+    config = default_config()
+    config.setdefault("multiview", {}).setdefault("data", {}).update(data)
+    with pytest.raises(ConfigError, match=r"multiview\.data\.heldout_view / heldout_azimuth_deg: .*" + re.escape(what)):
+        validate_config(config)

@@ -109,7 +109,28 @@ def validate_config(config: dict, source: str = "config") -> dict:
         lines = [f"  {format_path(where)}: {value} is not a finite number" for where, value in bad[:10]]
         raise ConfigError(f"invalid configuration in {source}:\n" + "\n".join(lines))
     check_train_names(config, source)
+    check_multiview_camera(config, source)
     return config
+
+
+def check_multiview_camera(config: dict, source: str = "config") -> None:
+    """ConfigError naming ``multiview.data.heldout_view`` / ``heldout_azimuth_deg`` when the
+    unseen split's moved camera does not fit the rig (``data.multiview.check_heldout_camera``).
+
+    Why here: since the evaluation data has its own job, only that job checked it, after the
+    training data and the three trainings had run."""
+    from .methods import installed_methods
+
+    block = config.get("multiview")
+    if "multiview" not in installed_methods() or not block or not block.get("enabled", True):
+        return
+    from .data.rig import check_heldout_camera
+
+    data = block["data"]
+    try:
+        check_heldout_camera(data["views"], data["heldout_view"], data["heldout_azimuth_deg"])
+    except DataError as err:
+        raise ConfigError(f"invalid configuration in {source}:\n  multiview.data.heldout_view / heldout_azimuth_deg: {err}") from None
 
 
 def check_train_names(config: dict, source: str = "config") -> None:
@@ -143,13 +164,20 @@ def non_finite_numbers(value, where: tuple = ()):
 
 
 def read_config_file(path: str | Path) -> dict:
-    """The mapping in a YAML config file (not validated); ConfigError naming the file (and the
-    line) when it is missing, not YAML or not a mapping."""
+    """The mapping in a JSON or YAML config file (not validated), read as Snakemake reads a
+    ``--configfile``: JSON first (PyYAML would read JSON's ``1e-3`` as a string), else YAML.
+    ConfigError naming the file (and the line) when it is missing, empty, not YAML or not a mapping."""
+    import json
+
     import yaml
 
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text()
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = yaml.safe_load(text)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except yaml.YAMLError as err:
@@ -157,17 +185,23 @@ def read_config_file(path: str | Path) -> dict:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         what = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise ConfigError(f"config file {path} is not valid YAML: {what}{where}") from None
-    if data is not None and not isinstance(data, dict):
+    if data is None:
+        raise ConfigError(f"config file {path} is empty: give the settings as a YAML or JSON mapping")
+    if not isinstance(data, dict):
         raise ConfigError(f"config file {path} holds a {type(data).__name__}, not a mapping of settings")
-    return data or {}
+    return data
 
 
-def merge_on_top(base: dict, top: dict) -> dict:
-    """``base`` with ``top``'s keys laid over it, nested mappings merged key by key (a new dict):
-    how Snakemake lays a ``--configfile`` over the Snakefile's ``configfile:``."""
-    out = copy.deepcopy(base)
+def merge_on_top(base, top: dict):
+    """``base`` with ``top``'s keys laid over it (a new object), as Snakemake's ``update_config``
+    lays a ``--configfile`` over the Snakefile's ``configfile:``: a mapping in ``top`` merges key by
+    key into the mapping in ``base``; a non-mapping in ``base`` under a non-empty mapping becomes
+    that mapping, under an empty one it stays; any other value of ``top`` replaces."""
+    if not top:
+        return copy.deepcopy(base)
+    out = copy.deepcopy(base) if isinstance(base, dict) else {}
     for key, value in top.items():
-        out[key] = merge_on_top(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else copy.deepcopy(value)
+        out[key] = merge_on_top(out.get(key, {}), value) if isinstance(value, dict) else copy.deepcopy(value)
     return out
 
 
@@ -232,29 +266,6 @@ def validate_cli_values(command: str, values: dict, properties: dict | None = No
             key = str(err.absolute_path[0]) if err.absolute_path else "?"
             lines.append(f"  --{key.replace('_', '-')} {known.get(key)!r}: {err.message}")
         raise ConfigError(f"invalid option value(s) for cnninterp {command}{where}:\n" + "\n".join(lines))
-
-
-def check_sources(config: dict) -> None:
-    """Check, before any job is planned, that the configured data sources can be read.
-
-    ``broden.source: local`` needs ``broden.local.path`` set to an existing folder holding
-    ``index.csv`` (itself or its single subfolder: ``data.broden.find_root``, which the shard job
-    uses). Raises ConfigError naming the key and value.
-    """
-    broden = config["broden"]
-    if broden["source"] != "local":
-        return
-    path = (broden.get("local") or {}).get("path")
-    if not path:
-        raise ConfigError("broden.source is 'local' but broden.local.path is not set: give the unpacked Broden folder (with index.csv)")
-    if not Path(path).is_dir():
-        raise ConfigError(f"broden.local.path: {path!r} is not an existing folder (broden.source is 'local')")
-    from .data.broden import find_root  # the shard job's own lookup: what passes here, it reads
-
-    try:
-        find_root(Path(path))
-    except DataError as err:
-        raise ConfigError(f"broden.local.path: {path!r}: {err}") from None
 
 
 # architectures known without importing torchvision (about 3 s); others are looked up in it

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 
 INDEX_COLUMNS = ("image", "split", "ih", "iw", "sh", "sw")
 SPLITS = ("train", "val")
@@ -322,3 +322,25 @@ def coverage_statistics(folder: "BrodenFolder") -> dict:
         seg, cats = folder.read_segmentation(row)
         counter.add(seg, cats, row.image_labels, row.sh, row.sw)
     return counter.statistics(folder.labels)
+
+
+def check_sources(config: dict) -> None:
+    """Check, before any job is planned, that the configured data sources can be read.
+
+    ``broden.source: local`` needs ``broden.local.path`` set to an existing folder holding
+    ``index.csv`` (itself or its single subfolder: ``find_root``, which the shard job uses).
+    Raises ConfigError naming the key and value. (Here, not in ``config``: the config module is
+    code of every job that checks its options, and this lookup would drag the Broden reader in.)
+    """
+    broden = config["broden"]
+    if broden["source"] != "local":
+        return
+    path = (broden.get("local") or {}).get("path")
+    if not path:
+        raise ConfigError("broden.source is 'local' but broden.local.path is not set: give the unpacked Broden folder (with index.csv)")
+    if not Path(path).is_dir():
+        raise ConfigError(f"broden.local.path: {path!r} is not an existing folder (broden.source is 'local')")
+    try:
+        find_root(Path(path))
+    except DataError as err:
+        raise ConfigError(f"broden.local.path: {path!r}: {err}") from None

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from .rig import FOCAL, Rig, check_heldout_camera
 from .shards import iter_samples, npy_bytes, npy_load, read_manifest, shard_paths, write_shards
 
 JOINTS = ("pelvis", "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle", "spine", "thorax",
@@ -50,28 +51,12 @@ BONES_MM = {"hip": 130.0, "thigh": 450.0, "shin": 440.0, "spine": 230.0, "chest"
 LIMB_RADIUS_MM = 45.0
 HEAD_RADIUS_MM = 95.0
 FRAME = 1000
-FOCAL = 1145.0
 CROP_MM = 2400.0
 # limb colours (RGB) per child joint: left warm, right cool, trunk grey-blue
 _COLOURS = {1: (40, 90, 230), 2: (30, 170, 230), 3: (60, 220, 200), 4: (230, 60, 40), 5: (240, 140, 30),
             6: (240, 210, 40), 7: (150, 150, 190), 8: (120, 120, 170), 9: (200, 200, 220), 10: (235, 235, 235),
             11: (200, 40, 120), 12: (230, 80, 170), 13: (250, 150, 210), 14: (40, 120, 60), 15: (60, 180, 80),
             16: (150, 230, 120)}
-
-
-@dataclass(frozen=True)
-class Rig:
-    """Camera layout: ``views`` cameras at azimuths ``start_deg + k·360/views`` on the circle."""
-
-    views: int = 4
-    radius_mm: float = 4500.0
-    height_mm: float = 1500.0
-    start_deg: float = 45.0
-    focal_px: float = FOCAL
-
-    def azimuths(self) -> np.ndarray:
-        """Azimuths in degrees of the rig's cameras, float64 (views,)."""
-        return self.start_deg + 360.0 * np.arange(self.views) / self.views
 
 
 def _rot(axis: str, angle):
@@ -283,10 +268,7 @@ def write_multiview(out_dir: str | Path, config: MultiviewConfig, shard_size: in
     seen = rig.azimuths()
     unseen = seen.copy()
     if "unseen" in splits:
-        if not 0 <= c.heldout_view < c.views:
-            raise DataError(f"multiview: needs 0 <= heldout_view < views, got views={c.views}, heldout_view={c.heldout_view}")
-        if np.min(np.abs((seen - c.heldout_azimuth_deg + 180) % 360 - 180)) < 1.0:
-            raise DataError(f"multiview: heldout_azimuth_deg {c.heldout_azimuth_deg} coincides with a training camera ({list(seen)})")
+        check_heldout_camera(c.views, c.heldout_view, c.heldout_azimuth_deg)
         unseen[c.heldout_view] = c.heldout_azimuth_deg
     counts = {"train": c.train, "test": c.test, "unseen": c.test}
 
