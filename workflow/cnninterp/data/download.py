@@ -280,7 +280,8 @@ def download(
     if expected is None:
         warnings.warn(
             f"{url} was downloaded to {dest} without a checksum to verify it against; "
-            f"its SHA-256 is {actual} (add it to the configuration to pin this file)",
+            f"its SHA-256 is {actual} (to pin this file, give it as broden.download.sha256: the workflow checks a pinned "
+            f"digest against the recorded one when it plans, so this step itself is never given the pin)",
             UserWarning,
             stacklevel=2,
         )
