@@ -290,11 +290,18 @@ def job_resources(stage):
         largest = max(
             x["samples"] for sp in manifest["splits"].values() for x in sp["shards"]
         )
-        per_job = shards_per_job(manifest, CFG["dissect"]["shards_per_job"]) * largest
+        per = shards_per_job(manifest, CFG["dissect"]["shards_per_job"])
+        shards = sum(len(sp["shards"]) for sp in manifest["splits"].values())
         labels = max(lab["number"] for lab in manifest["labels"]) + 1
         shapes = layer_shapes(arch, s["layers"], size)
         return estimate(
-            stage, shapes, s["batch_size"], per_job, s["top_images"], labels
+            stage,
+            shapes,
+            s["batch_size"],
+            per * largest,
+            s["top_images"],
+            labels,
+            tallies=-(-shards // per),
         )
 
     out = {"mem_mb": lambda wc: max(MEM_FLOOR_MB, figures(wc).get("mem_mb", 0))}

@@ -3,6 +3,7 @@ the null's counts against the engine's own tally of permuted labels and a direct
 parts' per-image rows (merge order, layout version) and the gather's summary."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -162,18 +163,25 @@ def test_permuted_tallies_equal_a_direct_loop_over_images(offset):
 
 
 def test_parts_concatenate_their_rows_in_shard_order_whatever_the_merge_order(tmp_path):
+    """Three parts in all six merge orders (two parts cannot show a middle insertion: s2, s0, s1
+    once gave rows s0, s2, s1 and other p-values), from paths and in memory."""
+    import itertools
+
     acts, seg, image_labels = _known_truth()
     one = _part(acts, seg, image_labels, 4)
-    first = _part(acts[:20], seg[:20], image_labels[:20], 4, shards=("a-000000.tar",))
-    second = _part(acts[20:], seg[20:], image_labels[20:], 4, shards=("a-000001.tar",))
-    write_state(tmp_path / "1.npz", first)
-    write_state(tmp_path / "2.npz", second)
-    for order in (("1", "2"), ("2", "1")):
-        merged = engine.sum_tallies([tmp_path / f"{name}.npz" for name in order])
+    cuts = ((0, 12), (12, 27), (27, 40))
+    for i, (a, b) in enumerate(cuts):
+        write_state(tmp_path / f"{i}.npz", _part(acts[a:b], seg[a:b], image_labels[a:b], 4, shards=(f"a-00000{i}.tar",)))
+    expected = chance.p_values(one, ["conv"], PRIMARY, len(CATS), "original", 200, 0)["conv"]
+    for order in itertools.permutations(range(3)):
+        merged = engine.sum_tallies([tmp_path / f"{i}.npz" for i in order])
         np.testing.assert_array_equal(merged.layers["conv"].whole_active, one.layers["conv"].whole_active)
         for what in ("pixels", "image", "label"):
             np.testing.assert_array_equal(getattr(merged.whole, what), getattr(one.whole, what))
-        assert merged.shards == ("a-000000.tar", "a-000001.tar")
+        assert merged.shards == ("a-000000.tar", "a-000001.tar", "a-000002.tar")
+        parts = [read_state(tmp_path / f"{i}.npz", TallyPart) for i in order]
+        in_memory = parts[0].merge(parts[1]).merge(parts[2])  # not yet canonical: p_values orders the rows
+        np.testing.assert_array_equal(chance.p_values(in_memory, ["conv"], PRIMARY, len(CATS), "original", 200, 0)["conv"], expected)
     with pytest.raises(DataError, match="both cover shard"):
         engine.sum_tallies([tmp_path / "1.npz", tmp_path / "1.npz"])
 
@@ -202,6 +210,11 @@ def test_settings_are_checked_and_too_few_permutations_for_alpha_refused():
     with pytest.raises(ConfigError, match="chance_alpha"):
         chance.chance_settings({"chance_alpha": 1.5})
     assert chance.chance_settings({"chance_permutations": 0, "chance_alpha": 0.5})["chance_permutations"] == 0
+    # the gather's settings JSON bypasses the schema: -1 failed inside numpy, 1000.9 became 1000
+    for key, value in (("chance_seed", -1), ("chance_seed", 2.7), ("chance_permutations", 1000.9), ("chance_permutations", "1e3"),
+                       ("chance_permutations", True), ("chance_alpha", "0.01")):
+        with pytest.raises(ConfigError, match=f"{key} is {re.escape(repr(value))}"):
+            chance.chance_settings({key: value})
 
 
 def test_gather_adds_the_chance_level_and_keeps_every_other_number(tmp_path):
@@ -260,3 +273,31 @@ def test_the_units_labelled_with_a_whole_image_label_get_the_p_values_of_all_uni
     some = chance.p_values(part, ["conv"], PRIMARY, len(CATS), "original", 150, 0, assigned)["conv"]
     assert some[0, 1] == every[0, 1] and not np.isnan(every[1:, 1]).any()
     assert np.isnan(some[1:]).all() and np.isnan(some[:, 0]).all()
+
+
+def test_the_null_holds_one_batch_of_permuted_count_rows_not_the_permuted_label_sets():
+    """Permuting the (N, L) label sets took 64 x N x L x ~13 B per batch: about 7 GiB for Broden's
+    468 scenes over ~20k images, against a gather request of 1.2-1.7 GB. Permuting the count rows
+    instead, the peak stays near chance.CHUNK_BYTES, and the gather's request counts the null."""
+    import tracemalloc
+
+    from cnninterp.dissect import resources
+
+    rng = np.random.default_rng(0)
+    n, labels, units, count = 3000, 468, 20, 200
+    counts = rng.integers(0, 50, size=(n, units)).astype(np.int32)
+    sets = np.zeros((n, labels), bool)
+    sets[np.arange(n), rng.integers(0, labels, n)] = True
+    perms = chance.permutations(n, count, 0, 0)
+    tracemalloc.start()
+    try:
+        chance.permuted_max_iou(counts, sets, np.full(n, 112 * 112), counts.sum(0) * 2, perms)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1.5 * chance.CHUNK_BYTES, peak / 2**20  # the old batch: 64 x 3000 x 468 x 13 B = 1.1 GiB
+    assert resources.NULL_CHUNK_BYTES == chance.CHUNK_BYTES and resources.NULL_PERMUTATIONS == chance.DEFAULT_PERMUTATIONS
+    shapes = resources.layer_shapes("resnet18", ["layer4"], 224)
+    one, twenty = (resources.job_resources("gather", shapes, 64, 1000, 8, 1198, tallies=t)["mem_mb"] for t in (1, 20))
+    # the permutations and rows of 19,000 more images, 306 MB (requests are rounded to 100 MB)
+    assert twenty - one >= 0.9 * (12 * 1000 + 2 * 4 * 512) * 19 * 1000 / 1e6, (one, twenty)

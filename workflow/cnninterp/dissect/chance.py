@@ -31,20 +31,29 @@ from .tally import iou
 DEFAULT_PERMUTATIONS = 1000
 DEFAULT_ALPHA = 0.01
 DEFAULT_SEED = 0
-# permutations per matrix product: bounds memory at CHUNK x N x |W_k| float64
-CHUNK = 64
+# memory of one batch of permutations (their permuted count rows, P x N x U float64 at most;
+# dissect.resources counts it in the gather's request)
+CHUNK_BYTES = 64 << 20
 
 
 def chance_settings(settings: dict) -> dict:
     """The null's settings from a dissection's ``settings`` (``chance_permutations`` int >= 0,
     0 = off; ``chance_alpha`` in (0, 1); ``chance_seed`` int), defaults filled in. ConfigError when
     a value is out of range or P permutations cannot reach a p-value below alpha (1/(1+P) >= alpha)."""
-    out = {"chance_permutations": int(settings.get("chance_permutations", DEFAULT_PERMUTATIONS)),
-           "chance_alpha": float(settings.get("chance_alpha", DEFAULT_ALPHA)),
-           "chance_seed": int(settings.get("chance_seed", DEFAULT_SEED))}
-    p, alpha = out["chance_permutations"], out["chance_alpha"]
-    if p < 0:
-        raise ConfigError(f"dissect chance_permutations is {p}: give 0 (no permutation null) or a positive count")
+    out = {"chance_permutations": settings.get("chance_permutations", DEFAULT_PERMUTATIONS),
+           "chance_alpha": settings.get("chance_alpha", DEFAULT_ALPHA),
+           "chance_seed": settings.get("chance_seed", DEFAULT_SEED)}
+    # the settings JSON of `cnninterp dissect-gather` and the API bypass the config schema
+    for key in ("chance_permutations", "chance_seed"):
+        value = out[key]
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ConfigError(f"dissect {key} is {value!r}: give a whole number >= 0")
+        out[key] = int(value)
+    alpha = out["chance_alpha"]
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)):
+        raise ConfigError(f"dissect chance_alpha is {alpha!r}: give a level in (0, 1), e.g. 0.01")
+    out["chance_alpha"] = alpha = float(alpha)
+    p = out["chance_permutations"]
     if not 0 < alpha < 1:
         raise ConfigError(f"dissect chance_alpha is {alpha}: give a level in (0, 1), e.g. 0.01")
     if p and 1.0 / (1 + p) >= alpha:
@@ -62,10 +71,10 @@ def whole_image_only(part: TallyPart, primary: np.ndarray) -> np.ndarray:
 
 
 def permutations(n: int, count: int, seed: int, category: int) -> np.ndarray:
-    """int64 (count, n): ``count`` seeded permutations of 0..n-1 (the same for every layer and
+    """int32 (count, n): ``count`` seeded permutations of 0..n-1 (the same for every layer and
     model of a category, so that trained and random networks face the same shuffles)."""
     rng = np.random.default_rng([seed, category])
-    return rng.permuted(np.tile(np.arange(n, dtype=np.int64), (count, 1)), axis=1)
+    return rng.permuted(np.tile(np.arange(n, dtype=np.int32), (count, 1)), axis=1)
 
 
 def permuted_tallies(counts: np.ndarray, sets: np.ndarray, pixels: np.ndarray, perms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -81,10 +90,14 @@ def permuted_tallies(counts: np.ndarray, sets: np.ndarray, pixels: np.ndarray, p
     exact32 = counts.size == 0 or int(np.asarray(counts, np.int64).sum(0).max()) < 2**24
     x = np.asarray(counts, np.float32 if exact32 else np.float64)
     n, units = x.shape
-    p, labels = perms.shape[0], sets.shape[1]
-    y = sets[perms].astype(x.dtype)  # (P, N, L)
-    inter = (x.T @ y.transpose(1, 0, 2).reshape(n, p * labels)).reshape(units, p, labels).transpose(1, 0, 2).astype(np.float64)
-    area = np.einsum("n,pnl->pl", np.asarray(pixels, np.float64), y.astype(np.float64))
+    p = perms.shape[0]
+    # image i takes the labels of image perms[p, i]: the same as image j = perms[p, i] taking the
+    # counts of image inv[p, j], so the (small) count rows are permuted, not the (N, L) label sets
+    # (P x N x L: gigabytes for Broden's 468 scenes over ~20k images)
+    inv = np.argsort(perms, axis=1)
+    y = np.asarray(sets, x.dtype)
+    inter = (x[inv].transpose(0, 2, 1).reshape(p * units, n) @ y).reshape(p, units, -1).astype(np.float64)
+    area = np.asarray(pixels, np.float64)[inv] @ np.asarray(sets, np.float64)
     return inter, area
 
 
@@ -93,10 +106,13 @@ def permuted_max_iou(counts: np.ndarray, sets: np.ndarray, pixels: np.ndarray, a
     arguments, and ``act`` (U,) the units' activation term, invariant under the permutations)."""
     act = np.asarray(act, np.float64)
     out = np.empty((perms.shape[0], counts.shape[1]))
-    for start in range(0, perms.shape[0], CHUNK):
-        inter, area = permuted_tallies(counts, sets, pixels, perms[start : start + CHUNK])
+    n, units = counts.shape
+    # per permutation: its count rows (N, U), its intersections (U, L) and areas, 8 bytes each at most
+    chunk = max(1, CHUNK_BYTES // (8 * (n * units + units * sets.shape[1] + n + sets.shape[1])))
+    for start in range(0, perms.shape[0], chunk):
+        inter, area = permuted_tallies(counts, sets, pixels, perms[start : start + chunk])
         union = act[None, :, None] + area[:, None, :] - inter
-        out[start : start + CHUNK] = np.where(union > 0, inter / np.maximum(union, 1), 0.0).max(2)
+        out[start : start + chunk] = np.where(union > 0, inter / np.maximum(union, 1), 0.0).max(2)
     return out
 
 
@@ -108,6 +124,7 @@ def p_values(part: TallyPart, layers: list[str], primary: np.ndarray, num_catego
     labelled with a whole-image-only label of k get column k (the others NaN: the cost scales with
     the units tested). DataError when the part's per-image rows do not add up to its sums (parts
     written without them)."""
+    part.canonical()  # the rows in shard order whatever the parts' merge order: the same shuffles
     whole = part.whole
     for name in layers:
         rows = part.layers[name].whole_active.shape[0]

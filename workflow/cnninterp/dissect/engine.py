@@ -293,9 +293,10 @@ def _cached_batches(cache, paths, layers: list[str]):
 
 
 def sum_tallies(parts) -> TallyPart:
-    """Merge per-shard ``TallyPart``s (or paths of saved ones, read one at a time) into one;
-    DataError if there are none."""
-    return merge_states(parts, TallyPart, "tally parts to gather")
+    """Merge per-shard ``TallyPart``s (or paths of saved ones, read one at a time) into one, its
+    per-image rows in shard order whatever the parts' order (``TallyPart.canonical``); DataError if
+    there are none."""
+    return merge_states(parts, TallyPart, "tally parts to gather").canonical()
 
 
 def merge_states(states, cls, what: str):

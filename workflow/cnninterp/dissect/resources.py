@@ -9,7 +9,10 @@ units U, k top images, B the batch size, I the images one job reads, C the label
 - threshold merge: twice the quantile part state (merged + one being read), one cache batch;
 - tally job: the batch term, plus 8 B x Ut x (C + 1) x 2 (the sums and their copies);
 - gather: 8 B x Ut x (C + 1) x 2 per tally (one read at a time, plus the sum) + the IoU table,
-  about 100 B a row (Ut x concepts rows).
+  about 100 B a row (Ut x concepts rows) + the chance level's per-image rows, 4 B x Ut per image
+  (every image counted: an upper bound of those holding a whole-image label), twice (merged and
+  reordered), its permutations, 12 B x P x images (int32 and their int64 inverses), and one batch
+  of permuted rows (``chance.CHUNK_BYTES``); a tally job also holds its images' rows.
 Figures are rounded up to the next 100 MB. Architectures whose layer shapes are not known here
 get ``None`` (the caller keeps its profile's default).
 """
@@ -22,6 +25,10 @@ BASE_MB = {"quantiles": 1200, "thresholds": 1000, "tally": 900, "gather": 1000}
 ACTIVATION_FACTOR = 8  # the whole network's activations of a batch, relative to the hooked maps
 HIST_BYTES = 8 * 8192
 TABLE_ROW_BYTES = 100
+# the chance level's defaults (dissect.chance: DEFAULT_PERMUTATIONS, CHUNK_BYTES; not imported:
+# this module is read when Snakemake plans, and chance's imports reach torch)
+NULL_PERMUTATIONS = 1000
+NULL_CHUNK_BYTES = 64 << 20
 
 # (units per stage layer1..layer4, stride of layer1..layer4) by family
 _RESNET_BASIC = ((64, 128, 256, 512), (4, 8, 16, 32))
@@ -87,8 +94,11 @@ def job_resources(stage: str, shapes, batch_size: int, images_per_job: int, top_
         return {"mem_mb": _mb(hist + tops + batch, BASE_MB[stage]), "disk_mb": _mb(4 * images_per_job * per_image, 0)}
     if stage == "thresholds":
         return {"mem_mb": _mb(2 * (hist + tops) + 4 * batch_size * per_image * 3, BASE_MB[stage])}
+    rows = 4 * units * images_per_job  # the chance level's per-image rows of one job's images
     if stage == "tally":
-        return {"mem_mb": _mb(batch + sums, BASE_MB[stage])}
+        return {"mem_mb": _mb(batch + sums + rows, BASE_MB[stage])}
     if stage == "gather":
-        return {"mem_mb": _mb(2 * sums + units * labels * TABLE_ROW_BYTES + tops, BASE_MB[stage])}
+        images = images_per_job * tallies
+        null = 2 * rows * tallies + 12 * NULL_PERMUTATIONS * images + NULL_CHUNK_BYTES
+        return {"mem_mb": _mb(2 * sums + units * labels * TABLE_ROW_BYTES + tops + null, BASE_MB[stage])}
     raise ValueError(f"unknown dissection stage {stage!r}")

@@ -11,7 +11,7 @@ order and split of the data gives the same result), ``state_dict()`` / ``from_st
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -284,9 +284,10 @@ class TallyPart:
     ``tally.WholeImageLabels`` of its images that hold a whole-image label, whose rows line up with
     every layer's ``whole_active`` (version 4; the permutation null of ``chance``).
 
-    Merging adds the sums and concatenates the per-image rows in the parts' shard order (the part
-    whose first shard name sorts first comes first; parts without shard names in merge order), so
-    any merge order of per-shard parts gives the same state."""
+    Merging adds the sums and appends the per-image rows; ``canonical()`` (run by ``state_dict``
+    and before the null is computed) puts the merged parts' row blocks in the order of their first
+    shard names (a part without shard names sorts first, stably), so any merge order of parts
+    gives the same rows (within one part, rows stay in the order its shards were read)."""
 
     KIND = "tally_part"
     VERSION = 4
@@ -296,10 +297,30 @@ class TallyPart:
     thresholds: str
     shards: tuple = ()
     whole: WholeImageLabels | None = None
+    # (first shard name, rows) of each merged part's row block, in row order; None: one block
+    _blocks: list | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         if self.whole is None:
             self.whole = WholeImageLabels()
+
+    def _row_blocks(self) -> list:
+        """[(first shard name or "", per-image rows)] of the blocks this part's rows are made of."""
+        return self._blocks if self._blocks is not None else [(min(self.shards) if self.shards else "", self.whole.images)]
+
+    def canonical(self) -> "TallyPart":
+        """Put the per-image rows (``whole`` and every layer's ``whole_active``) in the order of
+        the merged parts' first shard names (see the class doc); return self."""
+        blocks = self._row_blocks()
+        order = sorted(range(len(blocks)), key=lambda b: blocks[b][0])
+        if order != list(range(len(blocks))):
+            starts = np.cumsum([0] + [n for _, n in blocks])
+            rows = np.concatenate([np.arange(starts[b], starts[b + 1], dtype=np.int64) for b in order])
+            self.whole.reorder(rows)
+            for layer in self.layers.values():
+                layer.whole_active = layer.whole_active[rows]
+        self._blocks = None
+        return self
 
     def merge(self, other: "TallyPart") -> "TallyPart":
         """Add ``other``'s counts (same layers and labels) into this part; return self."""
@@ -309,22 +330,25 @@ class TallyPart:
             raise DataError(f"tally parts over {self.area.size} and {other.area.size} label numbers: rerun the tallies")
         if other.thresholds != self.thresholds:
             raise DataError("tally parts counted at different thresholds: rerun the tallies")
-        prepend = bool(self.shards and other.shards and min(other.shards) < min(self.shards))
+        blocks = self._row_blocks() + other._row_blocks()
         shards = merge_shards(self.shards, other.shards, "tally parts")
         self.images += other.images
         self.shards = shards
         self.area = self.area + other.area
-        self.whole.merge(other.whole, prepend)
+        self.whole.merge(other.whole)
+        self._blocks = blocks
         for name, layer in self.layers.items():
             try:
-                layer.merge(other.layers[name], prepend)
+                layer.merge(other.layers[name])
             except ValueError as err:
                 raise DataError(f"layer {name}: {err}: rerun the tallies") from None
         return self
 
     def state_dict(self) -> dict:
         """``kind``, ``version``, ``images`` int64 (), ``area`` int64 (C+1,), ``thresholds`` (the digest), ``shards`` str (S,),
-        ``whole`` (the ``WholeImageLabels`` state), ``layer_names`` and per layer its ``LayerTally`` state."""
+        ``whole`` (the ``WholeImageLabels`` state), ``layer_names`` and per layer its ``LayerTally`` state
+        (rows in ``canonical()`` order)."""
+        self.canonical()
         return {"kind": np.array(self.KIND), "version": np.array(self.VERSION), "images": np.array(self.images), "area": self.area,
                 "thresholds": np.array(self.thresholds), "shards": _shards_state(self.shards), "whole": self.whole.state_dict(),
                 **_layers_state(self.layers, LayerTally.state_dict)}

@@ -118,12 +118,23 @@ class WholeImageLabels:
         self.label = np.concatenate([self.label, label])
         self.pixels = np.concatenate([self.pixels, np.full(rows.size, labels.size[0] * labels.size[1], np.int64)])
 
-    def merge(self, other: "WholeImageLabels", prepend: bool = False) -> "WholeImageLabels":
-        """Concatenate ``other``'s images after this one's (before, with ``prepend``); return self."""
-        first, second = (other, self) if prepend else (self, other)
+    def merge(self, other: "WholeImageLabels") -> "WholeImageLabels":
+        """Concatenate ``other``'s images after this one's; return self."""
+        first, second = self, other
         self.image = np.concatenate([first.image, second.image + first.images])
         self.label = np.concatenate([first.label, second.label])
         self.pixels = np.concatenate([first.pixels, second.pixels])
+        return self
+
+    def reorder(self, rows: np.ndarray) -> "WholeImageLabels":
+        """Put the images in the order ``rows`` (int (N,), a permutation of 0..N-1: new row i is old
+        row ``rows[i]``); return self."""
+        rows = np.asarray(rows, np.int64)
+        new_of_old = np.empty_like(rows)
+        new_of_old[rows] = np.arange(rows.size)
+        image = new_of_old[self.image]
+        keep = np.argsort(image, kind="stable")
+        self.image, self.label, self.pixels = image[keep], self.label[keep], self.pixels[rows]
         return self
 
     def indicator(self, num_labels: int) -> np.ndarray:
@@ -198,14 +209,14 @@ class LayerTally:
         self.act_total += n_active.reshape(b, u).sum(0)
         self._whole.append(n_active.reshape(b, u)[whole_image_rows(labels)].astype(np.int32))
 
-    def merge(self, other: "LayerTally", prepend: bool = False) -> "LayerTally":
+    def merge(self, other: "LayerTally") -> "LayerTally":
         """Add ``other``'s sums (same units, labels, categories) into this tally and concatenate its
-        ``whole_active`` rows after this one's (before, with ``prepend``); return self."""
+        ``whole_active`` rows after this one's; return self."""
         if (other.units, other.num_labels, other.num_categories) != (self.units, self.num_labels, self.num_categories):
             raise ValueError("tallies of different units, labels or categories do not merge")
         for what in ("inter", "act_original", "act_lite", "act_total"):
             setattr(self, what, getattr(self, what) + getattr(other, what))
-        self._whole = other._whole + self._whole if prepend else self._whole + other._whole
+        self._whole = self._whole + other._whole
         return self
 
     def state_dict(self) -> dict:
