@@ -119,7 +119,9 @@ def test_the_null_equals_the_engine_tally_of_the_permuted_labels(denominator):
     assert rows.size == len(with_labels) < 24
     perms = chance.permutations(rows.size, 4, 7, 1)
     act = layer.act_original if denominator == "original" else layer.act_lite
-    null = chance.permuted_max_iou(layer.whole_active[rows], held[np.ix_(rows, labels)], whole.pixels[rows], act[:, 1], perms)
+    inv = chance.inverse_permutations(perms)
+    sets = held[np.ix_(rows, labels)]
+    null = chance.permuted_max_iou(layer.whole_active[rows], sets, act[:, 1], inv, chance.permuted_areas(sets, whole.pixels[rows], inv))
     acts = [a for a, _, _ in pieces]
     segs = [s for _, s, _ in pieces]
     for p, perm in enumerate(perms):
@@ -291,12 +293,12 @@ def test_the_null_holds_one_batch_of_permuted_count_rows_not_the_permuted_label_
     perms = chance.permutations(n, count, 0, 0)
     tracemalloc.start()
     try:
-        chance.permuted_max_iou(counts, sets, np.full(n, 112 * 112), counts.sum(0) * 2, perms)
+        inv = chance.inverse_permutations(perms)
+        chance.permuted_max_iou(counts, sets, counts.sum(0) * 2, inv, chance.permuted_areas(sets, np.full(n, 112 * 112), inv))
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert peak < 1.5 * chance.CHUNK_BYTES, peak / 2**20  # the old batch: 64 x 3000 x 468 x 13 B = 1.1 GiB
-    assert resources.NULL_CHUNK_BYTES == chance.CHUNK_BYTES and resources.NULL_PERMUTATIONS == chance.DEFAULT_PERMUTATIONS
     shapes = resources.layer_shapes("resnet18", ["layer4"], 224)
     one, twenty = (resources.job_resources("gather", shapes, 64, 1000, 8, 1198, tallies=t)["mem_mb"] for t in (1, 20))
     # the permutations and rows of 19,000 more images, 306 MB (requests are rounded to 100 MB)

@@ -2,18 +2,16 @@
 
 The dissection does not resize (preprocess.to_tensor keeps the image's size), so Broden published at
 384 px (broden1_384) needs larger requests than at 224 px; the shard manifest records the largest
-image height and width read from the image files, and the requests are computed from it.
+image height and width (index.csv's, which the sharding checks against each decoded image), and
+the requests are computed from it.
 """
 
-import io
 import json
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from cnninterp.data.broden_shards import convert_broden, image_size
+from cnninterp.data.broden_shards import convert_broden
 from cnninterp.data.synthetic_broden import generate_broden
 from cnninterp.dissect.resources import job_resources, layer_shapes, manifest_image_size
 
@@ -32,7 +30,7 @@ def manifests(tmp_path_factory):
     return out
 
 
-def test_the_manifest_records_the_largest_image_size_read_from_the_images(manifests):
+def test_the_manifest_records_the_largest_image_size(manifests):
     for size, manifest in manifests.items():
         assert manifest["image_size"] == {"max_height": size, "max_width": size}
         assert manifest_image_size(manifest) == (size, size)
@@ -55,13 +53,6 @@ def test_the_configured_size_is_a_fallback_only_where_no_size_was_recorded():
     assert manifest_image_size({}, 112) == (112, 112)
     assert manifest_image_size({}) is None
     assert manifest_image_size({"image_size": {"max_height": 0, "max_width": 0}}) is None
-
-
-@pytest.mark.parametrize("fmt,field", [("JPEG", "jpg"), ("PNG", "png")])
-def test_image_size_reads_height_and_width_from_the_header(fmt, field):
-    buffer = io.BytesIO()
-    Image.fromarray(np.zeros((37, 53, 3), np.uint8)).save(buffer, format=fmt)
-    assert image_size(buffer.getvalue(), field) == (37, 53)
 
 
 def test_layer_shapes_are_the_shapes_of_a_real_forward_pass_on_non_square_images():

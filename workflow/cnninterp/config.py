@@ -115,7 +115,7 @@ def validate_config(config: dict, source: str = "config") -> dict:
 
 def check_multiview_camera(config: dict, source: str = "config") -> None:
     """ConfigError naming ``multiview.data.heldout_view`` / ``heldout_azimuth_deg`` when the
-    unseen split's moved camera does not fit the rig (``data.multiview.check_heldout_camera``).
+    unseen split's moved camera does not fit the rig (``data.rig.check_heldout_camera``, which the data step runs too).
 
     Why here: since the evaluation data has its own job, only that job checked it, after the
     training data and the three trainings had run."""

@@ -63,24 +63,6 @@ def encode_row(folder: BrodenFolder, row: IndexRow, coverage: CoverageCounter | 
     }
 
 
-def image_size(data: bytes, field: str) -> tuple[int, int]:
-    """(height, width) in pixels of the encoded image ``data`` (``field`` jpg or png), from its
-    header only (nothing is decoded): simplejpeg's header reader for JPEGs, PIL otherwise."""
-    if field == "jpg":
-        import simplejpeg
-
-        try:
-            height, width, _, _ = simplejpeg.decode_jpeg_header(data)
-            return int(height), int(width)
-        except ValueError:
-            pass
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as img:
-        width, height = img.size
-    return int(height), int(width)
-
-
 def label_vocabulary(folder: BrodenFolder) -> list[dict]:
     """Return the manifest's label list: number, name, categories (with coverage), primary category."""
     return [
@@ -104,7 +86,8 @@ def convert_broden(folder_path: str | Path, out_dir: str | Path, shard_size: int
     ``content_sha256`` over every file read. The manifest's ``coverage`` holds each category's
     concept coverage statistics, counted from the segmentation read here (see
     ``broden.CoverageCounter``), and ``image_size`` the largest image height and width over the
-    samples, in pixels, read from the image files' headers (``{"max_height": H, "max_width": W}``;
+    samples, in pixels, as index.csv gives them and the decoded images confirm
+    (``BrodenFolder.read_image_bytes``; ``{"max_height": H, "max_width": W}``;
     the dissection runs at the images' own size, so its memory and disk requests follow it).
     Returns the manifest (a dict).
     """
@@ -122,9 +105,8 @@ def convert_broden(folder_path: str | Path, out_dir: str | Path, shard_size: int
             sample = encode_row(folder, row, coverage)
             for name in sorted(k for k in sample if k != "__key__"):
                 digest.update(sample["__key__"].encode() + name.encode() + sample[name])
-            field = next(f for f in IMAGE_FIELDS if f in sample)
-            height, width = image_size(sample[field], field)
-            largest[:] = max(largest[0], height), max(largest[1], width)
+            # encode_row's read_image_bytes decoded the image and checked it is iw x ih pixels
+            largest[:] = max(largest[0], row.ih), max(largest[1], row.iw)
             yield _split_name(row), sample
 
     manifest = {

@@ -568,15 +568,15 @@ def split_windows(windows: list[int], test_every: int, drives: list[str] | None 
     order: dict[str, list[int]] = {}  # drive -> its pieces, in the order given
     for i, d in enumerate(drives):
         order.setdefault(d, []).append(i)
+    total = {d: sum(windows[i] for i in pieces) for d, pieces in order.items()}  # sequences per drive
     per_drive: dict[str, list[str]] = {}
-    used = [d for d, pieces in order.items() if sum(windows[i] for i in pieces) > 0]
+    used = [d for d, n in total.items() if n > 0]
     if len(used) >= test_every:
         held = {d for k, d in enumerate(used) if k % test_every == test_every - 1}
-        for d, pieces in order.items():
-            per_drive[d] = ["test" if d in held else "train"] * sum(windows[i] for i in pieces)
+        for d, n in total.items():
+            per_drive[d] = ["test" if d in held else "train"] * n
     else:
-        for d, pieces in order.items():
-            n = sum(windows[i] for i in pieces)
+        for d, n in total.items():
             block = max(1, n // test_every)
             per_drive[d] = ["train"] * (n - block - 1) + ["gap"] + ["test"] * block if n >= block + 2 else ["train"] * n
     out: list[list[str]] = [[] for _ in windows]

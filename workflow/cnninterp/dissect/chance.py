@@ -77,41 +77,58 @@ def permutations(n: int, count: int, seed: int, category: int) -> np.ndarray:
     return rng.permuted(np.tile(np.arange(n, dtype=np.int32), (count, 1)), axis=1)
 
 
+def inverse_permutations(perms: np.ndarray) -> np.ndarray:
+    """int32 (P, N): the inverse of each permutation of ``perms`` int (P, N)."""
+    return np.argsort(perms, axis=1).astype(np.int32)
+
+
+# Permutation p gives image i the label set of image perms[p, i]: the same as image j = perms[p, i]
+# taking the counts (and pixel count) of image inv[p, j], so the (small) count rows are permuted,
+# not the (N, L) label sets (P x N x L: gigabytes for Broden's 468 scenes over ~20k images).
+
+
+def permuted_areas(sets: np.ndarray, pixels: np.ndarray, inv: np.ndarray) -> np.ndarray:
+    """float64 (P, L): the labels' areas under the permutations whose inverses are ``inv`` (P, N)
+    (``sets`` bool (N, L) the images' labels, ``pixels`` (N,) each image's pixel count); the same
+    for every layer of a category."""
+    return np.asarray(pixels, np.float64)[inv] @ np.asarray(sets, np.float64)
+
+
+def permuted_intersections(counts: np.ndarray, sets: np.ndarray, inv: np.ndarray) -> np.ndarray:
+    """float64 (P, U, L): the units' intersections with the labels under the permutations whose
+    inverses are ``inv`` (P, N); ``counts`` (N, U) active pixels per image and unit. Exact integers
+    (the product runs in float32 when no unit's counts sum to 2**24 or more, else in float64)."""
+    exact32 = counts.size == 0 or int(np.asarray(counts, np.int64).sum(0).max()) < 2**24
+    x = np.asarray(counts, np.float32 if exact32 else np.float64)
+    n, units = x.shape
+    return (x[inv].transpose(0, 2, 1).reshape(-1, n) @ np.asarray(sets, x.dtype)).reshape(inv.shape[0], units, -1).astype(np.float64)
+
+
 def permuted_tallies(counts: np.ndarray, sets: np.ndarray, pixels: np.ndarray, perms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Intersections and label areas with the label sets permuted among the images.
 
     ``counts`` (N, U) active pixels per image and unit, ``sets`` bool (N, L) the images' labels,
     ``pixels`` (N,) each image's pixel count, ``perms`` int (P, N): permutation p gives image i the
     label set of image ``perms[p, i]``. Returns (inter float64 (P, U, L), area float64 (P, L)),
-    exact integers (the product runs in float32 when no unit's counts sum to 2**24 or more, else
-    in float64).
+    exact integers (``permuted_intersections``, ``permuted_areas``).
     """
-    # float32 products are exact while every sum of a unit's counts stays below 2**24
-    exact32 = counts.size == 0 or int(np.asarray(counts, np.int64).sum(0).max()) < 2**24
-    x = np.asarray(counts, np.float32 if exact32 else np.float64)
-    n, units = x.shape
-    p = perms.shape[0]
-    # image i takes the labels of image perms[p, i]: the same as image j = perms[p, i] taking the
-    # counts of image inv[p, j], so the (small) count rows are permuted, not the (N, L) label sets
-    # (P x N x L: gigabytes for Broden's 468 scenes over ~20k images)
-    inv = np.argsort(perms, axis=1)
-    y = np.asarray(sets, x.dtype)
-    inter = (x[inv].transpose(0, 2, 1).reshape(p * units, n) @ y).reshape(p, units, -1).astype(np.float64)
-    area = np.asarray(pixels, np.float64)[inv] @ np.asarray(sets, np.float64)
-    return inter, area
+    inv = inverse_permutations(perms)
+    return permuted_intersections(counts, sets, inv), permuted_areas(sets, pixels, inv)
 
 
-def permuted_max_iou(counts: np.ndarray, sets: np.ndarray, pixels: np.ndarray, act: np.ndarray, perms: np.ndarray) -> np.ndarray:
-    """float64 (P, U): per permutation each unit's maximum IoU over the labels (``permuted_tallies``'
-    arguments, and ``act`` (U,) the units' activation term, invariant under the permutations)."""
+def permuted_max_iou(counts: np.ndarray, sets: np.ndarray, act: np.ndarray, inv: np.ndarray, area: np.ndarray) -> np.ndarray:
+    """float64 (P, U): per permutation each unit's maximum IoU over the labels. ``counts`` (N, U),
+    ``sets`` bool (N, L), ``act`` (U,) the units' activation term (invariant under the
+    permutations), ``inv`` (P, N) the inverse permutations and ``area`` (P, L) the labels' areas
+    under them (``permuted_areas``, computed once per category, not per layer)."""
     act = np.asarray(act, np.float64)
-    out = np.empty((perms.shape[0], counts.shape[1]))
+    out = np.empty((inv.shape[0], counts.shape[1]))
     n, units = counts.shape
-    # per permutation: its count rows (N, U), its intersections (U, L) and areas, 8 bytes each at most
-    chunk = max(1, CHUNK_BYTES // (8 * (n * units + units * sets.shape[1] + n + sets.shape[1])))
-    for start in range(0, perms.shape[0], chunk):
-        inter, area = permuted_tallies(counts, sets, pixels, perms[start : start + chunk])
-        union = act[None, :, None] + area[:, None, :] - inter
+    # per permutation: its count rows (N, U) and its intersections (U, L), 8 bytes each at most
+    chunk = max(1, CHUNK_BYTES // (8 * (n * units + units * sets.shape[1])))
+    for start in range(0, inv.shape[0], chunk):
+        inter = permuted_intersections(counts, sets, inv[start : start + chunk])
+        union = act[None, :, None] + area[start : start + chunk, None, :] - inter
         out[start : start + chunk] = np.where(union > 0, inter / np.maximum(union, 1), 0.0).max(2)
     return out
 
@@ -140,7 +157,8 @@ def p_values(part: TallyPart, layers: list[str], primary: np.ndarray, num_catego
             continue
         rows = np.nonzero(held[:, labels].any(1))[0]
         sets = held[np.ix_(rows, labels)]
-        perms = permutations(rows.size, count, seed, k)
+        inv = inverse_permutations(permutations(rows.size, count, seed, k))
+        area = permuted_areas(sets, whole.pixels[rows], inv)
         for name in layers:
             layer = part.layers[name]
             units = np.arange(layer.units) if assigned is None else np.nonzero(np.isin(assigned[name], labels))[0]
@@ -152,7 +170,7 @@ def p_values(part: TallyPart, layers: list[str], primary: np.ndarray, num_catego
                 raise DataError(f"layer {name}: the tally parts' per-image counts do not add up to their intersections: rerun the tallies")
             act = (layer.act_original if denominator == "original" else layer.act_lite)[units, k]
             observed = iou(inter, act[:, None], part.area[labels], np.zeros(labels.size, np.int64))[0].max(1)
-            null = permuted_max_iou(x, sets, whole.pixels[rows], act, perms)
+            null = permuted_max_iou(x, sets, act, inv, area)
             out[name][units, k] = (1 + (null >= observed[None]).sum(0)) / (1 + count)
     return out
 

@@ -11,8 +11,8 @@ units U, k top images, B the batch size, I the images one job reads, C the label
 - gather: 8 B x Ut x (C + 1) x 2 per tally (one read at a time, plus the sum) + the IoU table,
   about 100 B a row (Ut x concepts rows) + the chance level's per-image rows, 4 B x Ut per image
   (every image counted: an upper bound of those holding a whole-image label), twice (merged and
-  reordered), its permutations, 12 B x P x images (int32 and their int64 inverses), and one batch
-  of permuted rows (``chance.CHUNK_BYTES``); a tally job also holds its images' rows.
+  reordered), its permutations, 12 B x P x images (int32, and the int64 argsort that inverts
+  them), and one batch of permuted rows (``chance.CHUNK_BYTES``); a tally job also holds its images' rows.
 Figures are rounded up to the next 100 MB. Architectures whose layer shapes are not known here
 get ``None`` (the caller keeps its profile's default).
 """
@@ -21,14 +21,12 @@ from __future__ import annotations
 
 import math
 
+from .chance import CHUNK_BYTES as NULL_CHUNK_BYTES, DEFAULT_PERMUTATIONS as NULL_PERMUTATIONS
+
 BASE_MB = {"quantiles": 1200, "thresholds": 1000, "tally": 900, "gather": 1000}
 ACTIVATION_FACTOR = 8  # the whole network's activations of a batch, relative to the hooked maps
 HIST_BYTES = 8 * 8192
 TABLE_ROW_BYTES = 100
-# the chance level's defaults (dissect.chance: DEFAULT_PERMUTATIONS, CHUNK_BYTES; not imported:
-# this module is read when Snakemake plans, and chance's imports reach torch)
-NULL_PERMUTATIONS = 1000
-NULL_CHUNK_BYTES = 64 << 20
 
 # (units per stage layer1..layer4, stride of layer1..layer4) by family
 _RESNET_BASIC = ((64, 128, 256, 512), (4, 8, 16, 32))

@@ -120,10 +120,9 @@ class WholeImageLabels:
 
     def merge(self, other: "WholeImageLabels") -> "WholeImageLabels":
         """Concatenate ``other``'s images after this one's; return self."""
-        first, second = self, other
-        self.image = np.concatenate([first.image, second.image + first.images])
-        self.label = np.concatenate([first.label, second.label])
-        self.pixels = np.concatenate([first.pixels, second.pixels])
+        self.image = np.concatenate([self.image, other.image + self.images])
+        self.label = np.concatenate([self.label, other.label])
+        self.pixels = np.concatenate([self.pixels, other.pixels])
         return self
 
     def reorder(self, rows: np.ndarray) -> "WholeImageLabels":
