@@ -69,7 +69,7 @@ def main() -> None:
     from cnninterp.data.broden import BrodenFolder, coverage_statistics
     from cnninterp.data.broden_shards import convert_broden
     from cnninterp.data.synthetic_broden import REALISM, Realism, generate_broden, generate_scene_task
-    from cnninterp.dissect.engine import dissect
+    from cnninterp.dissect.pipeline import dissect
     from cnninterp.models.backbones import load_model, random_model
     from cnninterp.report.dissection import findings
     from cnninterp.train.baseline import train_baseline

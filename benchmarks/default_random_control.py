@@ -90,7 +90,7 @@ def main() -> None:
     from cnninterp.config import dissect_settings, load_config
     from cnninterp.data.broden_shards import convert_broden
     from cnninterp.data.synthetic_broden import generate_broden
-    from cnninterp.dissect.engine import dissect
+    from cnninterp.dissect.pipeline import dissect
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)

@@ -42,7 +42,7 @@ def main() -> None:
     from cnninterp.config import dissect_settings, load_config
     from cnninterp.data.broden_shards import convert_broden
     from cnninterp.data.synthetic_broden import generate_broden, generate_scene_task
-    from cnninterp.dissect.engine import dissect
+    from cnninterp.dissect.pipeline import dissect
     from cnninterp.models.backbones import load_model, random_model
     from cnninterp.train.baseline import train_baseline
 

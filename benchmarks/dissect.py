@@ -2,7 +2,7 @@
 
 Measured in one process on the same shards, after a warm-up pass:
 - forward-only: reading + decoding + preprocessing + forward with the layer hooks, one pass;
-- dissection: ``engine.dissect`` (quantile pass writing the activation cache, exact thresholds,
+- dissection: ``pipeline.dissect`` (quantile pass writing the activation cache, exact thresholds,
   tally pass reading it, gather); forward-only and dissection alternate ``--repeats`` times and
   the ratio is taken of each one's fastest run (this machine is shared: the minimum is the run
   least disturbed by other work);
@@ -70,7 +70,7 @@ def torch_sync():
 
 def run_timing(args, shards: Path) -> dict:
     from cnninterp.data.shards import read_manifest, shard_paths
-    from cnninterp.dissect import engine
+    from cnninterp.dissect import engine, pipeline
     from cnninterp.models.backbones import random_model
     from cnninterp.train.loop import pick_device
 
@@ -85,7 +85,7 @@ def run_timing(args, shards: Path) -> dict:
         for _ in range(args.repeats):
             forwards.append(forward_only(model, shards, args.batch_size, device))
             with Clock() as clock:
-                engine.dissect(model, LAYERS, shards, Path(tmp) / "out", batch_size=args.batch_size, device=device)
+                pipeline.dissect(model, LAYERS, shards, Path(tmp) / "out", batch_size=args.batch_size, device=device)
             dissects.append(clock)
         fwd, dis = min(c.wall for c in forwards), min(c.wall for c in dissects)
         fwd_cpu, dis_cpu = min(c.cpu for c in forwards), min(c.cpu for c in dissects)
@@ -99,7 +99,7 @@ def run_timing(args, shards: Path) -> dict:
         )
         if args.two_pass:
             with Clock() as clock:
-                engine.dissect(model, LAYERS, shards, Path(tmp) / "two", batch_size=args.batch_size, device=device, cache=False)
+                pipeline.dissect(model, LAYERS, shards, Path(tmp) / "two", batch_size=args.batch_size, device=device, cache=False)
             out["dissect_two_pass_over_forward"] = round(clock.wall / fwd, 3)
             out["dissect_two_pass_over_forward_cpu"] = round(clock.cpu / fwd_cpu, 3)
         # layer4 alone: quantile pass with cache, then the tally pass from the cache and with the model
@@ -135,12 +135,12 @@ def run_memory(args, shard_dirs: dict) -> dict:
 
 
 def child_memory(args) -> None:
-    from cnninterp.dissect import engine
+    from cnninterp.dissect import engine, pipeline
     from cnninterp.models.backbones import random_model
     from cnninterp.train.loop import pick_device
 
     with tempfile.TemporaryDirectory() as tmp:
-        engine.dissect(random_model("resnet18", seed=0), LAYERS, args.child_memory, Path(tmp) / "out", batch_size=args.batch_size, device=pick_device(args.device))
+        pipeline.dissect(random_model("resnet18", seed=0), LAYERS, args.child_memory, Path(tmp) / "out", batch_size=args.batch_size, device=pick_device(args.device))
     print(json.dumps({"peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
 
 

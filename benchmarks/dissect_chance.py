@@ -26,6 +26,7 @@ def main() -> None:
     from cnninterp.config import dissect_settings, load_config
     from cnninterp.data.shards import read_manifest, shard_paths
     from cnninterp.dissect import engine
+    from cnninterp.dissect.gather import gather
     from cnninterp.models.backbones import load_model, random_model
 
     root = Path(__file__).resolve().parents[1]
@@ -75,7 +76,7 @@ def main() -> None:
         for p in (0, args.permutations):
             settings = {"layers": layers, "quantile": q, "chance_permutations": p, "chance_alpha": args.alpha, "chance_seed": args.seed}
             start, cpu = time.time(), time.process_time()
-            summaries[p] = engine.gather([part], thresholds, manifest, layers, s["denominator"], s["iou_threshold"], args.out / f"{name}-p{p}", settings)
+            summaries[p] = gather([part], thresholds, manifest, layers, s["denominator"], s["iou_threshold"], args.out / f"{name}-p{p}", settings)
             times[p] = (round(time.time() - start, 2), round(time.process_time() - cpu, 2))
         summary = summaries[args.permutations]
         for layer in layers:  # the null adds keys, never changes the old ones

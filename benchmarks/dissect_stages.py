@@ -6,7 +6,7 @@ reused), CPU. After a warm-up forward pass, alternated ``--repeats`` times: the 
 stages one after the other, each timed (wall and process CPU seconds): the quantile pass
 (``engine.quantile_tops`` writing the activation cache), the threshold merge with its refinement
 reads (``engine.merge_thresholds``), the tally from the cache (``engine.tally``) and the gather
-(``engine.gather``). Prints one JSON line: every run's figures and each stage's best, also as a
+(``gather.gather``). Prints one JSON line: every run's figures and each stage's best, also as a
 fraction of the best forward-only pass.
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/dissect_stages.py --images 1000 --size 224
@@ -30,9 +30,10 @@ STAGES = ("quantiles", "merge", "tally", "gather")
 
 
 def stages_once(model, shards: Path, out_dir: Path, batch_size: int, device) -> dict:
-    """One dissection, stage by stage: {stage: Clock}; the same calls as ``engine.dissect``."""
+    """One dissection, stage by stage: {stage: Clock}; the same calls as ``pipeline.dissect``."""
     from cnninterp.data.shards import read_manifest, shard_paths
     from cnninterp.dissect import engine
+    from cnninterp.dissect.gather import gather
 
     manifest = read_manifest(shards)
     paths = shard_paths(shards)
@@ -47,7 +48,7 @@ def stages_once(model, shards: Path, out_dir: Path, batch_size: int, device) -> 
         counts = engine.tally(None, LAYERS, paths, thresholds, manifest, "imagenet", batch_size, device, cache)
     with Clock() as clocks["gather"]:
         settings = {"layers": LAYERS, "quantile": 0.005, "iou_threshold": 0.04, "denominator": "original", "preprocess": "imagenet"}
-        engine.gather([counts], thresholds, manifest, LAYERS, "original", 0.04, out_dir / "out", settings)
+        gather([counts], thresholds, manifest, LAYERS, "original", 0.04, out_dir / "out", settings)
     cache.unlink()
     return clocks
 

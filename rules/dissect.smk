@@ -1,6 +1,9 @@
-# the dissect commands also run, lazily imported by cli.py, the CLI values' check (config) and
-# the device choice (train.loop)
+# the per-shard commands also run, lazily imported by cli.py, the CLI values' check (config),
+# the model loader (models.backbones) and the device choice (train.loop)
 ENGINE = code("dissect.engine", "models.backbones", "config", "train.loop")
+# the gather runs no model: its own module (with the chance level and the IoU table, which the
+# per-shard stages do not import: an edit of them reruns only the gathers) and the values' check
+GATHER = code("dissect.gather", "config")
 # kept (dissect.keep_caches): a quantile change at or below dissect.cache_quantile then reruns
 # the threshold merge, tallies and gather from them, not the model
 KEEP_CACHES = CFG["dissect"]["keep_caches"]
@@ -105,7 +108,7 @@ rule dissect_gather:
         manifest=f"{SHARDS}/manifest.json",
         thresholds="results/dissect/{model}/thresholds.npz",
         parts=parts("tally"),
-        code=ENGINE,
+        code=GATHER,
     output:
         iou=report(
             "results/dissect/{model}/iou.parquet",

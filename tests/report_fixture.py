@@ -45,7 +45,7 @@ def build_results(root: Path) -> Path:
     from cnninterp.config import validate_config
     from cnninterp.data.broden_shards import convert_broden
     from cnninterp.data.synthetic_broden import generate_broden
-    from cnninterp.dissect.engine import dissect
+    from cnninterp.dissect.pipeline import dissect
     from cnninterp.models.backbones import random_model
 
     config = validate_config(CONFIG, "report test config")

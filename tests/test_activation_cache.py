@@ -6,7 +6,8 @@ import torch
 
 from cnninterp.data.shards import read_manifest, shard_paths
 from cnninterp.dissect import candidates as cand
-from cnninterp.dissect import engine
+from cnninterp.dissect import engine, pipeline
+from cnninterp.dissect.gather import sum_tallies
 from cnninterp.dissect.cache import CANDIDATE_BYTES, open_cache, read_cache
 from cnninterp.dissect.statefile import write_state
 from cnninterp.errors import DataError
@@ -49,7 +50,7 @@ def test_per_shard_caches_add_up_to_one_job(broden_shards, tmp_path):
     parts = [_stages(model, [p], total, tmp_path / f"{i}.acts") for i, p in enumerate(paths)]
     thresholds = engine.merge_thresholds(parts, LAYERS, total, 0.05, [tmp_path / f"{i}.acts" for i in range(len(paths))])
     tallies = [engine.tally(None, LAYERS, [p], thresholds, manifest, "imagenet", 8, "cpu", tmp_path / f"{i}.acts") for i, p in enumerate(paths)]
-    summed = engine.sum_tallies(tallies)
+    summed = sum_tallies(tallies)
     whole = engine.tally(model, LAYERS, paths, thresholds, manifest, "imagenet", 8, "cpu")
     for name in LAYERS:
         for what in COUNTS:
@@ -58,8 +59,8 @@ def test_per_shard_caches_add_up_to_one_job(broden_shards, tmp_path):
 
 def test_dissect_with_and_without_cache_write_the_same_results(broden_shards, tmp_path):
     model = random_model("resnet10", seed=4)
-    a = engine.dissect(model, ["layer2", "layer4"], broden_shards, tmp_path / "a", quantile=0.05, batch_size=8, cache=True)
-    b = engine.dissect(model, ["layer2", "layer4"], broden_shards, tmp_path / "b", quantile=0.05, batch_size=8, cache=False)
+    a = pipeline.dissect(model, ["layer2", "layer4"], broden_shards, tmp_path / "a", quantile=0.05, batch_size=8, cache=True)
+    b = pipeline.dissect(model, ["layer2", "layer4"], broden_shards, tmp_path / "b", quantile=0.05, batch_size=8, cache=False)
     assert a == b
     assert (tmp_path / "a" / "iou.parquet").read_bytes() == (tmp_path / "b" / "iou.parquet").read_bytes()
     assert not list(tmp_path.glob(".a-cache-*")), "the temporary cache folder is removed"

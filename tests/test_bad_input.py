@@ -302,7 +302,7 @@ def test_a_dissection_result_set_is_complete_or_absent(broden_shards, tmp_path, 
     import errno
 
     from cnninterp.dissect import labels
-    from cnninterp.dissect.engine import dissect
+    from cnninterp.dissect.pipeline import dissect
     from cnninterp.models.backbones import random_model
 
     out = tmp_path / "out"

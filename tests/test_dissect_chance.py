@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from cnninterp.dissect import chance, engine
+from cnninterp.dissect.gather import gather, sum_tallies
 from cnninterp.dissect.labels import iou_table, summarize
 from cnninterp.dissect.statefile import read_state, write_state
 from cnninterp.dissect.states import LayerThresholds, TallyPart, Thresholds, TopImages
@@ -176,7 +177,7 @@ def test_parts_concatenate_their_rows_in_shard_order_whatever_the_merge_order(tm
         write_state(tmp_path / f"{i}.npz", _part(acts[a:b], seg[a:b], image_labels[a:b], 4, shards=(f"a-00000{i}.tar",)))
     expected = chance.p_values(one, ["conv"], PRIMARY, len(CATS), "original", 200, 0)["conv"]
     for order in itertools.permutations(range(3)):
-        merged = engine.sum_tallies([tmp_path / f"{i}.npz" for i in order])
+        merged = sum_tallies([tmp_path / f"{i}.npz" for i in order])
         np.testing.assert_array_equal(merged.layers["conv"].whole_active, one.layers["conv"].whole_active)
         for what in ("pixels", "image", "label"):
             np.testing.assert_array_equal(getattr(merged.whole, what), getattr(one.whole, what))
@@ -185,7 +186,7 @@ def test_parts_concatenate_their_rows_in_shard_order_whatever_the_merge_order(tm
         in_memory = parts[0].merge(parts[1]).merge(parts[2])  # not yet canonical: p_values orders the rows
         np.testing.assert_array_equal(chance.p_values(in_memory, ["conv"], PRIMARY, len(CATS), "original", 200, 0)["conv"], expected)
     with pytest.raises(DataError, match="both cover shard"):
-        engine.sum_tallies([tmp_path / "1.npz", tmp_path / "1.npz"])
+        sum_tallies([tmp_path / "1.npz", tmp_path / "1.npz"])
 
 
 def test_a_part_of_the_previous_layout_or_without_rows_is_refused(tmp_path):
@@ -229,7 +230,7 @@ def test_gather_adds_the_chance_level_and_keeps_every_other_number(tmp_path):
     manifest = {"categories": CATS, "labels": labels, "splits": {"train": {"samples": 40, "shards": []}}}
     out = {}
     for p in (0, 200):
-        engine.gather([part], thresholds, manifest, ["conv"], "original", 0.04, tmp_path / str(p), {"chance_permutations": p})
+        gather([part], thresholds, manifest, ["conv"], "original", 0.04, tmp_path / str(p), {"chance_permutations": p})
         out[p] = json.loads((tmp_path / str(p) / "summary.json").read_text())
     assert out[200]["settings"]["chance_permutations"] == 200 and out[200]["settings"]["chance_alpha"] == 0.01
     plain, with_null = out[0]["layers"]["conv"], out[200]["layers"]["conv"]

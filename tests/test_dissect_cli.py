@@ -40,7 +40,7 @@ def test_tally_csv_per_layer_matches_the_iou_table(broden_shards, tmp_path):
     iou.parquet; a later set without a layer leaves no CSV of it behind."""
     import csv
 
-    from cnninterp.dissect.engine import dissect
+    from cnninterp.dissect.pipeline import dissect
 
     out = tmp_path / "out"
     dissect(random_model("resnet10", seed=3), ["layer3", "layer4"], broden_shards, out, batch_size=16)

@@ -238,7 +238,7 @@ def test_layer_tallies_merge_in_any_order_and_split():
 def test_layers_on_several_threads_give_the_serial_results(broden_shards, tmp_path, monkeypatch):
     """The quantile pass, the refinement and the tally run layers on a thread pool; each layer's
     batches stay in data order, so every result file equals the one-thread run's byte for byte."""
-    from cnninterp.dissect import engine, layers_pool
+    from cnninterp.dissect import engine, layers_pool, pipeline
     from cnninterp.models.backbones import random_model
 
     model = random_model("resnet10", seed=4)
@@ -255,7 +255,7 @@ def test_layers_on_several_threads_give_the_serial_results(broden_shards, tmp_pa
             return original(self, batch)
 
         monkeypatch.setattr(engine.KeyHistogram, "add", add)
-        engine.dissect(model, ["layer2", "layer4"], broden_shards, tmp_path / out, quantile=0.05, batch_size=8)
+        pipeline.dissect(model, ["layer2", "layer4"], broden_shards, tmp_path / out, quantile=0.05, batch_size=8)
     assert "cnninterp-layers" in used and "MainThread" in used  # the pool did run layers
     for name in ("iou.parquet", "top_images.npz", "summary.json", "tally_layer2.csv", "tally_layer4.csv"):
         assert (tmp_path / "serial" / name).read_bytes() == (tmp_path / "pooled" / name).read_bytes(), name

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cnninterp.data.shards import read_manifest, shard_paths
-from cnninterp.dissect import engine
+from cnninterp.dissect import engine, pipeline
 from cnninterp.dissect.activations import LayerCapture
 from cnninterp.errors import DataError, ModelError
 from cnninterp.models.backbones import load_model, random_model
@@ -74,7 +74,7 @@ def test_nan_activations_name_the_layer_and_images(broden_shards, tmp_path):
     model = NaNAfter()
     out = tmp_path / "out"
     with pytest.raises(ModelError, match=r"layer poison produced NaN or infinite activations on image\(s\) \d{7}"):
-        engine.dissect(model, ["poison"], broden_shards, out, batch_size=8)
+        pipeline.dissect(model, ["poison"], broden_shards, out, batch_size=8)
     assert not out.exists() or not any(out.iterdir())
 
 
@@ -110,14 +110,14 @@ def test_a_failed_run_leaves_no_hooks_behind(broden_shards, tmp_path):
     """After an error mid-run the same model object dissects normally (hooks are removed)."""
     model = NaNAfter()
     try:
-        engine.dissect(model, ["poison"], broden_shards, tmp_path / "a", batch_size=8)
+        pipeline.dissect(model, ["poison"], broden_shards, tmp_path / "a", batch_size=8)
     except ModelError:
         # checked while the traceback (which holds the engine's frames) is still alive
         assert not any(m._forward_hooks for m in model.modules())
     else:
         pytest.fail("NaN activations were accepted")
     model.poison.active = False
-    summary = engine.dissect(model, ["poison"], broden_shards, tmp_path / "b", batch_size=8)
+    summary = pipeline.dissect(model, ["poison"], broden_shards, tmp_path / "b", batch_size=8)
     assert summary["poison"]["units"] == 4
     assert not any(m._forward_hooks for m in model.modules())
 

@@ -120,6 +120,7 @@ def test_a_repeated_part_in_place_of_a_missing_one_is_refused(per_shard, tmp_pat
 
     from cnninterp.cli import main
     from cnninterp.dissect import engine
+    from cnninterp.dissect.gather import gather
     from cnninterp.dissect.statefile import write_state
     from cnninterp.errors import DataError
 
@@ -139,12 +140,12 @@ def test_a_repeated_part_in_place_of_a_missing_one_is_refused(per_shard, tmp_pat
         tallies.append(tmp_path / f"t-{i}.npz")
         write_state(tallies[-1], engine.tally(None, ["feat"], [path], thresholds, manifest, "imagenet", 8, "cpu", caches[i]))
     with pytest.raises(DataError, match=r"tally parts both cover shard\(s\) train-000000\.tar"):
-        engine.gather([tallies[0], tallies[0]] + tallies[2:], thresholds, manifest, ["feat"], "original", 0.04, tmp_path / "bad", {})
+        gather([tallies[0], tallies[0]] + tallies[2:], thresholds, manifest, ["feat"], "original", 0.04, tmp_path / "bad", {})
     assert not (tmp_path / "bad").exists()
     renamed = copy.deepcopy(manifest)
     renamed["splits"]["train"]["shards"][1]["name"] = "other.tar"
     with pytest.raises(DataError, match=r"tally parts cover shard\(s\) not in the manifest: train-000001\.tar; shard\(s\) missing: other\.tar"):
-        engine.gather(tallies, thresholds, renamed, ["feat"], "original", 0.04, tmp_path / "bad", {})
+        gather(tallies, thresholds, renamed, ["feat"], "original", 0.04, tmp_path / "bad", {})
     # the stage CLI: one line and exit 2, nothing written
     write_state(tmp_path / "thr.npz", thresholds)
     args = ["dissect-gather", "--manifest", str(per_shard["paths"][0].parent / "manifest.json"), "--layers", "feat",
@@ -193,12 +194,13 @@ def test_a_probe_set_without_labels_is_refused_and_units_come_from_the_tally(tmp
     units for a 4-unit layer and reported no error; gather now refuses, and summarize takes the
     unit count from the tally."""
     from cnninterp.dissect import engine
+    from cnninterp.dissect.gather import gather
     from cnninterp.dissect.labels import iou_table, summarize
     from cnninterp.errors import DataError
 
     part, thresholds, manifest = _unlabeled_part()
     with pytest.raises(DataError, match="no labels in the probe set"):
-        engine.gather([part], thresholds, manifest, ["conv"], "original", 0.04, tmp_path / "out", {})
+        gather([part], thresholds, manifest, ["conv"], "original", 0.04, tmp_path / "out", {})
     assert not (tmp_path / "out").exists()
     vocab = engine.vocabulary(manifest)
     table = iou_table(part, thresholds, vocab, ["conv"], "original")
@@ -244,7 +246,7 @@ def test_images_of_different_sizes_are_a_data_error_naming_the_image_and_shard(t
     error deep in the top-image keeper; now a DataError naming the first image of another size,
     its shard and the fix, nothing written (the CLI turns it into one line and exit 2)."""
     from cnninterp.data.broden_shards import convert_broden, iter_broden
-    from cnninterp.dissect import engine
+    from cnninterp.dissect.pipeline import dissect
     from cnninterp.errors import DataError
 
     _mixed_size_broden(tmp_path / "broden")
@@ -254,7 +256,7 @@ def test_images_of_different_sizes_are_a_data_error_naming_the_image_and_shard(t
     assert sizes.count((48, 48)) == 3 and sizes.count((32, 32)) == 5, sizes
     odd = [s["key"] for s in iter_broden([shards / "train-000000.tar"]) if s["image"].shape[0] == 48][0]
     with pytest.raises(DataError, match=rf"images of different sizes: image '{odd}' of shard .*train-000000\.tar is 48x48 px.*32x32 px.*resize the probe set"):
-        engine.dissect(_Pool().eval(), ["feat"], shards, tmp_path / "out", batch_size=4, device="cpu")
+        dissect(_Pool().eval(), ["feat"], shards, tmp_path / "out", batch_size=4, device="cpu")
     assert not (tmp_path / "out").exists()
 
 

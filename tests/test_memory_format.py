@@ -4,7 +4,7 @@ import pandas as pd
 import torch
 
 from cnninterp.dissect.activations import torch_memory_format
-from cnninterp.dissect.engine import dissect
+from cnninterp.dissect.pipeline import dissect
 from cnninterp.models.backbones import random_model
 
 

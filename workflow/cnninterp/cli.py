@@ -201,7 +201,7 @@ def run(args) -> None:
                                  seed=args.seed, device=args.device, bn_images=args.bn_images)
         log.info("trained %s: val accuracy %s", args.arch, summary["val_accuracy"])
     elif cmd == "dissect":
-        from .dissect.engine import dissect
+        from .dissect.pipeline import dissect
 
         summary = dissect(_model(args), args.layers, args.shards, args.out, args.quantile, args.iou_threshold, args.denominator, args.preprocess, args.batch_size, args.top_images, _device(args.device), {"model": args.model, "checkpoint": args.checkpoint}, args.cache, memory_format=args.memory_format)
         for layer, s in summary.items():
@@ -285,11 +285,13 @@ def _run_dissect_stage(args) -> None:
         thresholds = read_state(args.thresholds, Thresholds)
         # the tally parts go in as paths: sum_tallies reads them one at a time (a 1,000-shard
         # run of full Broden would not fit in memory all at once)
-        summary = engine.gather(args.parts, thresholds, manifest, args.layers, args.denominator, args.iou_threshold, args.out, settings)
+        from .dissect.gather import gather, remove_caches
+
+        summary = gather(args.parts, thresholds, manifest, args.layers, args.denominator, args.iou_threshold, args.out, settings)
         for layer, s in summary.items():
             print(f"{layer}: {s['detectors']}/{s['units']} detectors, {s['unique_concepts']} unique concepts")
         if args.remove_caches:
-            for path in engine.remove_caches(Path(args.parts[0]).parent):
+            for path in remove_caches(Path(args.parts[0]).parent):
                 print(f"removed leftover activation cache {path}")
 
 

@@ -1,24 +1,23 @@
-"""Run Network Dissection's stages over Broden shards: quantiles, thresholds, tally, gather.
+"""Network Dissection's per-shard stages: quantiles, thresholds, tally (the jobs that run the model).
 
 Each stage hands on a typed state (``states``: ``QuantilePart``, ``Thresholds``, ``TallyPart``),
 written to and read from disk by ``statefile``, so stages can run as separate per-shard jobs and
-be merged, or all at once through ``dissect``.
+be merged. The gather (``gather``) and the in-process run of every stage (``pipeline.dissect``)
+live apart: this module's import closure is the code of every quantile, threshold and tally job,
+so it imports neither them nor what only they run (``chance``, ``labels``), and an edit of those
+reruns only the gathers.
 """
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
-from dataclasses import dataclass
 from contextlib import closing, nullcontext
 from pathlib import Path
 
 import numpy as np
 
-from ..data.shards import read_manifest
 from ..errors import DataError
 from . import candidates as cand
-from . import chance
 from .activations import activation_batches, collate
 from .cache import Centres, keep_for_tally, keep_values, open_cache, read_cache
 from .layers_pool import layer_pool
@@ -26,8 +25,6 @@ from .quantiles import KeyHistogram, ThresholdSearch
 from .statefile import read_state
 from .states import LayerQuantiles, LayerThresholds, QuantilePart, TallyPart, Thresholds, TopImages
 from .tally import LayerTally, WholeImageLabels, make_label_batch
-
-log = logging.getLogger(__name__)
 
 
 def vocabulary(manifest: dict) -> dict:
@@ -65,8 +62,9 @@ def shard_names(paths) -> tuple:
     return tuple(names)
 
 
-def _compare_shards(got, expected, what: str, where: str) -> None:
-    """DataError unless the shard names ``got`` are those of ``expected`` (naming the difference)."""
+def compare_shards(got, expected, what: str, where: str) -> None:
+    """DataError unless the shard names ``got`` (sequence of str) are those of ``expected``,
+    naming the extra and missing ones; ``what`` names the parts, ``where`` the list compared with."""
     extra, lost = sorted(set(got) - set(expected)), sorted(set(expected) - set(got))
     if extra or lost:
         raise DataError(f"{what} cover shard(s) not in {where}: {', '.join(extra) or 'none'}; shard(s) missing: {', '.join(lost) or 'none'}; "
@@ -139,7 +137,7 @@ def merge_thresholds(parts, layers: list[str], total_images: int, q: float, cach
     """
     merged = merge_states(parts, QuantilePart, "quantile parts to merge")
     if shards is not None and merged.shards:
-        _compare_shards(merged.shards, shards, "quantile parts", "the shard list")
+        compare_shards(merged.shards, shards, "quantile parts", "the shard list")
     if merged.images != total_images:
         raise DataError(f"quantile parts cover {merged.images} images, the shards hold {total_images}: a shard is missing or repeated")
     missing = [name for name in layers if name not in merged.layers]
@@ -292,13 +290,6 @@ def _cached_batches(cache, paths, layers: list[str]):
         raise DataError(f"activation cache {cache} ends before image {extra['key']} of the shards; rerun the quantile pass")
 
 
-def sum_tallies(parts) -> TallyPart:
-    """Merge per-shard ``TallyPart``s (or paths of saved ones, read one at a time) into one, its
-    per-image rows in shard order whatever the parts' order (``TallyPart.canonical``); DataError if
-    there are none."""
-    return merge_states(parts, TallyPart, "tally parts to gather").canonical()
-
-
 def merge_states(states, cls, what: str):
     """Merge mergeable states of class ``cls`` (instances, or paths of saved ones, read one at a
     time so memory holds two) in the given order; DataError "no <what>" if there are none."""
@@ -312,94 +303,6 @@ def merge_states(states, cls, what: str):
     return merged
 
 
-def gather(tally_parts, thresholds: Thresholds, manifest: dict, layers: list[str], denominator: str, iou_threshold: float, out_dir: str | Path, settings: dict) -> dict:
-    """Sum per-shard tallies (``TallyPart``s or their paths), score IoU and write the results
-    under ``out_dir``; returns the summary.
-
-    ``thresholds`` is the output of ``merge_thresholds`` (thresholds and top images).
-    DataError if the parts do not cover every shard of the manifest and image exactly once, or were counted at
-    other thresholds than ``thresholds`` (``TallyPart.thresholds``), or ``settings`` name another
-    quantile than the thresholds were merged at; the summary records the thresholds' quantile.
-    The summary carries the permutation chance level of whole-image-label detectors (``chance``)
-    unless ``settings["chance_permutations"]`` is 0 (settings ``chance_permutations``,
-    ``chance_alpha``, ``chance_seed``, defaults in ``chance``; recorded in the summary's settings).
-    """
-    import time
-
-    from .labels import iou_table, summarize, write_results
-
-    settings = dict(settings, **chance.chance_settings(settings))
-    if "quantile" in settings and float(settings["quantile"]) != thresholds.quantile:
-        raise DataError(f"the settings give quantile {settings['quantile']} but the thresholds were merged at {thresholds.quantile}")
-    settings = dict(settings, quantile=thresholds.quantile)
-    total = thresholds.images
-    summed = sum_tallies(tally_parts)
-    if summed.shards:  # parts built in memory without shard names are not compared
-        _compare_shards(summed.shards, manifest_shards(manifest), "tally parts", "the manifest")
-    if summed.images != total:
-        raise DataError(f"tally parts cover {summed.images} images, the thresholds were computed over {total}: a shard is missing or repeated")
-    missing = [name for name in layers if name not in summed.layers]
-    if missing:
-        raise DataError(f"tally parts have no layer(s) {', '.join(missing)}: rerun the tallies")
-    if summed.thresholds != thresholds.digest(list(summed.layers)):
-        raise DataError("the tally parts were counted at other thresholds than the ones given (another model's, "
-                        "quantile's or merge's): rerun the tallies with these thresholds")
-    thresholds = thresholds.select(layers)
-    vocab = vocabulary(manifest)
-    if not np.any((summed.area > 0) & (vocab["primary"] >= 0)):
-        raise DataError(f"no labels in the probe set: no concept of the manifest occurs in any of its {summed.images} images "
-                        "(every label area is 0); check the shards' segmentations or rebuild them")
-    table = iou_table(summed, thresholds, vocab, layers, denominator)
-    summary = summarize(table, layers, vocab["categories"], iou_threshold, {name: summed.layers[name].units for name in layers})
-    if settings["chance_permutations"]:
-        start = time.perf_counter()
-        assigned = {name: np.array([-1 if e["concept_number"] is None else e["concept_number"] for e in summary[name]["unit_labels"]], np.int64) for name in layers}
-        pvals = chance.p_values(summed, layers, vocab["primary"], len(vocab["categories"]), denominator, settings["chance_permutations"], settings["chance_seed"], assigned)
-        chance.annotate(summary, pvals, chance.whole_image_only(summed, vocab["primary"]), vocab["categories"], settings["chance_alpha"])
-        log.info("permutation null of whole-image labels (%d permutations): %.2f s", settings["chance_permutations"], time.perf_counter() - start)
-    write_results(out_dir, table, summary, settings, summed, thresholds, layers)
-    return summary
-
-
-def remove_caches(parts_dir: str | Path) -> list[Path]:
-    """Delete the activation caches (``cache-*.acts``) under ``parts_dir``; return their paths.
-
-    Called by the gather, which runs after every tally of its model: a cache still there was left
-    by a run killed after its tally had finished (Snakemake removes temporary files only after
-    jobs it ran itself), and no job needs it any more.
-    """
-    removed = sorted(Path(parts_dir).glob("cache-*.acts"))
-    for path in removed:
-        path.unlink(missing_ok=True)
-    return removed
-
-
 def dataset_images(manifest: dict, splits: list[str] | None = None) -> int:
     """Return the number of images in the manifest's splits (all when None)."""
     return sum(v["samples"] for k, v in manifest["splits"].items() if splits is None or k in splits)
-
-
-def dissect(model, layers: list[str], shard_dir: str | Path, out_dir: str | Path, quantile: float = 0.005, iou_threshold: float = 0.04, denominator: str = "original", preprocess: str = "imagenet", batch_size: int = 64, top_images: int = 8, device="cpu", settings: dict | None = None, cache: bool = True, memory_format: str = "auto") -> dict:
-    """Dissect ``layers`` of ``model`` on every shard under ``shard_dir`` and write results to ``out_dir``.
-
-    The same stages as the per-shard jobs, in one process: quantiles, exact thresholds, tally,
-    gather. With ``cache`` the model runs once and the tally reads an activation cache (a
-    temporary file beside ``out_dir``, removed at the end); without, the model runs twice.
-    Returns the per-layer summary (see ``labels.summarize``).
-    """
-    import tempfile
-
-    from ..data.shards import shard_paths
-
-    manifest = read_manifest(shard_dir)
-    paths = shard_paths(shard_dir)
-    total = dataset_images(manifest)
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{out_dir.name}-cache-", dir=out_dir.parent) as tmp:
-        cache_file = Path(tmp) / "activations.acts"
-        tops = quantile_tops(model, layers, paths, total, quantile, preprocess, batch_size, device, top_images, cache_file, memory_format=memory_format, values_only=not cache)
-        thresholds = merge_thresholds([tops], layers, total, quantile, [cache_file], manifest_shards(manifest))
-        counts = tally(model, layers, paths, thresholds, manifest, preprocess, batch_size, device, cache_file if cache else None, memory_format=memory_format)
-    settings = dict(settings or {}, layers=layers, quantile=quantile, iou_threshold=iou_threshold, denominator=denominator, preprocess=preprocess)
-    return gather([counts], thresholds, manifest, layers, denominator, iou_threshold, out_dir, settings)

@@ -7,7 +7,7 @@ Writes ``metrics.json`` with, at the top level, one entry per network (``icnn``,
   ``location_instability_best_part``: the same with each filter's single most stable landmark;
 - ``accuracy`` on the test split;
 - ``part_detectors``, ``mean_part_iou``: the top conv layer (``top``, before the mask) of both
-  networks dissected by the project's dissection engine (``dissect.engine.dissect``, the stages
+  networks dissected by the project's dissection engine (``dissect.pipeline.dissect``, the stages
   the dissection rules run) on the probe shards (the same parts generator, other images), part
   masks as the ``part`` category; a part detector is a unit whose best part IoU exceeds
   ``iou_threshold``; ``mean_part_iou`` is the mean over units of their best part IoU;
@@ -70,7 +70,7 @@ def part_scores(summary: dict, iou_threshold: float) -> dict:
 def dissect_top(model, probe: str | Path, out_dir: str | Path, *, quantile: float, iou_threshold: float, batch_size: int) -> dict:
     """Dissect the ``top`` layer of ``model`` on the probe shards with the project's engine; write its
     results (iou.parquet, summary.json, top_images.npz) under ``out_dir``; return ``part_scores``."""
-    from ..dissect.engine import dissect
+    from ..dissect.pipeline import dissect
 
     summary = dissect(model, [TOP_LAYER], probe, out_dir, quantile=quantile, iou_threshold=iou_threshold,
                       preprocess=PREPROCESS, batch_size=batch_size, device="cpu", memory_format="contiguous",
