@@ -59,22 +59,24 @@ def test_the_stages_module_imports_no_gather_code():
 def test_an_edit_of_the_chance_level_plans_only_the_gathers(dag_run):
     """Dry runs on the session's complete run: an edit of chance.py plans each model's gather and
     what reads its results (the report; the ICNN evaluation, which dissects in process), no
-    quantile pass or tally; an edit of engine.py plans the per-shard stages again."""
+    quantile pass, threshold merge or tally; an edit of engine.py plans the per-shard stages again."""
     from dag import planned, tiny_config
 
     from cnninterp.config import method_enabled
 
-    def plan_after_editing(relative: str) -> set[str]:
+    def plan_after_editing(relative: str):
         path = dag_run / "workflow/cnninterp" / relative
         original = path.read_bytes()
         try:
             path.write_bytes(original + b"\n# an edit\n")
-            return {rule for rule, _ in planned(dag_run)}
+            return planned(dag_run)
         finally:
             path.write_bytes(original)
 
     expected = {"dissect_gather", "report", "all"}
     if method_enabled(yaml.safe_load(tiny_config()), "icnn"):
         expected.add("icnn_evaluate")
-    assert plan_after_editing("dissect/chance.py") == expected
-    assert set(PER_SHARD) | {"dissect_gather"} <= plan_after_editing("dissect/engine.py")
+    plan = plan_after_editing("dissect/chance.py")
+    assert {rule for rule, _ in plan} == expected
+    assert sorted(w for r, w in plan if r == "dissect_gather") == ["model=baseline", "model=baseline_random"]
+    assert set(PER_SHARD) | {"dissect_gather"} <= {rule for rule, _ in plan_after_editing("dissect/engine.py")}
