@@ -1,6 +1,7 @@
 """The Human3.6M-style layout reader, on small sequences written in exactly that layout."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -202,3 +203,55 @@ def test_h36m_shards_train_evaluate_and_report_without_an_unseen_camera_split(tm
     ctx = SimpleNamespace(config={"multiview": {"enabled": True}}, results=results, asset=asset)
     html = environment().get_template(report.TEMPLATE).render(data=report.render(ctx))
     assert f"<td>{m['mpjpe_mm']['canonical']:.1f}</td><td>—</td>" in html
+
+
+def test_a_configured_subject_without_a_folder_is_named_with_the_root(tmp_path):
+    """S5 (train) and S11 (test) are configured but have no folder: refused, not skipped."""
+    write_sequence(tmp_path / "h36m", frames=1, subject="S1")
+    write_sequence(tmp_path / "h36m", frames=1, subject="S9")
+    with pytest.raises(DataError, match=r"subjects \['S11', 'S5'\] have no folder under .*h36m.*\(it holds S1, S9\)"):
+        h36m.write_h36m(tmp_path / "h36m", tmp_path / "shards", train_subjects=["S1", "S5"], test_subjects=["S9", "S11"], image_size=16)
+    assert not (tmp_path / "shards").exists()
+    with pytest.raises(DataError, match=r"subjects \['S5'\] have no folder"):
+        h36m.sequences(tmp_path / "h36m", ["S1", "S5"])
+
+
+def test_a_subject_folder_without_sequences_is_named(tmp_path):
+    write_sequence(tmp_path / "h36m", frames=1, subject="S1")
+    (tmp_path / "h36m/S9/Walking 1").mkdir(parents=True)  # an action folder without imageSequence/
+    with pytest.raises(DataError, match=r"S9 holds no <action>/imageSequence folders"):
+        h36m.sequences(tmp_path / "h36m", ["S1", "S9"])
+
+
+def test_a_camera_folder_without_jpeg_frames_names_the_folder_and_what_it_holds(tmp_path):
+    """Frames stored as .png (or not yet extracted) were read as a sequence of 0 frames."""
+    from PIL import Image
+
+    write_sequence(tmp_path / "h36m", frames=2, subject="S1")
+    write_sequence(tmp_path / "h36m", frames=1, subject="S9")
+    write_sequence(tmp_path / "h36m", frames=2, subject="S1", action="Eating")
+    for path in (tmp_path / "h36m/S1/Eating/imageSequence").rglob("*.jpg"):
+        Image.open(path).save(path.with_suffix(".png"))
+        path.unlink()
+    folder = tmp_path / "h36m/S1/Eating/imageSequence" / h36m.CAMERA_IDS[0]
+    with pytest.raises(DataError, match=re.escape(str(folder)) + r" holds 2 \.png files, no img_\*\.jpg frames"):
+        h36m.write_h36m(tmp_path / "h36m", tmp_path / "shards", train_subjects=["S1"], test_subjects=["S9"], image_size=16)
+    assert not (tmp_path / "shards").exists()
+    for path in folder.iterdir():
+        path.unlink()
+    with pytest.raises(DataError, match=re.escape(str(folder)) + r" is empty, no img_\*\.jpg frames"):
+        list(h36m.read_sequence(tmp_path / "h36m", "S1", "Eating", 16))
+
+
+def test_tangential_distortion_is_human36ms_own_not_opencvs():
+    """Hand computation of Human3.6M's ProjectPointRadial: tan = p1·y + p2·x,
+    x' = x·(radial + tan) + p2·r², y' = y·(radial + tan) + p1·r² (OpenCV's model gives x' = 0.65 and
+    y' = 0.575 for the first two points)."""
+    dist = [0.0, 0.0, 0.1, 0.2, 0.0]  # k1, k2, p1, p2, k3
+    xy = np.array([[0.5, 0.0], [0.0, 0.5]])
+    # (0.5, 0): r2 = 0.25, tan = 0.2*0.5 = 0.1 -> x' = 0.5*1.1 + 0.2*0.25 = 0.6, y' = 0 + 0.1*0.25 = 0.025
+    # (0, 0.5): r2 = 0.25, tan = 0.1*0.5 = 0.05 -> x' = 0 + 0.2*0.25 = 0.05, y' = 0.5*1.05 + 0.1*0.25 = 0.55
+    np.testing.assert_allclose(h36m.distort(xy, dist), [[0.6, 0.025], [0.05, 0.55]], atol=1e-12)
+    # (0.3, 0.4) with k1 = 0.1: r2 = 0.25, radial = 1.025, tan = 0.1*0.4 + 0.2*0.3 = 0.1
+    # x' = 0.3*1.125 + 0.2*0.25 = 0.3875, y' = 0.4*1.125 + 0.1*0.25 = 0.475
+    np.testing.assert_allclose(h36m.distort(np.array([0.3, 0.4]), [0.1, 0.0, 0.1, 0.2, 0.0]), [0.3875, 0.475], atol=1e-12)

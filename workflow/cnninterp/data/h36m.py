@@ -8,9 +8,10 @@ The layout under ``root``::
     S<n>/<action>/joints_3d.npy                    float (F, 17, 3): world joints in mm, Human3.6M's
                                                     17-joint order, row i = frame i + 1
 
-Cameras map world mm to camera mm by x_cam = R·X + t; pixels follow the pinhole K with
-Brown–Conrady distortion ``dist`` (radial k1, k2, k3, tangential p1, p2) applied to the
-normalised coordinates, as Human3.6M's calibration defines it. The reader crops each view around
+Cameras map world mm to camera mm by x_cam = R·X + t; pixels follow the pinhole K with the
+distortion ``dist`` (radial k1, k2, k3, tangential p1, p2) applied to the normalised coordinates
+as Human3.6M's own projection (its ProjectPointRadial) defines it, see ``distort``; its tangential
+terms are not OpenCV's Brown–Conrady ones. The reader crops each view around
 the projected pelvis exactly as the synthetic generator does (``data.multiview.crop_intrinsics``),
 resizes to ``image_size`` and returns the same fields as ``data.multiview.make_sample``, so real
 and synthetic data reach the model through one format. Triangulation downstream is pinhole (DLT);
@@ -33,14 +34,20 @@ CAMERA_IDS = ("54138969", "55011271", "58860488", "60457274")
 
 
 def distort(xy, dist):
-    """Brown–Conrady distortion of normalised coordinates xy (..., 2) with dist (5,) = k1, k2, p1, p2, k3."""
+    """Human3.6M's lens distortion of normalised coordinates: xy float (..., 2) -> float64 (..., 2);
+    ``dist`` (5,) = k1, k2, p1, p2, k3 (p1, p2 as Human3.6M stores its ``p``).
+
+    With r² = x² + y², radial = 1 + k1 r² + k2 r⁴ + k3 r⁶ and tan = p1·y + p2·x:
+    x' = x·(radial + tan) + p2·r², y' = y·(radial + tan) + p1·r² (Human3.6M's ProjectPointRadial;
+    OpenCV's tangential terms, 2·p1·x·y + p2·(r² + 2x²) and p1·(r² + 2y²) + 2·p2·x·y, differ).
+    """
     k1, k2, p1, p2, k3 = (float(v) for v in dist)
+    xy = np.asarray(xy, np.float64)
     x, y = xy[..., 0], xy[..., 1]
     r2 = x * x + y * y
     radial = 1 + k1 * r2 + k2 * r2**2 + k3 * r2**3
-    xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
-    yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
-    return np.stack([xd, yd], -1)
+    tan = p1 * y + p2 * x
+    return np.stack([x * (radial + tan) + p2 * r2, y * (radial + tan) + p1 * r2], -1)
 
 
 def project_distorted(cam: dict, X):
@@ -84,22 +91,48 @@ def read_cameras(root: str | Path) -> dict:
     return {s: {c: _camera(e, f"{path} [{s!r}][{c!r}]") for c, e in cams.items()} for s, cams in raw.items()}
 
 
-def sequences(root: str | Path, subjects=None) -> list[tuple[str, str]]:
-    """Sorted (subject, action) pairs under ``root`` that have an imageSequence folder."""
+def subject_folders(root: str | Path, subjects) -> None:
+    """DataError naming the root and every subject of ``subjects`` (names such as "S5") that has no
+    folder under ``root`` (a configured subject without data was skipped while the manifest listed it)."""
     root = Path(root)
+    missing = sorted(s for s in set(subjects) if not (root / s).is_dir())
+    if missing:
+        held = sorted(p.name for p in root.glob("S*") if p.is_dir())
+        raise DataError(f"subjects {missing} have no folder under {root} (it holds {', '.join(held) or 'no S<n> folder'}); "
+                        "add their S<n>/<action>/imageSequence folders or leave them out of train_subjects/test_subjects")
+
+
+def sequences(root: str | Path, subjects=None) -> list[tuple[str, str]]:
+    """Sorted (subject, action) pairs under ``root`` that have an imageSequence folder.
+
+    With ``subjects`` (names such as "S5"): DataError naming the root when one of them has no folder
+    (``subject_folders``) or its folder holds no <action>/imageSequence folder."""
+    root = Path(root)
+    if subjects is not None:
+        subject_folders(root, subjects)
     out = []
     for sub in sorted(root.glob("S*")):
         if sub.is_dir() and (subjects is None or sub.name in subjects):
-            out += [(sub.name, a.name) for a in sorted(sub.iterdir()) if (a / "imageSequence").is_dir()]
+            found = [(sub.name, a.name) for a in sorted(sub.iterdir()) if (a / "imageSequence").is_dir()]
+            if subjects is not None and not found:
+                raise DataError(f"{sub} holds no <action>/imageSequence folders (subject {sub.name} is configured)")
+            out += found
     if not out:
         raise DataError(f"{root}: no S<subject>/<action>/imageSequence folders" + (f" for subjects {list(subjects)}" if subjects else ""))
     return out
 
 
 def _frames(folder: Path) -> dict[int, Path]:
-    """{frame number: path} of ``folder``'s ``img_<frame>.jpg`` files; DataError for a name whose
-    frame is not a number >= 1."""
+    """{frame number: path} of ``folder``'s ``img_<frame>.jpg`` files; DataError naming the folder and
+    what it holds when it has none, and for a name whose frame is not a number >= 1."""
     frames = {}
+    if not any(folder.glob("img_*.jpg")):
+        held: dict[str, int] = {}
+        for path in folder.iterdir():
+            held[path.suffix or path.name] = held.get(path.suffix or path.name, 0) + 1
+        what = ", ".join(f"{n} {kind} file{'s' * (n != 1)}" for kind, n in sorted(held.items()))
+        raise DataError(f"{folder} {'holds ' + what if held else 'is empty'}, no img_*.jpg frames "
+                        "(frames are JPEGs img_<frame:06d>.jpg, numbered from 1)")
     for path in sorted(folder.glob("img_*.jpg")):
         digits = path.stem[len("img_"):]
         if not digits.isdigit() or int(digits) < 1:
@@ -115,8 +148,9 @@ def read_sequence(root: str | Path, subject: str, action: str, image_size: int, 
     Views are the camera folders under imageSequence (or ``camera_ids``), in sorted order; a frame's
     views and joints are paired by its number (joints row = frame − 1), never by position.
     DataError names the file or key when a camera is missing for a view, a camera is singular or
-    non-finite, views hold different frame numbers, the joints file has the wrong shape, too few
-    rows or a non-finite value, or a joint lies at or behind a camera.
+    non-finite, a camera folder holds no img_*.jpg frame (and what it holds instead), views hold
+    different frame numbers, the joints file has the wrong shape, too few rows or a non-finite
+    value, or a joint lies at or behind a camera.
     """
     from PIL import Image
 
@@ -195,6 +229,7 @@ def write_h36m(root: str | Path, out_dir: str | Path, *, train_subjects, test_su
     both = sorted(set(train_subjects) & set(test_subjects))
     if both:
         raise ConfigError(f"subjects {both} are in both the training and the test split: the test set would hold training data")
+    subject_folders(root, [*test_subjects, *train_subjects])
     cameras = read_cameras(root)
     views = None
 
