@@ -273,3 +273,39 @@ def test_coverage_counts_a_pixel_labelled_twice_once():
     # label 1: pixels (0,0), (0,1), (1,0) -> 3 of 4; label 2: 1 of 4; the unlabelled pixel counts in the total
     assert stats["part"]["coverage"] == {"l1": 0.75, "l2": 0.25} and stats["part"]["images"] == 1
     assert stats["scene"]["coverage"] == {"l3": 0.5, "l4": 0.5} and stats["scene"]["images"] == 2
+
+
+def _first_mask(folder):
+    """(reader, row, rel) of the first row with an object mask, and its labels decoded from the RGB file."""
+    reader = BrodenFolder(folder)
+    row = next(r for r in reader.rows if dict(r.layers).get("object"))
+    rel = dict(row.layers)["object"]
+    return reader, row, rel, decode_png_labels(folder / "images" / rel)
+
+
+@pytest.mark.parametrize("mode", ["L", "I;16"])
+def test_a_mask_that_is_not_rgb_is_refused_naming_the_png_and_its_mode(broden_copy, mode):
+    """Mode L decoded v as label 257·v (convert("RGB") gives (v, v, v)); I;16 was clipped to 65535."""
+    reader, row, rel, labels = _first_mask(broden_copy)
+    path = broden_copy / "images" / rel
+    assert labels.max() < 256  # the labels fit in one grayscale byte, so only the mode is wrong
+    if mode == "L":
+        Image.fromarray(labels.astype(np.uint8), mode="L").save(path)
+    else:
+        Image.fromarray(labels.astype(np.uint16)).save(path)
+    assert Image.open(path).mode == mode
+    with pytest.raises(DataError, match=re.escape(str(path)) + f".* is a mode {re.escape(mode)} PNG.*label = R \\+ 256·G"):
+        reader.read_layer(row, rel)
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "P"])
+def test_rgba_and_palette_masks_decode_to_the_same_labels(broden_copy, mode):
+    reader, row, rel, labels = _first_mask(broden_copy)
+    path = broden_copy / "images" / rel
+    rgb = Image.open(path).convert("RGB")
+    if mode == "RGBA":
+        rgb.convert("RGBA").save(path)
+    else:
+        rgb.quantize(colors=256, method=Image.Quantize.MAXCOVERAGE).save(path)
+    assert Image.open(path).mode == mode
+    np.testing.assert_array_equal(reader.read_layer(row, rel), labels)

@@ -4,7 +4,8 @@ Layout facts this reader relies on:
 - ``index.csv``: ``image,split,ih,iw,sh,sw,color,object,part,material,scene,texture``; image and
   PNG paths are relative to ``images/``; a category cell is empty, a ``;``-list of segmentation
   PNGs (pixel-level layers) or a ``;``-list of decimal label numbers (whole-image labels).
-- segmentation PNGs have size (sw, sh) and encode the label as R + 256*G; 0 is unlabeled.
+- segmentation PNGs have size (sw, sh) and encode the label as R + 256*G; 0 is unlabeled (RGB, RGBA
+  or palette PNGs; a mask of another mode, e.g. grayscale L or 16-bit, is a DataError naming it).
 - ``label.csv``: ``number,name,category,frequency,coverage,syns``, category like ``material(36);object(3)``.
 - ``category.csv``: ``name,first,last,count,frequency``; ``c_<category>.csv``: ``code,number,name,frequency,coverage``.
 Each label's primary category is the category with the largest coverage in the ``c_*.csv`` files.
@@ -28,6 +29,7 @@ SPLITS = ("train", "val")
 LABEL_COLUMNS = ("number", "name", "category")
 CATEGORY_COLUMNS = ("name",)
 CCAT_COLUMNS = ("number", "coverage")
+MASK_MODES = ("RGB", "RGBA", "P")  # PNG modes whose RGB is the label code R + 256·G
 _CATEGORY_ITEM = re.compile(r"^\s*([A-Za-z_]+)\s*(?:\((\d+)\))?\s*$")
 
 
@@ -219,17 +221,27 @@ class BrodenFolder:
         return data
 
     def read_layer(self, row: IndexRow, rel: str) -> np.ndarray:
-        """Decode one segmentation PNG into a (sh, sw) uint16 array of label numbers (R + 256*G)."""
+        """Decode one segmentation PNG into a (sh, sw) uint16 array of label numbers (R + 256*G).
+
+        Only RGB, RGBA (alpha ignored) and palette (P) PNGs carry labels that way: a DataError names a
+        PNG of any other mode (a grayscale L mask read as RGB gives (v, v, v), label 257·v; a 16-bit
+        one is clipped)."""
         from PIL import Image
 
         path = self.image_path(rel)
+        mode = None
         try:
             with Image.open(path) as img:
-                rgb = np.asarray(img.convert("RGB"))
+                mode = img.mode
+                if mode in MASK_MODES:
+                    rgb = np.asarray(img.convert("RGB"))
         except FileNotFoundError:
             raise DataError(f"segmentation {path} (index.csv line {row.row + 2}) is missing") from None
         except Exception as err:
             raise DataError(f"segmentation {path} (index.csv line {row.row + 2}) is corrupt: {err}") from None
+        if mode not in MASK_MODES:
+            raise DataError(f"segmentation {path} (index.csv line {row.row + 2}) is a mode {mode} PNG: Broden masks are RGB "
+                            f"with label = R + 256·G (accepted modes: {', '.join(MASK_MODES)}); re-save it as RGB")
         if rgb.shape[:2] != (row.sh, row.sw):
             raise DataError(
                 f"segmentation {path} is {rgb.shape[1]}x{rgb.shape[0]}, index.csv line {row.row + 2} says {row.sw}x{row.sh}"
