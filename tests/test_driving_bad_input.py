@@ -89,3 +89,22 @@ def test_left_out_frames_are_counted_and_an_empty_test_split_is_refused(tmp_path
     with pytest.raises(DataError, match=r"x: 1 sequence\(s\) of 8 frames in 2 recording\(s\) of 2 drive\(s\): too few to hold out test sequences"):
         driving.convert_recordings(recordings, tmp_path / "b", seq_len=8, test_every=2, source={"path": "x"})
     assert not (tmp_path / "b").exists()
+
+
+def test_comma_frames_without_a_log_row_are_counted_per_drive_and_reported(tmp_path, capsys):
+    """Drive a: 20 camera frames, the log covers 0..11 (8 unlogged at the end); drive b: 12 frames,
+    no log row for frames 4 and 5 (2 unlogged, two pieces). They were left out uncounted."""
+    import h5py
+
+    root = write_comma(tmp_path / "comma", name="a", frames=20, log_rows=60)
+    write_comma(root, name="b", frames=12)
+    with h5py.File(root / "log" / "b.h5", "a") as f:
+        ptr = f["cam1_ptr"][()]
+        ptr[(ptr == 4) | (ptr == 5)] = 6
+        f["cam1_ptr"][...] = ptr
+    recordings = driving.read_comma(root, 20, 40)
+    assert [(r.drive, len(r.angle)) for r in recordings] == [("a", 12), ("b", 4), ("b", 6)]
+    manifest = driving.convert_recordings(recordings, tmp_path / "s", seq_len=4, test_every=2, source={"path": str(root)})
+    assert manifest["dropped"] == {"frames": 0 + 0 + 2, "recordings": [], "unlogged_frames": 8 + 2,
+                                   "unlogged_by_drive": {"a": 8, "b": 2}}
+    assert "10 camera frame(s) without a log row left out (a: 8, b: 2)" in capsys.readouterr().out

@@ -462,17 +462,28 @@ def read_udacity(folder: str | Path, height: int, width: int, max_gap_s: float =
     return recordings
 
 
-def read_comma(root: str | Path, height: int, width: int) -> list[Recording]:
+class CommaRecordings(list):
+    """``read_comma``'s pieces (a list of ``Recording``) and ``unlogged``: {drive: count of its camera
+    frames that no log row points at}, left out of every piece (``dropped_frames`` records them)."""
+
+    def __init__(self, pieces=(), unlogged: dict[str, int] | None = None):
+        super().__init__(pieces)
+        self.unlogged = dict(unlogged or {})
+
+
+def read_comma(root: str | Path, height: int, width: int) -> CommaRecordings:
     """Read comma.ai research data (``camera/<name>.h5`` + ``log/<name>.h5``): per name (one drive)
     one or more pieces (cut where frames have no log rows), each with ``drive`` = name. Frames uint8
-    (N, 3, height, width), angles float32 (N,) radians. DataError names the file."""
+    (N, 3, height, width), angles float32 (N,) radians. The camera frames without a log row (before,
+    between or after the pieces) are counted per drive in the result's ``unlogged``. DataError names
+    the file."""
     import h5py
 
     root = Path(root)
     cams = sorted((root / "camera").glob("*.h5"))
     if not cams:
         raise DataError(f"{root / 'camera'} holds no .h5 files: expected camera/<name>.h5 and log/<name>.h5")
-    recordings = []
+    recordings = CommaRecordings()
     for cam_path in cams:
         log_path = root / "log" / cam_path.name
         if not log_path.is_file():
@@ -509,6 +520,7 @@ def read_comma(root: str | Path, height: int, width: int) -> list[Recording]:
             counts = np.bincount(idx, minlength=n)
             sums = np.bincount(idx, weights=steer, minlength=n)
             covered = counts > 0
+            recordings.unlogged[cam_path.stem] = int(n - covered.sum())
             angle = np.where(covered, sums / np.maximum(counts, 1), 0.0)
             # runs of frames with log rows
             start = None
@@ -535,9 +547,16 @@ def _open_h5(path: Path):
 
 def dropped_frames(recordings: list[Recording], seq_len: int) -> dict:
     """What ``cut_sequences`` leaves out: {"frames": tails and short recordings' frames, "recordings":
-    names of recordings shorter than ``seq_len`` (none of their frames is used)}."""
-    return {"frames": int(sum(len(r.angle) % seq_len for r in recordings)),
-            "recordings": [r.name for r in recordings if len(r.angle) < seq_len]}
+    names of recordings shorter than ``seq_len`` (none of their frames is used)}; for ``read_comma``'s
+    recordings also what the reader left out, "unlogged_frames": camera frames without a log row and
+    "unlogged_by_drive": {drive: that count} of the drives that have any."""
+    out = {"frames": int(sum(len(r.angle) % seq_len for r in recordings)),
+           "recordings": [r.name for r in recordings if len(r.angle) < seq_len]}
+    unlogged = getattr(recordings, "unlogged", None)
+    if unlogged is not None:
+        out["unlogged_frames"] = int(sum(unlogged.values()))
+        out["unlogged_by_drive"] = {d: int(n) for d, n in unlogged.items() if n}
+    return out
 
 
 def cut_sequences(recordings: list[Recording], seq_len: int) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
@@ -612,6 +631,9 @@ def convert_recordings(recordings: list[Recording], out_dir: str | Path, seq_len
     if dropped["frames"]:
         print(f"driving: {dropped['frames']} frame(s) left out (recording tails shorter than {seq_len} frames; "
               f"recordings too short for one sequence: {dropped['recordings'] or 'none'})")
+    if dropped.get("unlogged_frames"):
+        print(f"driving: {dropped['unlogged_frames']} camera frame(s) without a log row left out "
+              f"({', '.join(f'{d}: {n}' for d, n in dropped['unlogged_by_drive'].items())})")
     whole = all(len(set(rec)) <= 1 for rec in per_recording) and "gap" not in split_of
     split = {"rule": "whole drives" if whole else "a block at each drive's end after a gap", "test_every": test_every,
              "gap_sequences": split_of.count("gap"),
@@ -649,5 +671,5 @@ def load_split(shard_dir: str | Path, split: str) -> dict[str, np.ndarray]:
     return {k: np.stack(v) for k, v in out.items()}
 
 
-__all__ = ["Camera", "Distractor", "Road", "RoadSpec", "SPLITS", "cause_mask", "check_same_draw", "convert_recordings", "generate_driving",
+__all__ = ["Camera", "CommaRecordings", "Distractor", "Road", "RoadSpec", "SPLITS", "cause_mask", "check_same_draw", "convert_recordings", "generate_driving",
            "load_split", "markings", "split_windows", "pursuit_angle", "read_comma", "read_udacity", "render_frame"]
