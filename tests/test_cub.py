@@ -1,5 +1,7 @@
 """The CUB-200-2011 reader on a small folder written in exactly that layout, and its errors."""
 
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -214,3 +216,37 @@ def test_bad_cub_settings_exit_2_naming_the_setting_or_file_and_leave_nothing(tm
     assert cli_data(tmp_path / "cub2", tmp_path) == 2
     assert "Black_Footed_Albatross_0002.jpg is missing" in capsys.readouterr().err
     assert not (tmp_path / "parts" / "manifest.json").exists() and not list((tmp_path / "parts").glob("*.tar"))
+
+
+def test_a_repeated_image_part_line_names_both_lines(tmp_path):
+    """A second (image 1, part 2) line had silently replaced the first."""
+    root = write_cub(tmp_path / "cub")
+    path = root / "parts/part_locs.txt"
+    rows = path.read_text().splitlines()
+    path.write_text("\n".join(rows[:3] + ["1 2 0.0 0.0 0"] + rows[3:]) + "\n")
+    with pytest.raises(DataError, match=r"part_locs.txt line 4: image 1, part 2 \(beak\) is listed twice \(first on line 2\)"):
+        cub.CubFolder(root)
+
+
+@pytest.mark.parametrize("flag", ["2", "-1", "1.0"])
+def test_a_visible_flag_other_than_0_or_1_names_file_and_line(tmp_path, flag):
+    """CUB writes visible as 0 or 1; "2" had read as hidden."""
+    root = write_cub(tmp_path / "cub")
+    path = root / "parts/part_locs.txt"
+    rows = path.read_text().splitlines()
+    rows[1] = rows[1].rsplit(" ", 1)[0] + " " + flag
+    path.write_text("\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=rf"part_locs.txt line 2: visible is '{re.escape(flag)}', expected 0 or 1"):
+        cub.CubFolder(root)
+
+
+@pytest.mark.parametrize("flag", ["7", "2", "-1"])
+def test_an_is_training_image_other_than_0_or_1_names_file_and_line(tmp_path, flag):
+    """CUB writes is_training_image as 0 or 1; "7" had read as test."""
+    root = write_cub(tmp_path / "cub")
+    path = root / "train_test_split.txt"
+    rows = path.read_text().splitlines()
+    rows[1] = f"2 {flag}"
+    path.write_text("\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=rf"train_test_split.txt line 2: is_training_image is '{re.escape(flag)}', expected 0 or 1"):
+        cub.CubFolder(root)

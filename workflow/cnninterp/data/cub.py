@@ -12,7 +12,8 @@ Layout (as published, every file space-separated, ids 1-based):
 
 Conversion: each image is resized to ``image_size``² (landmarks scaled with it); CUB has no part
 masks, so the mask of a part is a disc of ``disc_radius`` output pixels around each *visible*
-landmark (where discs overlap, the higher part id wins). Errors name the file and line.
+landmark (where discs overlap, the higher part id wins). Errors name the file and line, among
+them a repeated (image, part) line and a visible or is_training_image flag other than 0 or 1.
 
 ``write_cub_parts`` builds the single-category ICNN task (birds, class 1, against negatives,
 class 0). There is no conversion that keeps CUB's 200 species as classes: the ICNN task reads
@@ -61,6 +62,13 @@ def _rows(path: Path, fields: int, rest: bool = False):
         yield number, parts
 
 
+def _flag(path: Path, number: int, name: str, text: str) -> bool:
+    """A 0/1 flag as CUB writes it (exactly ``0`` or ``1``); DataError naming the file and line otherwise."""
+    if text not in ("0", "1"):
+        raise DataError(f"{path} line {number}: {name} is {text!r}, expected 0 or 1")
+    return text == "1"
+
+
 def _num(path: Path, number: int, text: str, kind=int):
     try:
         return kind(text)
@@ -90,7 +98,7 @@ class CubFolder:
             image.visible = np.zeros(len(self.parts), dtype=bool)
             image.lines = [0] * len(self.parts)
         self._per_image("image_class_labels.txt", 2, lambda img, p, n, v: setattr(img, "class_id", _num(p, n, v[0])))
-        self._per_image("train_test_split.txt", 2, lambda img, p, n, v: setattr(img, "train", _num(p, n, v[0]) == 1))
+        self._per_image("train_test_split.txt", 2, lambda img, p, n, v: setattr(img, "train", _flag(p, n, "is_training_image", v[0])))
         self._per_image("bounding_boxes.txt", 5, lambda img, p, n, v: setattr(img, "bbox", tuple(_num(p, n, x, float) for x in v)))
         self._read_locs()
         self.classes = self._read_classes()
@@ -133,8 +141,11 @@ class CubFolder:
             part = _num(path, n, p)
             if not 1 <= part <= len(self.parts):
                 raise DataError(f"{path} line {n}: part id {part} is out of range 1..{len(self.parts)} ({self.root / 'parts/parts.txt'})")
+            if image.lines[part - 1]:
+                raise DataError(f"{path} line {n}: image {image.image_id}, part {part} ({self.parts[part - 1]}) is listed twice "
+                                f"(first on line {image.lines[part - 1]})")
             image.landmarks[part - 1] = (_num(path, n, x, float), _num(path, n, y, float))
-            image.visible[part - 1] = _num(path, n, v) == 1
+            image.visible[part - 1] = _flag(path, n, "visible", v)
             image.lines[part - 1] = n
 
     def _read_classes(self) -> list[str]:
