@@ -44,7 +44,7 @@ def test_reader_matches_the_generator_on_a_written_sequence(tmp_path):
         assert (fg_read & fg_ref).sum() / (fg_read | fg_ref).sum() > 0.6
 
 
-def test_distortion_moves_the_2d_joints_as_the_brown_model_says(tmp_path):
+def test_radial_distortion_moves_the_2d_joints_as_the_radial_model_says(tmp_path):
     write_sequence(tmp_path, frames=1, dist=[0.1, 0, 0, 0, 0])
     (_, fields), = h36m.read_sequence(tmp_path, "S9", "Walking 1", image_size=64)
     cams = h36m.read_cameras(tmp_path)["S9"]
