@@ -209,7 +209,7 @@ def test_a_configured_subject_without_a_folder_is_named_with_the_root(tmp_path):
     """S5 (train) and S11 (test) are configured but have no folder: refused, not skipped."""
     write_sequence(tmp_path / "h36m", frames=1, subject="S1")
     write_sequence(tmp_path / "h36m", frames=1, subject="S9")
-    with pytest.raises(DataError, match=r"subjects \['S11', 'S5'\] have no folder under .*h36m.*\(it holds S1, S9\)"):
+    with pytest.raises(DataError, match=r"subjects \['S5', 'S11'\] have no folder under .*h36m.*\(it holds S1, S9\)"):
         h36m.write_h36m(tmp_path / "h36m", tmp_path / "shards", train_subjects=["S1", "S5"], test_subjects=["S9", "S11"], image_size=16)
     assert not (tmp_path / "shards").exists()
     with pytest.raises(DataError, match=r"subjects \['S5'\] have no folder"):

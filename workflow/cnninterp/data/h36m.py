@@ -95,11 +95,15 @@ def subject_folders(root: str | Path, subjects) -> None:
     """DataError naming the root and every subject of ``subjects`` (names such as "S5") that has no
     folder under ``root`` (a configured subject without data was skipped while the manifest listed it)."""
     root = Path(root)
-    missing = sorted(s for s in set(subjects) if not (root / s).is_dir())
+    def order(name):  # S5 before S11
+        return (int(name[1:]) if name[1:].isdigit() else float("inf"), name)
+
+    missing = sorted((s for s in set(subjects) if not (root / s).is_dir()), key=order)
     if missing:
-        held = sorted(p.name for p in root.glob("S*") if p.is_dir())
+        held = sorted((p.name for p in root.glob("S*") if p.is_dir()), key=order)
         raise DataError(f"subjects {missing} have no folder under {root} (it holds {', '.join(held) or 'no S<n> folder'}); "
-                        "add their S<n>/<action>/imageSequence folders or leave them out of train_subjects/test_subjects")
+                        "add their S<n>/<action>/imageSequence folders or leave them out of the training and test subjects "
+                        "(--train-subjects, --test-subjects)")
 
 
 def sequences(root: str | Path, subjects=None) -> list[tuple[str, str]]:
