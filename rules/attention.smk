@@ -13,6 +13,8 @@ if method_enabled(CFG, "attention"):
 
     rule attention_data:
         input:
+            # a Udacity or comma.ai folder's tables and .h5 files (none for synthetic roads)
+            recordings=driving_recordings,
             code=code("data.driving", "config", cli="attention"),
         output:
             manifest=f"{DRIVING}/{{split}}/manifest.json",

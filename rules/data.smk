@@ -45,6 +45,7 @@ checkpoint broden_download:
 checkpoint broden_shards:
     input:
         folder=broden_folder,
+        tables=broden_tables,
         source_file=broden_source_file,
         code=code("data.broden_shards"),
     output:

@@ -173,23 +173,6 @@ def test_reverting_a_change_plans_nothing(clean_run):
     assert planned(clean_run) == {}
 
 
-def test_editing_a_steps_code_reruns_that_step(clean_run):
-    code = clean_run / "workflow/cnninterp/dissect/labels.py"
-    original = code.read_bytes()
-    try:
-        code.write_bytes(original + b"\n# an edit\n")
-        plan = planned(clean_run)
-    finally:
-        code.write_bytes(original)
-    # labels.py is imported by the dissection engine that every dissection job runs, by the report,
-    # and by the ICNN evaluation (it dissects its networks with the same engine)
-    expected = {"dissect_quantiles", "dissect_thresholds", "dissect_tally", "dissect_gather", "report", "all"}
-    if method_enabled(yaml.safe_load(tiny_config()), "icnn"):
-        expected.add("icnn_evaluate")
-    assert rules_of(plan) == expected
-    assert sorted(w for r, w in plan if r == "dissect_gather") == ["model=baseline", "model=baseline_random"]
-
-
 def test_killed_runs_resume_to_byte_identical_results(clean_run, faulted_run):
     """Also the determinism check: two runs from an empty results/ give the same bytes."""
     clean, faulted = digests(clean_run, CHAIN), digests(faulted_run, CHAIN)

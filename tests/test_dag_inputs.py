@@ -109,6 +109,13 @@ def test_switching_to_a_local_folder_with_spaces_reshards_it(moved_copy):
 
     manifest = json.loads((moved_copy / "results/shards/broden/manifest.json").read_text())
     assert manifest["source"]["kind"] == "local" and manifest["source"]["path"] == str(folder)
+    # an edit inside the folder (index.csv rewritten without its last row) reshards it: the tables
+    # are inputs, and the folder's own time does not change when a file in it does
+    index = folder / "index.csv"
+    folder_time = folder.stat().st_mtime_ns
+    index.write_text("".join(index.read_text().splitlines(keepends=True)[:-1]))
+    assert folder.stat().st_mtime_ns == folder_time
+    assert "broden_shards" in rules_of(planned(moved_copy))
     # and a local path that does not exist is refused before any job is planned
     config["broden"]["local"] = {"path": str(moved_copy / "nowhere")}
     (moved_copy / "tiny.yaml").write_text(yaml.safe_dump(config))
