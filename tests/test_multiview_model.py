@@ -45,6 +45,23 @@ def test_ftl_turns_camera_frame_points_into_world_points():
     assert torch.allclose(world, X.expand(4, -1, -1), atol=1e-9)
 
 
+def test_canonical_fuses_every_views_latent_in_the_world_frame():
+    """canonical() turns each view's latent by its camera's Rᵀ before fusion: an encoder whose latent
+    is the camera-frame joints R_v X (set with a forward hook on the real encoder) gives the fusion
+    MLP the world joints X from every view (with R_v instead of R_vᵀ it gets R_v² X)."""
+    model = build(ModelSpec(kind="canonical", points=17)).double()
+    model.encoder.float()  # encode() feeds it float32 images; its output is replaced by the hook
+    X = torch.from_numpy(mvdata.random_pose(np.random.default_rng(2)))  # (17, 3) world mm
+    R = rotations(4, seed=3)  # (V=4, 3, 3) world -> camera
+    cam = torch.einsum("vij,nj->vni", R, X).reshape(4, 51)  # (B·V, D) camera-frame latents
+    model.encoder.register_forward_hook(lambda module, inputs, output: cam)
+    seen = []
+    model.fuse.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0]))
+    model.canonical(torch.zeros(1, 4, 64, 64, 3), R[None])
+    fused_input = seen[0].view(4, 17, 3)  # (V, J, 3): each view's latent as the fusion sees it
+    assert (fused_input - X).norm(dim=-1).max() < 1e-9
+
+
 def test_soft_argmax_of_a_sharp_peak_is_the_cell_centre():
     h = torch.full((2, 8, 8), -1e4)
     h[0, 2, 5] = 0.0  # row 2, column 5
@@ -102,6 +119,24 @@ def test_in_plane_virtual_cameras_turn_the_truth_about_the_crop_centre():
     # perspective of the pelvis's off-axis direction (0.99 px at 30° for this sample, 64 px crop)
     err = np.abs(uv[1] - 32.0 - (uv[0] - 32.0) @ turn.T).max()
     assert 0 < err < 1.5
+
+
+@pytest.mark.parametrize("phi", [30.0, 150.0])
+def test_out_of_plane_virtual_cameras_see_the_pose_turned_about_the_vertical_through_the_pelvis(phi):
+    """Out of plane, R = R_0 · R_z(φ): the virtual truth equals view 0's own projection (K_0, R_0, t_0)
+    of the pose turned by R_z(φ) about the vertical axis through the pelvis, computed here in numpy
+    (R_z(φ) · R_0 would be a turn of the image about the optical axis instead)."""
+    rig = mvdata.Rig()
+    s = mvdata.make_sample(mvdata.random_pose(np.random.default_rng(6)), rig.azimuths(), rig, 64)
+    X = np.asarray(s["joints3d"], np.float64)  # (17, 3) world mm, z up
+    R = novel.virtual_rotations(s["R"][None, 0], (phi,), "out").double().numpy()
+    got = novel.virtual_truth(X[None], s["K"][None, 0], s["R"][None, 0], s["t"][None, 0], R)[0, 0]  # (17, 2)
+    a = math.radians(phi)
+    Rz = np.array([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0], [0.0, 0.0, 1.0]])
+    turned = X[0] + (X - X[0]) @ Rz.T
+    cam = turned @ np.asarray(s["R"][0], np.float64).T + np.asarray(s["t"][0], np.float64)
+    pix = cam @ np.asarray(s["K"][0], np.float64).T
+    assert np.abs(got - pix[:, :2] / pix[:, 2:]).max() < 1e-3  # px; the rotations are float32 (5e-7 px)
 
 
 def test_bad_model_requests_are_model_errors(tmp_path):
