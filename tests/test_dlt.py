@@ -33,6 +33,19 @@ def test_sii_two_iterations_matches_svd_under_noise():
     assert diff < 0.1  # mm
 
 
+@pytest.mark.parametrize("solver", [triangulate_svd, triangulate_sii], ids=["svd", "sii"])
+def test_noisy_triangulation_does_not_change_when_a_cameras_P_is_scaled(solver):
+    """P is defined up to scale (P ~ λP) and the DLT's rows are scaled to unit norm, so multiplying
+    one camera's P by 1000 changes no triangulated point, even of noisy 2D points (without the row
+    normalisation that camera would outweigh the others: its rows 1000x longer)."""
+    P, X, uv = scene(n=64)
+    g = torch.Generator().manual_seed(1)
+    noisy = uv + 3.0 * torch.randn(uv.shape, generator=g, dtype=uv.dtype)
+    scaled = P.clone()
+    scaled[:, 0] *= 1000.0
+    assert (solver(P, noisy) - solver(scaled, noisy)).norm(dim=-1).max() < 1e-6  # mm
+
+
 def test_gradients_flow_through_both_solvers():
     P, X, uv = scene(n=2)
     uv = (uv + 0.5).requires_grad_(True)
