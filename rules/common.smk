@@ -89,24 +89,24 @@ def broden_folder(wildcards):
 
 def broden_tables(wildcards):
     """For broden.source local, the folder's tables (index.csv, label.csv, category.csv, c_*.csv:
-    cnninterp.data.source_files.broden_tables): an edit inside the folder does not change the
+    cnninterp.data.broden.table_files): an edit inside the folder does not change the
     folder's own time, so these are inputs of the shard job; none for the other sources.
     """
     if BRODEN["source"] != "local":
         return []
-    from cnninterp.data.source_files import broden_tables as tables
+    from cnninterp.data.broden import table_files
 
-    return [str(p) for p in tables(BRODEN["local"]["path"])]
+    return [str(p) for p in table_files(BRODEN["local"]["path"])]
 
 
 def driving_recordings(wildcards):
     """The files the driving shards read for attention.data.source udacity or comma (each
-    interpolated.csv; each camera/*.h5 and its log/*.h5: data.source_files.driving_files), so an
-    edit of one reruns the shards; none for synthetic roads."""
-    from cnninterp.data.source_files import driving_files
+    interpolated.csv; each camera/*.h5 and its log/*.h5), so an
+    edit of one reruns the shards; none for synthetic roads (cnninterp.data.driving.source_files)."""
+    from cnninterp.data.driving import source_files
 
     data = CFG["attention"]["data"]
-    return [str(p) for p in driving_files(data["source"], data["path"])]
+    return [str(p) for p in source_files(data["source"], data["path"])]
 
 
 BRODEN_SOURCES = (

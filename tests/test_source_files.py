@@ -1,4 +1,5 @@
-"""The files of a user's data folder that key its shard job (``data.source_files``): listed from
+"""The files of a user's data folder that key its shard job (``broden.table_files``,
+``driving.source_files``): listed from
 folders written in the real layouts, and seen by Snakemake as the shard jobs' inputs (an edit
 inside a folder does not change the folder's own time, so a folder input alone left stale shards)."""
 
@@ -8,7 +9,8 @@ import pytest
 import yaml
 from test_attention_data import write_comma, write_udacity
 
-from cnninterp.data.source_files import broden_tables, comma_files, driving_files, udacity_tables
+from cnninterp.data.broden import table_files as broden_tables
+from cnninterp.data.driving import comma_files, source_files, udacity_tables
 from cnninterp.errors import DataError
 
 
@@ -32,7 +34,7 @@ def test_udacity_tables_of_one_drive_and_of_a_folder_of_drives(tmp_path):
     write_udacity(tmp_path / "drives" / "a", n=3)
     assert udacity_tables(tmp_path / "drives") == [tmp_path / "drives" / d / "interpolated.csv" for d in ("a", "b")]
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="empty.*interpolated.csv"):
+    with pytest.raises(DataError, match="empty/interpolated.csv is missing"):
         udacity_tables(tmp_path / "empty")
 
 
@@ -40,12 +42,13 @@ def test_comma_files_pair_each_camera_file_with_its_log(tmp_path):
     root = write_comma(tmp_path / "comma", name="b", frames=2)
     write_comma(root, name="a", frames=2)
     assert [p.relative_to(root).as_posix() for p in comma_files(root)] == ["camera/a.h5", "log/a.h5", "camera/b.h5", "log/b.h5"]
+    assert source_files("comma", root) == comma_files(root)
     (root / "log" / "b.h5").unlink()
     with pytest.raises(DataError, match="b.h5 has no log file"):
         comma_files(root)
     with pytest.raises(DataError, match="camera holds no .h5"):
         comma_files(tmp_path)
-    assert driving_files("synthetic", "") == []
+    assert source_files("synthetic", "") == []
 
 
 @pytest.mark.slow

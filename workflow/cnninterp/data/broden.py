@@ -99,6 +99,18 @@ def find_root(path: Path) -> Path:
     raise DataError(f"{path} holds no index.csv (nor does a single subfolder of it): is it a Broden folder?")
 
 
+TABLES = ("index.csv", "label.csv", "category.csv")  # plus one c_<category>.csv per category
+
+
+def table_files(path: str | Path) -> list[Path]:
+    """The tables of the Broden folder at ``path`` (itself or its single subfolder holding
+    index.csv: ``find_root``): index.csv, label.csv, category.csv, then the c_*.csv files in name
+    order; the DAG's inputs of the shard job for a local folder (a file edited inside a folder does
+    not change the folder's time; the images are not listed). DataError if it is no Broden folder."""
+    root = find_root(Path(path))
+    return [root / name for name in TABLES if (root / name).is_file()] + sorted(root.glob("c_*.csv"))
+
+
 class BrodenFolder:
     """An unpacked Broden folder: its label vocabulary, categories and index rows.
 

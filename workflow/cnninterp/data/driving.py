@@ -400,20 +400,61 @@ def _finite_angle(value: str | float, where: str) -> float:
     return angle
 
 
+def udacity_tables(folder: str | Path) -> list[Path]:
+    """The ``interpolated.csv`` of the Udacity folder ``folder``, or of each of its sub-folders (one
+    drive each, in name order): what ``read_udacity`` reads, and what keys the driving shards in
+    the DAG. DataError naming the folder if it holds neither."""
+    folder = Path(folder)
+    if (folder / "interpolated.csv").is_file():
+        return [folder / "interpolated.csv"]
+    tables = sorted(folder.glob("*/interpolated.csv"))
+    if not tables:
+        raise DataError(f"{folder / 'interpolated.csv'} is missing: a Udacity folder holds interpolated.csv and the frame "
+                        "folders (or sub-folders that each do)")
+    return tables
+
+
+def comma_files(root: str | Path) -> list[Path]:
+    """The comma.ai files under ``root``, each ``camera/<name>.h5`` followed by its ``log/<name>.h5``,
+    in name order: what ``read_comma`` reads, and what keys the driving shards in the DAG.
+    DataError naming the folder if there is no camera file, or the camera file whose log is missing."""
+    root = Path(root)
+    cams = sorted((root / "camera").glob("*.h5"))
+    if not cams:
+        raise DataError(f"{root / 'camera'} holds no .h5 files: expected camera/<name>.h5 and log/<name>.h5")
+    files = []
+    for cam in cams:
+        log = root / "log" / cam.name
+        if not log.is_file():
+            raise DataError(f"{cam} has no log file {log}")
+        files += [cam, log]
+    return files
+
+
+def source_files(source: str, path: str | Path) -> list[Path]:
+    """The files the driving shards of ``source`` read from ``path``, for the DAG's inputs (a file
+    edited inside a folder does not change the folder's time): none for ``synthetic``,
+    ``udacity_tables`` for ``udacity`` (the frames are not listed), ``comma_files`` for ``comma``."""
+    if source == "synthetic":
+        return []
+    if source == "udacity":
+        return udacity_tables(path)
+    if source == "comma":
+        return comma_files(path)
+    raise ValueError(f"unknown driving source {source!r}")
+
+
 def read_udacity(folder: str | Path, height: int, width: int, max_gap_s: float = 0.5) -> list[Recording]:
     """Read a Udacity folder (``interpolated.csv`` + frames), or a folder whose sub-folders are such
     folders (one drive each, in name order): the center_camera frames in time order, cut into pieces
     at timestamp gaps above ``max_gap_s``. Each piece's ``drive`` is its folder's name (the pieces of
     one folder are one drive and stay on one side of the split). Frames uint8 (N, 3, height,
     width), angles float32 (N,) radians. DataError names the file on bad input."""
+    tables = udacity_tables(folder)
+    if tables != [Path(folder) / "interpolated.csv"]:
+        return [rec for table in tables for rec in read_udacity(table.parent, height, width, max_gap_s)]
     folder = Path(folder)
-    csv_path = folder / "interpolated.csv"
-    if not csv_path.is_file():
-        subs = sorted(p.parent for p in folder.glob("*/interpolated.csv"))
-        if subs:
-            return [rec for sub in subs for rec in read_udacity(sub, height, width, max_gap_s)]
-        raise DataError(f"{csv_path} is missing: a Udacity folder holds interpolated.csv and the frame folders "
-                        "(or sub-folders that each do)")
+    csv_path = tables[0]
     with csv_path.open(newline="") as handle:
         reader = csv.DictReader(handle)
         missing = [c for c in UDACITY_COLUMNS if c not in (reader.fieldnames or [])]
@@ -479,15 +520,9 @@ def read_comma(root: str | Path, height: int, width: int) -> CommaRecordings:
     the file."""
     import h5py
 
-    root = Path(root)
-    cams = sorted((root / "camera").glob("*.h5"))
-    if not cams:
-        raise DataError(f"{root / 'camera'} holds no .h5 files: expected camera/<name>.h5 and log/<name>.h5")
+    files = comma_files(root)
     recordings = CommaRecordings()
-    for cam_path in cams:
-        log_path = root / "log" / cam_path.name
-        if not log_path.is_file():
-            raise DataError(f"{cam_path} has no log file {log_path}")
+    for cam_path, log_path in zip(files[::2], files[1::2]):
         with _open_h5(cam_path) as cam, _open_h5(log_path) as log:
             x = cam.get("X")
             if not isinstance(x, h5py.Dataset):
