@@ -183,6 +183,47 @@ def test_the_blocks_own_equivariance_error_sees_the_escape_into_the_identity_par
     assert metrics.group_equivariance_error(z, wrong, theta, layout) == pytest.approx(float((2 * theta.sin().abs()).mean()), rel=1e-9)
 
 
+PAIR = ftl.BlockLayout(groups=((2, 2),), latent_dim=4)  # two 2-blocks, no identity part
+DEG = math.pi / 180
+
+
+def f64(*rows):
+    return torch.tensor(rows, dtype=torch.float64)
+
+
+def test_recovered_angle_is_the_circular_mean_of_the_blocks_turns_weighted_by_their_norms():
+    """arg Σ conj(b_i)·b'_i by hand: blocks turned +170° and −170° give 2·cos 170° < 0, i.e. 180°
+    (their arithmetic mean is 0°); a norm-10 block turned 10° and a norm-0.1 block turned 90° give
+    100·e^{i10°} + 0.01·i, i.e. atan(tan 10° + 0.01 / (100·cos 10°)) ≈ 10.0056° (unweighted: 50°)."""
+    z = f64([1.0, 0.0, 1.0, 0.0])
+    z_t = f64([math.cos(170 * DEG), math.sin(170 * DEG), math.cos(-170 * DEG), math.sin(-170 * DEG)])
+    assert abs(float(metrics.recover_angle(z, z_t, PAIR)[0])) / DEG == pytest.approx(180.0, abs=1e-9)
+    z = f64([10.0, 0.0, 0.1, 0.0])
+    z_t = f64([10 * math.cos(10 * DEG), 10 * math.sin(10 * DEG), 0.0, 0.1])
+    want = math.atan(math.tan(10 * DEG) + 0.01 / (100 * math.cos(10 * DEG))) / DEG
+    assert want == pytest.approx(10.0056, abs=5e-5)
+    assert float(metrics.recover_angle(z, z_t, PAIR)[0]) / DEG == pytest.approx(want, abs=1e-9)
+
+
+def test_angle_error_is_the_mean_not_the_median_of_the_absolute_errors():
+    est = f64(0.0, 0.0, 90 * DEG)
+    assert metrics.angle_error_deg(est, torch.zeros(3, dtype=torch.float64)) == pytest.approx(30.0, abs=1e-9)  # (0 + 0 + 90) / 3
+
+
+def test_equivariance_errors_divide_by_the_norm_of_the_untransformed_latent():
+    """z = e1, z_θ = 3·e1, θ = 0: ‖3e1 − e1‖ / ‖e1‖ = 2 for the whole latent and for group 0's blocks
+    (dividing by ‖z_θ‖ would give 2/3)."""
+    z, z_t, theta = f64([1.0, 0.0, 0.0, 0.0]), f64([3.0, 0.0, 0.0, 0.0]), torch.zeros(1, dtype=torch.float64)
+    assert metrics.equivariance_error(z, z_t, theta, PAIR) == pytest.approx(2.0, abs=1e-12)
+    assert metrics.group_equivariance_error(z, z_t, theta, PAIR) == pytest.approx(2.0, abs=1e-12)
+
+
+def test_latent_share_splits_the_squared_norm_between_blocks_and_identity_part():
+    layout = ftl.BlockLayout(groups=((2, 2),), latent_dim=6)
+    share = metrics.latent_share(f64([1.0, 0.0, 0.0, 0.0, 2.0, -2.0]), layout)  # ‖z‖² = 1 + 4 + 4 = 9
+    assert share == pytest.approx([1 / 9, 8 / 9], abs=1e-12)
+
+
 def test_evaluation_refuses_models_trained_on_other_shards(tmp_path):
     """Models trained on shards A (held-out arc [120°, 180°)) evaluated with shards B (another arc and
     split seed) would report "held-out" figures for angles and digits they trained on: DataError naming
