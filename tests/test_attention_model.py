@@ -130,6 +130,9 @@ def test_causal_filter_keeps_exactly_the_blob_over_the_cell_the_decoder_reads():
     kept = [b for b in blobs if b.kept]
     assert len(kept) == 1 and kept[0].frame == 0 and kept[0].cells[target] and kept[0].cells.sum() == 1
     assert kept[0].delta == pytest.approx(1.0)
+    # kept when the output changes by more than the threshold: a change of exactly the threshold is not
+    at = causal.causal_filter(features, decode, alpha, grid, size, level=0.5, sigma=1.0, threshold=kept[0].delta)
+    assert len(at) == 4 and not any(b.kept for b in at)
 
 
 def test_causal_filter_calls_the_decoder_once():
@@ -158,6 +161,49 @@ def test_attention_on_cause_by_hand():
     assert r["ratio"] == pytest.approx((1.5 / 2.25) / (2 / 16))
     uniform = causal.attention_on_cause(np.full((1, 4), 0.25), cause, (2, 2), stride=2)
     assert uniform["ratio"] == pytest.approx(1.0)
+
+
+def test_attention_on_cause_averages_mass_and_share_over_frames():
+    """Repeating a frame changes nothing; two different frames by hand (grid 2x2, stride 2, 4x4
+    frames): frame 0 as in ``test_attention_on_cause_by_hand`` (mass 1.5 / 2.25 = 2/3, share 2/16),
+    frame 1 uniform attention (uniform upsampled) on a 4-pixel row (mass 4/16, share 4/16):
+    mass (2/3 + 1/4) / 2 = 11/24, share (2/16 + 4/16) / 2 = 3/16, ratio 22/9."""
+    alpha = np.zeros((2, 4))
+    alpha[0, 0] = 1.0
+    alpha[1] = 0.25
+    cause = np.zeros((2, 4, 4), np.uint8)
+    cause[0, 0, :2] = 1
+    cause[1, 3] = 1
+    one = causal.attention_on_cause(alpha[:1], cause[:1], (2, 2), stride=2)
+    twice = causal.attention_on_cause(np.repeat(alpha[:1], 2, 0), np.repeat(cause[:1], 2, 0), (2, 2), stride=2)
+    assert twice == pytest.approx(one, rel=1e-6)
+    r = causal.attention_on_cause(alpha, cause, (2, 2), stride=2)
+    assert r["mass"] == pytest.approx(11 / 24, rel=1e-6)
+    assert r["area_share"] == pytest.approx(3 / 16, rel=1e-6)
+    assert r["ratio"] == pytest.approx(22 / 9, rel=1e-6)
+
+
+def test_blobs_are_8_connected_and_strictly_above_the_level():
+    """Two pixels touching at a corner are one region (8-connectivity); a pixel at exactly
+    level x max is not above the level."""
+    m = np.zeros((1, 6, 6), np.float32)
+    m[0, 1, 1] = m[0, 2, 2] = 1.0
+    blobs = causal.find_blobs(m, 0.5)
+    assert len(blobs) == 1 and blobs[0][0] == 0 and np.array_equal(blobs[0][1], m[0] > 0)
+    m[0, 4, 4] = 0.5  # separate from the pair, exactly at 0.5 x max
+    assert len(causal.find_blobs(m, 0.5)) == 1
+
+
+def test_a_cell_exactly_half_covered_by_a_blob_is_one_of_its_cells():
+    """grid 2x2, stride 8, 16x16 pixels: cell 0 holds rows and columns 0..3 (the pixels nearer its
+    centre (0, 0) than any other's), cell 3 rows and columns 4..15. A blob on 8 of cell 0's 16
+    pixels and all of cell 3's has cells 0 and 3 ("at least half covered")."""
+    px = np.zeros((16, 16), bool)
+    px[0:2, 0:4] = True
+    px[4:16, 4:16] = True
+    assert np.flatnonzero(causal.blob_cells(px, (2, 2))).tolist() == [0, 3]
+    px[1, 3] = False  # 7 of 16: less than half
+    assert np.flatnonzero(causal.blob_cells(px, (2, 2))).tolist() == [3]
 
 
 def test_cells_are_registered_on_their_receptive_field_centres():
