@@ -8,6 +8,20 @@ import torch
 from cnninterp.icnn.loss import argmax_mask, filter_loss, priors, templates
 
 
+def _paper_templates(n):
+    """(n² + 1, n, n) float64 numpy: Zhang et al.'s templates typed from the paper, by loops:
+    T⁺_μ[i, j] = τ·max(1 − β·(|i − μ_i| + |j − μ_j|)/n, −1) (L1 distance), μ = (k // n, k % n),
+    τ = 0.5/n², β = 4; the last one T⁻ = −τ."""
+    tau = 0.5 / n**2
+    out = np.full((n * n + 1, n, n), -tau)
+    for k in range(n * n):
+        mi, mj = divmod(k, n)
+        for i in range(n):
+            for j in range(n):
+                out[k, i, j] = tau * max(1 - 4 * (abs(i - mi) + abs(j - mj)) / n, -1)
+    return out
+
+
 def test_template_shapes_and_values():
     n = 6
     t = templates(n)
@@ -16,8 +30,18 @@ def test_template_shapes_and_values():
     k = 2 * n + 3  # μ = (2, 3)
     assert math.isclose(float(t[k, 2, 3]), tau, rel_tol=1e-6)
     assert math.isclose(float(t[k, 2, 4]), tau * (1 - 4 / n), rel_tol=1e-6)
+    # diagonal neighbour μ + (1, 1): ‖(1, 1)‖₁ = 2, t = τ(1 − 2β/n) = −τ/3 (L∞ would give +τ/3)
+    assert math.isclose(float(t[k, 3, 4]), tau * (1 - 2 * 4 / n), rel_tol=1e-6)
+    assert math.isclose(float(t[k, 3, 4]), -tau / 3, rel_tol=1e-6)
+    # μ + (1, −2): ‖·‖₁ = 3, t = τ(1 − 12/6) = −τ (clamp reached exactly); L∞ 2 gives −τ/3
+    assert math.isclose(float(t[k, 3, 1]), -tau, rel_tol=1e-6)
     assert math.isclose(float(t[k, 5, 0]), -tau, rel_tol=1e-6)  # far away: clamped at −τ
     assert torch.allclose(t[-1], torch.full((n, n), -tau))
+
+
+def test_templates_equal_the_paper_formula_everywhere():
+    for n in (3, 5, 6):
+        np.testing.assert_allclose(templates(n, dtype=torch.float64).numpy(), _paper_templates(n), rtol=0, atol=1e-15)
 
 
 def test_priors_sum_to_one():
@@ -36,10 +60,10 @@ def test_mask_at_argmax():
 
 
 def _brute_mi(x, positive):
-    """float64 −MI by direct loops (numpy), the oracle."""
+    """float64 −MI by direct loops (numpy), the oracle (templates and priors from the paper)."""
     b, c, n, _ = x.shape
-    t = templates(n, dtype=torch.float64).numpy()
-    pt = priors(n, dtype=torch.float64).numpy()
+    t = _paper_templates(n)  # built from the paper's formula, not by the code under test
+    pt = np.full(n * n + 1, 1.0 / (1 + n * n))  # α/n² = 1 − α = 1/(1 + n²) with α = n²/(1 + n²)
     k = t.shape[0]
     total = 0.0
     for ci in range(c):
