@@ -84,6 +84,32 @@ def test_a_true_detector_gets_the_minimum_p_and_a_chance_one_gets_p_1(denominato
     assert (layer["unique_concepts"], layer["unique_concepts_above_chance"]) == (3, 2)  # l3 and l1; unit 1's texture at chance
 
 
+def test_a_p_value_equal_to_alpha_is_at_chance():
+    """Above chance means p < alpha (annotate's docstring). With 199 permutations (allowed at alpha
+    0.01: 1/200 < 0.01) one shuffle at or above the observed IoU gives p = (1 + 1)/(1 + 199), which
+    is the float 0.01 itself: that detector is at chance; zero such shuffles (p = 1/200) is above."""
+    s = chance.chance_settings({"chance_permutations": 199, "chance_alpha": 0.01})
+    count, alpha = s["chance_permutations"], s["chance_alpha"]
+    p_of = lambda k: (1 + k) / (1 + count)  # p_values' formula, k shuffles with IoU >= observed
+    assert p_of(1) == alpha and p_of(0) < alpha < p_of(2)
+    units = [  # unit, category, concept number, detector
+        (0, "texture", 3, True),   # p = 1/200: above chance
+        (1, "texture", 4, True),   # p = 2/200 = alpha: at chance
+        (2, "texture", 5, True),   # p = 3/200: at chance
+        (3, "color", 1, True),     # untested pixel label: above chance
+        (4, "texture", 6, False),  # not a detector: counted nowhere
+    ]
+    summary = {"conv": {"unit_labels": [{"unit": u, "category": c, "concept_number": k, "detector": d, "label": f"l{k}"} for u, c, k, d in units]}}
+    table = np.full((5, 2), np.nan)
+    table[:, 1] = [p_of(0), p_of(1), p_of(2), np.nan, p_of(0)]
+    tested = np.isin(np.arange(len(PRIMARY)), TEXTURES)
+    layer = chance.annotate(summary, {"conv": table}, tested, CATS, alpha)["conv"]
+    assert [u["chance_p"] for u in layer["unit_labels"]] == [1 / 200, 0.01, 3 / 200, None, 1 / 200]
+    assert (layer["detectors_above_chance"], layer["whole_image_detectors_at_chance"]) == (2, 2)
+    assert layer["detectors_above_chance_per_category"] == {"color": 1, "texture": 1}
+    assert layer["unique_concepts_above_chance"] == 2  # l3 and l1
+
+
 def _random_case(seed, n=24):
     """Random maps (3 units) on images of two segmentation sizes (6x6 then 8x8), with colour
     pixels, a pixel-level texture (11) and 0-2 whole-image textures per image (some none)."""
