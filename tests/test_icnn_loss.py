@@ -57,6 +57,10 @@ def test_mask_at_argmax():
     y = argmax_mask(x)
     assert float(y[0, 0, 1, 4]) == 3.0
     assert math.isclose(float(y[0, 0, 1, 3]), 1.0 * (1 - 4 / 5), rel_tol=1e-6)
+    # the paper's max(x ∘ T, 0) on any float map: a negative x under a negative template part
+    # (μ̂ = (1, 4), pixel (3, 1): ‖(2, 3)‖₁ = 5, t/τ = max(1 − 4·5/5, −1) = −1) gives +|x|
+    x[0, 0, 3, 1] = -2.0
+    assert math.isclose(float(argmax_mask(x)[0, 0, 3, 1]), 2.0, rel_tol=1e-6)
 
 
 def _brute_mi(x, positive):
