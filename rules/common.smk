@@ -102,11 +102,26 @@ def broden_tables(wildcards):
 def driving_recordings(wildcards):
     """The files the driving shards read for attention.data.source udacity or comma (each
     interpolated.csv; each camera/*.h5 and its log/*.h5), so an
-    edit of one reruns the shards; none for synthetic roads (cnninterp.data.driving.source_files)."""
+    edit of one reruns the shards; none for synthetic roads (cnninterp.data.driving.source_files).
+    """
     from cnninterp.data.driving import source_files
 
     data = CFG["attention"]["data"]
     return [str(p) for p in source_files(data["source"], data["path"])]
+
+
+def multiview_source_files(split):
+    """For multiview.data.source h36m, the root's cameras.json and the joints_3d.npy files of the
+    subjects of ``split`` ("train": train_subjects; "eval": test_subjects), as inputs of that shard
+    job (cnninterp.data.h36m.source_files); the root and subjects are checked once, before any
+    job (cnninterp.data.h36m.check_settings). None for the synthetic rig."""
+    data = CFG["multiview"]["data"]
+    if data["source"] != "h36m":
+        return []
+    from cnninterp.data.h36m import source_files
+
+    subjects = data["h36m"]["train_subjects" if split == "train" else "test_subjects"]
+    return [str(p) for p in source_files(data["h36m"]["root"], subjects)]
 
 
 BRODEN_SOURCES = (

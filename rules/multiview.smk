@@ -1,6 +1,13 @@
 # Multi-view pose (Remelli et al. 2020): train shards -> baseline, fusion, canonical models; eval shards (test, unseen) + models -> metrics
 if method_enabled(CFG, "multiview"):
+    from cnninterp.multiview.cli import data_args as multiview_data_args
+
     MULTIVIEW = CFG["multiview"]
+    if MULTIVIEW["data"]["source"] == "h36m":
+        from cnninterp.data.h36m import check_settings as check_h36m_settings
+
+        # the root and subjects, before any job (a missing subject once became a partial split)
+        check_h36m_settings(**MULTIVIEW["data"]["h36m"])
     # two shard folders: the training rules read only the train split's, keyed by the settings the
     # training samples depend on (data.multiview.SPLIT_FIELDS), so a test-only setting (test count,
     # held-out camera) reruns the evaluation data and the evaluation, not the three trainings
@@ -8,9 +15,18 @@ if method_enabled(CFG, "multiview"):
     MULTIVIEW_EVAL_SHARDS = "results/shards/multiview/eval"
     METHOD_TARGETS.append(metrics_path("multiview"))
 
+    # the code and files of the data source in use: a Human3.6M-style root's reader, and its
+    # cameras.json and joints_3d.npy files (the frame images are not tracked)
+    MULTIVIEW_DATA_CODE = code(
+        "data.multiview",
+        *(["data.h36m"] if MULTIVIEW["data"]["source"] == "h36m" else []),
+        cli="multiview",
+    )
+
     rule multiview_data_train:
         input:
-            code=code("data.multiview", cli="multiview"),
+            recordings=lambda wc: multiview_source_files("train"),
+            code=MULTIVIEW_DATA_CODE,
         output:
             manifest=f"{MULTIVIEW_TRAIN_SHARDS}/manifest.json",
         log:
@@ -21,21 +37,20 @@ if method_enabled(CFG, "multiview"):
             ENV
         params:
             out=lambda wc, output: Path(output.manifest).parent,
-            train=MULTIVIEW["data"]["train"],
             image_size=MULTIVIEW["data"]["image_size"],
-            views=MULTIVIEW["data"]["views"],
-            occluders=MULTIVIEW["data"]["occluder_probability"],
             shard_size=MULTIVIEW["data"]["shard_size"],
-            seed=MULTIVIEW["seed"],
+            # the settings that change the training samples only (multiview.cli.data_args)
+            source_args=multiview_data_args(
+                MULTIVIEW["data"], MULTIVIEW["seed"], "train"
+            ),
         shell:
-            "cnninterp multiview data --splits train --out {params.out:q} --train {params.train:q}"
-            " --image-size {params.image_size:q} --views {params.views:q}"
-            " --occluder-probability {params.occluders:q} --shard-size {params.shard_size:q}"
-            " --seed {params.seed:q} > {log:q} 2>&1"
+            "cnninterp multiview data --out {params.out:q} --image-size {params.image_size:q}"
+            " --shard-size {params.shard_size:q} {params.source_args:q} > {log:q} 2>&1"
 
     rule multiview_data_eval:
         input:
-            code=code("data.multiview", cli="multiview"),
+            recordings=lambda wc: multiview_source_files("eval"),
+            code=MULTIVIEW_DATA_CODE,
         output:
             manifest=f"{MULTIVIEW_EVAL_SHARDS}/manifest.json",
         log:
@@ -46,20 +61,15 @@ if method_enabled(CFG, "multiview"):
             ENV
         params:
             out=lambda wc, output: Path(output.manifest).parent,
-            test=MULTIVIEW["data"]["test"],
             image_size=MULTIVIEW["data"]["image_size"],
-            views=MULTIVIEW["data"]["views"],
-            heldout_view=MULTIVIEW["data"]["heldout_view"],
-            heldout_azimuth=MULTIVIEW["data"]["heldout_azimuth_deg"],
-            occluders=MULTIVIEW["data"]["occluder_probability"],
             shard_size=MULTIVIEW["data"]["shard_size"],
-            seed=MULTIVIEW["seed"],
+            # the settings that change the test (and unseen-camera) samples only
+            source_args=multiview_data_args(
+                MULTIVIEW["data"], MULTIVIEW["seed"], "eval"
+            ),
         shell:
-            "cnninterp multiview data --splits test unseen --out {params.out:q} --test {params.test:q}"
-            " --image-size {params.image_size:q} --views {params.views:q}"
-            " --heldout-view {params.heldout_view:q} --heldout-azimuth-deg {params.heldout_azimuth:q}"
-            " --occluder-probability {params.occluders:q} --shard-size {params.shard_size:q}"
-            " --seed {params.seed:q} > {log:q} 2>&1"
+            "cnninterp multiview data --out {params.out:q} --image-size {params.image_size:q}"
+            " --shard-size {params.shard_size:q} {params.source_args:q} > {log:q} 2>&1"
 
     rule multiview_train:
         input:

@@ -169,28 +169,41 @@ def test_joints_of_the_wrong_count_name_the_file(tmp_path):
 
 
 def test_h36m_shards_train_evaluate_and_report_without_an_unseen_camera_split(tmp_path):
-    """The layout has no moved camera (splits train and test only): evaluation scores the test split
-    and writes the unseen-camera metrics as null, which the report shows as a dash."""
+    """The workflow's path with ``multiview.data.source: h36m``: the data step writes the training
+    subjects and the test subjects into two folders (with the options ``multiview.cli.data_args``
+    gives the rules), the models train on the first, and evaluation checks the pair. The layout has
+    no moved camera (splits train and test only): evaluation scores the test split and writes the
+    unseen-camera metrics as null, which the report shows as a dash."""
     from types import SimpleNamespace
 
     import torch
 
+    from cnninterp.cli import main
     from cnninterp.multiview import report
+    from cnninterp.multiview.cli import data_args
     from cnninterp.multiview.evaluate import evaluate
     from cnninterp.multiview.model import ModelSpec
     from cnninterp.multiview.train import train_model
     from cnninterp.report.build import environment
 
     torch.set_num_threads(1)
-    write_sequence(tmp_path / "h36m", frames=2, subject="S1")
-    write_sequence(tmp_path / "h36m", frames=2, subject="S9")
-    h36m.write_h36m(tmp_path / "h36m", tmp_path / "shards", train_subjects=["S1"], test_subjects=["S9"], image_size=16)
+    root = tmp_path / "my h36m"
+    write_sequence(root, frames=2, subject="S1")
+    write_sequence(root, frames=2, subject="S9")
+    data = {"source": "h36m", "h36m": {"root": str(root), "train_subjects": ["S1"], "test_subjects": ["S9"]}}
+    folders = {split: tmp_path / "shards" / split for split in ("train", "eval")}
+    for split, folder in folders.items():
+        assert main(["multiview", "data", "--out", str(folder), "--image-size", "16", *map(str, data_args(data, 0, split))]) == 0
+    train, test = (json.loads((f / "manifest.json").read_text()) for f in folders.values())
+    assert set(train["splits"]) == {"train"} and train["config"] == {"train_subjects": ["S1"]}
+    assert set(test["splits"]) == {"test"} and test["config"] == {"test_subjects": ["S9"]}
     paths = {kind: tmp_path / kind / "model.pt" for kind in ("baseline", "fusion", "canonical")}
     for kind, path in paths.items():
-        train_model(tmp_path / "shards", path, ModelSpec(kind=kind, image_size=16, channels=2, points=4, hidden=8),
+        train_model(folders["train"], path, ModelSpec(kind=kind, image_size=16, channels=2, points=4, hidden=8),
                     epochs=1, batch_size=2, lr=1e-3, weight_3d=1.0, seed=0, device="cpu")
     results = tmp_path / "results"
-    m = evaluate(tmp_path / "shards", paths, results / "eval/multiview/metrics.json", samples=2, dlt_batch=4, dlt_repeat=1, figure_rows=1)
+    m = evaluate(folders["eval"], paths, results / "eval/multiview/metrics.json", train_shards=folders["train"], samples=2,
+                 dlt_batch=4, dlt_repeat=1, figure_rows=1)
     assert m["samples"] == {"test": 2, "unseen": 0}
     assert all(np.isfinite(v) and v > 0 for v in m["mpjpe_mm"].values()) and set(m["mpjpe_mm"]) == set(paths)
     assert m["mpjpe_mm_unseen_camera"] == dict.fromkeys(paths) and m["error_2d_px"]["unseen"] == dict.fromkeys(paths)
@@ -255,3 +268,39 @@ def test_tangential_distortion_is_human36ms_own_not_opencvs():
     # (0.3, 0.4) with k1 = 0.1: r2 = 0.25, radial = 1.025, tan = 0.1*0.4 + 0.2*0.3 = 0.1
     # x' = 0.3*1.125 + 0.2*0.25 = 0.3875, y' = 0.4*1.125 + 0.1*0.25 = 0.475
     np.testing.assert_allclose(h36m.distort(np.array([0.3, 0.4]), [0.1, 0.0, 0.1, 0.2, 0.0]), [0.3875, 0.475], atol=1e-12)
+
+
+def test_the_workflows_two_folders_take_each_split_from_its_own_subjects_only(tmp_path):
+    """``multiview.cli.data_args``: the training folder's options name the training subjects only
+    (so a change of the test subjects does not retrain), the evaluation folder's the test subjects
+    only; a pair of folders whose subjects overlap is refused by ``check_pair``."""
+    from cnninterp.multiview.cli import data_args
+
+    data = {"source": "h36m", "h36m": {"root": "/data/h36m", "train_subjects": ["S1", "S5"], "test_subjects": ["S9"]}}
+    assert data_args(data, 0, "train") == ["--source", "h36m", "--h36m-root=/data/h36m", "--splits", "train", "--train-subjects", "S1", "S5"]
+    assert data_args(data, 0, "eval") == ["--source", "h36m", "--h36m-root=/data/h36m", "--splits", "test", "--test-subjects", "S9"]
+    root = tmp_path / "h36m"
+    for subject in ("S1", "S9"):
+        write_sequence(root, frames=1, subject=subject)
+    h36m.write_h36m(root, tmp_path / "train", train_subjects=["S1", "S9"], test_subjects=[], image_size=16, splits=["train"])
+    h36m.write_h36m(root, tmp_path / "eval", train_subjects=[], test_subjects=["S9"], image_size=16, splits=["test"])
+    with pytest.raises(DataError, match=r"subjects \['S9'\] are among the training shards' train_subjects"):
+        multiview.check_pair(tmp_path / "train", tmp_path / "eval")
+
+
+def test_the_config_check_names_the_h36m_key_and_the_missing_subject(tmp_path):
+    from cnninterp.errors import ConfigError
+
+    write_sequence(tmp_path / "h36m", frames=1, subject="S1")
+    with pytest.raises(ConfigError, match="multiview.data.h36m.root is not set"):
+        h36m.check_settings("", ["S1"], ["S9"])
+    with pytest.raises(ConfigError, match="is not an existing folder"):
+        h36m.check_settings(str(tmp_path / "nowhere"), ["S1"], ["S9"])
+    with pytest.raises(ConfigError, match=r"\['S1'\] are in both"):
+        h36m.check_settings(str(tmp_path / "h36m"), ["S1"], ["S1"])
+    with pytest.raises(ConfigError, match=r"multiview.data.h36m: subjects \['S9'\] have no folder"):
+        h36m.check_settings(str(tmp_path / "h36m"), ["S1"], ["S9"])
+    write_sequence(tmp_path / "h36m", frames=1, subject="S9", action="Eating")
+    h36m.check_settings(str(tmp_path / "h36m"), ["S1"], ["S9"])
+    assert [p.relative_to(tmp_path / "h36m").as_posix() for p in h36m.source_files(tmp_path / "h36m", ["S9"])] == [
+        "cameras.json", "S9/Eating/joints_3d.npy"]

@@ -120,7 +120,7 @@ def test_evaluation_shards_that_were_not_written_with_the_training_shards_are_re
     assert not (tmp_path / "bad").exists()
 
 
-def test_the_cli_writes_the_named_splits_and_refuses_them_for_a_human36m_root(tmp_path, capsys):
+def test_the_cli_writes_the_named_splits_and_refuses_the_unseen_one_for_a_human36m_root(tmp_path, capsys):
     from cnninterp.cli import main
 
     assert main(["multiview", "data", "--out", str(tmp_path / "t"), "--splits", "train", "--train", "2",
@@ -128,6 +128,6 @@ def test_the_cli_writes_the_named_splits_and_refuses_them_for_a_human36m_root(tm
     assert set(mv.read_manifest(tmp_path / "t")["splits"]) == {"train"}
     with pytest.raises(DataError, match="heldout_view < views, got views=4, heldout_view=9"):
         mv.write_multiview(tmp_path / "u", mv.MultiviewConfig(train=1, test=1, image_size=16, heldout_view=9), splits=["unseen"])
-    code = main(["multiview", "data", "--source", "h36m", "--h36m-root", str(tmp_path), "--out", str(tmp_path / "h"), "--splits", "train"])
-    assert code == 2 and "--splits applies to the synthetic source" in capsys.readouterr().err
+    code = main(["multiview", "data", "--source", "h36m", "--h36m-root", str(tmp_path), "--out", str(tmp_path / "h"), "--splits", "test", "unseen"])
+    assert code == 2 and "a Human3.6M root has no unseen-camera split" in capsys.readouterr().err
     assert not (tmp_path / "h").exists()

@@ -227,20 +227,35 @@ def azimuths(R, t):
     return np.degrees(np.arctan2(C[:, 1], C[:, 0]))
 
 
+SPLITS = ("train", "test")  # the splits of a Human3.6M-style root, each from its own subjects
+
+
 def write_h36m(root: str | Path, out_dir: str | Path, *, train_subjects, test_subjects, image_size: int,
-               shard_size: int = 1000) -> dict:
-    """Shards (splits ``train``, ``test``) of a Human3.6M-style root, in the ``multiview`` format; returns the manifest."""
+               shard_size: int = 1000, splits=SPLITS) -> dict:
+    """Shards of a Human3.6M-style root in the ``multiview`` format, split ``train`` from
+    ``train_subjects`` and ``test`` from ``test_subjects``; returns the manifest.
+
+    ``splits`` (a subset of ``SPLITS``) writes only those splits, and only their subjects are read
+    and recorded in the manifest's config (``train_subjects`` / ``test_subjects``): the workflow
+    writes the training split and the test split into separate folders, so that the test subjects
+    do not key the training data (``data.multiview.check_pair`` refuses a pair whose subjects
+    overlap). ConfigError if a subject is in both lists or ``splits`` is empty or unknown; DataError
+    naming the root for a configured subject without a folder (``subject_folders``)."""
+    splits = tuple(splits)
+    if not splits or not set(splits) <= set(SPLITS):
+        raise ConfigError(f"splits must be some of {list(SPLITS)}, got {list(splits)}")
+    subjects_of = {"train": list(train_subjects), "test": list(test_subjects)}
     both = sorted(set(train_subjects) & set(test_subjects))
-    if both:
+    if both and len(splits) == 2:
         raise ConfigError(f"subjects {both} are in both the training and the test split: the test set would hold training data")
-    subject_folders(root, [*test_subjects, *train_subjects])
+    subject_folders(root, [s for split in splits for s in subjects_of[split]])
     cameras = read_cameras(root)
     views = None
 
     def samples():
         nonlocal views
-        for split, subjects in (("test", test_subjects), ("train", train_subjects)):
-            for subject, action in sequences(root, subjects):
+        for split in (sp for sp in ("test", "train") if sp in splits):  # (written sorted by split and key)
+            for subject, action in sequences(root, subjects_of[split]):
                 for number, fields in read_sequence(root, subject, action, image_size, cameras):
                     if views is not None and len(fields["R"]) != views:
                         raise DataError(f"{Path(root) / subject / action / 'imageSequence'}: {len(fields['R'])} views, "
@@ -252,9 +267,35 @@ def write_h36m(root: str | Path, out_dir: str | Path, *, train_subjects, test_su
     def manifest():
         return {"dataset": "multiview", "joints": list(multiview.JOINTS), "parents": list(multiview.PARENTS),
                 "image_size": image_size, "views": views, "source": {"kind": "h36m-layout", "root": str(root)},
-                "config": {"train_subjects": list(train_subjects), "test_subjects": list(test_subjects)}}
+                "config": {f"{split}_subjects": subjects_of[split] for split in SPLITS if split in splits}}
 
     return write_shards_sorted(samples(), out_dir, shard_size, manifest)
+
+
+def source_files(root: str | Path, subjects) -> list[Path]:
+    """The files of a Human3.6M-style root that the shards of ``subjects`` read, besides the frames:
+    ``cameras.json`` and each of their sequences' ``joints_3d.npy`` (in subject, action order), the
+    DAG's inputs of the shard job (a file edited inside a folder does not change the folder's time;
+    the frame images are not listed). DataError as ``sequences``."""
+    root = Path(root)
+    return [root / CAMERAS] + [root / subject / action / JOINTS_FILE for subject, action in sequences(root, list(subjects))]
+
+
+def check_settings(root: str, train_subjects, test_subjects) -> None:
+    """Check the config's ``multiview.data.h36m`` block before any job: ``root`` set and an existing
+    folder, no subject in both lists, every subject a folder under it. ConfigError naming the key."""
+    key = "multiview.data.h36m"
+    if not root:
+        raise ConfigError(f"multiview.data.source is 'h36m' but {key}.root is not set: give the root of the S<n>/<action>/imageSequence layout")
+    if not Path(root).is_dir():
+        raise ConfigError(f"{key}.root: {root!r} is not an existing folder")
+    both = sorted(set(train_subjects) & set(test_subjects))
+    if both:
+        raise ConfigError(f"{key}: subjects {both} are in both train_subjects and test_subjects: the test set would hold training data")
+    try:
+        subject_folders(root, [*train_subjects, *test_subjects])
+    except DataError as err:
+        raise ConfigError(f"{key}: {err}") from None
 
 
 def write_shards_sorted(samples, out_dir, shard_size, manifest):

@@ -304,7 +304,8 @@ def check_pair(train_dir: str | Path, eval_dir: str | Path) -> None:
     """Refuse evaluating on ``eval_dir`` models trained on ``train_dir`` unless the two folders
     belong together: ``train_dir`` holds a ``train`` split, ``eval_dir`` a ``test`` split, and the
     manifests agree on the dataset, source, image size, views and every setting both record
-    (seed, occluders, ...; for Human3.6M layouts the subject lists). The same folder passes.
+    (seed, occluders, ...), and for Human3.6M layouts no subject of the training split is a test
+    subject. The same folder passes.
     DataError naming both manifests and the first disagreement otherwise."""
     if Path(train_dir).resolve() == Path(eval_dir).resolve():
         return
@@ -321,6 +322,10 @@ def check_pair(train_dir: str | Path, eval_dir: str | Path) -> None:
         if was != now:
             raise DataError(f"the training shards {ta} have {name} {was!r} but the evaluation shards {tb} have {now!r}: "
                             f"they were not written together; rebuild both with the same settings")
+    both = sorted(set(ca.get("train_subjects", ())) & set(cb.get("test_subjects", ())))
+    if both:
+        raise DataError(f"subjects {both} are among the training shards' train_subjects ({ta}) and the evaluation shards' "
+                        f"test_subjects ({tb}): the test set would hold training data")
 
 
 def load_split(shard_dir: str | Path, split: str, limit: int | None = None) -> dict:

@@ -85,16 +85,3 @@ def remove_caches(parts_dir: str | Path) -> list[Path]:
     for path in removed:
         path.unlink(missing_ok=True)
     return removed
-
-
-def remove_caches(parts_dir: str | Path) -> list[Path]:
-    """Delete the activation caches (``cache-*.acts``) under ``parts_dir``; return their paths.
-
-    Called by the gather, which runs after every tally of its model: a cache still there was left
-    by a run killed after its tally had finished (Snakemake removes temporary files only after
-    jobs it ran itself), and no job needs it any more.
-    """
-    removed = sorted(Path(parts_dir).glob("cache-*.acts"))
-    for path in removed:
-        path.unlink(missing_ok=True)
-    return removed

@@ -29,7 +29,8 @@ def register(subparsers) -> None:
     p.add_argument("--shard-size", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--splits", nargs="+", default=["train", "test", "unseen"], choices=["train", "test", "unseen"],
-                   help="synthetic splits to write (default all); the workflow writes train and test+unseen into two folders")
+                   help="splits to write (default all; a Human3.6M root has train and test); the workflow writes train and "
+                        "test (+ unseen) into two folders")
 
     p = sub.add_parser("train", help="train the baseline, fusion or canonical model")
     p.add_argument("--shards", required=True)
@@ -59,6 +60,27 @@ def register(subparsers) -> None:
     p.add_argument("--figure-rows", type=int, default=3)
 
 
+def data_args(data: dict, seed: int, split: str) -> list:
+    """The data step's options for one of the workflow's two shard folders (``rules/multiview.smk``):
+    ``split`` "train" (the models' input) or "eval" (test, and for the synthetic rig the unseen
+    camera). Only the settings of the config block ``multiview.data`` (``data``, defaults filled in)
+    that change that folder's samples, so that an evaluation-only setting does not key the training
+    data: synthetic, the folder's pose count, the rig and the occluders (the moved camera for eval);
+    ``h36m``, the root and that split's subjects. (image_size and shard_size are the rule's own
+    options.) A list of str / numbers."""
+    if split not in ("train", "eval"):
+        raise ValueError(f"split must be train or eval, got {split!r}")
+    if data["source"] == "h36m":
+        h36m = data["h36m"]
+        subjects = "train" if split == "train" else "test"
+        return ["--source", "h36m", f"--h36m-root={h36m['root']}", "--splits", subjects, f"--{subjects}-subjects", *h36m[f"{subjects}_subjects"]]
+    rig = ["--views", data["views"], "--occluder-probability", data["occluder_probability"], "--seed", seed]
+    if split == "train":
+        return ["--splits", "train", "--train", data["train"], *rig]
+    return ["--splits", "test", "unseen", "--test", data["test"], "--heldout-view", data["heldout_view"],
+            "--heldout-azimuth-deg", data["heldout_azimuth_deg"], *rig]
+
+
 def run(args: argparse.Namespace) -> None:
     """Execute ``cnninterp multiview <step>``."""
     from ..errors import ConfigError
@@ -71,12 +93,15 @@ def run(args: argparse.Namespace) -> None:
         if args.source == "h36m":
             from ..data.h36m import write_h36m
 
-            if sorted(args.splits) != ["test", "train", "unseen"]:
-                raise ConfigError("cnninterp multiview data --splits applies to the synthetic source; a Human3.6M root is written whole")
             if not args.h36m_root:
                 raise ConfigError("cnninterp multiview data --source h36m needs --h36m-root")
+            # the default (all three) writes the root whole; the unseen-camera split is the synthetic rig's
+            splits = ["train", "test"] if sorted(args.splits) == ["test", "train", "unseen"] else args.splits
+            if "unseen" in splits:
+                raise ConfigError("cnninterp multiview data --splits unseen: a Human3.6M root has no unseen-camera split "
+                                  "(its cameras are fixed); write train and/or test")
             manifest = write_h36m(args.h36m_root, args.out, train_subjects=args.train_subjects, test_subjects=args.test_subjects,
-                                  image_size=args.image_size, shard_size=args.shard_size)
+                                  image_size=args.image_size, shard_size=args.shard_size, splits=splits)
         else:
             from ..data.multiview import MultiviewConfig, write_multiview
 
