@@ -21,6 +21,18 @@ def test_rotation_2d_is_counter_clockwise_and_identity_at_zero():
     assert torch.allclose(ftl.rotation_2d(torch.tensor(0.0)), torch.eye(2))
 
 
+@pytest.mark.parametrize("axis, v, turned", [
+    ("x", [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]),  # right-handed: about x, y turns toward z
+    ("y", [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]),  # about y, z turns toward x
+    ("z", [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]),  # about z, x turns toward y
+])
+def test_axis_rotations_by_a_quarter_turn_are_right_handed(axis, v, turned):
+    """Hand cases of the right-hand rule: a sign flip of an axis's sine is still a rotation, so the
+    group laws cannot see it."""
+    r = ftl.rotation_axis(torch.tensor(math.pi / 2, dtype=torch.float64), axis)
+    assert torch.allclose(r @ torch.tensor(v, dtype=torch.float64), torch.tensor(turned, dtype=torch.float64), atol=1e-12)
+
+
 def test_homomorphism_and_inverse():
     g = torch.Generator().manual_seed(0)
     a, b = torch.rand(5, generator=g, dtype=torch.float64) * 7 - 3.5, torch.rand(5, generator=g, dtype=torch.float64) * 7 - 3.5
