@@ -113,6 +113,12 @@ defaults stay. Sequences of T = 20 (52 of them, batch 2, same frames per epoch):
 2.38 / 1.55 at MAE 23 / 20 mrad. Lambda 0.03 / 0.01 with them: one-hot attention, on the band's
 depth but beside the markings again (seeds 2 / 3: 0.91 / 0.76); 15 distractors (no lateral scale):
 0.95-1.18; 10 epochs (seed 3, lateral x3): 1.06.
+
+Seventh session (2026-12-04, the levers at the default 40x80, seeds 0-6, 1 thread; RESULTS.md): with
+lateral_scale 3 the attention follows the markings sideways (column correlation +0.91..+0.97 on 6 of 7
+seeds with located cells and a standardised context) but stays spread (entropy >= 0.93, ratio 1.02-1.31);
+with lambda 0.01 it concentrates off the band's rows (band-row mass 0.00-0.57x on 6 of 7 seeds, ratio
+0.00-1.10). No setting meets the criterion on most seeds; the defaults stay.
 """
 
 import json
