@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from ..config import dissect_settings
 from ..errors import DataError
 
 DATASET = "broden"
+LOG = logging.getLogger(__name__)
 
 
 def read_json(path: str | Path, what: str) -> dict:
@@ -37,6 +39,9 @@ class DissectedModel:
 
     ``control`` is the random control of a trained model (same ``source``, ``random_init: true``);
     ``control_of`` is set on the control itself and names the model it is the control of.
+    ``mismatched`` lists, for a model left without its twin, the models of the other kind (random
+    for a trained model, trained for a random one) with the same ``source`` that differ in some
+    ``COMPARED`` setting: ``(other model, ((key, this model's value, other's value), ...))``.
     """
 
     name: str
@@ -45,11 +50,15 @@ class DissectedModel:
     settings: dict
     control: str | None = None
     control_of: str | None = None
+    mismatched: tuple = ()
 
 
 def is_random(settings: dict) -> bool:
-    """True for a randomly initialised model: ``random_init``, or a torchvision source without checkpoint."""
-    return bool(settings.get("random_init")) or (settings["source"].startswith("torchvision:") and not settings.get("checkpoint"))
+    """True for a randomly initialised model: ``random_init``, or a torchvision source with neither
+    a ``checkpoint`` nor published ``weights`` (which the pipeline loads)."""
+    if settings.get("random_init"):
+        return True
+    return settings["source"].startswith("torchvision:") and not settings.get("checkpoint") and not settings.get("weights")
 
 
 #: Settings a model and its random control must share for their detector counts to compare.
@@ -62,7 +71,8 @@ def pair_models(config: dict) -> list[DissectedModel]:
     A trained model's control is the first random model with the same ``source`` and the same
     ``COMPARED`` settings (layers, quantile, IoU threshold, denominator, preprocessing): a control
     dissected otherwise is no control, its counts do not compare. A model without such a twin has
-    ``control`` None.
+    ``control`` None; a model of the other kind with the same ``source`` that differs in a compared
+    setting is named in its ``mismatched`` (with the differing keys), and a warning is logged.
     """
     names = list(config["dissect"]["models"])
     settings = {name: dissect_settings(config, name) for name in names}
@@ -71,10 +81,20 @@ def pair_models(config: dict) -> list[DissectedModel]:
     def compared(name):
         return [settings[name].get(key) for key in ("source", *COMPARED)]
 
+    def differences(name, other):
+        return tuple((key, settings[name].get(key), settings[other].get(key)) for key in COMPARED if settings[name].get(key) != settings[other].get(key))
+
     out = []
     for name in names:
         twins = [other for other in names if other != name and compared(other) == compared(name) and random[other] != random[name]]
         twin = twins[0] if twins else None
+        mismatched = ()
+        if twin is None:
+            near = [o for o in names if o != name and random[o] != random[name] and settings[o]["source"] == settings[name]["source"]]
+            mismatched = tuple((other, differences(name, other)) for other in near)
+            if not random[name]:
+                for other, diffs in mismatched:
+                    LOG.warning("%s", unpaired_text(name, other, diffs, name_is_random=False))
         out.append(
             DissectedModel(
                 name=name,
@@ -83,9 +103,29 @@ def pair_models(config: dict) -> list[DissectedModel]:
                 settings=settings[name],
                 control=None if random[name] else twin,
                 control_of=twin if random[name] else None,
+                mismatched=mismatched,
             )
         )
     return out
+
+
+def unpaired_text(name: str, other: str, diffs: tuple, name_is_random: bool) -> str:
+    """The sentence naming a random model that is not compared with a trained one of the same
+    source because ``diffs`` (``(key, name's value, other's value), ...``) differ; ``name`` is the
+    random one when ``name_is_random``."""
+    random_name, trained = (name, other) if name_is_random else (other, name)
+    parts = []
+    for key, mine, theirs in diffs:
+        rand, train = (mine, theirs) if name_is_random else (theirs, mine)
+        parts.append(f"{key} ({_value(rand)} vs {_value(train)})")
+    return f"{random_name} is a random control of {trained} but differs in {', '.join(parts)}, so it is not compared"
+
+
+def _value(value) -> str:
+    """A setting's value as the config spells it (lists joined by ", ")."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return str(value)
 
 
 @dataclass

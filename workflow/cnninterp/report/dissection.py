@@ -13,7 +13,7 @@ import numpy as np
 from ..dissect.labels import read_top_images
 from ..errors import DataError
 from . import figures
-from .context import Context, DissectedModel
+from .context import Context, DissectedModel, unpaired_text
 
 TEMPLATE = "dissection.html.j2"
 TITLE = "Network Dissection"
@@ -50,6 +50,8 @@ def render(ctx: Context) -> dict:
             "downloads": downloads(ctx, model.name),
             "iou_figure": iou_figure(ctx, model, summary, summaries.get(twin) if twin else None),
             "category_figure": None,
+            "random_control_note": None,
+            "unpaired": [unpaired_text(model.name, other, diffs, model.random) for other, diffs in model.mismatched],
         }
         entry["findings"] = None
         if model.control_of is None:
@@ -57,6 +59,7 @@ def render(ctx: Context) -> dict:
             entry["category_figure"] = category_figure(ctx, model, summary, control, entry["categories"])
             if not model.random:
                 entry["findings"] = findings(summary, control, entry["categories"])
+                entry["random_control_note"] = random_control_note(_arch(ctx, model.control), ctx.manifest) if model.control else None
         models.append(entry)
     galleries = unit_galleries(ctx, summaries)
     for entry in models:
@@ -66,6 +69,14 @@ def render(ctx: Context) -> dict:
         "gallery_units": ctx.config["report"]["gallery_units"],
         "gallery_images": ctx.config["report"]["gallery_images"],
     }
+
+
+def _arch(ctx: Context, name: str) -> str | None:
+    """The architecture of dissected model ``name``: its train entry's ``arch`` for a ``trained:``
+    source, the torchvision name otherwise."""
+    source = next(m.source for m in ctx.models if m.name == name)
+    kind, _, rest = source.partition(":")
+    return ctx.config.get("train", {}).get(rest, {}).get("arch") if kind == "trained" else rest
 
 
 # -- tables -----------------------------------------------------------------------------------
@@ -134,8 +145,9 @@ PAPER = {
 }
 HIGH_LEVEL = ("object", "part")
 
-#: What decides a random control's count, measured on the default probe set (issue 11,
-#: benchmarks/default_random_control.py, init seeds 1-3; benchmarks/RESULTS.md).
+#: What decides a random control's count, measured on the default probe set (issue 11; see
+#: ``RANDOM_CONTROL_SOURCE``). It describes a random resnet10 on that probe set only: the report shows it
+#: where the control's architecture is resnet10 (``random_control_note``).
 RANDOM_CONTROL = (
     "A random network's count depends on its architecture, not only on training: measured on the "
     "default probe set over three init seeds, a random resnet10 as dissected here (BatchNorm with its initial "
@@ -143,6 +155,24 @@ RANDOM_CONTROL = (
     "textures); with BatchNorm statistics estimated on 256 probe images 4-8; without the residual "
     "identity paths 8-11; a random AlexNet's conv5 has 9, the paper's random AlexNet 9."
 )
+#: Where ``RANDOM_CONTROL`` comes from, rendered with it.
+RANDOM_CONTROL_SOURCE = "benchmarks/default_random_control.py --seeds 1 2 3; benchmarks/RESULTS.md, 2026-12-03"
+#: The architecture and the probe set (the shard manifest's ``source``) it was measured on.
+RANDOM_CONTROL_ARCH = "resnet10"
+RANDOM_CONTROL_PROBE = {"kind": "synthetic", "n_images": 1200, "image_size": 112, "seed": 0, "val_fraction": 0.2}
+
+
+def random_control_note(arch: str | None, manifest: dict | None) -> str | None:
+    """``RANDOM_CONTROL`` with its source, for a random control of architecture ``arch`` (None
+    for another architecture, which it does not describe); when the shard ``manifest``'s source is
+    not the default probe set it was measured on, the note says so."""
+    if arch != RANDOM_CONTROL_ARCH:
+        return None
+    text = f"{RANDOM_CONTROL} (Measured with {RANDOM_CONTROL_SOURCE}.)"
+    source = (manifest or {}).get("source", {})
+    if any(source.get(k) != v for k, v in RANDOM_CONTROL_PROBE.items()):
+        text += " This run's probe set is not that default one, so these figures are not this run's."
+    return text
 
 
 def findings(summary: dict, control: dict | None, cats: list[str]) -> dict:
@@ -151,8 +181,11 @@ def findings(summary: dict, control: dict | None, cats: list[str]) -> dict:
     Returns ``layers`` (per layer: name, detectors, per-category detector counts, ``object_part``
     share of detectors or None), ``categories_found`` (categories with at least one detector, of
     ``len(cats)``), ``object_part_grows`` (share in the last layer > share in the first, None when
-    either layer has no detector), ``color_by_layer`` and ``color_low_share`` (share of colour
-    detectors in the lower half of the layers, None without colour detectors), ``trained`` and
+    either layer has no detector or with one layer), ``color_by_layer`` and ``color_low_share``
+    (share of all colour detectors that lie in the lower half, the first ``n // 2`` of the ``n``
+    layers: the middle layer of an odd count belongs to neither half, named in ``middle_layer``;
+    None without colour detectors or with one layer), ``one_layer`` (True with one layer, where
+    neither trend is measurable), ``low_layers`` (the lower half's layer names), ``trained`` and
     ``random`` total detectors and ``random_ratio`` (random / trained, None without a control or
     without trained detectors). The paper's measure of the random control is unique detectors
     (distinct concepts with a detector) in the top layer (AlexNet conv5: 97 trained, 9 random):
@@ -187,9 +220,11 @@ def findings(summary: dict, control: dict | None, cats: list[str]) -> dict:
             }
         )
     found = [c for c in cats if any(l["per_category"][c] for l in layers)]
+    one_layer = len(layers) == 1
     first, last = layers[0]["object_part"], layers[-1]["object_part"]
     color = [l["per_category"].get("color", 0) for l in layers]
-    low = color[: (len(color) + 1) // 2]
+    half = len(layers) // 2
+    low = color[:half]
     trained = sum(l["detectors"] for l in layers)
     random = sum(int(l["detectors"]) for l in control["layers"].values()) if control else None
     top = layers[-1]
@@ -197,9 +232,12 @@ def findings(summary: dict, control: dict | None, cats: list[str]) -> dict:
         "layers": layers,
         "categories_found": found,
         "categories_total": len(cats),
-        "object_part_grows": (last > first) if first is not None and last is not None else None,
+        "one_layer": one_layer,
+        "object_part_grows": (last > first) if first is not None and last is not None and not one_layer else None,
         "color_by_layer": color,
-        "color_low_share": sum(low) / sum(color) if sum(color) else None,
+        "color_low_share": sum(low) / sum(color) if sum(color) and not one_layer else None,
+        "low_layers": [l["name"] for l in layers[:half]],
+        "middle_layer": layers[half]["name"] if len(layers) % 2 else None,
         "trained": trained,
         "random": random,
         "random_ratio": random / trained if random is not None and trained else None,
@@ -212,7 +250,6 @@ def findings(summary: dict, control: dict | None, cats: list[str]) -> dict:
         "trained_above_chance": _total(l["above_chance"] for l in layers),
         "random_above_chance": _total(l["random_above_chance"] for l in layers) if control else None,
         "paper": PAPER,
-        "random_control": RANDOM_CONTROL,
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .context import Context, DissectedModel, read_json
+from .context import Context, DissectedModel, read_json, unpaired_text
 
 TEMPLATE = "overview.html.j2"
 TITLE = "Overview"
@@ -21,7 +21,27 @@ def render(ctx: Context) -> dict:
         "dataset": dataset(ctx.manifest) if ctx.manifest else None,
         "trained": trained_models(ctx),
         "models": [dissected_model(ctx, m) for m in ctx.models],
+        "detection_limits": detection_limits(ctx),
     }
+
+
+def detection_limits(ctx: Context) -> list[dict]:
+    """Per distinct (quantile q, IoU threshold t) of the dissected models: ``quantile``,
+    ``iou_threshold``, ``max_coverage`` = q / t (a fraction) and the ``models`` using it.
+
+    A unit thresholded at its top-q activation quantile is active on about a share q of the pixels
+    of the images it is scored on, so its IoU with a concept covering a share c > q of them is at
+    most about q / c (intersection at most the unit's area, union at least the concept's); it can
+    pass the threshold t only when c < q / t."""
+    limits: dict[tuple, list[str]] = {}
+    for model in ctx.models:
+        summary = ctx.summary(model.name)
+        recorded = summary.get("settings", {}) if summary else {}
+        q = recorded.get("quantile", model.settings.get("quantile"))
+        t = recorded.get("iou_threshold", model.settings.get("iou_threshold"))
+        if q is not None and t:
+            limits.setdefault((float(q), float(t)), []).append(model.name)
+    return [{"quantile": q, "iou_threshold": t, "max_coverage": q / t, "models": names} for (q, t), names in limits.items()]
 
 
 def dataset(manifest: dict) -> dict:
@@ -101,14 +121,21 @@ def dissected_model(ctx: Context, model: DissectedModel) -> dict:
         role = f"random control of {model.control_of}"
     elif model.random:
         role = "random initialisation"
+    elif model.source.startswith("trained:"):
+        role = "trained"
+    elif model.settings.get("weights"):
+        role = f"pretrained weights ({model.settings['weights']})"
+    elif model.settings.get("checkpoint"):
+        role = f"pretrained weights (checkpoint {model.settings['checkpoint']})"
     else:
-        role = "trained" if model.source.startswith("trained:") else "pretrained weights"
+        role = "pretrained weights"
     return {
         "name": model.name,
         "anchor": f"dissect-{model.name}",
         "source": model.source,
         "arch": _arch(ctx, model),
         "role": role,
+        "unpaired": [unpaired_text(model.name, other, diffs, model.random) for other, diffs in model.mismatched],
         "layer_names": list(summary["layers"]) if summary else list(model.settings["layers"]),
         "images": summary.get("images") if summary else None,
         "layers": layers,
