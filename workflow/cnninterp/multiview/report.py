@@ -43,11 +43,23 @@ def render(ctx) -> dict:
         src = folder / f"novel_{name}.png"
         nv = m["novel_view_px"][name]
         entry = {"title": title, "angles": nv["angles_deg"], "canonical": nv["canonical_px"], "unrotated": nv["unrotated_px"]}
+        entry.update(href=None, width=None, height=None, file=src.name)
         if src.is_file():
             path, href = ctx.asset("multiview", src.name)
             shutil.copyfile(src, path)
             entry["width"], entry["height"] = png_size(path)
             entry["href"] = href
         figures.append(entry)
+    unseen = bool(m["samples"].get("unseen")) and any(r["unseen"] is not None for r in rows)
     return {"rows": rows, "dlt": dlt_rows, "dlt_batch": dlt.get("batch"), "dlt_dtype": dlt.get("dtype", "float32"), "figures": figures,
-            "samples": m["samples"], "paper": PAPER}
+            "samples": m["samples"], "paper": PAPER, "unseen": unseen, "data": data_source(ctx.config.get("multiview", {}))}
+
+
+def data_source(block: dict) -> dict:
+    """What the evaluated data was, from the config's ``multiview`` block: ``{"h36m": bool, "subjects":
+    "S9, S11"}`` (the test subjects of a Human3.6M-style root, ``data.source: h36m``; empty for the
+    synthetic rig, also when the block has no ``data`` key)."""
+    data = block.get("data", {})
+    if data.get("source", "synthetic") != "h36m":
+        return {"h36m": False, "subjects": ""}
+    return {"h36m": True, "subjects": ", ".join(data.get("h36m", {}).get("test_subjects", []))}
