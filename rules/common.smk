@@ -11,6 +11,7 @@ from cnninterp.config import (
     validate_config,
 )
 from cnninterp.codedeps import direct_imports, relative_code_files
+from cnninterp.errors import ConfigError
 from cnninterp.data.broden import check_sources
 from cnninterp.dissect.jobs import shards_per_job
 from cnninterp.methods import metrics_path
@@ -107,14 +108,19 @@ def driving_recordings(wildcards):
     from cnninterp.data.driving import source_files
 
     data = CFG["attention"]["data"]
+    if data["source"] != "synthetic" and not data["path"]:
+        raise ConfigError(
+            f"attention.data.source is {data['source']!r} but attention.data.path is not set:"
+            " give the folder of the recordings"
+        )
     return [str(p) for p in source_files(data["source"], data["path"])]
 
 
 def multiview_source_files(split):
-    """For multiview.data.source h36m, the root's cameras.json and the joints_3d.npy files of the
-    subjects of ``split`` ("train": train_subjects; "eval": test_subjects), as inputs of that shard
-    job (cnninterp.data.h36m.source_files); the root and subjects are checked once, before any
-    job (cnninterp.data.h36m.check_settings). None for the synthetic rig."""
+    """For multiview.data.source h36m, the joints_3d.npy files of the subjects of ``split``
+    ("train": train_subjects; "eval": test_subjects), as inputs of that shard job
+    (cnninterp.data.h36m.source_files); the root and subjects are checked once, before any job
+    (cnninterp.data.h36m.check_settings). None for the synthetic rig."""
     data = CFG["multiview"]["data"]
     if data["source"] != "h36m":
         return []
@@ -122,6 +128,20 @@ def multiview_source_files(split):
 
     subjects = data["h36m"]["train_subjects" if split == "train" else "test_subjects"]
     return [str(p) for p in source_files(data["h36m"]["root"], subjects)]
+
+
+def multiview_cameras(split):
+    """For multiview.data.source h36m, the digest of the cameras.json entries of ``split``'s
+    subjects (cnninterp.data.h36m.camera_digest), a param of that shard job: cameras.json holds
+    every subject's cameras, so as a file input it reran the training data (and the three
+    trainings) when a test subject's camera changed. Empty for the synthetic rig."""
+    data = CFG["multiview"]["data"]
+    if data["source"] != "h36m":
+        return ""
+    from cnninterp.data.h36m import camera_digest
+
+    subjects = data["h36m"]["train_subjects" if split == "train" else "test_subjects"]
+    return camera_digest(data["h36m"]["root"], subjects)
 
 
 BRODEN_SOURCES = (
@@ -178,13 +198,40 @@ def settings(wildcards):
     return dissect_settings(CFG, wildcards.model)
 
 
+def random_control_path(model):
+    """The checkpoint of dissection model ``model`` when it is a random control with its trained
+    model's BatchNorm treatment (random_bn: task; rule random_control), else None."""
+    s = dissect_settings(CFG, model)
+    if s["random_init"] and s["random_bn"] == "task":
+        return f"results/models/random/{model}/model.pt"
+    return None
+
+
 def model_inputs(wildcards):
-    """Files the model is built from: a trained checkpoint or a user's state_dict (if any)."""
+    """Files the model is built from: a trained checkpoint, a random control's, or a user's
+    state_dict (if any)."""
     s = settings(wildcards)
     kind, name = s["source"].split(":", 1)
     if kind == "trained" and not s["random_init"]:
         return [f"results/models/{name}/model.pt"]
+    if random_control_path(wildcards.model):
+        return [random_control_path(wildcards.model)]
     return [s["checkpoint"]] if s["checkpoint"] else []
+
+
+def random_control_setting(wildcards, key):
+    """``key`` of the train entry whose random control the wildcard's dissection model is."""
+    name = settings(wildcards)["source"].split(":", 1)[1]
+    if key == "preprocess":
+        return CFG["train"][name].get("preprocess", "imagenet")
+    return CFG["train"][name][key]
+
+
+def train_shards_of(name):
+    """The manifest of the shards train entry ``name`` trains on (train.<name>.data)."""
+    if CFG["train"][name]["data"] == "scene_task":
+        return f"{TASK_SHARDS}/manifest.json"
+    return f"{SHARDS}/manifest.json"
 
 
 def model_args(wildcards):
@@ -197,6 +244,13 @@ def model_args(wildcards):
             "checkpoint",
             "--checkpoint",
             f"results/models/{name}/model.pt",
+        ]
+    elif random_control_path(wildcards.model):
+        spec = [
+            "--model",
+            "checkpoint",
+            "--checkpoint",
+            random_control_path(wildcards.model),
         ]
     elif kind == "trained":
         spec = ["--model", f"torchvision:{CFG['train'][name]['arch']}"]

@@ -15,8 +15,8 @@ if method_enabled(CFG, "multiview"):
     MULTIVIEW_EVAL_SHARDS = "results/shards/multiview/eval"
     METHOD_TARGETS.append(metrics_path("multiview"))
 
-    # the code and files of the data source in use: a Human3.6M-style root's reader, and its
-    # cameras.json and joints_3d.npy files (the frame images are not tracked)
+    # the code and files of the data source in use: a Human3.6M-style root's reader and the
+    # joints_3d.npy files (the frame images are not tracked; the cameras are a param)
     MULTIVIEW_DATA_CODE = code(
         "data.multiview",
         *(["data.h36m"] if MULTIVIEW["data"]["source"] == "h36m" else []),
@@ -43,6 +43,8 @@ if method_enabled(CFG, "multiview"):
             source_args=multiview_data_args(
                 MULTIVIEW["data"], MULTIVIEW["seed"], "train"
             ),
+            # a Human3.6M root's cameras of this split's subjects (not passed: a rerun key)
+            cameras=lambda wc: multiview_cameras("train"),
         shell:
             "cnninterp multiview data --out {params.out:q} --image-size {params.image_size:q}"
             " --shard-size {params.shard_size:q} {params.source_args:q} > {log:q} 2>&1"
@@ -67,6 +69,8 @@ if method_enabled(CFG, "multiview"):
             source_args=multiview_data_args(
                 MULTIVIEW["data"], MULTIVIEW["seed"], "eval"
             ),
+            # a Human3.6M root's cameras of this split's subjects (not passed: a rerun key)
+            cameras=lambda wc: multiview_cameras("eval"),
         shell:
             "cnninterp multiview data --out {params.out:q} --image-size {params.image_size:q}"
             " --shard-size {params.shard_size:q} {params.source_args:q} > {log:q} 2>&1"

@@ -1,11 +1,7 @@
 rule train_baseline:
     input:
         # the separate training task (train.<name>.data: scene_task) or the probe shards
-        manifest=lambda wc: (
-            f"{TASK_SHARDS}/manifest.json"
-            if train_setting(wc, "data") == "scene_task"
-            else f"{SHARDS}/manifest.json"
-        ),
+        manifest=lambda wc: train_shards_of(wc.model),
         code=code("train.baseline", "config"),
     output:
         # config.json is written beside model.pt: declared, so a failed retrain leaves neither
@@ -43,3 +39,35 @@ rule train_baseline:
         " --weight-decay {params.weight_decay:q} --bn-images {params.bn_images:q}"
         " --preprocess {params.preprocess:q}"
         " --seed {params.seed:q} --device {params.device:q} > {log:q} 2>&1"
+
+
+rule random_control:
+    input:
+        # the trained model's training shards: its BatchNorm statistics come from them
+        manifest=lambda wc: train_shards_of(settings(wc)["source"].split(":", 1)[1]),
+        code=code("train.random_control", "config"),
+    output:
+        model="results/models/random/{model}/model.pt",
+        config="results/models/random/{model}/config.json",
+    log:
+        "results/logs/train/random_{model}.log",
+    benchmark:
+        "results/benchmarks/train/random_{model}.tsv"
+    conda:
+        ENV
+    threads: THREADS
+    params:
+        shards=lambda wc, input: Path(input.manifest).parent,
+        arch=lambda wc: random_control_setting(wc, "arch"),
+        task=lambda wc: random_control_setting(wc, "task"),
+        batch_size=lambda wc: random_control_setting(wc, "batch_size"),
+        bn_images=lambda wc: random_control_setting(wc, "bn_images"),
+        preprocess=lambda wc: random_control_setting(wc, "preprocess"),
+        init_seed=lambda wc: settings(wc)["init_seed"],
+        seed=CFG["seed"],
+    shell:
+        "cnninterp --threads {threads} train random-control --shards {params.shards:q} --out {output.model:q}"
+        " --arch {params.arch:q} --task {params.task:q} --init-seed {params.init_seed:q}"
+        " --batch-size {params.batch_size:q} --bn-images {params.bn_images:q}"
+        " --preprocess {params.preprocess:q} --seed {params.seed:q}"
+        " > {log:q} 2>&1"

@@ -30,7 +30,7 @@ dissect:
   defaults: {layers: [layer3, layer4], batch_size: 50}
   models:
     baseline: {source: "trained:baseline"}
-    baseline_random: {source: "trained:baseline", random_init: true}
+    baseline_random: {source: "trained:baseline", random_init: true, random_bn: task}
 report: {gallery_units: 2, gallery_images: 2}
 """
 FRAGMENTS = ROOT / "tests" / "fixtures"

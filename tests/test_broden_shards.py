@@ -298,6 +298,33 @@ def test_a_mask_that_is_not_rgb_is_refused_naming_the_png_and_its_mode(broden_co
         reader.read_layer(row, rel)
 
 
+def _png_16bit_rgb(path, rgb):
+    """Write ``rgb`` (H, W, 3) as a PNG of 16 bits per channel (colour type 2, bit depth 16, big-endian
+    samples, filter 0 per row), the layout of the PNG specification."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    h, w, _ = rgb.shape
+    rows = b"".join(b"\x00" + np.ascontiguousarray(rgb[y], dtype=">u2").tobytes() for y in range(h))
+    header = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def test_a_mask_with_16_bits_per_channel_is_refused_naming_the_png(broden_copy):
+    """Pillow opens a 48-bit PNG as mode RGB keeping each channel's high byte: every label below 256
+    was read as 0 (unlabelled) without a word."""
+    reader, row, rel, labels = _first_mask(broden_copy)
+    path = broden_copy / "images" / rel
+    codes = np.stack([labels & 0xFF, labels >> 8, np.zeros_like(labels)], axis=-1).astype(np.uint16)
+    _png_16bit_rgb(path, codes)
+    assert Image.open(path).mode == "RGB"
+    with pytest.raises(DataError, match=re.escape(str(path)) + ".* is a mode RGB with 16 bits per channel PNG"):
+        reader.read_layer(row, rel)
+
+
 @pytest.mark.parametrize("mode", ["RGBA", "P"])
 def test_rgba_and_palette_masks_decode_to_the_same_labels(broden_copy, mode):
     reader, row, rel, labels = _first_mask(broden_copy)

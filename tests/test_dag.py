@@ -151,12 +151,23 @@ def test_training_budget_reruns_training_and_downstream_only(clean_run):
 
 
 def test_a_scene_task_setting_reruns_the_task_chain_not_the_probe_shards(clean_run):
-    """The training task is not the probe set: a scene-task rule reruns the task's data, training and
-    the trained model's dissection, never the probe shards or the random control's dissection."""
+    """The training task is not the probe set: a scene-task rule reruns the task's data, training,
+    the random control's BatchNorm estimate (random_bn: task: from the task images) and both
+    dissections, never the probe shards."""
     plan = edited_plan(clean_run, lambda c: c["broden"]["scene_task"].update(third_object=0.5))
-    assert {"scenes_synthesize", "scenes_shards", "train_baseline"} <= rules_of(plan)
+    assert {"scenes_synthesize", "scenes_shards", "train_baseline", "random_control"} <= rules_of(plan)
     assert not rules_of(plan) & {"broden_synthesize", "broden_shards"}
+    assert {w.split(",")[0] for r, w in plan if r.startswith("dissect_")} == {"model=baseline", "model=baseline_random"}
+
+
+def test_a_training_setting_other_than_the_batchnorm_estimate_does_not_rerun_the_random_control(clean_run):
+    """The control takes the trained model's architecture, task, batch size, bn_images and
+    preprocessing: the learning rate does not reach it, bn_images does."""
+    plan = edited_plan(clean_run, lambda c: c["train"]["baseline"].update(lr=0.01))
+    assert "train_baseline" in rules_of(plan) and "random_control" not in rules_of(plan)
     assert {w.split(",")[0] for r, w in plan if r.startswith("dissect_")} == {"model=baseline"}
+    plan = edited_plan(clean_run, lambda c: c["train"]["baseline"].update(bn_images=64))
+    assert ("random_control", "model=baseline_random") in plan
 
 
 def test_a_setting_of_a_broden_source_not_in_use_reruns_nothing(clean_run):

@@ -24,6 +24,7 @@ def default_run(tmp_path_factory):
     from cnninterp.dissect.pipeline import dissect
     from cnninterp.models.backbones import load_model, random_model
     from cnninterp.train.baseline import train_baseline
+    from cnninterp.train.random_control import random_control
 
     import torch
 
@@ -45,11 +46,15 @@ def default_run(tmp_path_factory):
         trained = train_baseline(tmp / "task_shards", tmp / "model.pt", arch=t["arch"], task=t["task"], epochs=t["epochs"],
                                  batch_size=t["batch_size"], lr=t["lr"], momentum=t["momentum"], weight_decay=t["weight_decay"],
                                  preprocess="imagenet", seed=config["seed"], bn_images=t["bn_images"])
+        control = dissect_settings(config, "baseline_random")
+        if control["random_bn"] == "task":  # BatchNorm statistics from the task images, as the baseline's (rule random_control)
+            random_control(tmp / "task_shards", tmp / "random.pt", arch=t["arch"], task=t["task"], init_seed=control["init_seed"],
+                           batch_size=t["batch_size"], bn_images=t["bn_images"], preprocess="imagenet", seed=config["seed"])
+            random = load_model("checkpoint", tmp / "random.pt")
+        else:
+            random = random_model(t["arch"], control["init_seed"])
         summaries = {}
-        for name, model in (
-            ("baseline", load_model("checkpoint", tmp / "model.pt")),
-            ("baseline_random", random_model(t["arch"], dissect_settings(config, "baseline_random")["init_seed"])),
-        ):
+        for name, model in (("baseline", load_model("checkpoint", tmp / "model.pt")), ("baseline_random", random)):
             s = dissect_settings(config, name)
             layers = dissect(model, s["layers"], tmp / "shards", tmp / name, s["quantile"], s["iou_threshold"], s["denominator"], batch_size=s["batch_size"])
             summaries[name] = {"layers": layers}

@@ -213,9 +213,11 @@ def test_h36m_shards_train_evaluate_and_report_without_an_unseen_camera_split(tm
         path.parent.mkdir(parents=True, exist_ok=True)
         return path, "/".join(parts)
 
-    ctx = SimpleNamespace(config={"multiview": {"enabled": True}}, results=results, asset=asset)
+    ctx = SimpleNamespace(config={"multiview": {"enabled": True, "data": data}}, results=results, asset=asset)
     html = environment().get_template(report.TEMPLATE).render(data=report.render(ctx))
-    assert f"<td>{m['mpjpe_mm']['canonical']:.1f}</td><td>—</td>" in html
+    # the section names the data and leaves the unseen-camera column out (there is no such split)
+    assert f"<td>{m['mpjpe_mm']['canonical']:.1f}</td>" in html and "<td>—</td>" not in html
+    assert "Human3.6M-style root, test subjects S9" in html and "synthetic data" not in html
 
 
 def test_a_configured_subject_without_a_folder_is_named_with_the_root(tmp_path):
@@ -303,4 +305,22 @@ def test_the_config_check_names_the_h36m_key_and_the_missing_subject(tmp_path):
     write_sequence(tmp_path / "h36m", frames=1, subject="S9", action="Eating")
     h36m.check_settings(str(tmp_path / "h36m"), ["S1"], ["S9"])
     assert [p.relative_to(tmp_path / "h36m").as_posix() for p in h36m.source_files(tmp_path / "h36m", ["S9"])] == [
-        "cameras.json", "S9/Eating/joints_3d.npy"]
+        "S9/Eating/joints_3d.npy"]
+
+
+def test_the_camera_digest_of_some_subjects_ignores_the_other_subjects_cameras(tmp_path):
+    """cameras.json holds every subject's cameras: the training data's key must not move when a test
+    subject's camera does (as a file input it reran the training data and the three trainings)."""
+    root = tmp_path / "h36m"
+    write_sequence(root, frames=1, subject="S1")
+    write_sequence(root, frames=1, subject="S9")
+    before = {s: h36m.camera_digest(root, [s]) for s in ("S1", "S9")}
+    cams = json.loads((root / h36m.CAMERAS).read_text())
+    cams["S9"][h36m.CAMERA_IDS[0]]["t"][0] += 10.0
+    cams["S7"] = cams["S1"]  # a subject nobody uses, unpacked into the root
+    (root / h36m.CAMERAS).write_text(json.dumps(cams))
+    assert h36m.camera_digest(root, ["S1"]) == before["S1"] and h36m.camera_digest(root, ["S9"]) != before["S9"]
+    assert h36m.camera_digest(root, ["S9", "S1"]) == h36m.camera_digest(root, ["S1", "S9"])
+    (root / h36m.CAMERAS).write_text("{not json")
+    with pytest.raises(DataError, match="cameras.json is not valid JSON"):
+        h36m.camera_digest(root, ["S1"])

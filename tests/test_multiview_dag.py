@@ -72,8 +72,8 @@ def test_disabling_the_method_removes_its_jobs(dag_run):
 
 
 def test_pointing_the_config_at_a_human36m_root_shards_each_split_from_its_subjects(dag_run, tmp_path):
-    """multiview.data.source h36m: both data jobs read the root's cameras.json and their own
-    subjects' joints_3d.npy (inputs: an edit reruns them), with that split's subjects only; a
+    """multiview.data.source h36m: each data job reads its own subjects' joints_3d.npy (inputs: an
+    edit reruns it; their cameras are a param, h36m.camera_digest), with that split's subjects only; a
     configured subject without a folder is refused before any job, naming the key."""
     from dag import snakemake
     from test_h36m import write_sequence
@@ -95,8 +95,8 @@ def test_pointing_the_config_at_a_human36m_root_shards_each_split_from_its_subje
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = {m.group(1): m.group(2) for m in re.finditer(r"^rule (multiview_data_\w+):\n((?:    .*\n)*)", proc.stdout, re.M)}
     assert set(jobs) == {"multiview_data_train", "multiview_data_eval"}
-    assert f"input: {root}/cameras.json, {root}/S1/Walking 1/joints_3d.npy, " in jobs["multiview_data_train"]
-    assert f"input: {root}/cameras.json, {root}/S9/Walking 1/joints_3d.npy, " in jobs["multiview_data_eval"]
+    assert f"input: {root}/S1/Walking 1/joints_3d.npy, " in jobs["multiview_data_train"]
+    assert f"input: {root}/S9/Walking 1/joints_3d.npy, " in jobs["multiview_data_eval"]
     assert "workflow/cnninterp/data/h36m.py" in jobs["multiview_data_train"]
     assert "--splits train --train-subjects S1 " in proc.stdout and "--splits test --test-subjects S9 " in proc.stdout
     assert refused.returncode != 0 and "multiview.data.h36m: subjects ['S11'] have no folder" in refused.stdout + refused.stderr

@@ -131,3 +131,15 @@ def test_the_cli_writes_the_named_splits_and_refuses_the_unseen_one_for_a_human3
     code = main(["multiview", "data", "--source", "h36m", "--h36m-root", str(tmp_path), "--out", str(tmp_path / "h"), "--splits", "test", "unseen"])
     assert code == 2 and "a Human3.6M root has no unseen-camera split" in capsys.readouterr().err
     assert not (tmp_path / "h").exists()
+
+
+def test_a_limited_split_is_spread_over_the_whole_split_not_its_first_samples(tmp_path):
+    """Evaluation's ``samples`` cap: a Human3.6M split is written by subject, action and frame, so
+    its first samples were a few seconds of one subject (S11 sorts before S9); the cap now takes
+    samples evenly spaced over the split in key order, first and last included."""
+    mv.write_multiview(tmp_path, mv.MultiviewConfig(train=1, test=10, image_size=16), shard_size=3, splits=["test"])
+    whole = mv.load_split(tmp_path, "test")
+    part = mv.load_split(tmp_path, "test", limit=4)
+    np.testing.assert_array_equal(part["joints3d"], whole["joints3d"][[0, 3, 6, 9]])
+    assert len(mv.load_split(tmp_path, "test", limit=1)["joints3d"]) == 1
+    np.testing.assert_array_equal(mv.load_split(tmp_path, "test", limit=50)["joints3d"], whole["joints3d"])

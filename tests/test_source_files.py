@@ -54,7 +54,7 @@ def test_comma_files_pair_each_camera_file_with_its_log(tmp_path):
 @pytest.mark.slow
 def test_the_driving_shard_jobs_read_the_udacity_tables_as_inputs(tmp_path):
     """A dry run of the attention data job on a folder of two Udacity drives (a path with a space)
-    lists both interpolated.csv files among its inputs."""
+    lists both interpolated.csv files among its inputs; without a folder the key is named."""
     from dag import make_workdir, snakemake, tiny_config
 
     workdir = make_workdir(tmp_path / "work", tiny_config())
@@ -69,3 +69,8 @@ def test_the_driving_shard_jobs_read_the_udacity_tables_as_inputs(tmp_path):
     inputs = [line for line in proc.stdout.splitlines() if line.startswith("    input: ")]
     assert len(inputs) == 1
     assert f"{drives}/d1/interpolated.csv, {drives}/d2/interpolated.csv, " in inputs[0]
+    # a real source without its folder is named by key before any job (it looked in the working directory)
+    config["attention"]["data"]["path"] = ""
+    (workdir / "tiny.yaml").write_text(yaml.safe_dump(config))
+    proc = snakemake(workdir, "-n", "results/shards/driving/train/manifest.json")
+    assert proc.returncode != 0 and "attention.data.path is not set" in proc.stdout + proc.stderr

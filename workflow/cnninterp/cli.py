@@ -93,6 +93,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
+    p = train.add_parser("random-control", help="a trained model's random control: random weights, BatchNorm statistics "
+                                               "re-estimated on its training images as the trained model's are")
+    p.add_argument("--shards", required=True, help="the trained model's training shards")
+    p.add_argument("--out", required=True, help="checkpoint path (model.pt); config.json is written beside it")
+    p.add_argument("--arch", required=True)
+    p.add_argument("--task", default="scene", choices=["scene", "object"])
+    p.add_argument("--init-seed", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=32, help="the trained model's batch size (the calibration batches are its)")
+    p.add_argument("--bn-images", type=int, default=1024)
+    p.add_argument("--preprocess", default="imagenet", choices=["imagenet", "netdissect_lite"])
+    p.add_argument("--seed", type=int, default=0, help="the trained model's seed (it draws the calibration images)")
+
     p = sub.add_parser("dissect", help="dissect a model on Broden shards in one process")
     _model_args(p)
     p.add_argument("--shards", required=True, help="shard folder with manifest.json")
@@ -193,6 +205,14 @@ def run(args) -> None:
         print(f"{' + '.join(args.config) or '--json'}: valid")
     elif cmd == "data":
         _run_data(args)
+    elif cmd == "train" and args.train_command == "random-control":
+        from .train.random_control import random_control
+
+        summary = random_control(args.shards, args.out, arch=args.arch, task=args.task, init_seed=args.init_seed,
+                                 batch_size=args.batch_size, bn_images=args.bn_images, preprocess=args.preprocess,
+                                 seed=args.seed)
+        log.info("random control %s (init seed %d): BatchNorm statistics from %d images", args.arch, args.init_seed,
+                 summary["bn_recalibrated_images"])
     elif cmd == "train":
         from .train.baseline import train_baseline
 

@@ -219,16 +219,21 @@ def load_config(path: str | Path, *on_top: str | Path) -> dict:
 def dissect_settings(config: dict, model: str) -> dict:
     """Return the effective dissection settings of ``model``: dissect.defaults overridden by its entry.
 
-    Also fills ``random_init`` (False), ``init_seed`` (1) and ``checkpoint`` (None) when absent.
+    Also fills ``random_init`` (False), ``init_seed`` (1), ``random_bn`` ("init") and ``checkpoint``
+    (None) when absent; ConfigError for a ``random_bn`` other than "init" on a model that is not the
+    random control of a trained model.
     ConfigError when a ``trained:`` source would be dissected with another preprocessing than its training's.
     """
     models = config["dissect"]["models"]
     if model not in models:
         raise ConfigError(f"dissect.models has no model {model!r} (has {', '.join(models)})")
-    merged = {"random_init": False, "init_seed": 1, "checkpoint": None, "preprocess": "imagenet"}
+    merged = {"random_init": False, "init_seed": 1, "random_bn": "init", "checkpoint": None, "preprocess": "imagenet"}
     merged.update(config["dissect"].get("defaults", {}))
     merged.update(models[model])
     kind, name = merged["source"].split(":", 1)
+    if merged["random_bn"] != "init" and not (kind == "trained" and merged["random_init"]):
+        raise ConfigError(f"dissect.models.{model}.random_bn: {merged['random_bn']!r} applies to the random control of a trained "
+                          "model (source trained:<name> with random_init: true); leave it out here")
     if kind == "trained":
         if name not in config.get("train", {}):
             raise ConfigError(f"dissect.models.{model}.source: no train entry {name!r} (train has {', '.join(config.get('train', {})) or 'none'})")

@@ -245,7 +245,12 @@ class BrodenFolder:
         try:
             with Image.open(path) as img:
                 mode = img.mode
-                if mode in MASK_MODES:
+                # a 16-bit-per-channel PNG opens as mode RGB(A) with 8 bits kept per channel (its high
+                # byte: every label below 256 read as 0); its raw mode says so, e.g. "RGB;16B"
+                raw = img.tile[0][3] if img.tile and len(img.tile[0]) > 3 else mode
+                if mode in MASK_MODES and ";16" in str(raw):
+                    mode = f"{mode} with 16 bits per channel"
+                elif mode in MASK_MODES:
                     rgb = np.asarray(img.convert("RGB"))
         except FileNotFoundError:
             raise DataError(f"segmentation {path} (index.csv line {row.row + 2}) is missing") from None

@@ -77,16 +77,24 @@ def _camera(entry, where: str) -> dict:
     return cam
 
 
-def read_cameras(root: str | Path) -> dict:
-    """``cameras.json`` as {subject: {camera id: {R, t, K, dist} float64 arrays}}, validated."""
-    path = Path(root) / CAMERAS
+def _camera_file(path: Path) -> dict:
+    """The parsed camera file (a JSON object); DataError naming it if missing, not JSON or not an object."""
     try:
         raw = json.loads(path.read_text())
     except FileNotFoundError:
         raise DataError(f"{path} is missing: a Human3.6M-style root needs its camera file") from None
     except json.JSONDecodeError as err:
         raise DataError(f"{path} is not valid JSON: {err}") from None
-    if not isinstance(raw, dict) or not all(isinstance(cams, dict) and all(isinstance(e, dict) for e in cams.values()) for cams in raw.values()):
+    if not isinstance(raw, dict):
+        raise DataError(f"{path}: expected {{subject: {{camera id: {{R, t, K, dist}}}}}} objects")
+    return raw
+
+
+def read_cameras(root: str | Path) -> dict:
+    """``cameras.json`` as {subject: {camera id: {R, t, K, dist} float64 arrays}}, validated."""
+    path = Path(root) / CAMERAS
+    raw = _camera_file(path)
+    if not all(isinstance(cams, dict) and all(isinstance(e, dict) for e in cams.values()) for cams in raw.values()):
         raise DataError(f"{path}: expected {{subject: {{camera id: {{R, t, K, dist}}}}}} objects")
     return {s: {c: _camera(e, f"{path} [{s!r}][{c!r}]") for c, e in cams.items()} for s, cams in raw.items()}
 
@@ -273,12 +281,24 @@ def write_h36m(root: str | Path, out_dir: str | Path, *, train_subjects, test_su
 
 
 def source_files(root: str | Path, subjects) -> list[Path]:
-    """The files of a Human3.6M-style root that the shards of ``subjects`` read, besides the frames:
-    ``cameras.json`` and each of their sequences' ``joints_3d.npy`` (in subject, action order), the
-    DAG's inputs of the shard job (a file edited inside a folder does not change the folder's time;
-    the frame images are not listed). DataError as ``sequences``."""
+    """The ``joints_3d.npy`` of each sequence of ``subjects`` in a Human3.6M-style root (in subject,
+    action order): inputs of the DAG's shard job (a file edited inside a folder does not change the
+    folder's time; the frame images are not listed; the cameras are keyed by ``camera_digest``,
+    since ``cameras.json`` holds every subject's). DataError as ``sequences``."""
     root = Path(root)
-    return [root / CAMERAS] + [root / subject / action / JOINTS_FILE for subject, action in sequences(root, list(subjects))]
+    return [root / subject / action / JOINTS_FILE for subject, action in sequences(root, list(subjects))]
+
+
+def camera_digest(root: str | Path, subjects) -> str:
+    """sha256 (hex) of the ``cameras.json`` entries of ``subjects`` only (canonical JSON; a subject
+    without an entry counts as null): a parameter of the shard job of those subjects, so editing
+    another subject's cameras, or adding one, reruns nothing of theirs. DataError naming the file
+    if it is missing or not JSON."""
+    import hashlib
+
+    raw = _camera_file(Path(root) / CAMERAS)
+    mine = {subject: raw.get(subject) for subject in sorted(set(subjects))}
+    return hashlib.sha256(json.dumps(mine, sort_keys=True).encode()).hexdigest()
 
 
 def check_settings(root: str, train_subjects, test_subjects) -> None:

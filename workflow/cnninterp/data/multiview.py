@@ -329,11 +329,20 @@ def check_pair(train_dir: str | Path, eval_dir: str | Path) -> None:
 
 
 def load_split(shard_dir: str | Path, split: str, limit: int | None = None) -> dict:
-    """A split as stacked arrays: images uint8 (N, V, S, S, 3), joints3d (N, 17, 3), joints2d (N, V, 17, 2), K, R, t, azimuth."""
+    """A split as stacked arrays: images uint8 (N, V, S, S, 3), joints3d (N, 17, 3), joints2d (N, V, 17, 2), K, R, t, azimuth.
+
+    ``limit``: at most that many samples, evenly spaced over the split in key order (its first and
+    last included), not its first ones: a Human3.6M split is written by subject, action and frame,
+    so its first samples were a few seconds of one subject's first action."""
+    keep = None
+    if limit is not None:
+        count = int(read_manifest(shard_dir)["splits"].get(split, {}).get("samples", 0))
+        if limit < count:
+            keep = set(np.linspace(0, count - 1, limit).round().astype(int).tolist()) if limit > 1 else {0}
     out: dict[str, list] = {}
     for i, sample in enumerate(iter_samples(shard_paths(shard_dir, [split]))):
-        if limit is not None and i >= limit:
-            break
+        if keep is not None and i not in keep:
+            continue
         for k, v in decode_sample(sample).items():
             out.setdefault(k, []).append(v)
     if not out:
