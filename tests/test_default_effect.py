@@ -86,8 +86,10 @@ def found(default_run):
 # run 3 (1 thread, training seed 1, default_task_rules.py --train-seed 1): accuracy 0.843; detectors
 #   41/42/28/75 (colour 33/16/0/0, object+part 3/21/17/41 = 7 %/50 %/61 %/55 %, material 5/5/6/6,
 #   texture 0/0/5/26, scene 0/0/0/2); unique layer4 18 trained vs 21 random.
-# Random control (unchanged): detectors 43/39/54/114 (layer4 texture 90, material 24), unique
-# 7/12/15/21.
+# Random control with the identity BatchNorm (random_bn: init, the default until 2026-12-04):
+# detectors 43/39/54/114 (layer4 texture 90, material 24), unique 7/12/15/21; above chance
+# 43/33/11/24. With the trained model's BatchNorm treatment (random_bn: task, this fixture, 2
+# threads): detectors 37/21/29/116, above chance 36/17/0/2, unique 7/7/4/8, above chance 6/5/0/1.
 # Why the random control detects so many textures (benchmarks/default_probe_realism.py, 1 thread,
 # the default-task model above, benchmarks/RESULTS.md "probe realism"): with the texture labels
 # permuted among the texture images (--permute-textures 0) the random control keeps 51/100 texture
@@ -133,26 +135,40 @@ def test_object_and_part_detectors_outnumber_material_ones_in_the_top_layer(foun
 
 
 @slow
-def test_the_top_layer_has_more_detectors_above_chance_than_its_random_control(found):
-    """With the permutation chance level of whole-image labels (dissect.chance: 1000 shuffles of the
-    label sets among the images holding one, p < 0.01): measured 46 trained vs 24 random in layer4
-    (benchmarks/dissect_chance.py on the pipeline's model, 1 thread; 74 vs 114 detectors by the
-    paper's rule alone). Every texture detector of both networks is at chance on this probe (5-6
-    images per texture label); with the texture labels shuffled (no texture detector is true) 5 of
-    the random control's 960 units pass as texture detectors, within the 1 % that alpha allows.
-    A margin of 1.5x inside the measured 1.9x."""
+def test_the_top_layer_random_control_has_at_most_a_tenth_of_the_detectors_above_chance(found):
+    """The paper's comparison is the top layer (AlexNet conv5: 97 unique detectors trained, 9
+    random). With the permutation chance level of whole-image labels (dissect.chance: 1000 shuffles
+    of the label sets among the images holding one, p < 0.01) and the random control given the
+    trained model's BatchNorm treatment (random_bn: task): measured 46 trained vs 2 random layer4
+    detectors above chance (this fixture, 2 threads); init seeds 1 / 2 / 3 at 1 thread 3 / 1 / 1
+    (benchmarks/random_control_bn.py; with the identity BatchNorm 24 / 30 / 24). By the paper's rule
+    alone 74 vs 116: every texture detector of both networks is at chance on this probe (5-6 images
+    per texture label; with the texture labels shuffled 5 of 960 random units pass, within alpha)."""
     top = found["layers"][-1]
     assert top["above_chance"] is not None and top["random_above_chance"] is not None, top
-    assert top["above_chance"] >= 1.5 * top["random_above_chance"], (top["above_chance"], top["random_above_chance"])
+    assert top["random_above_chance"] <= 0.1 * top["above_chance"], (top["above_chance"], top["random_above_chance"])
+
+
+@slow
+def test_the_top_layer_random_control_has_few_distinct_concepts_above_chance(found):
+    """The paper's measure, unique detectors (distinct concepts) of the top layer, above chance:
+    measured 17 trained vs 1 random (0.06; this fixture), 17 vs 2 / 1 / 1 over init seeds 1-3 at 1
+    thread (0.12 at worst): at most a fifth, inside the measured spread (a tenth is the paper's
+    ratio, and seed 1 at 1 thread is above it)."""
+    assert found["unique_trained_above_chance"] >= 10, found["unique_trained_above_chance"]
+    assert found["unique_random_above_chance"] <= 0.2 * found["unique_trained_above_chance"], (
+        found["unique_trained_above_chance"], found["unique_random_above_chance"])
 
 
 @slow
 @pytest.mark.xfail(strict=True, reason=(
-    "above the chance level of whole-image labels (dissect.chance) the totals are 144 trained vs "
-    "111 random (layer1-4 45/36/17/46 vs 43/33/11/24): the random control's lower layers hold as "
-    "many colour detectors as the trained network's, and those are pixel-level, genuine detections. "
-    "unit counts: the trained network has fewer detectors than its random control (167, 181 and "
-    "186 vs 250). What the counts show: the random resnet10's layer4 units are texture detectors (90 of "
+    "over all layers, above the chance level of whole-image labels (dissect.chance) the totals are "
+    "144 trained vs 55 random (layer1-4 45/36/17/46 vs 36/17/0/2; random control with the trained "
+    "model's BatchNorm treatment, random_bn: task; with the identity BatchNorm 111, 43/33/11/24): the "
+    "random control's layer1-2 colour detectors are pixel-level, genuine detections (random filters "
+    "respond to colour); the top layer is at a tenth (a plain test). By the paper's rule alone: 181 "
+    "trained vs 203 random (identity BatchNorm: 250; trained in three runs 167, 181, 186). "
+    "With the identity BatchNorm the random resnet10's layer4 units are texture detectors (90 of "
     "its 114, 15 textures; texture images are the only probe images patterned edge to edge, their "
     "labels whole-image masks), the trained layer4 has 24-28 texture and 33-36 object and part "
     "detectors (the task has no texture images; that this is why was "
@@ -170,9 +186,11 @@ def test_trained_network_has_more_detectors_than_its_random_control(found):
 
 @slow
 @pytest.mark.xfail(strict=True, reason=(
-    "the paper's measure, unique detectors (distinct concepts) of the top layer: 21 trained vs 21 "
-    "random in layer4 in two runs, 18 vs 21 in a third, not a tenth; above the chance level of "
-    "whole-image labels (dissect.chance) 17 trained vs 6 random (0.35; layer1-3 11/11/7 vs 7/8/7). Verified causes (benchmarks/default_random_control.py, "
+    "the paper's measure, unique detectors (distinct concepts) of the top layer, by the paper's rule "
+    "alone (no chance level): 21 trained vs 8 random (0.38) with the random control given the "
+    "trained model's BatchNorm treatment (random_bn: task; 10 / 9 / 7 over init seeds 1-3, mostly "
+    "textures at chance), 21 vs 21 with the identity BatchNorm; above the chance level 17 vs 1 (a "
+    "plain test at a fifth). Earlier, identity BatchNorm: verified causes (benchmarks/default_random_control.py, "
     "init seeds 1-3): the random resnet10 is dissected with BatchNorm's initial running statistics "
     "(mean 0, variance 1: the identity) and its residual identity paths carry lower layers' "
     "features up: random layer4 has 21/22/23 unique concepts as dissected, 7/8/4 with BatchNorm "

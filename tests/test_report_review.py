@@ -151,7 +151,8 @@ def test_an_alexnet_with_its_control_gets_no_resnet10_note(tmp_path):
     entry = model_entry(summary, control="alex_random", findings=findings(summary, control, CATS), random_control_note=random_control_note("alexnet", DEFAULT_PROBE))
     assert "resnet10" not in render_dissection(entry)
     entry["random_control_note"] = random_control_note("resnet10", DEFAULT_PROBE)
-    assert "(Measured with benchmarks/default_random_control.py --seeds 1 2 3; benchmarks/RESULTS.md, 2026-12-03.)" in render_dissection(entry)
+    assert ("(Measured with benchmarks/default_random_control.py --seeds 1 2 3 (2026-12-03) and "
+            "benchmarks/random_control_bn.py --seeds 1 2 3 (2026-12-04); benchmarks/RESULTS.md.)") in render_dissection(entry)
 
 
 # -- 4: a control that differs in a compared setting is named, not silently dropped ----------------
@@ -210,3 +211,29 @@ def test_coverage_limit_is_quantile_over_threshold(tmp_path, models, expected):
     for sentence in expected:
         assert sentence in text
     assert "5 % coverage" not in text
+
+
+# -- the paper's measure above chance, and the control's BatchNorm treatment named ------------------
+
+
+def _with_chance(lay: dict, above: int, unique_above: int) -> dict:
+    return dict(lay, detectors_above_chance=above, unique_concepts_above_chance=unique_above)
+
+
+def test_the_top_layers_distinct_concepts_above_chance_are_compared_with_a_tenth():
+    summary = {"layers": {"layer1": _with_chance(layer(8, 1), 9, 5), "layer4": _with_chance(layer(0, 20, 6), 26, 17)}}
+    for random_unique, said in ((1, "(ratio 0.06, at most a tenth as in the paper)"), (4, "(ratio 0.24, more than a tenth)")):
+        control = {"layers": {"layer1": _with_chance(layer(9, 0), 9, 4), "layer4": _with_chance(layer(0, 4), 4, random_unique)}}
+        text = render_dissection(model_entry(summary, control="m_random", findings=findings(summary, control, CATS)))
+        assert f"Above the chance level of whole-image labels: 17 trained against {random_unique} random in layer4 {said}." in text
+
+
+def test_the_overview_names_a_controls_batchnorm_treatment(tmp_path):
+    from cnninterp.report.overview import dissected_model
+
+    cfg = config_with({"baseline": {"source": "trained:baseline"},
+                       "baseline_random": {"source": "trained:baseline", "random_init": True, "random_bn": "task"}})
+    ctx = context(cfg, tmp_path)
+    models = {m.name: m for m in pair_models(cfg)}
+    assert dissected_model(ctx, models["baseline_random"])["role"] == (
+        "random control of baseline (BatchNorm statistics estimated on its training images, as the trained model's)")

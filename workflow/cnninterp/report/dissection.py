@@ -149,14 +149,17 @@ HIGH_LEVEL = ("object", "part")
 #: ``RANDOM_CONTROL_SOURCE``). It describes a random resnet10 on that probe set only: the report shows it
 #: where the control's architecture is resnet10 (``random_control_note``).
 RANDOM_CONTROL = (
-    "A random network's count depends on its architecture, not only on training: measured on the "
-    "default probe set over three init seeds, a random resnet10 as dissected here (BatchNorm with its initial "
-    "running statistics, the identity in eval mode) has 21-23 unique detectors in layer4 (mostly "
-    "textures); with BatchNorm statistics estimated on 256 probe images 4-8; without the residual "
-    "identity paths 8-11; a random AlexNet's conv5 has 9, the paper's random AlexNet 9."
+    "A random network's count depends on how it is normalised, not only on training: on the default "
+    "probe set over three init seeds, a random resnet10 with BatchNorm's initial running statistics "
+    "(the identity in eval mode; random_bn: init) has 21-23 unique detectors in layer4 (mostly textures) "
+    "and 24-30 layer4 detectors above the chance level; with BatchNorm statistics re-estimated on the "
+    "task images as its trained model's are (random_bn: task, the default) 7-10 unique and 1-3 above "
+    "chance; without the residual identity paths 8-11 unique; a random AlexNet's conv5 has 9 unique, "
+    "the paper's random AlexNet 9."
 )
 #: Where ``RANDOM_CONTROL`` comes from, rendered with it.
-RANDOM_CONTROL_SOURCE = "benchmarks/default_random_control.py --seeds 1 2 3; benchmarks/RESULTS.md, 2026-12-03"
+RANDOM_CONTROL_SOURCE = ("benchmarks/default_random_control.py --seeds 1 2 3 (2026-12-03) and benchmarks/random_control_bn.py "
+                         "--seeds 1 2 3 (2026-12-04); benchmarks/RESULTS.md")
 #: The architecture and the probe set (the shard manifest's ``source``) it was measured on.
 RANDOM_CONTROL_ARCH = "resnet10"
 RANDOM_CONTROL_PROBE = {"kind": "synthetic", "n_images": 1200, "image_size": 112, "seed": 0, "val_fraction": 0.2}

@@ -119,6 +119,8 @@ def dissected_model(ctx: Context, model: DissectedModel) -> dict:
     layers = [{"name": layer, "units": s["units"], "detectors": s["detectors"]} for layer, s in summary["layers"].items()] if summary else None
     if model.control_of:
         role = f"random control of {model.control_of}"
+        if model.settings.get("random_bn") == "task":
+            role += " (BatchNorm statistics estimated on its training images, as the trained model's)"
     elif model.random:
         role = "random initialisation"
     elif model.source.startswith("trained:"):
