@@ -53,3 +53,12 @@ def test_random_bn_selects_the_control_only_for_a_random_control_of_a_trained_mo
         with pytest.raises(ConfigError, match=rf"dissect.models.{name}.random_bn: 'task' applies to the random control"):
             dissect_settings(config, name)
     assert load_schema()["$defs"]["dissect_model"]["properties"]["random_bn"]["enum"] == ["init", "task"]
+
+
+def test_the_command_refuses_a_negative_init_seed_and_writes_nothing(broden_shards, tmp_path, capsys):
+    from cnninterp.cli import main
+
+    code = main(["train", "random-control", "--shards", str(broden_shards), "--out", str(tmp_path / "m" / "model.pt"),
+                 "--arch", "resnet10", "--init-seed", "-1"])
+    assert code == 2 and "--init-seed must be >= 0, got -1" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()

@@ -206,7 +206,11 @@ def run(args) -> None:
     elif cmd == "data":
         _run_data(args)
     elif cmd == "train" and args.train_command == "random-control":
+        from .errors import ConfigError
         from .train.random_control import random_control
+
+        if args.init_seed < 0:  # the schema's bound of dissect.models.<m>.init_seed (torch would wrap it)
+            raise ConfigError(f"cnninterp train random-control: --init-seed must be >= 0, got {args.init_seed}")
 
         summary = random_control(args.shards, args.out, arch=args.arch, task=args.task, init_seed=args.init_seed,
                                  batch_size=args.batch_size, bn_images=args.bn_images, preprocess=args.preprocess,
