@@ -29,7 +29,9 @@ GROUPS = {
 def chain_times(bench: Path) -> dict:
     """Sum job seconds and CPU seconds per stage from the ``benchmark:`` TSV files under ``bench``."""
     groups = dict(GROUPS)
-    groups["dissect baseline + random"] = [str(p.relative_to(bench)) for m in ("baseline", "baseline_random") for p in sorted((bench / "dissect" / m).glob("*.tsv"))]
+    # the random control's BatchNorm estimate (random_bn: task) belongs to its dissection
+    groups["dissect baseline + random"] = [str(p.relative_to(bench)) for m in ("baseline", "baseline_random") for p in sorted((bench / "dissect" / m).glob("*.tsv"))] + [
+        str(p.relative_to(bench)) for p in sorted((bench / "train").glob("random_*.tsv"))]
     out, chain = {}, {"s": 0.0, "cpu_s": 0.0}
     for name, files in groups.items():
         rows = [next(csv.DictReader((bench / f).open(), delimiter="\t")) for f in files if (bench / f).is_file()]
