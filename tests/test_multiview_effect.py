@@ -25,6 +25,8 @@ def default_result(tmp_path_factory):
     seed = schema["seed"]["default"]
     tmp = tmp_path_factory.mktemp("multiview")
     shard_size = d.pop("shard_size")
+    assert d.pop("source") == "synthetic"  # the rig's own settings only (the h36m block is for a Human3.6M root)
+    d.pop("h36m")
     write_multiview(tmp / "shards", MultiviewConfig(seed=seed, **d), shard_size=shard_size)
     paths = {}
     for kind in KINDS:
