@@ -56,7 +56,7 @@ def main() -> None:
         if not (data / "manifest.json").exists():
             camera = Camera(height=d["height"], width=d["width"], lookahead=d["lookahead_m"], band=d["band"])
             spec = RoadSpec(camera=camera, seq_len=d["seq_len"], distractors=d["distractors"], outer=d["outer_road"],
-                            lateral_scale=d["lateral_scale"], pitch_px=d["pitch_px"])
+                            lateral_scale=d["lateral_scale"], pitch_px=d["pitch_px"], ramp_m=d["ramp_m"])
             generate_driving(data, spec, d["train_sequences"], d["test_sequences"], seed=seed, shard_size=d["shard_size"])
         secs = {"data": round(time.time() - t0, 1)}
         test = load_split(data, "test")

@@ -145,7 +145,7 @@ def default_metrics(tmp_path_factory):
     seed = schema["seed"]["default"]
     camera = Camera(height=d["height"], width=d["width"], lookahead=d["lookahead_m"], band=d["band"])
     spec = RoadSpec(camera=camera, seq_len=d["seq_len"], distractors=d["distractors"], outer=d["outer_road"],
-                    lateral_scale=d["lateral_scale"], pitch_px=d["pitch_px"])
+                    lateral_scale=d["lateral_scale"], pitch_px=d["pitch_px"], ramp_m=d["ramp_m"])
     shards = {split: tmp / "driving" / split for split in ("train", "test")}  # as the DAG writes them: one folder per split
     for split, folder in shards.items():
         generate_driving(folder, spec, d["train_sequences"], d["test_sequences"], seed=seed, shard_size=d["shard_size"], splits=(split,))

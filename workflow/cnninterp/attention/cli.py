@@ -27,6 +27,8 @@ def register(subparsers) -> None:
     p.add_argument("--distractors", type=int, default=5)
     p.add_argument("--lateral-scale", type=finite_float, default=1.0,
                    help="synthetic: multiply the road's drift amplitudes (offset, heading, curvature) by this")
+    p.add_argument("--ramp-m", type=finite_float, default=1.5,
+                   help="synthetic: metres outside the look-ahead band over which the road blends into the independent outer one (0: at once)")
     p.add_argument("--pitch-px", type=finite_float, default=0.0,
                    help="synthetic: drift amplitude (pixels) of the horizon row, the camera's pitch (0: fixed camera)")
     p.add_argument("--lookahead-m", type=finite_float, default=10.0)
@@ -91,7 +93,7 @@ def data_args(data: dict, seed: int, split: str) -> list:
     if data["source"] == "synthetic":
         return [f"--{split}-sequences", data[f"{split}_sequences"], "--distractors", data["distractors"],
                 "--lookahead-m", data["lookahead_m"], "--band", data["band"], "--lateral-scale", data["lateral_scale"],
-                "--pitch-px", data["pitch_px"], "--outer-road" if data["outer_road"] else "--no-outer-road", "--seed", seed]
+                "--pitch-px", data["pitch_px"], "--ramp-m", data["ramp_m"], "--outer-road" if data["outer_road"] else "--no-outer-road", "--seed", seed]
     return [f"--path={data['path']}", "--test-every", data["test_every"]] + (
         ["--max-gap-s", data["max_gap_s"]] if data["source"] == "udacity" else [])
 
@@ -161,7 +163,7 @@ def write_data(args: argparse.Namespace) -> dict:
     if args.source == "synthetic":
         camera = driving.Camera(height=args.height, width=args.width, lookahead=args.lookahead_m, band=args.band)
         spec = driving.RoadSpec(camera=camera, seq_len=args.seq_len, distractors=args.distractors, outer=args.outer_road,
-                                   lateral_scale=args.lateral_scale, pitch_px=args.pitch_px)
+                                   lateral_scale=args.lateral_scale, pitch_px=args.pitch_px, ramp_m=args.ramp_m)
         return driving.generate_driving(args.out, spec, args.train_sequences, args.test_sequences, seed=args.seed,
                                         shard_size=args.shard_size, splits=splits)
     if not args.path:

@@ -83,7 +83,8 @@ class Road:
     X(z) = P(z) + gate(z) · (Q(z) − P(z)), where P(z) = offset + heading·z + c0·z²/2 + c1·z³/6 and
     Q is the same cubic with the coefficients ``outer`` (an independent road outside the band);
     ``gate`` is 0 at depths inside ``quiet`` = (near, far) and rises smoothly to exactly 1 at
-    ``RAMP`` metres outside it, so beyond that the road shows nothing of P. Without ``outer`` the road is P everywhere. ``travel`` (metres driven)
+    ``ramp`` metres outside it (default ``RAMP``; 0: at once), so beyond that the road shows nothing
+    of P. Without ``outer`` the road is P everywhere. ``travel`` (metres driven)
     moves the centre-line dashes."""
 
     offset: float
@@ -93,6 +94,7 @@ class Road:
     travel: float = 0.0
     outer: tuple = ()
     quiet: tuple = (0.0, 0.0)
+    ramp: float = RAMP  # metres; 0: Q takes over at the band's edges at once
 
     def lateral(self, z):
         """Lateral position (m) of the road centre at depth z (m); z float or array (float64)."""
@@ -100,8 +102,8 @@ class Road:
         x = cubic((self.offset, self.heading, self.c0, self.c1), z)
         if self.outer:
             d = np.maximum(np.maximum(self.quiet[0] - z, z - self.quiet[1]), 0.0)
-            u = np.minimum(d / RAMP, 1.0)
-            gate = u * u * (3 - 2 * u)  # smoothstep: 0 in the band, exactly 1 from RAMP metres outside it
+            u = np.minimum(d / self.ramp, 1.0) if self.ramp > 0 else (d > 0).astype(np.float64)
+            gate = u * u * (3 - 2 * u)  # smoothstep: 0 in the band, exactly 1 from ``ramp`` metres outside it
             x = x + gate * (cubic(self.outer, z) - x)
         return x
 
@@ -234,6 +236,7 @@ class RoadSpec:
     outer: bool = True  # outside the look-ahead band the road follows an independent cubic
     lateral_scale: float = 1.0  # multiplies the drift amplitudes offset, heading, c0, c1 (road_sequence)
     pitch_px: float = 0.0  # drift amplitude (pixels) of the horizon row per frame (synthetic_sequence)
+    ramp_m: float = RAMP  # metres over which the outer road takes over outside the band (Road.ramp)
 
 
 def _drift(rng: np.random.Generator, amplitude: float, steps: int) -> np.ndarray:
@@ -260,7 +263,7 @@ def road_sequence(rng: np.random.Generator, spec: RoadSpec) -> list[Road]:
     outer = [_drift(rng, a, n) for a in amplitudes]
     quiet = (cam.lookahead / cam.band, cam.lookahead * cam.band)
     return [Road(*(float(c[t]) for c in coeffs), travel=start + spec.speed * t, quiet=quiet,
-                 outer=tuple(float(c[t]) for c in outer) if spec.outer else ())
+                 outer=tuple(float(c[t]) for c in outer) if spec.outer else (), ramp=spec.ramp_m)
             for t in range(n)]
 
 
@@ -335,7 +338,7 @@ def generate_driving(out_dir: str | Path, spec: RoadSpec, train_sequences: int, 
 
     shared = {"seq_len": spec.seq_len, "offset": spec.offset, "heading": spec.heading, "c0": spec.c0, "c1": spec.c1,
               "distractors": spec.distractors, "speed": spec.speed, "outer": spec.outer,
-              "lateral_scale": spec.lateral_scale, "pitch_px": spec.pitch_px, "height": cam.height, "width": cam.width,
+              "lateral_scale": spec.lateral_scale, "pitch_px": spec.pitch_px, "ramp_m": spec.ramp_m, "height": cam.height, "width": cam.width,
               "lookahead": cam.lookahead, "band": cam.band, "seed": seed}
     config = {**shared, **{f"{s}_sequences": counts[s] for s in SPLITS if s in splits}, "shard_size": shard_size}
     manifest = {"dataset": "driving", "source": {"kind": "synthetic"}, "config": config, "has_cause": True,
