@@ -118,7 +118,11 @@ Seventh session (2026-12-04, the levers at the default 40x80, seeds 0-6, 1 threa
 lateral_scale 3 the attention follows the markings sideways (column correlation +0.91..+0.97 on 6 of 7
 seeds with located cells and a standardised context) but stays spread (entropy >= 0.93, ratio 1.02-1.31);
 with lambda 0.01 it concentrates off the band's rows (band-row mass 0.00-0.57x on 6 of 7 seeds, ratio
-0.00-1.10). No setting meets the criterion on most seeds; the defaults stay.
+0.00-1.10). No setting meets the criterion on most seeds; the defaults stay. The known truth had a
+leak (benchmarks/attention_cause_regions.py): the three rows under the band, where the road blends
+from the band's cubic into the outer one over 1.5 m, predict the target with pixel-ridge R² 0.84
+(the band 0.92; beyond the ramp -0.11); data.ramp_m 0 removes it (-0.05), but the attention still
+does not go to the band (ratio 0.49-1.84 with the levers above, 7 seeds each).
 """
 
 import json
