@@ -153,6 +153,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--two-pass", action="store_true", help="also time the dissection without the activation cache")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--data", default=None, help="folder for the timing shards (made once, reused); a temporary one if not given")
     parser.add_argument("--child-memory", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_memory:
@@ -161,7 +162,8 @@ def main() -> None:
 
     result = {"images": args.images, "size": args.size, "device": args.device, "torch_threads": torch.get_num_threads()}
     with tempfile.TemporaryDirectory() as tmp:
-        shards = make_shards(Path(tmp) / "n", args.images, args.size)
+        root = Path(args.data) if args.data else Path(tmp) / "n"
+        shards = root / "shards" if (root / "shards" / "manifest.json").is_file() else make_shards(root, args.images, args.size)
         result.update(run_timing(args, shards))
         if not args.skip_memory:
             quarter = make_shards(Path(tmp) / "quarter", args.images // 4, args.size)

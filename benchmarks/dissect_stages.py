@@ -1,7 +1,7 @@
 """Benchmark: where a dissection's time goes beyond the forward pass, stage by stage, in one process.
 
 resnet18 (random init) layer1..layer4 on synthetic Broden shards (made once under ``--data`` and
-reused), CPU. After a warm-up forward pass, alternated ``--repeats`` times: the forward-only pass
+reused), on ``--device`` (CPU by default; on CUDA each stage's clock stops after a synchronize). After a warm-up forward pass, alternated ``--repeats`` times: the forward-only pass
 (read + decode + preprocess + hooked forward, as ``benchmarks/dissect.py``), and the dissection's
 stages one after the other, each timed (wall and process CPU seconds): the quantile pass
 (``engine.quantile_tops`` writing the activation cache), the threshold merge with its refinement
@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dissect import LAYERS, Clock, forward_only, make_shards  # noqa: E402  (benchmarks/dissect.py)
+from dissect import LAYERS, Clock, forward_only, make_shards, torch_sync  # noqa: E402  (benchmarks/dissect.py)
 
 STAGES = ("quantiles", "merge", "tally", "gather")
 
@@ -40,12 +40,15 @@ def stages_once(model, shards: Path, out_dir: Path, batch_size: int, device) -> 
     total = engine.dataset_images(manifest)
     cache = out_dir / "activations.acts"
     clocks = {}
+    sync = torch_sync if device.type == "cuda" else (lambda: None)
     with Clock() as clocks["quantiles"]:
         tops = engine.quantile_tops(model, LAYERS, paths, total, 0.005, "imagenet", batch_size, device, 8, cache)
+        sync()
     with Clock() as clocks["merge"]:
         thresholds = engine.merge_thresholds([tops], LAYERS, total, 0.005, [cache])
     with Clock() as clocks["tally"]:
         counts = engine.tally(None, LAYERS, paths, thresholds, manifest, "imagenet", batch_size, device, cache)
+        sync()
     with Clock() as clocks["gather"]:
         settings = {"layers": LAYERS, "quantile": 0.005, "iou_threshold": 0.04, "denominator": "original", "preprocess": "imagenet"}
         gather([counts], thresholds, manifest, LAYERS, "original", 0.04, out_dir / "out", settings)
@@ -60,12 +63,15 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--data", default=None, help="folder for the shards (made once, reused); a temporary one if not given")
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     import torch
 
     from cnninterp.models.backbones import random_model
 
-    device = torch.device("cpu")
+    from cnninterp.train.loop import pick_device
+
+    device = pick_device(args.device)
     model = random_model("resnet18", seed=0)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.data) if args.data else Path(tmp) / "data"
@@ -86,6 +92,7 @@ def main() -> None:
         "best_cpu_over_forward": {k: round(best_cpu[k] / best_cpu["forward"], 3) for k in STAGES},
         "dissection_over_forward_wall": round(min(sum(r[k][0] for k in STAGES) for r in runs) / best["forward"], 3),
         "dissection_over_forward_cpu": round(min(sum(r[k][1] for k in STAGES) for r in runs) / best_cpu["forward"], 3),
+        "device": str(device),
         "machine": f"{platform.machine()} cores={os.cpu_count()}",
     }
     print(json.dumps(result))

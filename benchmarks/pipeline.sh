@@ -2,18 +2,25 @@
 # Time the default DAG (`make run`) from an empty results/, after the install step:
 # total wall time, and per rule the summed and longest job times from the rules' benchmark: files.
 #   bash benchmarks/pipeline.sh [extra snakemake args, e.g. --cores 2]
+# PY=... SNAKEMAKE=... use another Python and snakemake (a GPU machine's own, benchmarks/gpu.sh)
+# instead of `make install`'s .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-make install >/dev/null
+PY=${PY:-.venv/bin/python}
+SNAKEMAKE=${SNAKEMAKE:-.venv/bin/snakemake}
+[ "$PY" != .venv/bin/python ] || make install >/dev/null
 rm -rf results .snakemake
 start=$(date +%s.%N)
-.venv/bin/snakemake --cores "${CORES:-all}" --configfile config.yaml "$@" >/tmp/cnninterp-pipeline.log 2>&1
+if ! "$SNAKEMAKE" --cores "${CORES:-all}" --configfile config.yaml "$@" >/tmp/cnninterp-pipeline.log 2>&1; then
+    tail -40 /tmp/cnninterp-pipeline.log >&2
+    exit 1
+fi
 end=$(date +%s.%N)
-.venv/bin/python benchmarks/rule_times.py results/benchmarks --total "$(echo "$end - $start" | bc)"
+"$PY" benchmarks/rule_times.py results/benchmarks --total "$("$PY" -c "print(round($end - $start, 2))")"
 # The Network Dissection chain (issue 11's budget: shards + training + both dissections <= 150 s of
 # job time on 2 cores): job seconds and CPU seconds summed from the same benchmark files, with
 # the two data generators listed apart. CPU time says how much of a job's wall time was waiting
 # for the cores on a shared machine.
-.venv/bin/python -c 'import json, sys; from pathlib import Path; sys.path.insert(0, "benchmarks")
+"$PY" -c 'import json, sys; from pathlib import Path; sys.path.insert(0, "benchmarks")
 from default_chain import chain_times
 print(json.dumps(chain_times(Path("results/benchmarks")), indent=1))'
