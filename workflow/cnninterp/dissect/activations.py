@@ -10,6 +10,7 @@ from ..data.broden_shards import iter_broden
 from ..data.preprocess import to_tensor
 from ..errors import DataError, ModelError
 from ..models.formats import torch_memory_format
+from ..models.precision import ieee_float32
 
 
 class _Enough(Exception):
@@ -181,6 +182,8 @@ def activation_batches(model, layers: list[str], paths, preset: str, batch_size:
     Reading, decoding and preprocessing of the next ``prefetch_depth`` batches run in a
     background thread while the model computes (0: serially; same batches in the same order).
     The model runs in ``memory_format`` (``torch_memory_format``); the maps are NCHW either way.
+    On CUDA it runs in IEEE float32, not TF32 (``ieee_float32``), so thresholds and counts match the
+    CPU's up to float32 rounding.
     With ``check``, NaN or infinite activations raise ModelError. Hooks are removed on exit,
     also when the consumer stops early or raises.
     """
@@ -195,7 +198,7 @@ def activation_batches(model, layers: list[str], paths, preset: str, batch_size:
     # for CUDA the prefetch thread also pins each batch, so its copy runs asynchronously
     pin = device.type == "cuda"
     prepared = ((batch, _pinned(batch_tensor(batch, preset, "cpu"), pin)) for batch in iter_batches(paths, batch_size))
-    with LayerCapture(model, layers, memory_format) as capture:
+    with ieee_float32(), LayerCapture(model, layers, memory_format) as capture:
         for batch, images in tqdm(prefetch(prepared, prefetch_depth), desc=desc, unit="batch", mininterval=2, disable=None):
             acts = capture.run(images.to(device, non_blocking=pin))
             if check:
