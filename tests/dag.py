@@ -71,6 +71,18 @@ def edited_plan(workdir: Path, change) -> Counter:
         (workdir / "tiny.yaml").write_text(original)
 
 
+def plan_after_code_edit(workdir: Path, relative: str) -> Counter:
+    """The plan after a comment is appended to the workdir's file ``relative`` (restored afterwards):
+    what an edit of that code reruns."""
+    path = workdir / relative
+    original = path.read_bytes()
+    try:
+        path.write_bytes(original + b"\n# an edit\n")
+        return planned(workdir)
+    finally:
+        path.write_bytes(original)
+
+
 WALL_TIME = re.compile(rb'<span class="wall-time">[^<]*</span>')
 JOB = re.compile(r"^(?:rule|checkpoint) (\w+):\n((?:    .*\n)*)", re.M)
 WILDCARDS = re.compile(r"^    wildcards: (.*)$", re.M)

@@ -228,14 +228,18 @@ def test_a_repeated_image_part_line_names_both_lines(tmp_path):
         cub.CubFolder(root)
 
 
+def _replace_second_line(path, change):
+    """Rewrite line 2 of a CUB text file as ``change(old line)``."""
+    rows = path.read_text().splitlines()
+    rows[1] = change(rows[1])
+    path.write_text("\n".join(rows) + "\n")
+
+
 @pytest.mark.parametrize("flag", ["2", "-1", "1.0"])
 def test_a_visible_flag_other_than_0_or_1_names_file_and_line(tmp_path, flag):
     """CUB writes visible as 0 or 1; "2" had read as hidden."""
     root = write_cub(tmp_path / "cub")
-    path = root / "parts/part_locs.txt"
-    rows = path.read_text().splitlines()
-    rows[1] = rows[1].rsplit(" ", 1)[0] + " " + flag
-    path.write_text("\n".join(rows) + "\n")
+    _replace_second_line(root / "parts/part_locs.txt", lambda row: row.rsplit(" ", 1)[0] + " " + flag)
     with pytest.raises(DataError, match=rf"part_locs.txt line 2: visible is '{re.escape(flag)}', expected 0 or 1"):
         cub.CubFolder(root)
 
@@ -244,9 +248,6 @@ def test_a_visible_flag_other_than_0_or_1_names_file_and_line(tmp_path, flag):
 def test_an_is_training_image_other_than_0_or_1_names_file_and_line(tmp_path, flag):
     """CUB writes is_training_image as 0 or 1; "7" had read as test."""
     root = write_cub(tmp_path / "cub")
-    path = root / "train_test_split.txt"
-    rows = path.read_text().splitlines()
-    rows[1] = f"2 {flag}"
-    path.write_text("\n".join(rows) + "\n")
+    _replace_second_line(root / "train_test_split.txt", lambda row: f"2 {flag}")
     with pytest.raises(DataError, match=rf"train_test_split.txt line 2: is_training_image is '{re.escape(flag)}', expected 0 or 1"):
         cub.CubFolder(root)

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from dag import edited_plan, make_workdir, planned, snakemake, tiny_config
+from dag import edited_plan, make_workdir, plan_after_code_edit, planned, snakemake, tiny_config
 
 pytestmark = pytest.mark.slow
 DISSECT = {"dissect_quantiles", "dissect_thresholds", "dissect_tally", "dissect_gather"}
@@ -19,38 +19,28 @@ def rules_of(plan):
     return {rule for rule, _ in plan}
 
 
-def plan_after_edit(workdir, relative):
-    path = workdir / relative
-    original = path.read_bytes()
-    try:
-        path.write_bytes(original + b"\n# an edit\n")
-        return planned(workdir)
-    finally:
-        path.write_bytes(original)
-
-
 def test_editing_the_counting_kernel_reruns_the_dissections_not_data_or_training(dag_run):
-    plan = plan_after_edit(dag_run, "workflow/cnninterp/dissect/tally_kernels.py")
+    plan = plan_after_code_edit(dag_run, "workflow/cnninterp/dissect/tally_kernels.py")
     assert DISSECT <= rules_of(plan) and "report" in rules_of(plan)
     assert not rules_of(plan) & {"broden_synthesize", "broden_shards", "train_baseline"}
 
 
 def test_editing_preprocessing_reruns_training_and_dissection(dag_run):
-    plan = plan_after_edit(dag_run, "workflow/cnninterp/data/preprocess.py")
+    plan = plan_after_code_edit(dag_run, "workflow/cnninterp/data/preprocess.py")
     assert {"train_baseline"} | DISSECT <= rules_of(plan)
     assert not rules_of(plan) & {"broden_synthesize", "broden_shards"}
 
 
 def test_editing_a_methods_cli_reruns_that_methods_jobs_only(dag_run):
     # the method's cli.py parses every `cnninterp transform ...` verb: its jobs depend on it
-    plan = rules_of(plan_after_edit(dag_run, "workflow/cnninterp/transform/cli.py"))
+    plan = rules_of(plan_after_code_edit(dag_run, "workflow/cnninterp/transform/cli.py"))
     assert {"transform_data", "transform_train", "transform_evaluate"} <= plan and "report" in plan, plan
     assert not plan & (DISSECT | {"train_baseline", "broden_shards"}), plan
     assert not [r for r in plan if r.split("_")[0] in ("icnn", "attention", "multiview")], plan
 
 
 def test_editing_a_report_template_reruns_only_the_report(dag_run):
-    plan = plan_after_edit(dag_run, "workflow/cnninterp/report/templates/dissection.html.j2")
+    plan = plan_after_code_edit(dag_run, "workflow/cnninterp/report/templates/dissection.html.j2")
     assert rules_of(plan) == {"report", "all"}
 
 

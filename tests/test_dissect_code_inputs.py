@@ -60,18 +60,12 @@ def test_an_edit_of_the_chance_level_plans_only_the_gathers(dag_run):
     """Dry runs on the session's complete run: an edit of chance.py plans each model's gather and
     what reads its results (the report; the ICNN evaluation, which dissects in process), no
     quantile pass, threshold merge or tally; an edit of engine.py plans the per-shard stages again."""
-    from dag import planned, tiny_config
+    from dag import plan_after_code_edit, tiny_config
 
     from cnninterp.config import method_enabled
 
     def plan_after_editing(relative: str):
-        path = dag_run / "workflow/cnninterp" / relative
-        original = path.read_bytes()
-        try:
-            path.write_bytes(original + b"\n# an edit\n")
-            return planned(dag_run)
-        finally:
-            path.write_bytes(original)
+        return plan_after_code_edit(dag_run, "workflow/cnninterp/" + relative)
 
     expected = {"dissect_gather", "report", "all"}
     if method_enabled(yaml.safe_load(tiny_config()), "icnn"):
