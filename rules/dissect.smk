@@ -129,6 +129,7 @@ rule dissect_gather:
         "results/benchmarks/dissect/{model}/gather.tsv"
     conda:
         ENV
+    threads: THREADS
     resources:
         **job_resources("gather"),
     params:
@@ -142,7 +143,7 @@ rule dissect_gather:
         ),
         out=lambda wc, output: Path(output.summary).parent,
     shell:
-        "cnninterp dissect-gather --manifest {input.manifest:q} --layers {params.layers:q}"
+        "cnninterp --threads {threads} dissect-gather --manifest {input.manifest:q} --layers {params.layers:q}"
         " --thresholds {input.thresholds:q} --denominator {params.denominator:q}"
         " --iou-threshold {params.iou_threshold:q}"
         " --settings-json {params.settings:q} {params.caches} --out {params.out:q}"
