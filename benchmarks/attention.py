@@ -38,7 +38,7 @@ def main() -> None:
     times = {}
     camera = Camera(height=d["height"], width=d["width"], lookahead=d["lookahead_m"], band=d["band"])
     spec = RoadSpec(camera=camera, seq_len=d["seq_len"], distractors=d["distractors"], outer=d["outer_road"],
-                    lateral_scale=d["lateral_scale"], pitch_px=d["pitch_px"])
+                    lateral_scale=d["lateral_scale"], pitch_px=d["pitch_px"], ramp_m=d["ramp_m"])
     _, *times["data"] = timed(generate_driving, out / "driving", spec, d["train_sequences"], d["test_sequences"], seed=seed,
                               shard_size=d["shard_size"])
     models = {}

@@ -39,6 +39,23 @@ def make_shards(root: Path, images: int, size: int) -> Path:
     return root / "shards"
 
 
+def reuse_or_make_shards(root: Path, images: int, size: int) -> Path:
+    """The shards under ``root`` (``--data``) if they hold ``images`` images of ``size`` px, else made
+    there when ``root`` holds none; SystemExit naming both when the folder holds other shards."""
+    from cnninterp.data.shards import read_manifest
+    from cnninterp.dissect.engine import dataset_images
+
+    shards = root / "shards"
+    if not (shards / "manifest.json").is_file():
+        return make_shards(root, images, size)
+    manifest = read_manifest(shards)
+    held = (dataset_images(manifest), manifest["image_size"]["max_height"])
+    if held != (images, size):
+        raise SystemExit(f"--data {root} holds {held[0]} images of {held[1]} px, not the {images} of {size} px asked for; "
+                         "give another folder or the same --images / --size")
+    return shards
+
+
 class Clock:
     """Wall and process-CPU seconds of a block (CPU time is less disturbed by other tenants)."""
 
@@ -162,8 +179,7 @@ def main() -> None:
 
     result = {"images": args.images, "size": args.size, "device": args.device, "torch_threads": torch.get_num_threads()}
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(args.data) if args.data else Path(tmp) / "n"
-        shards = root / "shards" if (root / "shards" / "manifest.json").is_file() else make_shards(root, args.images, args.size)
+        shards = reuse_or_make_shards(Path(args.data) if args.data else Path(tmp) / "n", args.images, args.size)
         result.update(run_timing(args, shards))
         if not args.skip_memory:
             quarter = make_shards(Path(tmp) / "quarter", args.images // 4, args.size)

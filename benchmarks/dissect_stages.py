@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dissect import LAYERS, Clock, forward_only, make_shards, torch_sync  # noqa: E402  (benchmarks/dissect.py)
+from dissect import LAYERS, Clock, forward_only, reuse_or_make_shards, torch_sync  # noqa: E402  (benchmarks/dissect.py)
 
 STAGES = ("quantiles", "merge", "tally", "gather")
 
@@ -74,10 +74,7 @@ def main() -> None:
     device = pick_device(args.device)
     model = random_model("resnet18", seed=0)
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(args.data) if args.data else Path(tmp) / "data"
-        shards = root / "shards"
-        if not (shards / "manifest.json").is_file():
-            shards = make_shards(root, args.images, args.size)
+        shards = reuse_or_make_shards(Path(args.data) if args.data else Path(tmp) / "data", args.images, args.size)
         forward_only(model, shards, args.batch_size, device)  # warm-up
         runs = []
         for _ in range(args.repeats):

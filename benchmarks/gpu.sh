@@ -29,13 +29,13 @@ step() {  # step NAME COMMAND...: run it, its output also in $LOGS/NAME.log
     echo "== $name: rc=$rc, $((SECONDS - start)) s"
     [ "$rc" = 0 ] || failed=$((failed + 1))
 }
-$PY -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.__version__, torch.cuda.get_device_name(0))" || exit 1
-step dissect $PY benchmarks/dissect.py --images 3000 --size 224 --device cuda --batch-size 128 --skip-memory --data "$DATA"
-step stages $PY benchmarks/dissect_stages.py --images 3000 --size 224 --device cuda --batch-size 128 --data "$DATA"
-step gpu_check $PY benchmarks/gpu_check.py --device cuda --images 200 --size 112
-step pipeline env CORES="${CORES:-16}" PY="$PY" bash benchmarks/pipeline.sh --config device=cuda
+"$PY" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.__version__, torch.cuda.get_device_name(0))" || exit 1
+step dissect "$PY" benchmarks/dissect.py --images 3000 --size 224 --device cuda --batch-size 128 --skip-memory --data "$DATA"
+step stages "$PY" benchmarks/dissect_stages.py --images 3000 --size 224 --device cuda --batch-size 128 --data "$DATA"
+step gpu_check "$PY" benchmarks/gpu_check.py --device cuda --images 200 --size 112
+step pipeline env CORES="${CORES:-16}" PY="$PY" PIPELINE_LOG="$LOGS/snakemake.log" bash benchmarks/pipeline.sh --config device=cuda
 if command -v py-spy >/dev/null; then
     step profile py-spy record --rate 250 --format raw -o "$LOGS/profile.txt" -- \
-        $PY benchmarks/dissect_stages.py --images 3000 --size 224 --device cuda --batch-size 128 --data "$DATA" --repeats 1
+        "$PY" benchmarks/dissect_stages.py --images 3000 --size 224 --device cuda --batch-size 128 --data "$DATA" --repeats 1
 fi
 exit $failed

@@ -60,6 +60,7 @@ rule dissect_thresholds:
         "results/benchmarks/dissect/{model}/thresholds.tsv"
     conda:
         ENV
+    threads: THREADS
     resources:
         **job_resources("thresholds"),
     params:
@@ -69,7 +70,7 @@ rule dissect_thresholds:
             *(a for c in input.caches for a in ("--cache", c))
         ),
     shell:
-        "cnninterp dissect-thresholds --manifest {input.manifest:q} --layers {params.layers:q}"
+        "cnninterp --threads {threads} dissect-thresholds --manifest {input.manifest:q} --layers {params.layers:q}"
         " --quantile {params.quantile:q} {params.caches} --out {output:q} {input.parts:q}"
         " > {log:q} 2>&1"
 

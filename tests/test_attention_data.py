@@ -409,6 +409,9 @@ def test_the_data_jobs_options_key_each_split_by_its_own_count_and_real_splits_b
     assert "--test-sequences" not in train and "--train-sequences" not in test
     drop = lambda args, opt: [a for i, a in enumerate(args) if opt not in (a, args[i - 1] if i else None)]  # noqa: E731
     assert drop(train, "--train-sequences") == drop(test, "--test-sequences") and "--distractors" in train
+    # the ramp is where the outer road takes over: without the outer road it changes no sequence, so
+    # it must not key the jobs (a ramp_m edit reran both data jobs, three trainings and the evaluation)
+    assert "--ramp-m" in train and "--ramp-m" not in data_args(dict(data, outer_road=False), 0, "train")
     for source in ("udacity", "comma"):
         real = dict(data, source=source, path="/data/x")
         assert data_args(real, 0, "train") == data_args(real, 0, "test")

@@ -213,13 +213,15 @@ def test_a_moved_camera_that_does_not_fit_the_rig_is_refused_before_any_job(data
 
 def test_threads_bound_torch_and_the_blas_pools(tmp_path):
     """--threads bounded torch only: the gather's numpy matrix products used every core (15 CPU s in
-    1.2 s of wall time on a 16-core machine). Checked in a child process, as the limits are global."""
+    1.2 s of wall time on a 16-core machine). Pools loaded after the option is read (torch, SciPy,
+    scikit-learn, as the commands import them) are bounded too. In a child process, as the limits
+    are global."""
     code = (
         "import json, sys; from cnninterp.cli import main; "
         f"main(['--threads', '1', 'validate-config', {str(ROOT / 'config.yaml')!r}]); "
-        "import torch; from threadpoolctl import threadpool_info; "
+        "import torch, scipy.linalg, sklearn.linear_model; from threadpoolctl import threadpool_info; "
         "print(json.dumps([torch.get_num_threads()] + [p['num_threads'] for p in threadpool_info()]))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     counts = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert len(counts) >= 2 and set(counts) == {1}, counts  # torch, and at least numpy's BLAS
+    assert len(counts) >= 3 and set(counts) == {1}, counts  # torch, numpy's and SciPy's BLAS, OpenMP

@@ -22,8 +22,12 @@ def test_the_control_has_the_random_weights_and_batchnorm_statistics_of_its_trai
     summary = random_control(broden_shards, tmp_path / "model.pt", arch="resnet10", task="scene", init_seed=4, batch_size=1000,
                              bn_images=1000, preprocess="imagenet", seed=0)
     control = load_model("checkpoint", tmp_path / "model.pt")
-    plain = random_model("resnet10", 4, num_classes=len(summary["classes"]))
+    # the control with BatchNorm's initial statistics, as the dissection builds it (--model torchvision:resnet10
+    # --init-seed 4): the same weights. A head of the task's class count had drawn other weights in every layer.
+    plain = load_model("torchvision:resnet10", None, 4)
+    assert torch.equal(plain.state_dict()["conv1.weight"], random_model("resnet10", 4).state_dict()["conv1.weight"])
     trained_state, plain_state = control.state_dict(), plain.state_dict()
+    assert trained_state.keys() == plain_state.keys()
     for key, value in plain_state.items():  # the same random weights; only the running statistics differ
         if "running_" not in key and "num_batches_tracked" not in key:
             assert torch.equal(trained_state[key], value), key
@@ -53,6 +57,18 @@ def test_random_bn_selects_the_control_only_for_a_random_control_of_a_trained_mo
         with pytest.raises(ConfigError, match=rf"dissect.models.{name}.random_bn: 'task' applies to the random control"):
             dissect_settings(config, name)
     assert load_schema()["$defs"]["dissect_model"]["properties"]["random_bn"]["enum"] == ["init", "task"]
+
+
+def test_random_bn_task_is_refused_when_the_training_estimates_no_batchnorm_statistics():
+    """With train.<name>.bn_images 0 the control kept torch's initial statistics while the report
+    called them estimated on the task images."""
+    config = {"train": {"baseline": {"arch": "resnet10", "bn_images": 0}},
+              "dissect": {"defaults": {}, "models": {
+                  "ctl": {"source": "trained:baseline", "random_init": True, "random_bn": "task"},
+                  "plain": {"source": "trained:baseline", "random_init": True}}}}
+    with pytest.raises(ConfigError, match=r"dissect.models.ctl.random_bn: 'task' .* train.baseline.bn_images is 0"):
+        dissect_settings(config, "ctl")
+    assert dissect_settings(config, "plain")["random_bn"] == "init"
 
 
 def test_the_command_refuses_a_negative_init_seed_and_writes_nothing(broden_shards, tmp_path, capsys):

@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``cnninterp`` command."""
     parser = argparse.ArgumentParser(prog="cnninterp", description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=non_negative_int, default=0,
-                        help="CPU threads of torch and of numpy's BLAS / OpenMP pools (0: their defaults, all cores)")
+                        help="CPU threads of torch and of the BLAS / OpenMP pools (0: their defaults, all cores)")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -182,16 +182,21 @@ def _device(name: str):
 
 
 def limit_threads(threads: int) -> None:
-    """Bound this process's compute pools to ``threads``: torch's intra-op pool and the BLAS and
-    OpenMP pools numpy and torch loaded (threadpoolctl). Without the second, a numpy matrix product
-    (the gather's permutation null) ran on every core of the machine whatever the job had asked
+    """Bound this process's compute pools to ``threads``: torch's intra-op pool and every BLAS and
+    OpenMP pool (numpy's, SciPy's, scikit-learn's), whether loaded already (threadpoolctl) or later
+    (their variables in the environment, which each reads when it loads). Without this a numpy
+    matrix product (the gather's permutation null) ran on every core whatever the job had asked
     for: 15 CPU s in 1.2 s of wall time on a 16-core GPU machine."""
-    import numpy  # noqa: F401  (loads numpy's BLAS, so that threadpoolctl finds and bounds it)
-    import torch
+    import os
+    import sys
+
     from threadpoolctl import threadpool_limits
 
-    torch.set_num_threads(threads)
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(threads)
     threadpool_limits(limits=threads)
+    if "torch" in sys.modules:  # imported already: its pool has read the environment before
+        sys.modules["torch"].set_num_threads(threads)
 
 
 def run(args) -> None:

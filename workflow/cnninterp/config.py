@@ -221,7 +221,8 @@ def dissect_settings(config: dict, model: str) -> dict:
 
     Also fills ``random_init`` (False), ``init_seed`` (1), ``random_bn`` ("init") and ``checkpoint``
     (None) when absent; ConfigError for a ``random_bn`` other than "init" on a model that is not the
-    random control of a trained model.
+    random control of a trained model, and for ``random_bn: task`` when that training estimates no
+    BatchNorm statistics (``bn_images: 0``).
     ConfigError when a ``trained:`` source would be dissected with another preprocessing than its training's.
     """
     models = config["dissect"]["models"]
@@ -237,6 +238,11 @@ def dissect_settings(config: dict, model: str) -> dict:
     if kind == "trained":
         if name not in config.get("train", {}):
             raise ConfigError(f"dissect.models.{model}.source: no train entry {name!r} (train has {', '.join(config.get('train', {})) or 'none'})")
+        if merged["random_bn"] == "task" and config["train"][name].get("bn_images", 1) == 0:
+            # the control would keep torch's initial statistics while named as estimated on the task images
+            raise ConfigError(f"dissect.models.{model}.random_bn: 'task' estimates the control's BatchNorm statistics as "
+                              f"train.{name}'s are, but train.{name}.bn_images is 0 (its running averages are kept, nothing is "
+                              f"estimated); set random_bn: init, or bn_images > 0")
         trained_with = config["train"][name].get("preprocess", "imagenet")
         if merged["preprocess"] != trained_with:
             # thresholds and IoUs would be measured on inputs the network never saw

@@ -93,7 +93,9 @@ def data_args(data: dict, seed: int, split: str) -> list:
     if data["source"] == "synthetic":
         return [f"--{split}-sequences", data[f"{split}_sequences"], "--distractors", data["distractors"],
                 "--lookahead-m", data["lookahead_m"], "--band", data["band"], "--lateral-scale", data["lateral_scale"],
-                "--pitch-px", data["pitch_px"], "--ramp-m", data["ramp_m"], "--outer-road" if data["outer_road"] else "--no-outer-road", "--seed", seed]
+                "--pitch-px", data["pitch_px"], "--seed", seed] + (
+                    # the ramp is where the outer road takes over: without one it changes no sequence
+                    ["--outer-road", "--ramp-m", data["ramp_m"]] if data["outer_road"] else ["--no-outer-road"])
     return [f"--path={data['path']}", "--test-every", data["test_every"]] + (
         ["--max-gap-s", data["max_gap_s"]] if data["source"] == "udacity" else [])
 

@@ -11,7 +11,7 @@ sequence of T frames:
 Synthetic roads (``generate_driving``)
     A flat road seen from a camera ``CAM_HEIGHT`` m above it. Inside the look-ahead band the road
     centre's lateral position at distance z ahead is the cubic P(z) = offset + heading·z + c0·z²/2
-    + c1·z³/6 (metres); from ``RAMP`` m outside the band on, it is an independent cubic Q (blended
+    + c1·z³/6 (metres); from ``ramp_m`` m outside the band on (``RAMP`` by default), it is an independent cubic Q (blended
     smoothly in between; ``Road``), and all eight coefficients drift smoothly and independently
     over the sequence. Why: with one cubic everywhere, any four marking depths outside the band
     determine X(L) exactly (held-out R² 1.000 from the markings at 3–6 m), so the band would not be

@@ -10,9 +10,13 @@ from ..errors import ModelError
 log = logging.getLogger(__name__)
 
 EXTRA_ARCHS = ("resnet10",)
+# the classifier head of a random init that is no trained model's (torchvision's default). The head
+# is built before the convolutions are re-initialised, so its size changes every layer's random
+# draws: two random controls of one init seed have the same weights only with the same head.
+INIT_CLASSES = 1000
 
 
-def build_arch(arch: str, num_classes: int = 1000):
+def build_arch(arch: str, num_classes: int = INIT_CLASSES):
     """Return an untrained ``torch.nn.Module`` of a torchvision architecture (weights=None).
 
     ``resnet10`` is torchvision's ResNet with one BasicBlock per stage (a CPU-sized ResNet whose
@@ -30,7 +34,7 @@ def build_arch(arch: str, num_classes: int = 1000):
     return torchvision.models.get_model(arch, weights=None, num_classes=num_classes)
 
 
-def random_model(arch: str, seed: int, num_classes: int = 1000):
+def random_model(arch: str, seed: int, num_classes: int = INIT_CLASSES):
     """Return ``arch`` randomly initialised with torch's default init under ``seed`` (in eval mode)."""
     import torch
 
@@ -168,11 +172,11 @@ def load_model(spec: str, checkpoint: str | Path | None = None, init_seed: int =
         return load_published(arch, weights)
     if checkpoint is None:
         log.warning("%s has neither weights nor a checkpoint: it is randomly initialised (seed %d)", spec, init_seed)
-        return random_model(arch, init_seed, num_classes or 1000)
+        return random_model(arch, init_seed, num_classes or INIT_CLASSES)
     state = load_state_dict_file(checkpoint)
     if num_classes is None:
         last = [v for k, v in state.items() if k.endswith("weight") and getattr(v, "ndim", 0) == 2]
-        num_classes = int(last[-1].shape[0]) if last else 1000
+        num_classes = int(last[-1].shape[0]) if last else INIT_CLASSES
     model = build_arch(arch, num_classes)
     load_weights(model, state, str(checkpoint))
     return model.eval()

@@ -31,16 +31,19 @@ def random_control(shard_dir: str | Path, out: str | Path, *, arch: str, task: s
     ``arch`` randomly initialised under ``init_seed`` (``models.backbones.random_model``) whose
     BatchNorm running statistics are re-estimated on ``bn_images`` images of the ``train`` split
     of ``shard_dir`` for ``task`` in batches of ``batch_size`` shuffled with the seed ``[seed, 0]``
-    (``train.baseline.labelled_batches``; the trained model's settings). The classifier head has
-    the task's class count. Returns the summary stored in the checkpoint: ``classes``,
+    (``train.baseline.labelled_batches``; the trained model's settings). The classifier head is
+    ``INIT_CLASSES`` wide, as in the control with BatchNorm's initial statistics (``--model
+    torchvision:<arch> --init-seed``), so the two controls of one init seed have the same weights
+    and differ in the BatchNorm statistics alone (the head's size changes every layer's random
+    draws); no layer the dissection reads depends on the head. Returns the summary stored in the checkpoint: ``classes``,
     ``bn_recalibrated_images`` (0 for an architecture without BatchNorm). DataError if no training
     image has a ``task`` label."""
-    from ..models.backbones import random_model
+    from ..models.backbones import INIT_CLASSES, random_model
 
     manifest = read_manifest(shard_dir)
     classes = task_classes(manifest, task)
     class_index = {number: i for i, number in enumerate(classes)}
-    model = random_model(arch, init_seed, num_classes=len(classes))
+    model = random_model(arch, init_seed)
     batches = labelled_batches(shard_paths(shard_dir, ["train"]), task, class_index, batch_size, np.random.default_rng([seed, 0]))
     used = recalibrate_batchnorm(model, batches, lambda images: to_tensor(images, preprocess), bn_images)
     if bn_images > 0 and used == 0 and any("running_mean" in k for k in model.state_dict()):
@@ -48,5 +51,5 @@ def random_control(shard_dir: str | Path, out: str | Path, *, arch: str, task: s
     summary = {"classes": classes, "bn_recalibrated_images": used}
     config = {"arch": arch, "task": task, "init_seed": init_seed, "batch_size": batch_size, "bn_images": bn_images,
               "preprocess": preprocess, "seed": seed, "random_init": True}
-    save_checkpoint(out, model, arch, len(classes), config, {"summary": summary})
+    save_checkpoint(out, model, arch, INIT_CLASSES, config, {"summary": summary})
     return summary
