@@ -38,6 +38,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[1])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--variants", nargs="+", choices=["init", "task"], default=["init", "task"])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     config = load_config(root / "config.yaml")
@@ -48,7 +49,7 @@ def main() -> None:
     paths, total = shard_paths(args.probe), engine.dataset_images(manifest)
     args.out.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
-        for variant in ("init", "task"):
+        for variant in args.variants:
             if variant == "task":
                 random_control(args.task, args.out / f"random-{seed}.pt", arch=t["arch"], task=t["task"], init_seed=seed,
                                batch_size=t["batch_size"], bn_images=t["bn_images"], preprocess="imagenet", seed=config["seed"])

@@ -153,7 +153,7 @@ RANDOM_CONTROL = (
     "probe set over three init seeds, a random resnet10 with BatchNorm's initial running statistics "
     "(the identity in eval mode; random_bn: init) has 21-23 unique detectors in layer4 (mostly textures) "
     "and 24-30 layer4 detectors above the chance level; with BatchNorm statistics re-estimated on the "
-    "task images as its trained model's are (random_bn: task, the default) 7-9 unique and 0-2 above "
+    "task images as its trained model's are (random_bn: task, the default; the same weights) 7-10 unique and 1-2 above "
     "chance; without the residual identity paths 8-11 unique; a random AlexNet's conv5 has 9 unique, "
     "the paper's random AlexNet 9."
 )
