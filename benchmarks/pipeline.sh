@@ -15,6 +15,7 @@ rm -rf results .snakemake
 start=$(date +%s.%N)
 if ! "$SNAKEMAKE" --cores "${CORES:-all}" --configfile config.yaml "$@" >"$PIPELINE_LOG" 2>&1; then
     tail -40 "$PIPELINE_LOG" >&2
+    echo "snakemake failed; its whole log: $PIPELINE_LOG" >&2
     exit 1
 fi
 end=$(date +%s.%N)
