@@ -26,7 +26,8 @@ import numpy as np
 
 def main() -> None:
     """Parse the arguments, compute the bounds, print the JSON line."""
-    from cnninterp.attention.causal import STRIDE, upsample
+    from cnninterp.attention.causal import upsample
+    from cnninterp.attention.model import ModelSpec
     from cnninterp.data.driving import load_split
 
     root = Path(__file__).resolve().parents[1]
@@ -38,7 +39,7 @@ def main() -> None:
     seq_len = test["cause"].shape[1]
     cause = test["cause"].reshape(-1, *test["cause"].shape[-2:]).astype(np.float32)
     n, height, width = cause.shape
-    grid = (-(-height // STRIDE), -(-width // STRIDE))
+    grid = ModelSpec(kind="attention", height=height, width=width).grid  # the models' own cell grid
     cells = grid[0] * grid[1]
     share = float(cause.mean())
     masses = np.zeros((n, cells))  # mass on the cause of all attention on one cell, per frame

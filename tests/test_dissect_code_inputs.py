@@ -64,13 +64,10 @@ def test_an_edit_of_the_chance_level_plans_only_the_gathers(dag_run):
 
     from cnninterp.config import method_enabled
 
-    def plan_after_editing(relative: str):
-        return plan_after_code_edit(dag_run, "workflow/cnninterp/" + relative)
-
     expected = {"dissect_gather", "report", "all"}
     if method_enabled(yaml.safe_load(tiny_config()), "icnn"):
         expected.add("icnn_evaluate")
-    plan = plan_after_editing("dissect/chance.py")
+    plan = plan_after_code_edit(dag_run, "workflow/cnninterp/dissect/chance.py")
     assert {rule for rule, _ in plan} == expected
     assert sorted(w for r, w in plan if r == "dissect_gather") == ["model=baseline", "model=baseline_random"]
-    assert set(PER_SHARD) | {"dissect_gather"} <= {rule for rule, _ in plan_after_editing("dissect/engine.py")}
+    assert set(PER_SHARD) | {"dissect_gather"} <= {rule for rule, _ in plan_after_code_edit(dag_run, "workflow/cnninterp/dissect/engine.py")}

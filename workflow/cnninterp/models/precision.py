@@ -19,19 +19,16 @@ def ieee_float32() -> Iterator[None]:
     """
     import torch
 
-    conv = getattr(torch.backends.cudnn, "conv", None)
+    conv, matmul = getattr(torch.backends.cudnn, "conv", None), torch.backends.cuda.matmul
     if conv is not None and hasattr(conv, "fp32_precision"):  # torch >= 2.9: one API, the other raises when mixed
-        matmul = torch.backends.cuda.matmul
-        saved = conv.fp32_precision, matmul.fp32_precision
-        conv.fp32_precision, matmul.fp32_precision = "ieee", "ieee"
-        try:
-            yield
-        finally:
-            conv.fp32_precision, matmul.fp32_precision = saved
+        switches = [(conv, "fp32_precision", "ieee"), (matmul, "fp32_precision", "ieee")]
     else:
-        saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-        try:
-            yield
-        finally:
-            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+        switches = [(torch.backends.cudnn, "allow_tf32", False), (matmul, "allow_tf32", False)]
+    saved = [getattr(owner, name) for owner, name, _ in switches]
+    for owner, name, value in switches:
+        setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        for (owner, name, _), value in zip(switches, saved):
+            setattr(owner, name, value)
