@@ -41,6 +41,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--out", required=True)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="where the models train (cpu, cuda); evaluation runs on the CPU")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--models", default="attention")
     p.add_argument("--tag", default="")
@@ -69,7 +70,7 @@ def main() -> None:
             t0 = time.time()
             if not path.exists():
                 train_model(data, path, kind, lam, epochs=t["epochs"], batch_size=t["batch_size"], lr=t["lr"], seed=seed,
-                            device="cpu", hidden=m["hidden"], coords=m["coords"], located=m["located"],
+                            device=args.device, hidden=m["hidden"], coords=m["coords"], located=m["located"],
                             context_norm=m["context_norm"], logit_scale=m["logit_scale"], learn_scale=m["learn_scale"],
                             clip_grad=t["clip_grad"], uniform_start=m.get("uniform_start", False))
             secs[name] = round(time.time() - t0, 1)
