@@ -64,9 +64,12 @@ def main() -> None:
         frames, angle, cause = test["frames"], test["angle"].astype(np.float64), test["cause"].astype(bool)
         row = {"tag": args.tag, "seed": seed, "mae": {}, "gradient_ratio": {}}
         mkey = hashlib.sha256(json.dumps([m, t], sort_keys=True).encode()).hexdigest()[:10]
+        # the CNN ignores lambda and the attention's own model settings: keyed by what it trains with
+        ckey = hashlib.sha256(json.dumps([{k: v for k, v in t.items() if k != "reg_weight"}, m["hidden"], m["coords"]],
+                                         sort_keys=True).encode()).hexdigest()[:10]
         for name in args.models.split(","):
             kind, lam = {"attention": ("attention", t["reg_weight"]), "attention_no_reg": ("attention", 0.0), "cnn": ("cnn", 0.0)}[name]
-            path = data / f"{name}-{mkey if name != 'cnn' else 'cnn'}" / "model.pt"
+            path = data / f"{name}-{mkey if name != 'cnn' else ckey}" / "model.pt"
             t0 = time.time()
             if not path.exists():
                 train_model(data, path, kind, lam, epochs=t["epochs"], batch_size=t["batch_size"], lr=t["lr"], seed=seed,
@@ -88,7 +91,7 @@ def main() -> None:
                              "band_rows": round(pl["band_rows"]["ratio"], 3),
                              "col_corr": None if pl["column_correlation"] is None else round(pl["column_correlation"], 3),
                              "entropy": round(use["entropy"], 3)}
-        cnn = data / "cnn-cnn" / "model.pt"
+        cnn = data / f"cnn-{ckey}" / "model.pt"
         if "cnn" not in row["mae"] and cnn.exists():
             model, ckpt = load_model(cnn)
             row["mae"]["cnn"] = float(np.abs(predict(model, ckpt, frames)["pred"] - angle).mean())

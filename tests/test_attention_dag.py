@@ -43,8 +43,8 @@ def test_changing_the_regulariser_reruns_only_its_model_the_evaluation_and_the_r
 def test_the_attention_only_model_settings_do_not_retrain_the_cnn_baseline(dag_run):
     """The CNN baseline is trained without these switches (train.py forces them off), so they must
     not key its job (they did: every variant took them as params). All five at once: any one of
-    them keying the baseline plans it."""
-    setting = {"located": True, "context_norm": True, "logit_scale": 4.0, "learn_scale": True, "uniform_start": True}
+    them keying the baseline plans it (each set away from its default)."""
+    setting = {"located": False, "context_norm": False, "logit_scale": 4.0, "learn_scale": False, "uniform_start": True}
     plan = edited_plan(dag_run, lambda c: c["attention"].setdefault("model", {}).update(setting))
     assert {("attention_train", "variant=reg"), ("attention_train", "variant=noreg")} <= set(plan)
     assert ("attention_train", "variant=cnn") not in plan

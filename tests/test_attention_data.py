@@ -420,7 +420,7 @@ def test_the_data_jobs_options_key_each_split_by_its_own_count_and_real_splits_b
 
 def test_without_a_ramp_the_road_outside_the_band_is_the_independent_cubic_alone():
     """``ramp_m`` 0: the outer cubic takes over at the band's edges at once, so no row outside the
-    causal band shows anything of the band's cubic (with the default 1.5 m ramp, the three rows
+    causal band shows anything of the band's cubic (with RoadSpec's 1.5 m ramp, the config's default until 2026-12-04, the three rows
     under the band at 40x80 predict the target with held-out R² 0.84 against the band's 0.92:
     benchmarks/attention_cause_regions.py)."""
     quiet, p, q = (7.7, 13.0), (0.3, 0.02, 0.01, 0.0004), (-0.5, -0.03, 0.02, -0.0002)

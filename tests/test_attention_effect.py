@@ -1,8 +1,20 @@
-"""On the default settings (the schema's defaults): every model learns to steer, the attention model
-steers about as well as the CNN baseline (the paper's claim, within MAE_TOLERANCE), and deleting
-the causal pixels moves every model's output far more than deleting as many distractor pixels.
-The issue's on-cause target does not show on the defaults and is a strict expected failure (an
-unexpected pass fails the run, so the numbers here get updated).
+"""On the default settings (the schema's defaults, trained at 2 threads as the DAG's jobs are): every
+model learns to steer, the attention model steers about as well as the CNN baseline (the paper's
+claim, within MAE_TOLERANCE), deleting the causal pixels moves every model's output far more than
+deleting as many distractor pixels, and the attention model's attention lies on the cause at more
+than ON_CAUSE_SHOWN (2) times its area share (the issue's "well above 1").
+
+Measured on the defaults since 2026-12-04 (64x128 frames, road drift x3, pitch 13 px, no ramp, located
+cells, standardised context, logits x16 learned, clipping at 1, 8 epochs; RESULTS.md, issue 14), seed 0
+on this CPU: on-cause ratio 2.78 at 2 threads (2.17 at 1 thread), lambda 0: 13.9 (one-hot on the
+markings), MAE gap (attention - CNN) 0.09 of the mean predictor's MAE (0.12 at 1 thread). This is one
+training seed: over 12 seeds of the same settings (CUDA, benchmarks/attention_sweep.sh) the ratio was
+1.18-3.14, median 2.28, above 2 on 7 (seed 1 on the CPU at 1 thread: 0.94), so the claim holds for
+the default run and for the typical seed, not for every seed. Why it falls short on some: the
+regulariser holds the attention towards uniform and the lowest seeds are the most uniform
+(attention.report.WHY).
+
+History (the defaults before 2026-12-04 evening were 40x80 with none of the levers):
 
 Measured on the defaults (2026-12-03, CPU, 1 thread, 40x80, He-initialised encoder, coordinates on
 the feature cube, lr 0.001, 12 epochs; chain 57.2 s CPU, benchmarks/attention.py, seed 0): MAE
@@ -142,7 +154,8 @@ def default_metrics(tmp_path_factory):
     from cnninterp.config import load_schema
     from cnninterp.data.driving import Camera, RoadSpec, generate_driving
 
-    torch.set_num_threads(1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # the DAG's training jobs run at 2 threads (config threads); results depend on it
     tmp = tmp_path_factory.mktemp("attention")
     schema = load_schema()["properties"]["attention"]["properties"]
     d, m, t, e = ({k: v["default"] for k, v in schema[p]["properties"].items()} for p in ("data", "model", "train", "eval"))
@@ -161,36 +174,27 @@ def default_metrics(tmp_path_factory):
                     logit_scale=m["logit_scale"], learn_scale=m["learn_scale"], clip_grad=t["clip_grad"])
     metrics = evaluate(shards["test"], models, tmp / "eval" / "metrics.json", seed=seed, train_shards=shards["train"], **e)
     print(json.dumps(metrics, indent=1))
+    torch.set_num_threads(threads)
     return metrics
 
 
 def test_every_model_learns_to_steer(default_metrics):
     mae, mean = default_metrics["mae"], default_metrics["mae_predicting_the_mean"]
-    for name in ("attention", "attention_no_reg", "cnn"):  # measured 0.32, 0.37, 0.16 of the mean predictor's (seed 0)
+    for name in ("attention", "attention_no_reg", "cnn"):  # measured 0.24, 0.17, 0.15 of the mean predictor's (seed 0, 2 threads)
         assert mae[name] < 0.6 * mean, name
 
 
 def test_attention_costs_little_accuracy(default_metrics):
     mae, mean = default_metrics["mae"], default_metrics["mae_predicting_the_mean"]
-    assert mae["attention"] <= mae["cnn"] + MAE_TOLERANCE * mean  # measured 0.16 of the mean's MAE (seed 0)
+    assert mae["attention"] <= mae["cnn"] + MAE_TOLERANCE * mean  # measured 0.09 of the mean's MAE (seed 0, 2 threads)
 
 
 def test_deleting_the_cause_moves_the_output_more_than_deleting_distractors(default_metrics):
-    for name, d in default_metrics["deletion_by_model"].items():  # measured 17x, 15x, 26x (seed 0)
+    for name, d in default_metrics["deletion_by_model"].items():  # measured 6.6x, 24x, 9.7x (seed 0, 2 threads)
         assert d["cause"] > 5 * d["distractor"], name
 
 
-@pytest.mark.xfail(reason="measured ratio 0.89 (λ = 0.1) / 0.84 (λ = 0) on the defaults (causal initial state, maps on the cells' centres): at 40x80 every feature cell predicts the "
-                          "target (per-cell probe R² 0.60-0.88 in every row), so attention is not drawn to the cause "
-                          "(see the module docstring); at 80x160 with located cells and a standardised context (3 seeds, 6 epochs) 1.10-1.43: "
-                          "the attention finds the band's depth but moves against the markings sideways (column correlation "
-                          "-0.14 to -0.68), onto cells whose 61-px field sees them; with a learned logit scale from 16 and "
-                          "gradient clipping (8 epochs, 2 threads) 2.09 / 1.48 / 3.75 / 4.75 / 3.08 on seeds 0-4 (1.27 for seed 0 at 1 thread): "
-                          "the attention settles on the markings or on the grass beside them by chance (1 of 5 seeds at 1 thread); "
-                          "with the road's drift x3 and a drifting pitch (data.lateral_scale 3, data.pitch_px 16) 5 of 7 seeds, "
-                          "also with 256 sequences x 4 epochs (seed 0 then 1.67): "
-                          "the untrained attention starts peaked where the random init puts it", strict=True)
 def test_attention_lies_on_the_cause(default_metrics):
     from cnninterp.attention.report import ON_CAUSE_SHOWN
 
-    assert default_metrics["attention_on_cause"]["ratio"] > ON_CAUSE_SHOWN
+    assert default_metrics["attention_on_cause"]["ratio"] > ON_CAUSE_SHOWN  # measured 2.78 (seed 0, 2 threads)

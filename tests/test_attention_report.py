@@ -64,18 +64,18 @@ def test_the_section_template_renders_the_rows_figures_and_effects(tmp_path):
 
 
 def test_the_why_paragraph_of_the_defaults_is_shown_only_for_the_default_settings(tmp_path):
-    """WHY describes the 40×80, T = 8, L = 50 defaults; another run (here 80×160, T = 20, located)
+    """WHY describes the 64×128, T = 8, L = 128 defaults; another run (here 80×160, T = 20, not located)
     gets a note with its own frame size, T and L (10 × 20 = 200 cells) instead."""
     from cnninterp.report.build import environment
 
     ctx, _ = context(tmp_path)
     assert report.render(ctx)["why"] == report.WHY  # METRICS' ratio 0.73 < 2, defaults (missing keys are defaults)
-    ctx.config["attention"].update(data={"height": 80, "width": 160, "seq_len": 20, "shard_size": 7}, model={"located": True})
+    ctx.config["attention"].update(data={"height": 80, "width": 160, "seq_len": 20, "shard_size": 7}, model={"located": False})
     why = report.render(ctx)["why"]
-    assert "40×80 frames" not in why and "L = 50" not in why and "covers the 40-px frame" not in why
+    assert "64×128 frames (T" not in why and "L = 128" not in why and "1.18–3.14" not in why
     assert "80×160 frames, T = 20 steps over L = 200 cells" in why
     assert "attention.data.height, attention.data.width, attention.data.seq_len, attention.model.located not" in why
     html = environment().get_template(report.TEMPLATE).render(data=report.render(ctx))
     assert "L = 200 cells" in html
-    ctx.config["attention"].update(data={}, model={"logit_scale": 1.0})  # the default given explicitly
+    ctx.config["attention"].update(data={}, model={"logit_scale": 16.0})  # the default given explicitly
     assert report.render(ctx)["why"] == report.WHY
