@@ -3,7 +3,8 @@
 The causal mask marks the lane markings inside the pure-pursuit look-ahead band. A free attention
 is drawn to whatever region predicts the target; if regions outside the band predict it as well
 as the band does, the band is not the only place to look. For each road setting, generates the
-default driving data (40×80, 128 training and 32 test sequences of 8 frames) and fits a ridge
+driving data on the schema's defaults (64×128 since 2026-12-04, 40×80 when it was written; 128 training and
+32 test sequences of 8 frames; with the default ``ramp_m`` 0 the ``below_ramp`` region is empty) and fits a ridge
 regression (scikit-learn's RidgeCV over alphas 10^-1..10^5) from the pixels of one horizontal
 region of each frame to that frame's angle, scored by R² on the test frames. Regions (from the
 rows the causal mask ever touches): ``band`` (those rows), ``below`` (the rows under them: the

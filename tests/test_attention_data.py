@@ -434,3 +434,24 @@ def test_without_a_ramp_the_road_outside_the_band_is_the_independent_cubic_alone
     a = driving.synthetic_sequence(np.random.default_rng(2), spec)
     b = driving.synthetic_sequence(np.random.default_rng(2), RoadSpec(camera=Camera(), seq_len=4))
     assert np.array_equal(a["angle"], b["angle"]) and np.array_equal(a["cause"], b["cause"])  # the target and its cause stay
+
+
+def test_the_steps_option_defaults_are_the_config_schemas():
+    """A step run by hand must do what the config's defaults do: the options kept the 40x80 settings
+    (no located cells, 12 epochs, ...) after the schema's defaults moved to 64x128."""
+    import argparse
+
+    from cnninterp.attention.cli import register, schema_defaults
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="verb"))
+    d = schema_defaults()
+    data = vars(parser.parse_args(["attention", "data", "--out", "x"]))
+    train = vars(parser.parse_args(["attention", "train", "--shards", "s", "--out", "o", "--kind", "attention"]))
+    ev = vars(parser.parse_args(["attention", "evaluate", "--shards", "s", "--attention", "a", "--attention-no-reg", "b",
+                                 "--cnn", "c", "--out", "o"]))
+    for block, parsed in (("data", data), ("model", train), ("train", train), ("eval", ev)):
+        shared = {k: v for k, v in d[block].items() if k in parsed and k not in ("source", "path", "reg_weight")}
+        assert shared and all(parsed[k] == v for k, v in shared.items()), (block, {k: (parsed[k], v) for k, v in shared.items()})
+    assert train["reg_weight"] == 0.0  # the step trains the lambda = 0 model too: lambda is given, not the config's
+    assert data["height"] == 64 and train["located"] and train["epochs"] == 8 and data["seed"] == d["seed"]

@@ -211,6 +211,20 @@ def test_a_moved_camera_that_does_not_fit_the_rig_is_refused_before_any_job(data
         validate_config(config)
 
 
+def test_a_camera_pitch_that_does_not_fit_the_frame_is_refused_before_any_job():
+    """The default pitch (13 px, for 64-row frames) on a 24-row frame failed inside the attention data
+    job; the config check names the key, the value and the height."""
+    config = default_config()
+    config.setdefault("attention", {}).setdefault("data", {}).update(height=24, width=48)
+    with pytest.raises(ConfigError, match=r"attention\.data\.pitch_px: must be at most 0\.5 of the frame height \(24 px\), got 13"):
+        validate_config(config)
+    config["attention"]["data"]["pitch_px"] = 12
+    assert validate_config(config)["attention"]["data"]["pitch_px"] == 12
+    config["attention"]["data"]["source"] = "udacity"  # real recordings have no synthetic camera
+    config["attention"]["data"].update(pitch_px=13, path="/data/x")
+    validate_config(config)
+
+
 def test_threads_bound_torch_and_the_blas_pools(tmp_path):
     """--threads bounded torch only: the gather's numpy matrix products used every core (15 CPU s in
     1.2 s of wall time on a 16-core machine). Pools loaded after the option is read (torch, SciPy,

@@ -110,7 +110,28 @@ def validate_config(config: dict, source: str = "config") -> dict:
         raise ConfigError(f"invalid configuration in {source}:\n" + "\n".join(lines))
     check_train_names(config, source)
     check_multiview_camera(config, source)
+    check_attention_pitch(config, source)
     return config
+
+
+def check_attention_pitch(config: dict, source: str = "config") -> None:
+    """ConfigError naming ``attention.data.pitch_px`` when the synthetic camera's pitch drift does not fit
+    ``attention.data.height`` (``data.driving.pitch_error``, which the data step checks too). The schema
+    bounds each key alone; without this a small frame with the default pitch failed in the data job."""
+    from .methods import installed_methods
+
+    block = config.get("attention")
+    if "attention" not in installed_methods() or not block or not block.get("enabled", True):
+        return
+    data = block["data"]
+    if data["source"] != "synthetic":
+        return
+    from .data.driving import pitch_error
+
+    why = pitch_error(data["pitch_px"], data["height"])
+    if why is not None:
+        raise ConfigError(f"invalid configuration in {source}:\n  attention.data.pitch_px: {why} (attention.data.height); "
+                          "scale it with the height, about 0.2 of it")
 
 
 def check_multiview_camera(config: dict, source: str = "config") -> None:

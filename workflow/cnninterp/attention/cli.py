@@ -7,8 +7,24 @@ import argparse
 from ..argtypes import finite_float
 
 
+def schema_defaults() -> dict:
+    """{block: {key: default}} of the attention schema's data, model, train and eval blocks, plus
+    {"seed": default}: the steps' option defaults, so that a step run by hand does what the config's
+    defaults do (they were the 40x80 settings after the config's moved to 64x128)."""
+    from ..config import load_schema
+
+    schema = load_schema()["properties"]["attention"]["properties"]
+    out = {block: {k: v["default"] for k, v in schema[block]["properties"].items() if "default" in v}
+           for block in ("data", "model", "train", "eval")}
+    out["seed"] = schema["seed"]["default"]
+    return out
+
+
 def register(subparsers) -> None:
-    """Add the ``attention`` verb and its steps (data, train, evaluate) to the top-level parser."""
+    """Add the ``attention`` verb and its steps (data, train, evaluate) to the top-level parser;
+    option defaults are the config schema's (``schema_defaults``)."""
+    d = schema_defaults()
+    data, model, train, ev = d["data"], d["model"], d["train"], d["eval"]
     verb = subparsers.add_parser("attention", help="causal attention for steering (Kim & Canny 2017)")
     verb.set_defaults(method_run=run)
     sub = verb.add_subparsers(dest="attention_command", required=True)
@@ -19,47 +35,47 @@ def register(subparsers) -> None:
                    help="write this split only (each split in its own folder, so that training depends on its split alone), or both")
     p.add_argument("--source", default="synthetic", choices=["synthetic", "udacity", "comma"])
     p.add_argument("--path", default="", help="the Udacity or comma.ai folder")
-    p.add_argument("--height", type=int, default=40)
-    p.add_argument("--width", type=int, default=80)
-    p.add_argument("--seq-len", type=int, default=8)
-    p.add_argument("--train-sequences", type=int, default=128)
-    p.add_argument("--test-sequences", type=int, default=32)
-    p.add_argument("--distractors", type=int, default=5)
-    p.add_argument("--lateral-scale", type=finite_float, default=1.0,
+    p.add_argument("--height", type=int, default=data["height"])
+    p.add_argument("--width", type=int, default=data["width"])
+    p.add_argument("--seq-len", type=int, default=data["seq_len"])
+    p.add_argument("--train-sequences", type=int, default=data["train_sequences"])
+    p.add_argument("--test-sequences", type=int, default=data["test_sequences"])
+    p.add_argument("--distractors", type=int, default=data["distractors"])
+    p.add_argument("--lateral-scale", type=finite_float, default=data["lateral_scale"],
                    help="synthetic: multiply the road's drift amplitudes (offset, heading, curvature) by this")
-    p.add_argument("--ramp-m", type=finite_float, default=1.5,
+    p.add_argument("--ramp-m", type=finite_float, default=data["ramp_m"],
                    help="synthetic: metres outside the look-ahead band over which the road blends into the independent outer one (0: at once)")
-    p.add_argument("--pitch-px", type=finite_float, default=0.0,
+    p.add_argument("--pitch-px", type=finite_float, default=data["pitch_px"],
                    help="synthetic: drift amplitude (pixels) of the horizon row, the camera's pitch (0: fixed camera)")
-    p.add_argument("--lookahead-m", type=finite_float, default=10.0)
-    p.add_argument("--band", type=finite_float, default=1.3)
-    p.add_argument("--outer-road", action=argparse.BooleanOptionalAction, default=True,
+    p.add_argument("--lookahead-m", type=finite_float, default=data["lookahead_m"])
+    p.add_argument("--band", type=finite_float, default=data["band"])
+    p.add_argument("--outer-road", action=argparse.BooleanOptionalAction, default=data["outer_road"],
                    help="outside the look-ahead band the road follows an independent cubic (the band is then the only cause)")
-    p.add_argument("--test-every", type=int, default=5)
-    p.add_argument("--max-gap-s", type=finite_float, default=0.5)
-    p.add_argument("--shard-size", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--test-every", type=int, default=data["test_every"])
+    p.add_argument("--max-gap-s", type=finite_float, default=data["max_gap_s"])
+    p.add_argument("--shard-size", type=int, default=data["shard_size"])
+    p.add_argument("--seed", type=int, default=d["seed"])
 
     p = sub.add_parser("train", help="train one steering model (attention with or without the regulariser, or the cnn)")
     p.add_argument("--shards", required=True)
     p.add_argument("--out", required=True, help="checkpoint path (model.pt); config.json is written beside it")
     p.add_argument("--kind", required=True, choices=["attention", "cnn"])
     p.add_argument("--reg-weight", type=finite_float, default=0.0, help="lambda of the attention regulariser")
-    p.add_argument("--hidden", type=int, default=64)
-    p.add_argument("--coords", action=argparse.BooleanOptionalAction, default=False, help="append each feature cell's row and column to its features")
-    p.add_argument("--located", action=argparse.BooleanOptionalAction, default=False,
+    p.add_argument("--hidden", type=int, default=model["hidden"])
+    p.add_argument("--coords", action=argparse.BooleanOptionalAction, default=model["coords"], help="append each feature cell's row and column to its features")
+    p.add_argument("--located", action=argparse.BooleanOptionalAction, default=model["located"],
                    help="attention model: each cell's vector is [x, x*col, x*row], so the context carries where it looked")
-    p.add_argument("--context-norm", action=argparse.BooleanOptionalAction, default=False,
+    p.add_argument("--context-norm", action=argparse.BooleanOptionalAction, default=model["context_norm"],
                    help="attention model: standardise the context by running estimates before the LSTM and the output layer")
-    p.add_argument("--logit-scale", type=finite_float, default=1.0, help="attention logits' scale (its start with --learn-scale)")
-    p.add_argument("--learn-scale", action=argparse.BooleanOptionalAction, default=False, help="learn the attention logits' scale")
-    p.add_argument("--uniform-start", action=argparse.BooleanOptionalAction, default=False,
+    p.add_argument("--logit-scale", type=finite_float, default=model["logit_scale"], help="attention logits' scale (its start with --learn-scale)")
+    p.add_argument("--learn-scale", action=argparse.BooleanOptionalAction, default=model["learn_scale"], help="learn the attention logits' scale")
+    p.add_argument("--uniform-start", action=argparse.BooleanOptionalAction, default=model["uniform_start"],
                    help="attention model: start the attention exactly uniform (its last layer at zero)")
-    p.add_argument("--clip-grad", type=finite_float, default=0.0, help="clip each step's gradient to this global L2 norm (0: off)")
-    p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--lr", type=finite_float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--clip-grad", type=finite_float, default=train["clip_grad"], help="clip each step's gradient to this global L2 norm (0: off)")
+    p.add_argument("--epochs", type=int, default=train["epochs"])
+    p.add_argument("--batch-size", type=int, default=train["batch_size"])
+    p.add_argument("--lr", type=finite_float, default=train["lr"])
+    p.add_argument("--seed", type=int, default=d["seed"])
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
     p = sub.add_parser("evaluate", help="metrics.json (mae, attention_on_cause, causal_filtering, deletion) and figure data")
@@ -71,13 +87,13 @@ def register(subparsers) -> None:
     p.add_argument("--attention-no-reg", required=True, help="model.pt of the attention model with lambda = 0")
     p.add_argument("--cnn", required=True, help="model.pt of the cnn baseline")
     p.add_argument("--out", required=True, help="metrics.json path")
-    p.add_argument("--filter-sequences", type=int, default=8)
-    p.add_argument("--level", type=finite_float, default=0.5)
-    p.add_argument("--sigma", type=finite_float, default=2.0)
-    p.add_argument("--threshold", type=finite_float, default=0.1)
-    p.add_argument("--cause-dilation", type=int, default=3)
-    p.add_argument("--strip-frames", type=int, default=8)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--filter-sequences", type=int, default=ev["filter_sequences"])
+    p.add_argument("--level", type=finite_float, default=ev["level"])
+    p.add_argument("--sigma", type=finite_float, default=ev["sigma"])
+    p.add_argument("--threshold", type=finite_float, default=ev["threshold"])
+    p.add_argument("--cause-dilation", type=int, default=ev["cause_dilation"])
+    p.add_argument("--strip-frames", type=int, default=ev["strip_frames"])
+    p.add_argument("--seed", type=int, default=d["seed"])
 
 
 def data_args(data: dict, seed: int, split: str) -> list:
@@ -125,8 +141,11 @@ def run(args: argparse.Namespace) -> None:
     """Execute ``cnninterp attention <step>``."""
     from ..errors import ConfigError
 
-    if args.attention_command == "data" and args.pitch_px > 0.5 * args.height:  # the schema bounds each alone (check_ranges)
-        raise ConfigError(f"cnninterp attention data: --pitch-px must be at most half the height ({args.height}), got {args.pitch_px}")
+    if args.attention_command == "data":  # the schema bounds each alone (check_ranges)
+        from ..data.driving import pitch_error
+
+        if (why := pitch_error(args.pitch_px, args.height)) is not None:
+            raise ConfigError(f"cnninterp attention data: --pitch-px {why}")
     if args.attention_command == "train" and (args.logit_scale <= 0 or args.clip_grad < 0):
         raise ConfigError(f"cnninterp attention train: --logit-scale must be > 0 and --clip-grad >= 0, got {args.logit_scale} and {args.clip_grad}")
     for name in POSITIVE:
