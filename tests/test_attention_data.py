@@ -330,6 +330,10 @@ def test_cli_refuses_a_bad_lateral_scale_and_writes_nothing(tmp_path, capsys):
     code = main(["attention", "data", "--out", str(out), "--height", "24", "--width", "48", "--lateral-scale", "0"])
     assert code == 2 and "--lateral-scale" in capsys.readouterr().err
     assert not out.exists()
+    # the default pitch (13 px, for 64-row frames) does not fit 24 rows: refused naming the option and the height
+    assert main(["attention", "data", "--out", str(out), "--height", "24", "--width", "48"]) == 2
+    assert "--pitch-px must be at most 0.5 of the frame height (24 px), got 13" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_pitch_moves_the_band_rows_and_leaves_the_target_and_the_other_draws_alone():
@@ -358,7 +362,7 @@ def test_each_split_written_alone_does_not_depend_on_the_other_splits_size(tmp_p
 
     def data(name, split, train, test):
         args = ["attention", "data", "--out", str(tmp_path / name), "--split", split, "--height", "16", "--width", "32",
-                "--seq-len", "2", "--distractors", "1", "--train-sequences", str(train), "--test-sequences", str(test)]
+                "--pitch-px", "3", "--seq-len", "2", "--distractors", "1", "--train-sequences", str(train), "--test-sequences", str(test)]
         assert main(args) == 0
         return (tmp_path / name / "manifest.json").read_bytes()
 
@@ -375,7 +379,7 @@ def test_each_split_written_alone_does_not_depend_on_the_other_splits_size(tmp_p
     data("test_other", "test", 3, 2)  # same settings ...
     other = tmp_path / "test_other2"
     assert main(["attention", "data", "--out", str(other), "--split", "test", "--height", "16", "--width", "32",
-                 "--seq-len", "2", "--distractors", "2", "--test-sequences", "2"]) == 0  # ... but 2 distractors
+                 "--pitch-px", "3", "--seq-len", "2", "--distractors", "2", "--test-sequences", "2"]) == 0  # ... but 2 distractors
     with pytest.raises(DataError, match=r"test_other2/manifest.json was not drawn with .*train_a/manifest.json: distractors is 2 there against 1"):
         driving.check_same_draw(tmp_path / "train_a", other)
 

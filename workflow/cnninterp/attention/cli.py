@@ -141,17 +141,17 @@ def run(args: argparse.Namespace) -> None:
     """Execute ``cnninterp attention <step>``."""
     from ..errors import ConfigError
 
-    if args.attention_command == "data":  # the schema bounds each alone (check_ranges)
-        from ..data.driving import pitch_error
-
-        if (why := pitch_error(args.pitch_px, args.height)) is not None:
-            raise ConfigError(f"cnninterp attention data: --pitch-px {why}")
     if args.attention_command == "train" and (args.logit_scale <= 0 or args.clip_grad < 0):
         raise ConfigError(f"cnninterp attention train: --logit-scale must be > 0 and --clip-grad >= 0, got {args.logit_scale} and {args.clip_grad}")
     for name in POSITIVE:
         if getattr(args, name, 1) < 1:
             raise ConfigError(f"cnninterp attention {args.attention_command}: --{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     check_ranges(args.attention_command, vars(args))
+    if args.attention_command == "data" and args.source == "synthetic":  # the schema bounds each alone (check_ranges)
+        from ..data.driving import pitch_error
+
+        if (why := pitch_error(args.pitch_px, args.height)) is not None:
+            raise ConfigError(f"cnninterp attention data: --pitch-px {why}; give --pitch-px for a frame this small")
     if args.attention_command == "data":
         manifest = write_data(args)
         print(f"wrote driving shards to {args.out}: " + str({k: v["samples"] for k, v in manifest["splits"].items()}))
