@@ -114,10 +114,23 @@ def validate_config(config: dict, source: str = "config") -> dict:
     return config
 
 
+MAX_PITCH_SHARE = 0.5  # attention.data.pitch_px may move the horizon by at most this share of the frame's height
+
+
+def pitch_error(pitch_px: float, height: int) -> str | None:
+    """Why a synthetic road camera's pitch drift amplitude (pixels) does not fit a frame ``height`` pixels
+    high (it may move the horizon by at most ``MAX_PITCH_SHARE`` of the height, or the look-ahead band
+    leaves the frame), or None. Here, not in data.driving: every job's options are checked by this
+    module, which must not make the driving data code theirs (tests/test_codedeps.py)."""
+    if pitch_px > MAX_PITCH_SHARE * height:
+        return f"must be at most {MAX_PITCH_SHARE:g} of the frame height ({height} px), got {pitch_px:g}"
+    return None
+
+
 def check_attention_pitch(config: dict, source: str = "config") -> None:
     """ConfigError naming ``attention.data.pitch_px`` when the synthetic camera's pitch drift does not fit
-    ``attention.data.height`` (``data.driving.pitch_error``, which the data step checks too). The schema
-    bounds each key alone; without this a small frame with the default pitch failed in the data job."""
+    ``attention.data.height`` (``pitch_error``, which the data step checks too). The schema bounds each
+    key alone; without this a small frame with the default pitch failed in the data job."""
     from .methods import installed_methods
 
     block = config.get("attention")
@@ -126,8 +139,6 @@ def check_attention_pitch(config: dict, source: str = "config") -> None:
     data = block["data"]
     if data["source"] != "synthetic":
         return
-    from .data.driving import pitch_error
-
     why = pitch_error(data["pitch_px"], data["height"])
     if why is not None:
         raise ConfigError(f"invalid configuration in {source}:\n  attention.data.pitch_px: {why} (attention.data.height); "

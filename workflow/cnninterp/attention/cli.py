@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> None:
             raise ConfigError(f"cnninterp attention {args.attention_command}: --{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     check_ranges(args.attention_command, vars(args))
     if args.attention_command == "data" and args.source == "synthetic":  # the schema bounds each alone (check_ranges)
-        from ..data.driving import pitch_error
+        from ..config import pitch_error
 
         if (why := pitch_error(args.pitch_px, args.height)) is not None:
             raise ConfigError(f"cnninterp attention data: --pitch-px {why}; give --pitch-px for a frame this small")

@@ -69,15 +69,6 @@ LINE_WIDTH = 0.15  # metres
 DASH = 3.0  # metres: centre-line dash and gap length
 RAMP = 1.5  # metres: how fast the independent outer road takes over outside the look-ahead band
 HORIZON = 0.3  # horizon row as a fraction of the image height
-MAX_PITCH_SHARE = 0.5  # pitch_px may move the horizon by at most this share of the frame's height
-
-
-def pitch_error(pitch_px: float, height: int) -> str | None:
-    """Why a pitch drift amplitude (pixels) does not fit a frame ``height`` pixels high (it may move the
-    horizon by at most ``MAX_PITCH_SHARE`` of the height, or the look-ahead band leaves the frame), or None."""
-    if pitch_px > MAX_PITCH_SHARE * height:
-        return f"must be at most {MAX_PITCH_SHARE:g} of the frame height ({height} px), got {pitch_px:g}"
-    return None
 SKY, GRASS, ASPHALT = (150, 190, 230), (70, 130, 60), (105, 105, 105)
 EDGE, CENTRE = (250, 250, 250), (240, 200, 40)
 DISTRACTOR_COLOURS = {"tree": (30, 85, 35), "car": (200, 40, 40), "sign": (230, 120, 20)}
