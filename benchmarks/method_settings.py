@@ -9,16 +9,7 @@ import argparse
 import time
 
 import yaml
-
-
-def method_defaults(method: str, sections: tuple[str, ...]) -> dict:
-    """The defaults of ``method``'s config block from the schema: {"seed": ..., section: {key: default}}."""
-    from cnninterp.config import load_schema
-
-    schema = load_schema()["properties"][method]["properties"]
-    out = {p: {k: v["default"] for k, v in schema[p]["properties"].items()} for p in sections}
-    out["seed"] = schema["seed"]["default"]
-    return out
+from cnninterp.config import method_defaults  # noqa: F401  (the benchmarks import it from here)
 
 
 def apply_overrides(cfg: dict, items: list[str]) -> dict:

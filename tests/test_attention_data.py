@@ -445,11 +445,12 @@ def test_the_steps_option_defaults_are_the_config_schemas():
     (no located cells, 12 epochs, ...) after the schema's defaults moved to 64x128."""
     import argparse
 
-    from cnninterp.attention.cli import register, schema_defaults
+    from cnninterp.attention.cli import BLOCKS, register
+    from cnninterp.config import method_defaults
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="verb"))
-    d = schema_defaults()
+    d = method_defaults("attention", BLOCKS)
     data = vars(parser.parse_args(["attention", "data", "--out", "x"]))
     train = vars(parser.parse_args(["attention", "train", "--shards", "s", "--out", "o", "--kind", "attention"]))
     ev = vars(parser.parse_args(["attention", "evaluate", "--shards", "s", "--attention", "a", "--attention-no-reg", "b",

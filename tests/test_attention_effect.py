@@ -153,30 +153,30 @@ def default_metrics(tmp_path_factory):
 
     from cnninterp.attention.evaluate import evaluate
     from cnninterp.attention.train import train_model
-    from cnninterp.config import load_schema
+    from cnninterp.config import method_defaults
     from cnninterp.data.driving import Camera, RoadSpec, generate_driving
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)  # the DAG's training jobs run at 2 threads (config threads); results depend on it
     tmp = tmp_path_factory.mktemp("attention")
-    schema = load_schema()["properties"]["attention"]["properties"]
-    d, m, t, e = ({k: v["default"] for k, v in schema[p]["properties"].items()} for p in ("data", "model", "train", "eval"))
-    seed = schema["seed"]["default"]
+    defaults = method_defaults("attention", ("data", "model", "train", "eval"))
+    d, m, t, e, seed = (defaults[k] for k in ("data", "model", "train", "eval", "seed"))
     camera = Camera(height=d["height"], width=d["width"], lookahead=d["lookahead_m"], band=d["band"])
     spec = RoadSpec(camera=camera, seq_len=d["seq_len"], distractors=d["distractors"], outer=d["outer_road"],
                     lateral_scale=d["lateral_scale"], pitch_px=d["pitch_px"], ramp_m=d["ramp_m"])
     shards = {split: tmp / "driving" / split for split in ("train", "test")}  # as the DAG writes them: one folder per split
     for split, folder in shards.items():
         generate_driving(folder, spec, d["train_sequences"], d["test_sequences"], seed=seed, shard_size=d["shard_size"], splits=(split,))
-    models = {}
-    for name, kind, lam in (("attention", "attention", t["reg_weight"]), ("attention_no_reg", "attention", 0.0), ("cnn", "cnn", 0.0)):
-        models[name] = tmp / name / "model.pt"
-        train_model(shards["train"], models[name], kind, lam, epochs=t["epochs"], batch_size=t["batch_size"], lr=t["lr"], seed=seed,
-                    device="cpu", hidden=m["hidden"], coords=m["coords"], located=m["located"], context_norm=m["context_norm"],
-                    logit_scale=m["logit_scale"], learn_scale=m["learn_scale"], clip_grad=t["clip_grad"])
-    metrics = evaluate(shards["test"], models, tmp / "eval" / "metrics.json", seed=seed, train_shards=shards["train"], **e)
+    models = {name: tmp / name / "model.pt" for name in ("attention", "attention_no_reg", "cnn")}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # the DAG's training jobs run at 2 threads (config threads); results depend on it
+    try:
+        for name, kind, lam in (("attention", "attention", t["reg_weight"]), ("attention_no_reg", "attention", 0.0), ("cnn", "cnn", 0.0)):
+            train_model(shards["train"], models[name], kind, lam, epochs=t["epochs"], batch_size=t["batch_size"], lr=t["lr"], seed=seed,
+                        device="cpu", hidden=m["hidden"], coords=m["coords"], located=m["located"], context_norm=m["context_norm"],
+                        logit_scale=m["logit_scale"], learn_scale=m["learn_scale"], clip_grad=t["clip_grad"])
+        metrics = evaluate(shards["test"], models, tmp / "eval" / "metrics.json", seed=seed, train_shards=shards["train"], **e)
+    finally:
+        torch.set_num_threads(threads)
     print(json.dumps(metrics, indent=1))
-    torch.set_num_threads(threads)
     return metrics
 
 

@@ -11,22 +11,47 @@ from .errors import ConfigError, DataError
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 
 
+_PARSED_SCHEMAS: dict = {}  # (path, mtime) of each schema file -> the parsed schema (load_schema)
+
+
 def load_schema() -> dict:
     """Return the config JSON schema (a dict) read from ``SCHEMA_PATH``, with each installed
-    method's block (``workflow/schemas/<method>.schema.yaml``) added under ``properties.<method>``."""
+    method's block (``workflow/schemas/<method>.schema.yaml``) added under ``properties.<method>``.
+
+    The files are parsed once per process (and again when one changes); each call returns its own
+    copy. Why: every ``cnninterp`` command builds its parser from the schema's defaults
+    (``method_defaults``) and checks its options against it, and a parse costs about 55 ms."""
+    import copy
+
     import yaml
 
     from .methods import installed_methods, schema_path
 
     if not SCHEMA_PATH.is_file():
         raise ConfigError(f"config schema not found at {SCHEMA_PATH}; is the package installed editable (pip install -e .)?")
-    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    files = {None: SCHEMA_PATH}
     for method in installed_methods():
-        path = schema_path(method)
-        if not path.is_file():
-            raise ConfigError(f"method {method!r} has no config schema at {path}")
-        schema["properties"][method] = yaml.safe_load(path.read_text())
-    return schema
+        files[method] = schema_path(method)
+        if not files[method].is_file():
+            raise ConfigError(f"method {method!r} has no config schema at {files[method]}")
+    key = tuple((method, str(path), path.stat().st_mtime_ns) for method, path in files.items())
+    if key not in _PARSED_SCHEMAS:
+        schema = yaml.safe_load(SCHEMA_PATH.read_text())
+        for method, path in files.items():
+            if method is not None:
+                schema["properties"][method] = yaml.safe_load(path.read_text())
+        _PARSED_SCHEMAS[key] = schema
+    return copy.deepcopy(_PARSED_SCHEMAS[key])
+
+
+def method_defaults(method: str, sections: tuple[str, ...]) -> dict:
+    """The defaults of ``method``'s config block from the schema: {"seed": default, section: {key:
+    default}} for each of ``sections`` (e.g. ("data", "model", "train", "eval")); keys without a
+    default are left out."""
+    schema = load_schema()["properties"][method]["properties"]
+    out = {p: {k: v["default"] for k, v in schema[p]["properties"].items() if "default" in v} for p in sections}
+    out["seed"] = schema["seed"]["default"]
+    return out
 
 
 def method_enabled(config: dict, method: str) -> bool:

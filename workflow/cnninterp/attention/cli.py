@@ -7,23 +7,16 @@ import argparse
 from ..argtypes import finite_float
 
 
-def schema_defaults() -> dict:
-    """{block: {key: default}} of the attention schema's data, model, train and eval blocks, plus
-    {"seed": default}: the steps' option defaults, so that a step run by hand does what the config's
-    defaults do (they were the 40x80 settings after the config's moved to 64x128)."""
-    from ..config import load_schema
-
-    schema = load_schema()["properties"]["attention"]["properties"]
-    out = {block: {k: v["default"] for k, v in schema[block]["properties"].items() if "default" in v}
-           for block in ("data", "model", "train", "eval")}
-    out["seed"] = schema["seed"]["default"]
-    return out
+BLOCKS = ("data", "model", "train", "eval")  # the attention schema's blocks the steps' options come from
 
 
 def register(subparsers) -> None:
     """Add the ``attention`` verb and its steps (data, train, evaluate) to the top-level parser;
-    option defaults are the config schema's (``schema_defaults``)."""
-    d = schema_defaults()
+    option defaults are the config schema's, so that a step run by hand does what the config's
+    defaults do (they kept the 40x80 settings after the config's moved to 64x128)."""
+    from ..config import method_defaults
+
+    d = method_defaults("attention", BLOCKS)
     data, model, train, ev = d["data"], d["model"], d["train"], d["eval"]
     verb = subparsers.add_parser("attention", help="causal attention for steering (Kim & Canny 2017)")
     verb.set_defaults(method_run=run)
